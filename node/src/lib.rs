@@ -1,0 +1,1 @@
+//! (crate body arrives with its issue)
