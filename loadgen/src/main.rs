@@ -1,1 +1,38 @@
-fn main() {}
+//! `loadgen`: the driver CLI of the Steward / PBFT benchmark suite.
+
+mod crypto_bench;
+mod keygen;
+mod topology;
+
+use clap::{Parser, Subcommand};
+
+/// Steward vs PBFT benchmark driver.
+#[derive(Parser)]
+#[command(name = "loadgen", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Generate every key of a deployment (threshold keys, signing keys, client keys).
+    Keygen(keygen::KeygenArgs),
+    /// Time the crypto operations and print CSV (op,bits,l,k,median_us).
+    CryptoBench(crypto_bench::CryptoBenchArgs),
+    /// Validate topology files and print a summary of each.
+    Topology(topology::TopologyArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Keygen(a) => keygen::run(a),
+        Cmd::CryptoBench(a) => crypto_bench::run(a),
+        Cmd::Topology(a) => topology::run(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -120,7 +120,7 @@ pub trait MessageVerifier: Send + Sync {
 #[derive(Clone)]
 pub enum SigningKey {
     /// Ed25519.
-    Ed25519(ed25519_dalek::SigningKey),
+    Ed25519(Box<ed25519_dalek::SigningKey>),
     /// RSA.
     Rsa(Box<rsa::RsaPrivateKey>),
 }
@@ -150,8 +150,8 @@ impl SigningKey {
     /// Generate a fresh key.
     pub fn generate(scheme: Scheme, rng: &mut impl CryptoRngCore) -> Result<Self, KeyFileError> {
         match scheme {
-            Scheme::Ed25519 => Ok(SigningKey::Ed25519(ed25519_dalek::SigningKey::generate(
-                rng,
+            Scheme::Ed25519 => Ok(SigningKey::Ed25519(Box::new(
+                ed25519_dalek::SigningKey::generate(rng),
             ))),
             Scheme::Rsa { bits } => rsa::RsaPrivateKey::new(rng, bits as usize)
                 .map(|k| SigningKey::Rsa(Box::new(k)))
@@ -186,8 +186,8 @@ impl SigningKey {
                         f.der_or_raw.len()
                     ))
                 })?;
-                Ok(SigningKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(
-                    &raw,
+                Ok(SigningKey::Ed25519(Box::new(
+                    ed25519_dalek::SigningKey::from_bytes(&raw),
                 )))
             }
             Scheme::Rsa { bits } => {
@@ -394,9 +394,9 @@ mod tests {
         let secret =
             hex::decode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
                 .unwrap();
-        let sk = SigningKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(
+        let sk = SigningKey::Ed25519(Box::new(ed25519_dalek::SigningKey::from_bytes(
             &secret.try_into().unwrap(),
-        ));
+        )));
         let expected = "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e06522490155\
                         5fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b";
         assert_eq!(hex::encode(sk.sign(b"")), expected);

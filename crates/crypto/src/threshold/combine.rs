@@ -135,9 +135,7 @@ impl ThresholdPublicKey {
         if y == BigUint::ZERO || y >= self.n {
             return false;
         }
-        match self.message_rep(msg) {
-            Ok(rep) => y.modpow(&self.e, &self.n) == rep.x_hat,
-            Err(_) => false,
-        }
+        // Plain RSA verification: no Jacobi symbol needed, only x̂.
+        y.modpow(&self.e, &self.n) == self.message_hat(msg)
     }
 }

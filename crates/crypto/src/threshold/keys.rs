@@ -306,9 +306,14 @@ impl ThresholdPublicKey {
         (1..=self.l).contains(&id)
     }
 
-    /// x̂ = EMSA-PKCS1-v1_5(SHA-256(msg)) as an integer, and x = x̂·u^e if (x̂|n) = −1.
+    /// x̂ = EMSA-PKCS1-v1_5(SHA-256(msg)) as an integer.
+    pub(crate) fn message_hat(&self, msg: &[u8]) -> BigUint {
+        BigUint::from_bytes_be(&emsa_pkcs1_v15_sha256(msg, self.pre.n_len))
+    }
+
+    /// x̂ and x = x̂·u^e if (x̂|n) = −1, so that x ∈ J_n.
     pub(crate) fn message_rep(&self, msg: &[u8]) -> Result<MessageRep, super::SignError> {
-        let x_hat = BigUint::from_bytes_be(&emsa_pkcs1_v15_sha256(msg, self.pre.n_len));
+        let x_hat = self.message_hat(msg);
         match jacobi(&x_hat, &self.n) {
             1 => Ok(MessageRep {
                 x: x_hat.clone(),

@@ -1,0 +1,95 @@
+//! Where each file of a deployment directory lives.
+
+use std::path::{Path, PathBuf};
+use steward_config::{ServerId, SiteId};
+
+/// Paths inside a deployment directory.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    /// The layout rooted at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Layout { root: root.into() }
+    }
+
+    /// The deployment directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `manifest.json`.
+    pub fn manifest(&self) -> PathBuf {
+        self.root.join("manifest.json")
+    }
+
+    /// Copy of the topology file.
+    pub fn topology(&self) -> PathBuf {
+        self.root.join("topology.toml")
+    }
+
+    /// A site's threshold public key.
+    pub fn site_threshold_key(&self, site: SiteId) -> PathBuf {
+        self.root
+            .join("public/steward")
+            .join(format!("site-{}.threshold.json", site.0))
+    }
+
+    /// A Steward server's message-signing public key.
+    pub fn steward_public(&self, id: ServerId) -> PathBuf {
+        self.root
+            .join("public/steward")
+            .join(format!("{id}.pub.json"))
+    }
+
+    /// A Steward server's private folder.
+    pub fn steward_dir(&self, id: ServerId) -> PathBuf {
+        self.root.join("steward").join(id.to_string())
+    }
+
+    /// A Steward server's message-signing key.
+    pub fn steward_signing_key(&self, id: ServerId) -> PathBuf {
+        self.steward_dir(id).join("signing.key.json")
+    }
+
+    /// A Steward server's threshold key share.
+    pub fn steward_share(&self, id: ServerId) -> PathBuf {
+        self.steward_dir(id).join("threshold.share.json")
+    }
+
+    /// A PBFT replica's public key.
+    pub fn pbft_public(&self, replica: u32) -> PathBuf {
+        self.root
+            .join("public/pbft")
+            .join(format!("r{replica}.pub.json"))
+    }
+
+    /// A PBFT replica's private folder.
+    pub fn pbft_dir(&self, replica: u32) -> PathBuf {
+        self.root.join("pbft").join(format!("r{replica}"))
+    }
+
+    /// A PBFT replica's signing key.
+    pub fn pbft_signing_key(&self, replica: u32) -> PathBuf {
+        self.pbft_dir(replica).join("signing.key.json")
+    }
+
+    /// A client's public key.
+    pub fn client_public(&self, client: u32) -> PathBuf {
+        self.root
+            .join("public/clients")
+            .join(format!("c{client}.pub.json"))
+    }
+
+    /// A client's private folder.
+    pub fn client_dir(&self, client: u32) -> PathBuf {
+        self.root.join("clients").join(format!("c{client}"))
+    }
+
+    /// A client's signing key.
+    pub fn client_signing_key(&self, client: u32) -> PathBuf {
+        self.client_dir(client).join("signing.key.json")
+    }
+}

@@ -1,0 +1,206 @@
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use rand::SeedableRng;
+use steward_config::{ServerId, SiteId};
+use steward_crypto::signature::{MessageSigner, MessageVerifier, Scheme};
+
+use super::*;
+
+const TOPOLOGY: &str = r#"
+name = "two-sites"
+description = "test"
+
+[lan]
+latency_ms = 0.1
+bandwidth = "1Gbps"
+
+[wan.default]
+latency_ms = 20
+bandwidth = "10Mbps"
+
+[[site]]
+name = "east"
+f = 1
+
+[[site]]
+name = "west"
+f = 0
+servers = 2
+
+[pbft]
+servers_per_site = { east = 3, west = 1 }
+"#;
+
+fn opts(seed: Option<u64>) -> KeygenOptions {
+    KeygenOptions {
+        scheme: Scheme::Ed25519,
+        threshold_bits: 1024,
+        clients: 3,
+        seed,
+        force: false,
+    }
+}
+
+fn setup(dir: &Path) -> std::path::PathBuf {
+    let topo = dir.join("t.toml");
+    fs::write(&topo, TOPOLOGY).unwrap();
+    topo
+}
+
+fn quiet(_: &str) {}
+
+#[test]
+fn generates_a_complete_private_layout_and_loads_it_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let topo = setup(tmp.path());
+    let out = tmp.path().join("dep");
+    let manifest = generate(&topo, &out, &opts(Some(7)), &quiet).unwrap();
+    assert_eq!(manifest.steward_sites.len(), 2);
+    assert_eq!(manifest.steward_sites[0].threshold_k, 3);
+    assert_eq!(manifest.steward_sites[1].threshold_k, 2);
+    assert_eq!(manifest.pbft.replicas, 4);
+
+    let dep = Deployment::load(&out).unwrap();
+    assert_eq!(dep.manifest, manifest);
+    let layout = &dep.layout;
+    let servers: Vec<ServerId> = dep.topology.steward_servers().collect();
+    assert_eq!(servers.len(), 6);
+    for &id in &servers {
+        // Exactly this server's two secret files, private permissions.
+        let dir = layout.steward_dir(id);
+        let mut names: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["signing.key.json", "threshold.share.json"]);
+        assert_eq!(
+            fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        for f in &names {
+            let mode = fs::metadata(dir.join(f)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{id}/{f}");
+        }
+        // The secrets are this server's own: they match its public key and share index.
+        let secrets = dep.steward_secrets(id).unwrap();
+        assert_eq!(u32::from(secrets.share.id()), id.index + 1);
+        let sig = secrets.signing.sign(b"hello");
+        assert_eq!(
+            dep.steward_public(id).unwrap().verify(b"hello", &sig),
+            Ok(())
+        );
+        for &other in servers.iter().filter(|&&o| o != id) {
+            assert!(dep
+                .steward_public(other)
+                .unwrap()
+                .verify(b"hello", &sig)
+                .is_err());
+        }
+    }
+    // 2f+1 loaded shares of site 0 produce a valid site signature.
+    let pk = dep.site_threshold_key(SiteId(0)).unwrap();
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+    let shares: Vec<_> = servers
+        .iter()
+        .filter(|s| s.site == SiteId(0))
+        .take(3)
+        .map(|&s| {
+            dep.steward_secrets(s)
+                .unwrap()
+                .share
+                .sign(&pk, b"site says", &mut rng)
+                .unwrap()
+        })
+        .collect();
+    let combined = pk.combine(b"site says", &shares).unwrap();
+    assert!(pk.verify(b"site says", &combined.signature));
+    // PBFT replicas and clients.
+    for r in 0..4 {
+        let sig = dep.pbft_secret(r).unwrap().sign(b"x");
+        assert_eq!(dep.pbft_public(r).unwrap().verify(b"x", &sig), Ok(()));
+    }
+    for c in 0..3 {
+        let sig = dep.client_secret(c).unwrap().sign(b"x");
+        assert_eq!(dep.client_public(c).unwrap().verify(b"x", &sig), Ok(()));
+    }
+    assert!(dep
+        .client_secret(3)
+        .unwrap_err()
+        .to_string()
+        .contains("no client 3"));
+    assert!(dep.pbft_public(4).is_err());
+    assert!(dep.steward_public(ServerId::new(SiteId(1), 2)).is_err());
+    assert_eq!(fs::read_to_string(layout.topology()).unwrap(), TOPOLOGY);
+}
+
+#[test]
+fn seeded_generation_is_reproducible() {
+    let tmp = tempfile::tempdir().unwrap();
+    let topo = setup(tmp.path());
+    let a = generate(&topo, &tmp.path().join("a"), &opts(Some(3)), &quiet).unwrap();
+    let b = generate(&topo, &tmp.path().join("b"), &opts(Some(3)), &quiet).unwrap();
+    assert_eq!(a.steward_sites, b.steward_sites);
+    let pa = Layout::new(tmp.path().join("a")).steward_public(ServerId::new(SiteId(1), 1));
+    let pb = Layout::new(tmp.path().join("b")).steward_public(ServerId::new(SiteId(1), 1));
+    assert_eq!(fs::read(pa).unwrap(), fs::read(pb).unwrap());
+}
+
+#[test]
+fn refuses_to_overwrite_without_force() {
+    let tmp = tempfile::tempdir().unwrap();
+    let topo = setup(tmp.path());
+    let out = tmp.path().join("dep");
+    let first = generate(&topo, &out, &opts(Some(1)), &quiet).unwrap();
+    let err = generate(&topo, &out, &opts(Some(2)), &quiet).unwrap_err();
+    assert!(err.to_string().contains("--force"), "{err}");
+    // Nothing was lost.
+    assert_eq!(Deployment::load(&out).unwrap().manifest, first);
+    let forced = KeygenOptions {
+        force: true,
+        ..opts(Some(2))
+    };
+    let second = generate(&topo, &out, &forced, &quiet).unwrap();
+    assert_ne!(second.steward_sites, first.steward_sites);
+    // A non-empty directory that is not a deployment is never touched, even with --force.
+    let other = tmp.path().join("other");
+    fs::create_dir(&other).unwrap();
+    fs::write(other.join("precious.txt"), "keep").unwrap();
+    let err = generate(&topo, &other, &forced, &quiet).unwrap_err();
+    assert!(err.to_string().contains("not a deployment"), "{err}");
+    assert!(other.join("precious.txt").exists());
+}
+
+#[test]
+fn bad_inputs_name_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("bad.toml");
+    fs::write(&bad, TOPOLOGY.replace("f = 0", "f = 1")).unwrap();
+    let err = generate(&bad, &tmp.path().join("d"), &opts(None), &quiet).unwrap_err();
+    assert!(err.to_string().contains("bad.toml"), "{err}");
+
+    let topo = setup(tmp.path());
+    let bits = KeygenOptions {
+        threshold_bits: 1000,
+        ..opts(None)
+    };
+    assert!(generate(&topo, &tmp.path().join("d"), &bits, &quiet).is_err());
+
+    let out = tmp.path().join("dep");
+    generate(&topo, &out, &opts(Some(5)), &quiet).unwrap();
+    let id = ServerId::new(SiteId(0), 2);
+    let share = Layout::new(&out).steward_share(id);
+    let text = fs::read_to_string(&share).unwrap();
+    fs::write(&share, &text[..text.len() / 2]).unwrap();
+    let dep = Deployment::load(&out).unwrap();
+    let err = dep.steward_secrets(id).unwrap_err().to_string();
+    assert!(
+        err.contains("threshold.share.json") && err.contains("malformed"),
+        "{err}"
+    );
+    fs::remove_file(Layout::new(&out).manifest()).unwrap();
+    let err = Deployment::load(&out).unwrap_err().to_string();
+    assert!(err.contains("manifest.json"), "{err}");
+}

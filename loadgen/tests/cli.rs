@@ -1,0 +1,137 @@
+//! End-to-end tests of the `loadgen` binary's foundation commands.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn loadgen(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(args)
+        .output()
+        .expect("run loadgen")
+}
+
+fn repo(path: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn keygen_writes_a_deployment_and_refuses_to_overwrite() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("dep");
+    let out_s = out.display().to_string();
+    let topo = repo("topologies/local-symmetric-10mbps.toml");
+    let args = [
+        "keygen",
+        "--topology",
+        &topo,
+        "--out",
+        &out_s,
+        "--seed",
+        "1",
+        "--clients",
+        "4",
+    ];
+    let o = loadgen(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("20 Steward servers, 16 PBFT replicas, 4 clients"),
+        "{stdout}"
+    );
+    assert!(out.join("steward/s4.3/threshold.share.json").exists());
+    assert!(out.join("public/steward/site-4.threshold.json").exists());
+    assert!(out.join("pbft/r15/signing.key.json").exists());
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["scheme"], "ed25519");
+    assert_eq!(manifest["steward_sites"][0]["threshold_k"], 3);
+
+    let again = loadgen(&args);
+    assert!(!again.status.success());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("--force"), "{err}");
+
+    let mut forced = args.to_vec();
+    forced.push("--force");
+    assert!(loadgen(&forced).status.success());
+}
+
+#[test]
+fn keygen_reports_bad_topology_with_file_and_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "name = \"x\"\n[lan]\nlatency_ms = -1\nbandwidth = \"1Gbps\"\n[[site]]\nname = \"a\"\nf = 0\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("dep").display().to_string();
+    let o = loadgen(&[
+        "keygen",
+        "--topology",
+        &bad.display().to_string(),
+        "--out",
+        &out,
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("bad.toml") && err.contains("latency_ms"),
+        "{err}"
+    );
+    assert!(
+        !tmp.path().join("dep").exists(),
+        "nothing is written on error"
+    );
+}
+
+#[test]
+fn crypto_bench_prints_the_promised_csv() {
+    let o = loadgen(&["crypto-bench", "--time-ms", "1", "--min-samples", "1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("op,bits,l,k,median_us"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let keys: Vec<String> = rows
+        .iter()
+        .map(|r| format!("{},{},{},{}", r[0], r[1], r[2], r[3]))
+        .collect();
+    let mut expected = Vec::new();
+    for (bits, l, k) in [(1024, 16, 11), (1024, 4, 3), (2048, 4, 3)] {
+        for op in ["share_sign", "share_verify", "combine", "verify"] {
+            expected.push(format!("{op},{bits},{l},{k}"));
+        }
+    }
+    for op in ["ed25519_sign", "ed25519_verify"] {
+        expected.push(format!("{op},0,0,0"));
+    }
+    for op in ["rsa_sign", "rsa_verify"] {
+        expected.push(format!("{op},1024,0,0"));
+    }
+    assert_eq!(keys, expected);
+    for r in &rows {
+        let us: f64 = r[4].parse().unwrap();
+        assert!(us > 0.0, "{r:?}");
+    }
+}
+
+#[test]
+fn topology_command_validates_every_shipped_file() {
+    let files: Vec<String> = std::fs::read_dir(repo("topologies"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .map(|p| p.display().to_string())
+        .collect();
+    assert_eq!(files.len(), 8);
+    let mut args = vec!["topology"];
+    args.extend(files.iter().map(String::as_str));
+    let o = loadgen(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 8);
+}
