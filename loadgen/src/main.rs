@@ -2,6 +2,8 @@
 
 mod crypto_bench;
 mod keygen;
+mod results;
+mod simulate;
 mod topology;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +24,8 @@ enum Cmd {
     CryptoBench(crypto_bench::CryptoBenchArgs),
     /// Validate topology files and print a summary of each.
     Topology(topology::TopologyArgs),
+    /// Run protocols in the deterministic simulator and write a results directory.
+    Simulate(simulate::SimulateArgs),
 }
 
 fn main() {
@@ -30,6 +34,7 @@ fn main() {
         Cmd::Keygen(a) => keygen::run(a),
         Cmd::CryptoBench(a) => crypto_bench::run(a),
         Cmd::Topology(a) => topology::run(a),
+        Cmd::Simulate(a) => simulate::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -1,1 +1,16 @@
-//! (crate body arrives with its issue)
+//! Steward: hierarchical Byzantine fault-tolerant replication for wide-area networks (Amir et
+//! al., DSN 2006 / TDSC 2010), as a sans-IO protocol core.
+//!
+//! * [`replica`]: the server state machine (normal case).
+//! * [`client`]: the closed-loop client and its reply verification.
+//! * [`msg`] and [`codec`]: messages and their bounded binary encoding.
+//! * [`crypto`]: the crypto interface, real and fast-double backends, op counters and costs.
+//! * [`kv`]: the replicated key-value store.
+
+pub mod client;
+pub mod codec;
+pub mod crypto;
+pub mod kv;
+pub mod msg;
+pub mod replica;
+pub mod simulation;

@@ -1,0 +1,368 @@
+//! The closed-loop client: one outstanding operation at a time. Updates go to one server of the
+//! client's site and are re-sent to every server of the site on timeout; the reply is a single
+//! self-verifying proof (threshold-signed Proposal + ⌊S/2⌋ Accepts) checked against the site
+//! public keys. Read-only queries go to every server of the site and complete with f+1 matching
+//! signed answers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use steward_config::{ServerId, SiteId};
+
+use crate::crypto::Crypto;
+use crate::msg::{ClientId, Envelope, Message, Op, Query, Reply, Update};
+use crate::replica::Dest;
+
+/// Static configuration of a client.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// The client's id.
+    pub id: ClientId,
+    /// Its site.
+    pub site: SiteId,
+    /// Servers per site.
+    pub servers: Vec<u32>,
+    /// f per site.
+    pub f: Vec<u32>,
+    /// Percentage of operations that are updates (the rest are read-only queries).
+    pub write_pct: u32,
+    /// Payload size of an update (the paper: 200 bytes).
+    pub value_len: usize,
+    /// Timeout before re-sending to every server of the site.
+    pub timeout: Duration,
+    /// Seed of the workload's randomness.
+    pub seed: u64,
+}
+
+/// What the client asks its driver to do.
+#[derive(Clone, Debug)]
+pub enum ClientAction {
+    /// Send a message to a server.
+    Send {
+        /// Destination server.
+        to: ServerId,
+        /// The message.
+        env: Envelope,
+    },
+    /// Call [`Client::on_timer`] with `token` after `after`.
+    Timer {
+        /// Delay.
+        after: Duration,
+        /// Token.
+        token: u64,
+    },
+    /// An operation completed.
+    Completed {
+        /// "update" or "query".
+        kind: &'static str,
+        /// Time from first send to the verified reply.
+        latency: Duration,
+        /// The update's execution result, or the agreed query result.
+        result: Vec<u8>,
+    },
+    /// A reply failed verification (counted by the safety checker).
+    BadReply(&'static str),
+}
+
+/// One proposed update, for the safety checker: (client, ts, digest).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Proposed {
+    /// Client.
+    pub client: ClientId,
+    /// Timestamp.
+    pub ts: u64,
+    /// Update digest.
+    pub digest: [u8; 32],
+}
+
+enum Pending {
+    Update {
+        update: Arc<Update>,
+        sent: Duration,
+    },
+    Query {
+        query: Arc<Query>,
+        sent: Duration,
+        answers: HashMap<ServerId, Vec<u8>>,
+    },
+}
+
+/// A closed-loop client.
+pub struct Client {
+    cfg: ClientConfig,
+    crypto: Crypto,
+    rng: ChaCha8Rng,
+    ts: u64,
+    pending: Option<Pending>,
+    out: Vec<ClientAction>,
+    proposed: Vec<Proposed>,
+    now: Duration,
+    stopped: bool,
+}
+
+impl Client {
+    /// A client with its crypto.
+    pub fn new(cfg: ClientConfig, crypto: Crypto) -> Self {
+        let rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        Client {
+            cfg,
+            crypto,
+            rng,
+            ts: 0,
+            pending: None,
+            out: Vec::new(),
+            proposed: Vec::new(),
+            now: Duration::ZERO,
+            stopped: false,
+        }
+    }
+
+    /// This client's id.
+    pub fn id(&self) -> ClientId {
+        self.cfg.id
+    }
+
+    /// Updates this client proposed so far (drains the list).
+    pub fn take_proposed(&mut self) -> Vec<Proposed> {
+        std::mem::take(&mut self.proposed)
+    }
+
+    /// Crypto operation counters.
+    pub fn crypto_counters(&self) -> crate::crypto::CryptoCounters {
+        self.crypto.counters()
+    }
+
+    /// Stop issuing new operations after the current one.
+    pub fn stop(&mut self) {
+        self.stopped = true;
+    }
+
+    /// Start the first operation.
+    pub fn start(&mut self, now: Duration) -> Vec<ClientAction> {
+        self.now = now;
+        self.next_op();
+        std::mem::take(&mut self.out)
+    }
+
+    fn site_servers(&self) -> impl Iterator<Item = ServerId> + '_ {
+        (0..self.cfg.servers[self.cfg.site.index()]).map(|i| ServerId::new(self.cfg.site, i))
+    }
+
+    fn home(&self) -> ServerId {
+        let n = self.cfg.servers[self.cfg.site.index()];
+        ServerId::new(self.cfg.site, self.cfg.id % n)
+    }
+
+    fn send(&mut self, to: ServerId, msg: Message) {
+        self.out.push(ClientAction::Send {
+            to,
+            env: Envelope::new(msg),
+        });
+    }
+
+    fn arm_timer(&mut self) {
+        self.out.push(ClientAction::Timer {
+            after: self.cfg.timeout,
+            token: self.ts,
+        });
+    }
+
+    fn next_op(&mut self) {
+        if self.stopped {
+            self.pending = None;
+            return;
+        }
+        self.ts += 1;
+        let key = format!("client-{}", self.cfg.id).into_bytes();
+        if self.rng.gen_range(0..100) < self.cfg.write_pct {
+            let mut value = vec![0u8; self.cfg.value_len];
+            self.rng.fill(&mut value[..]);
+            let mut u = Update {
+                client: self.cfg.id,
+                ts: self.ts,
+                op: Op::Put { key, value },
+                sig: Vec::new(),
+            };
+            u.sig = self.crypto.sign(&u.signing_bytes());
+            let u = Arc::new(u);
+            self.proposed.push(Proposed {
+                client: u.client,
+                ts: u.ts,
+                digest: u.digest(),
+            });
+            let home = self.home();
+            self.send(home, Message::Update(u.clone()));
+            self.pending = Some(Pending::Update {
+                update: u,
+                sent: self.now,
+            });
+        } else {
+            let mut q = Query {
+                client: self.cfg.id,
+                ts: self.ts,
+                key,
+                sig: Vec::new(),
+            };
+            q.sig = self
+                .crypto
+                .sign(&Message::Query(Arc::new(q.clone())).signing_bytes());
+            let q = Arc::new(q);
+            let servers: Vec<ServerId> = self.site_servers().collect();
+            for s in servers {
+                self.send(s, Message::Query(q.clone()));
+            }
+            self.pending = Some(Pending::Query {
+                query: q,
+                sent: self.now,
+                answers: HashMap::new(),
+            });
+        }
+        self.arm_timer();
+    }
+
+    /// A message from a server.
+    pub fn on_message(&mut self, now: Duration, from: Dest, msg: &Message) -> Vec<ClientAction> {
+        self.now = now;
+        let Dest::Server(from) = from else {
+            return Vec::new();
+        };
+        match msg {
+            Message::Reply(r) => self.on_reply(from, r),
+            Message::QueryReply(q) => self.on_query_reply(from, q),
+            _ => {}
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    /// Verify a reply's proof: the Proposal carries our update and is signed by its site;
+    /// ⌊S/2⌋ Accepts from distinct other sites match it; the server signed the result.
+    fn verify_reply(
+        &mut self,
+        from: ServerId,
+        r: &Arc<Reply>,
+        u: &Update,
+    ) -> Result<(), &'static str> {
+        let p = &r.proof.proposal;
+        if r.server != from || r.client != u.client || r.ts != u.ts {
+            return Err("reply for another update");
+        }
+        if !p.batch.iter().any(|x| x.digest() == u.digest()) {
+            return Err("proposal does not contain the update");
+        }
+        let sites = self.cfg.servers.len();
+        let psite = SiteId(p.site);
+        if psite.index() >= sites || !self.crypto.verify_site(psite, &p.signing_bytes(), &p.tsig) {
+            return Err("bad proposal signature");
+        }
+        let digest = p.digest();
+        let mut seen = std::collections::HashSet::new();
+        for a in &r.proof.accepts {
+            let asite = SiteId(a.site);
+            if a.site == p.site
+                || asite.index() >= sites
+                || a.gv != p.gv
+                || a.seq != p.seq
+                || a.digest != digest
+                || !seen.insert(a.site)
+            {
+                return Err("accept does not match the proposal");
+            }
+            if !self.crypto.verify_site(asite, &a.signing_bytes(), &a.tsig) {
+                return Err("bad accept signature");
+            }
+        }
+        if seen.len() < sites / 2 {
+            return Err("too few accepts");
+        }
+        if !self
+            .crypto
+            .verify_server(from, &Message::Reply(r.clone()).signing_bytes(), &r.sig)
+        {
+            return Err("bad server signature on reply");
+        }
+        Ok(())
+    }
+
+    fn on_reply(&mut self, from: ServerId, r: &Arc<Reply>) {
+        let Some(Pending::Update { update, sent }) = &self.pending else {
+            return;
+        };
+        if r.ts != update.ts {
+            return; // a late reply to an earlier update
+        }
+        let (update, sent) = (update.clone(), *sent);
+        match self.verify_reply(from, r, &update) {
+            Ok(()) => {
+                self.out.push(ClientAction::Completed {
+                    kind: "update",
+                    latency: self.now - sent,
+                    result: r.result.clone(),
+                });
+                self.next_op();
+            }
+            Err(why) => self.out.push(ClientAction::BadReply(why)),
+        }
+    }
+
+    fn on_query_reply(&mut self, from: ServerId, q: &Arc<crate::msg::QueryReply>) {
+        let f = self.cfg.f[self.cfg.site.index()] as usize;
+        let Some(Pending::Query { query, .. }) = &self.pending else {
+            return;
+        };
+        if q.ts != query.ts
+            || q.client != self.cfg.id
+            || q.server != from
+            || from.site != self.cfg.site
+        {
+            return;
+        }
+        if !self.crypto.verify_server(
+            from,
+            &Message::QueryReply(q.clone()).signing_bytes(),
+            &q.sig,
+        ) {
+            self.out
+                .push(ClientAction::BadReply("bad query reply signature"));
+            return;
+        }
+        let Some(Pending::Query { answers, sent, .. }) = &mut self.pending else {
+            return;
+        };
+        answers.insert(from, q.result.clone());
+        let matching = answers.values().filter(|v| **v == q.result).count();
+        if matching > f {
+            let latency = self.now - *sent;
+            self.out.push(ClientAction::Completed {
+                kind: "query",
+                latency,
+                result: q.result.clone(),
+            });
+            self.next_op();
+        }
+    }
+
+    /// Timer: on timeout re-send the pending operation to every server of the site.
+    pub fn on_timer(&mut self, now: Duration, token: u64) -> Vec<ClientAction> {
+        self.now = now;
+        if token != self.ts {
+            return Vec::new();
+        }
+        let msg = match &mut self.pending {
+            Some(Pending::Update { update, .. }) => Message::Update(update.clone()),
+            Some(Pending::Query { query, answers, .. }) => {
+                answers.clear();
+                Message::Query(query.clone())
+            }
+            None => return Vec::new(),
+        };
+        let servers: Vec<ServerId> = self.site_servers().collect();
+        for s in servers {
+            self.send(s, msg.clone());
+        }
+        self.arm_timer();
+        std::mem::take(&mut self.out)
+    }
+}

@@ -1,0 +1,142 @@
+//! A small, bounded binary codec: big-endian integers and length-prefixed byte strings. Decoding
+//! never panics and never allocates more than the input could hold: every length is checked
+//! against the bytes that remain and against a per-field limit.
+
+use std::fmt;
+
+/// Largest byte string a message may carry (an update payload, a signature, a share).
+pub const MAX_BYTES: usize = 64 * 1024;
+/// Largest list a message may carry (updates in a batch, Accepts in a proof).
+pub const MAX_LIST: usize = 4096;
+
+/// Why a message could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError(pub String);
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "malformed message: {}", self.0)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Appends encoded values to a buffer.
+#[derive(Default)]
+pub struct Writer {
+    /// The encoded bytes.
+    pub buf: Vec<u8>,
+}
+
+impl Writer {
+    /// A u8.
+    pub fn u8(&mut self, v: u8) -> &mut Self {
+        self.buf.push(v);
+        self
+    }
+    /// A big-endian u16.
+    pub fn u16(&mut self, v: u16) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    /// A big-endian u32.
+    pub fn u32(&mut self, v: u32) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    /// A big-endian u64.
+    pub fn u64(&mut self, v: u64) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    /// A byte string with a u32 length prefix.
+    pub fn bytes(&mut self, v: &[u8]) -> &mut Self {
+        self.u32(v.len() as u32);
+        self.buf.extend_from_slice(v);
+        self
+    }
+    /// Fixed 32 bytes (a digest).
+    pub fn digest(&mut self, v: &[u8; 32]) -> &mut Self {
+        self.buf.extend_from_slice(v);
+        self
+    }
+}
+
+/// Reads encoded values from a byte slice.
+pub struct Reader<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// Read from `data`.
+    pub fn new(data: &'a [u8]) -> Self {
+        Reader { data, pos: 0 }
+    }
+
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], DecodeError> {
+        if self.data.len() - self.pos < n {
+            return Err(DecodeError(format!(
+                "truncated {what}: need {n} bytes, {} left",
+                self.data.len() - self.pos
+            )));
+        }
+        let s = &self.data[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    /// A u8.
+    pub fn u8(&mut self, what: &str) -> Result<u8, DecodeError> {
+        Ok(self.take(1, what)?[0])
+    }
+    /// A u16.
+    pub fn u16(&mut self, what: &str) -> Result<u16, DecodeError> {
+        let b = self.take(2, what)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+    /// A u32.
+    pub fn u32(&mut self, what: &str) -> Result<u32, DecodeError> {
+        let b = self.take(4, what)?;
+        Ok(u32::from_be_bytes(b.try_into().expect("4 bytes")))
+    }
+    /// A u64.
+    pub fn u64(&mut self, what: &str) -> Result<u64, DecodeError> {
+        let b = self.take(8, what)?;
+        Ok(u64::from_be_bytes(b.try_into().expect("8 bytes")))
+    }
+    /// A length-prefixed byte string of at most `MAX_BYTES`.
+    pub fn bytes(&mut self, what: &str) -> Result<Vec<u8>, DecodeError> {
+        let n = self.u32(what)? as usize;
+        if n > MAX_BYTES {
+            return Err(DecodeError(format!(
+                "{what}: length {n} exceeds {MAX_BYTES}"
+            )));
+        }
+        Ok(self.take(n, what)?.to_vec())
+    }
+    /// 32 bytes.
+    pub fn digest(&mut self, what: &str) -> Result<[u8; 32], DecodeError> {
+        Ok(self.take(32, what)?.try_into().expect("32 bytes"))
+    }
+    /// A list length of at most `MAX_LIST`, also bounded by the bytes left (each item ≥ `min_item` bytes).
+    pub fn list_len(&mut self, what: &str, min_item: usize) -> Result<usize, DecodeError> {
+        let n = self.u32(what)? as usize;
+        let left = self.data.len() - self.pos;
+        if n > MAX_LIST || n.saturating_mul(min_item.max(1)) > left {
+            return Err(DecodeError(format!("{what}: implausible list length {n}")));
+        }
+        Ok(n)
+    }
+    /// Fail unless every byte was consumed.
+    pub fn finish(&self) -> Result<(), DecodeError> {
+        if self.pos == self.data.len() {
+            Ok(())
+        } else {
+            Err(DecodeError(format!(
+                "{} trailing bytes",
+                self.data.len() - self.pos
+            )))
+        }
+    }
+}

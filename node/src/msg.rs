@@ -1,0 +1,812 @@
+//! Steward's messages (TDSC Fig. A-1, normal case) and their versioned binary encoding.
+//!
+//! Every message is encoded as `version (u8) | type (u8) | body`. Signed messages sign the
+//! encoding of everything but the signature ([`Message::signing_bytes`]); threshold-signed ones
+//! (Proposal, Accept) sign the same way with the site key.
+
+use std::sync::Arc;
+
+use sha2::{Digest as _, Sha256};
+use steward_config::{ServerId, SiteId};
+
+use crate::codec::{DecodeError, Reader, Writer};
+
+/// Wire format version.
+pub const WIRE_VERSION: u8 = 1;
+
+/// A SHA-256 digest.
+pub type Digest = [u8; 32];
+
+/// A client's identifier.
+pub type ClientId = u32;
+
+/// An operation on the replicated key-value store.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// Set `key` to `value`.
+    Put {
+        /// Key.
+        key: Vec<u8>,
+        /// Value.
+        value: Vec<u8>,
+    },
+    /// Read `key`.
+    Get {
+        /// Key.
+        key: Vec<u8>,
+    },
+    /// Remove `key`.
+    Delete {
+        /// Key.
+        key: Vec<u8>,
+    },
+}
+
+/// A client update (client_id, timestamp, client_update, sig).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Update {
+    /// Who proposed it.
+    pub client: ClientId,
+    /// The client's logical timestamp: (client, ts) identifies the update.
+    pub ts: u64,
+    /// The operation.
+    pub op: Op,
+    /// The client's signature over the rest.
+    pub sig: Vec<u8>,
+}
+
+/// Pre-Prepare(server_id, gv, lv, seq, Update), here carrying a batch of updates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrePrepare {
+    /// The representative's index in its site.
+    pub server: u32,
+    /// Global view.
+    pub gv: u64,
+    /// Local view.
+    pub lv: u64,
+    /// Global sequence number.
+    pub seq: u64,
+    /// The updates bound to `seq` (one in the paper's configuration).
+    pub batch: Vec<Arc<Update>>,
+    /// The representative's signature.
+    pub sig: Vec<u8>,
+}
+
+/// Prepare(server_id, gv, lv, seq, Digest(batch)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prepare {
+    /// Sender's index in its site.
+    pub server: u32,
+    /// Global view.
+    pub gv: u64,
+    /// Local view.
+    pub lv: u64,
+    /// Sequence number.
+    pub seq: u64,
+    /// Digest of the batch.
+    pub digest: Digest,
+    /// Sender's signature.
+    pub sig: Vec<u8>,
+}
+
+/// Proposal(site_id, gv, lv, seq, batch), threshold-signed by the leader site.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proposal {
+    /// The leader site.
+    pub site: u16,
+    /// Global view.
+    pub gv: u64,
+    /// Local view of the leader site.
+    pub lv: u64,
+    /// Sequence number.
+    pub seq: u64,
+    /// The updates.
+    pub batch: Vec<Arc<Update>>,
+    /// The site's threshold signature.
+    pub tsig: Vec<u8>,
+}
+
+/// Accept(site_id, gv, lv, seq, Digest(batch)), threshold-signed by a non-leader site.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accept {
+    /// The accepting site.
+    pub site: u16,
+    /// Global view.
+    pub gv: u64,
+    /// Local view of the accepting site.
+    pub lv: u64,
+    /// Sequence number.
+    pub seq: u64,
+    /// Digest of the proposal's batch.
+    pub digest: Digest,
+    /// The site's threshold signature.
+    pub tsig: Vec<u8>,
+}
+
+/// What a partial signature is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SigKind {
+    /// The leader site's Proposal.
+    Proposal,
+    /// A non-leader site's Accept.
+    Accept,
+}
+
+/// Partial_Sig: one server's share of a site signature. The signed content is identified by
+/// (kind, gv, lv, seq, content digest); every server of the site can rebuild it. The share
+/// carries its own proof of correctness, which binds it to the signer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartialSig {
+    /// Signer's index in its site.
+    pub server: u32,
+    /// Proposal or Accept.
+    pub kind: SigKind,
+    /// Global view of the content.
+    pub gv: u64,
+    /// Local view of the content.
+    pub lv: u64,
+    /// Sequence number of the content.
+    pub seq: u64,
+    /// SHA-256 of the unsigned content's encoding.
+    pub content: Digest,
+    /// The encoded threshold share (with proof).
+    pub share: Vec<u8>,
+}
+
+/// Corrupted_Server(server_id, data, Partial_Sig, sig): proof that `partial.server` sent an
+/// invalid share; receivers check the share themselves before blacklisting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CorruptedServer {
+    /// The accuser's index.
+    pub server: u32,
+    /// The invalid partial signature.
+    pub partial: PartialSig,
+    /// The accuser's signature.
+    pub sig: Vec<u8>,
+}
+
+/// A Globally_Ordered_Update: the Proposal plus ⌊S/2⌋ Accepts from distinct other sites. Self-
+/// verifying against the site public keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderProof {
+    /// The threshold-signed Proposal.
+    pub proposal: Arc<Proposal>,
+    /// Threshold-signed Accepts.
+    pub accepts: Vec<Arc<Accept>>,
+}
+
+/// The reply to a client update: the order proof, the execution result, signed by the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    /// The replying server.
+    pub server: ServerId,
+    /// The client.
+    pub client: ClientId,
+    /// The update's timestamp.
+    pub ts: u64,
+    /// Proof that the update was globally ordered.
+    pub proof: OrderProof,
+    /// Execution result.
+    pub result: Vec<u8>,
+    /// The server's signature.
+    pub sig: Vec<u8>,
+}
+
+/// A read-only query, answered inside the client's site.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Query {
+    /// The client.
+    pub client: ClientId,
+    /// Client timestamp (queries share the client's timestamp sequence).
+    pub ts: u64,
+    /// Key to read.
+    pub key: Vec<u8>,
+    /// Client signature.
+    pub sig: Vec<u8>,
+}
+
+/// One server's signed answer to a query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueryReply {
+    /// The answering server.
+    pub server: ServerId,
+    /// The client.
+    pub client: ClientId,
+    /// The query's timestamp.
+    pub ts: u64,
+    /// The value (empty = absent), prefixed by one byte: 1 present, 0 absent.
+    pub result: Vec<u8>,
+    /// The server's signature.
+    pub sig: Vec<u8>,
+}
+
+/// Every message of the normal case.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// Client → server; server → representative; representative → leader representative.
+    Update(Arc<Update>),
+    /// ASSIGN-SEQUENCE round 1.
+    PrePrepare(Arc<PrePrepare>),
+    /// ASSIGN-SEQUENCE round 2.
+    Prepare(Arc<Prepare>),
+    /// THRESHOLD-SIGN share.
+    PartialSig(Arc<PartialSig>),
+    /// THRESHOLD-SIGN blame.
+    Corrupted(Arc<CorruptedServer>),
+    /// Leader site → all sites.
+    Proposal(Arc<Proposal>),
+    /// Non-leader site → all sites.
+    Accept(Arc<Accept>),
+    /// Server → client.
+    Reply(Arc<Reply>),
+    /// Client → its site's servers.
+    Query(Arc<Query>),
+    /// Server → client.
+    QueryReply(Arc<QueryReply>),
+}
+
+fn sha(bytes: &[u8]) -> Digest {
+    Sha256::digest(bytes).into()
+}
+
+fn put_op(w: &mut Writer, op: &Op) {
+    match op {
+        Op::Put { key, value } => {
+            w.u8(0).bytes(key).bytes(value);
+        }
+        Op::Get { key } => {
+            w.u8(1).bytes(key);
+        }
+        Op::Delete { key } => {
+            w.u8(2).bytes(key);
+        }
+    }
+}
+
+fn get_op(r: &mut Reader) -> Result<Op, DecodeError> {
+    match r.u8("op tag")? {
+        0 => Ok(Op::Put {
+            key: r.bytes("key")?,
+            value: r.bytes("value")?,
+        }),
+        1 => Ok(Op::Get {
+            key: r.bytes("key")?,
+        }),
+        2 => Ok(Op::Delete {
+            key: r.bytes("key")?,
+        }),
+        t => Err(DecodeError(format!("unknown op tag {t}"))),
+    }
+}
+
+impl Update {
+    /// Bytes the client signs.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::default();
+        w.u8(WIRE_VERSION).u8(b'U').u32(self.client).u64(self.ts);
+        put_op(&mut w, &self.op);
+        w.buf
+    }
+
+    /// Digest identifying the update (over its signed content).
+    pub fn digest(&self) -> Digest {
+        sha(&self.signing_bytes())
+    }
+
+    /// True for operations that do not change state.
+    pub fn is_read(&self) -> bool {
+        matches!(self.op, Op::Get { .. })
+    }
+
+    fn put(&self, w: &mut Writer) {
+        w.u32(self.client).u64(self.ts);
+        put_op(w, &self.op);
+        w.bytes(&self.sig);
+    }
+
+    fn get(r: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(Update {
+            client: r.u32("client")?,
+            ts: r.u64("ts")?,
+            op: get_op(r)?,
+            sig: r.bytes("client sig")?,
+        })
+    }
+}
+
+/// Digest of a batch: SHA-256 over the updates' digests.
+pub fn batch_digest(batch: &[Arc<Update>]) -> Digest {
+    let mut h = Sha256::new();
+    h.update(b"steward/batch/v1");
+    for u in batch {
+        h.update(u.digest());
+    }
+    h.finalize().into()
+}
+
+fn put_batch(w: &mut Writer, batch: &[Arc<Update>]) {
+    w.u32(batch.len() as u32);
+    for u in batch {
+        u.put(w);
+    }
+}
+
+fn get_batch(r: &mut Reader) -> Result<Vec<Arc<Update>>, DecodeError> {
+    let n = r.list_len("batch", 17)?;
+    (0..n).map(|_| Update::get(r).map(Arc::new)).collect()
+}
+
+fn put_server(w: &mut Writer, s: ServerId) {
+    w.u16(s.site.0).u32(s.index);
+}
+
+fn get_server(r: &mut Reader) -> Result<ServerId, DecodeError> {
+    Ok(ServerId::new(SiteId(r.u16("site")?), r.u32("server")?))
+}
+
+impl PrePrepare {
+    fn put_unsigned(&self, w: &mut Writer) {
+        w.u32(self.server).u64(self.gv).u64(self.lv).u64(self.seq);
+        put_batch(w, &self.batch);
+    }
+}
+
+impl Prepare {
+    fn put_unsigned(&self, w: &mut Writer) {
+        w.u32(self.server)
+            .u64(self.gv)
+            .u64(self.lv)
+            .u64(self.seq)
+            .digest(&self.digest);
+    }
+}
+
+impl Proposal {
+    fn put_unsigned(&self, w: &mut Writer) {
+        w.u16(self.site).u64(self.gv).u64(self.lv).u64(self.seq);
+        put_batch(w, &self.batch);
+    }
+
+    /// Digest of the batch (what Accepts and Prepares refer to).
+    pub fn digest(&self) -> Digest {
+        batch_digest(&self.batch)
+    }
+
+    /// The content the leader site threshold-signs.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::default();
+        w.u8(WIRE_VERSION).u8(b'P');
+        self.put_unsigned(&mut w);
+        w.buf
+    }
+}
+
+impl Accept {
+    fn put_unsigned(&self, w: &mut Writer) {
+        w.u16(self.site)
+            .u64(self.gv)
+            .u64(self.lv)
+            .u64(self.seq)
+            .digest(&self.digest);
+    }
+
+    /// The content the accepting site threshold-signs.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::default();
+        w.u8(WIRE_VERSION).u8(b'A');
+        self.put_unsigned(&mut w);
+        w.buf
+    }
+}
+
+impl PartialSig {
+    fn put(&self, w: &mut Writer) {
+        w.u32(self.server)
+            .u8(match self.kind {
+                SigKind::Proposal => 0,
+                SigKind::Accept => 1,
+            })
+            .u64(self.gv)
+            .u64(self.lv)
+            .u64(self.seq)
+            .digest(&self.content)
+            .bytes(&self.share);
+    }
+
+    fn get(r: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(PartialSig {
+            server: r.u32("server")?,
+            kind: match r.u8("sig kind")? {
+                0 => SigKind::Proposal,
+                1 => SigKind::Accept,
+                k => return Err(DecodeError(format!("unknown sig kind {k}"))),
+            },
+            gv: r.u64("gv")?,
+            lv: r.u64("lv")?,
+            seq: r.u64("seq")?,
+            content: r.digest("content")?,
+            share: r.bytes("share")?,
+        })
+    }
+}
+
+fn put_proposal(w: &mut Writer, p: &Proposal) {
+    p.put_unsigned(w);
+    w.bytes(&p.tsig);
+}
+
+fn get_proposal(r: &mut Reader) -> Result<Proposal, DecodeError> {
+    Ok(Proposal {
+        site: r.u16("site")?,
+        gv: r.u64("gv")?,
+        lv: r.u64("lv")?,
+        seq: r.u64("seq")?,
+        batch: get_batch(r)?,
+        tsig: r.bytes("tsig")?,
+    })
+}
+
+fn put_accept(w: &mut Writer, a: &Accept) {
+    a.put_unsigned(w);
+    w.bytes(&a.tsig);
+}
+
+fn get_accept(r: &mut Reader) -> Result<Accept, DecodeError> {
+    Ok(Accept {
+        site: r.u16("site")?,
+        gv: r.u64("gv")?,
+        lv: r.u64("lv")?,
+        seq: r.u64("seq")?,
+        digest: r.digest("digest")?,
+        tsig: r.bytes("tsig")?,
+    })
+}
+
+impl Message {
+    fn tag(&self) -> u8 {
+        match self {
+            Message::Update(_) => 1,
+            Message::PrePrepare(_) => 2,
+            Message::Prepare(_) => 3,
+            Message::PartialSig(_) => 4,
+            Message::Corrupted(_) => 5,
+            Message::Proposal(_) => 6,
+            Message::Accept(_) => 7,
+            Message::Reply(_) => 8,
+            Message::Query(_) => 9,
+            Message::QueryReply(_) => 10,
+        }
+    }
+
+    /// Short name for logs and counters.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Update(_) => "update",
+            Message::PrePrepare(_) => "pre-prepare",
+            Message::Prepare(_) => "prepare",
+            Message::PartialSig(_) => "partial-sig",
+            Message::Corrupted(_) => "corrupted-server",
+            Message::Proposal(_) => "proposal",
+            Message::Accept(_) => "accept",
+            Message::Reply(_) => "reply",
+            Message::Query(_) => "query",
+            Message::QueryReply(_) => "query-reply",
+        }
+    }
+
+    /// Encode with `sig` fields included (`with_sig`) or excluded (for signing).
+    fn put(&self, w: &mut Writer, with_sig: bool) {
+        w.u8(WIRE_VERSION).u8(self.tag());
+        let sig = |w: &mut Writer, s: &[u8]| {
+            if with_sig {
+                w.bytes(s);
+            }
+        };
+        match self {
+            Message::Update(u) => u.put(w),
+            Message::PrePrepare(p) => {
+                p.put_unsigned(w);
+                sig(w, &p.sig);
+            }
+            Message::Prepare(p) => {
+                p.put_unsigned(w);
+                sig(w, &p.sig);
+            }
+            Message::PartialSig(p) => p.put(w),
+            Message::Corrupted(c) => {
+                w.u32(c.server);
+                c.partial.put(w);
+                sig(w, &c.sig);
+            }
+            Message::Proposal(p) => put_proposal(w, p),
+            Message::Accept(a) => put_accept(w, a),
+            Message::Reply(rp) => {
+                put_server(w, rp.server);
+                w.u32(rp.client).u64(rp.ts);
+                put_proposal(w, &rp.proof.proposal);
+                w.u32(rp.proof.accepts.len() as u32);
+                for a in &rp.proof.accepts {
+                    put_accept(w, a);
+                }
+                w.bytes(&rp.result);
+                sig(w, &rp.sig);
+            }
+            Message::Query(q) => {
+                w.u32(q.client).u64(q.ts).bytes(&q.key);
+                sig(w, &q.sig);
+            }
+            Message::QueryReply(q) => {
+                put_server(w, q.server);
+                w.u32(q.client).u64(q.ts).bytes(&q.result);
+                sig(w, &q.sig);
+            }
+        }
+    }
+
+    /// The full wire encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::default();
+        self.put(&mut w, true);
+        w.buf
+    }
+
+    /// The bytes a server signs: the encoding without the signature field.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::default();
+        self.put(&mut w, false);
+        w.buf
+    }
+
+    /// Decode a full wire encoding. Never panics; rejects unknown versions, tags, oversize
+    /// lengths and trailing bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let version = r.u8("version")?;
+        if version != WIRE_VERSION {
+            return Err(DecodeError(format!("unsupported wire version {version}")));
+        }
+        let msg = match r.u8("type")? {
+            1 => Message::Update(Arc::new(Update::get(&mut r)?)),
+            2 => Message::PrePrepare(Arc::new(PrePrepare {
+                server: r.u32("server")?,
+                gv: r.u64("gv")?,
+                lv: r.u64("lv")?,
+                seq: r.u64("seq")?,
+                batch: get_batch(&mut r)?,
+                sig: r.bytes("sig")?,
+            })),
+            3 => Message::Prepare(Arc::new(Prepare {
+                server: r.u32("server")?,
+                gv: r.u64("gv")?,
+                lv: r.u64("lv")?,
+                seq: r.u64("seq")?,
+                digest: r.digest("digest")?,
+                sig: r.bytes("sig")?,
+            })),
+            4 => Message::PartialSig(Arc::new(PartialSig::get(&mut r)?)),
+            5 => Message::Corrupted(Arc::new(CorruptedServer {
+                server: r.u32("server")?,
+                partial: PartialSig::get(&mut r)?,
+                sig: r.bytes("sig")?,
+            })),
+            6 => Message::Proposal(Arc::new(get_proposal(&mut r)?)),
+            7 => Message::Accept(Arc::new(get_accept(&mut r)?)),
+            8 => {
+                let server = get_server(&mut r)?;
+                let client = r.u32("client")?;
+                let ts = r.u64("ts")?;
+                let proposal = Arc::new(get_proposal(&mut r)?);
+                let n = r.list_len("accepts", 60)?;
+                let accepts = (0..n)
+                    .map(|_| get_accept(&mut r).map(Arc::new))
+                    .collect::<Result<_, _>>()?;
+                Message::Reply(Arc::new(Reply {
+                    server,
+                    client,
+                    ts,
+                    proof: OrderProof { proposal, accepts },
+                    result: r.bytes("result")?,
+                    sig: r.bytes("sig")?,
+                }))
+            }
+            9 => Message::Query(Arc::new(Query {
+                client: r.u32("client")?,
+                ts: r.u64("ts")?,
+                key: r.bytes("key")?,
+                sig: r.bytes("sig")?,
+            })),
+            10 => Message::QueryReply(Arc::new(QueryReply {
+                server: get_server(&mut r)?,
+                client: r.u32("client")?,
+                ts: r.u64("ts")?,
+                result: r.bytes("result")?,
+                sig: r.bytes("sig")?,
+            })),
+            t => return Err(DecodeError(format!("unknown message type {t}"))),
+        };
+        r.finish()?;
+        Ok(msg)
+    }
+}
+
+/// A message with its encoded size computed once (for bandwidth accounting).
+#[derive(Clone, Debug)]
+pub struct Envelope {
+    /// The message.
+    pub msg: Message,
+    /// Its wire size in bytes.
+    pub size: u32,
+}
+
+impl Envelope {
+    /// Wrap `msg`, computing its wire size.
+    pub fn new(msg: Message) -> Self {
+        let size = msg.encode().len() as u32;
+        Envelope { msg, size }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    pub(crate) fn sample_update(ts: u64) -> Arc<Update> {
+        Arc::new(Update {
+            client: 7,
+            ts,
+            op: Op::Put {
+                key: b"k".to_vec(),
+                value: vec![1; 200],
+            },
+            sig: vec![9; 64],
+        })
+    }
+
+    fn samples() -> Vec<Message> {
+        let batch = vec![sample_update(1), sample_update(2)];
+        let proposal = Arc::new(Proposal {
+            site: 0,
+            gv: 1,
+            lv: 2,
+            seq: 3,
+            batch: batch.clone(),
+            tsig: vec![5; 128],
+        });
+        let accept = Arc::new(Accept {
+            site: 1,
+            gv: 1,
+            lv: 0,
+            seq: 3,
+            digest: [3; 32],
+            tsig: vec![6; 128],
+        });
+        let partial = PartialSig {
+            server: 2,
+            kind: SigKind::Accept,
+            gv: 1,
+            lv: 0,
+            seq: 3,
+            content: [8; 32],
+            share: vec![4; 307],
+        };
+        vec![
+            Message::Update(sample_update(1)),
+            Message::PrePrepare(Arc::new(PrePrepare {
+                server: 0,
+                gv: 1,
+                lv: 2,
+                seq: 3,
+                batch,
+                sig: vec![1; 64],
+            })),
+            Message::Prepare(Arc::new(Prepare {
+                server: 1,
+                gv: 1,
+                lv: 2,
+                seq: 3,
+                digest: [2; 32],
+                sig: vec![1; 64],
+            })),
+            Message::PartialSig(Arc::new(partial.clone())),
+            Message::Corrupted(Arc::new(CorruptedServer {
+                server: 3,
+                partial,
+                sig: vec![1; 64],
+            })),
+            Message::Proposal(proposal.clone()),
+            Message::Accept(accept.clone()),
+            Message::Reply(Arc::new(Reply {
+                server: ServerId::new(SiteId(0), 1),
+                client: 7,
+                ts: 1,
+                proof: OrderProof {
+                    proposal,
+                    accepts: vec![accept.clone(), accept],
+                },
+                result: b"ok".to_vec(),
+                sig: vec![1; 64],
+            })),
+            Message::Query(Arc::new(Query {
+                client: 7,
+                ts: 9,
+                key: b"k".to_vec(),
+                sig: vec![1; 64],
+            })),
+            Message::QueryReply(Arc::new(QueryReply {
+                server: ServerId::new(SiteId(1), 0),
+                client: 7,
+                ts: 9,
+                result: vec![1, 2, 3],
+                sig: vec![1; 64],
+            })),
+        ]
+    }
+
+    #[test]
+    fn every_message_roundtrips() {
+        for m in samples() {
+            let bytes = m.encode();
+            assert_eq!(Message::decode(&bytes).unwrap(), m, "{}", m.kind());
+            // Truncation anywhere is an error, never a panic.
+            for cut in 0..bytes.len() {
+                assert!(
+                    Message::decode(&bytes[..cut]).is_err(),
+                    "{} cut {cut}",
+                    m.kind()
+                );
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert!(Message::decode(&longer).is_err());
+        }
+    }
+
+    #[test]
+    fn signing_bytes_exclude_the_signature() {
+        for m in samples() {
+            assert!(m.signing_bytes().len() <= m.encode().len());
+        }
+        let a = sample_update(1);
+        let mut b = (*a).clone();
+        b.sig = vec![0; 64];
+        assert_eq!(a.digest(), b.digest());
+    }
+
+    #[test]
+    fn bad_version_and_tag_are_rejected() {
+        let mut bytes = samples()[0].encode();
+        bytes[0] = 9;
+        assert!(Message::decode(&bytes).unwrap_err().0.contains("version"));
+        bytes[0] = WIRE_VERSION;
+        bytes[1] = 200;
+        assert!(Message::decode(&bytes).unwrap_err().0.contains("type"));
+    }
+
+    #[test]
+    fn huge_lengths_do_not_allocate() {
+        // An Update claiming a 4 GiB key.
+        let mut bytes = vec![WIRE_VERSION, 1];
+        bytes.extend(7u32.to_be_bytes());
+        bytes.extend(1u64.to_be_bytes());
+        bytes.push(1);
+        bytes.extend(u32::MAX.to_be_bytes());
+        assert!(Message::decode(&bytes).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = Message::decode(&bytes);
+        }
+
+        #[test]
+        fn mutated_encodings_never_panic(idx in 0usize..10, pos in any::<usize>(), val in any::<u8>()) {
+            let m = &samples()[idx];
+            let mut bytes = m.encode();
+            let p = pos % bytes.len();
+            bytes[p] = val;
+            let _ = Message::decode(&bytes);
+        }
+    }
+}

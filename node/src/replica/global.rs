@@ -1,0 +1,272 @@
+//! ASSIGN-GLOBAL-ORDER (TDSC Fig. A-11): Proposals from the leader site, Accepts from the
+//! others, global order with the Proposal plus ⌊S/2⌋ Accepts, and execution in order.
+
+use std::sync::Arc;
+
+use steward_config::{ServerId, SiteId};
+
+use super::{Action, Dest, Executed, Replica};
+use crate::msg::{Accept, Message, OrderProof, Proposal, Reply, SigKind};
+
+impl Replica {
+    fn global_window_ok(&self, seq: u64) -> bool {
+        seq <= self.global_aru + 4 * self.cfg.global_window
+    }
+
+    /// C1–C6: a threshold-signed Proposal arrives (from the leader site, or from the own
+    /// representative).
+    pub(crate) fn on_proposal(&mut self, from: ServerId, p: &Arc<Proposal>) -> bool {
+        let leader = self.leader_site();
+        if p.gv != self.gv || SiteId(p.site) != leader || p.batch.is_empty() {
+            return false;
+        }
+        // Leader-site servers learn the Proposal from their own representative; other sites from
+        // the leader site's servers (normally its representative) or their own representative.
+        let from_ok = from.site == leader || from == self.rep_of(self.site());
+        if !from_ok {
+            return false;
+        }
+        if p.seq <= self.global_aru {
+            return true;
+        }
+        if !self.global_window_ok(p.seq) {
+            return false;
+        }
+        let known = self
+            .global
+            .get(&p.seq)
+            .and_then(|s| s.proposal.as_ref())
+            .map(|q| q.tsig == p.tsig && q.signing_bytes() == p.signing_bytes());
+        match known {
+            Some(true) => {
+                self.on_duplicate_proposal(from, p);
+                return true;
+            }
+            Some(false) => return false, // a different Proposal for a slot we already hold
+            None => {}
+        }
+        if !self.crypto.verify_site(leader, &p.signing_bytes(), &p.tsig) {
+            return false;
+        }
+        self.apply_proposal(p);
+        if self.is_rep() && from.site != self.site() {
+            self.send_site(Message::Proposal(p.clone()));
+        }
+        if !self.in_leader_site() {
+            self.start_accept(p.seq);
+        }
+        true
+    }
+
+    /// Apply a valid Proposal to Global_History (and Local_History at the leader site).
+    pub(crate) fn apply_proposal(&mut self, p: &Arc<Proposal>) {
+        let now = self.now;
+        let slot = self.global.entry(p.seq).or_default();
+        slot.proposal = Some(p.clone());
+        slot.sent_at = now;
+        let digest = p.digest();
+        slot.accepts.retain(|_, a| a.digest == digest);
+        if self.in_leader_site() {
+            self.local.entry(p.seq).or_default().proposal = Some(p.clone());
+            while self
+                .local
+                .get(&(self.pending_aru + 1))
+                .is_some_and(|s| s.proposal.is_some())
+                || self
+                    .global
+                    .get(&(self.pending_aru + 1))
+                    .is_some_and(|s| s.proposal.is_some())
+            {
+                self.pending_aru += 1;
+            }
+        }
+        for u in &p.batch {
+            self.bound.insert(u.digest(), p.seq);
+        }
+        self.check_ordered(p.seq);
+    }
+
+    /// Non-leader site: construct the Accept and THRESHOLD-SIGN it (once per slot).
+    fn start_accept(&mut self, seq: u64) {
+        let Some(slot) = self.global.get_mut(&seq) else {
+            return;
+        };
+        if slot.accept_share_sent {
+            return;
+        }
+        slot.accept_share_sent = true;
+        let Some(p) = slot.proposal.clone() else {
+            return;
+        };
+        let accept = Accept {
+            site: self.site().0,
+            gv: p.gv,
+            lv: self.lv,
+            seq,
+            digest: p.digest(),
+            tsig: Vec::new(),
+        };
+        self.threshold_sign(SigKind::Accept, p.gv, self.lv, seq, accept.signing_bytes());
+    }
+
+    /// A retransmitted Proposal: a non-leader representative answers with its Accept if it has
+    /// one, otherwise the site resends its shares.
+    fn on_duplicate_proposal(&mut self, from: ServerId, p: &Arc<Proposal>) {
+        // Only a retransmission from the leader site calls for an answer; copies circulating
+        // inside the own site (including the representative's loopback) do not.
+        if self.in_leader_site() || (self.is_rep() && from.site == self.site()) {
+            return;
+        }
+        let own = self.global.get(&p.seq).and_then(|s| s.own_accept.clone());
+        if self.is_rep() {
+            if let Some(a) = own {
+                self.send(Dest::Server(from), Message::Accept(a));
+            } else {
+                self.send_site(Message::Proposal(p.clone()));
+                self.resend_share(SigKind::Accept, p.seq);
+            }
+        } else {
+            self.resend_share(SigKind::Accept, p.seq);
+        }
+    }
+
+    /// E1–E7: a threshold-signed Accept.
+    pub(crate) fn on_accept(&mut self, from: ServerId, a: &Arc<Accept>) -> bool {
+        let site = SiteId(a.site);
+        if a.gv != self.gv
+            || site == self.leader_site()
+            || site.index() >= self.num_sites()
+            || !(from.site == site || from == self.rep_of(self.site()))
+        {
+            return false;
+        }
+        if a.seq <= self.global_aru {
+            return true;
+        }
+        if !self.global_window_ok(a.seq) {
+            return false;
+        }
+        if let Some(slot) = self.global.get(&a.seq) {
+            if slot.accepts.get(&a.site).is_some_and(|x| x.tsig == a.tsig) {
+                return true;
+            }
+            if slot
+                .proposal
+                .as_ref()
+                .is_some_and(|p| p.digest() != a.digest)
+            {
+                return false;
+            }
+        }
+        if !self.crypto.verify_site(site, &a.signing_bytes(), &a.tsig) {
+            return false;
+        }
+        self.apply_accept(a);
+        if self.is_rep() && from.site != self.site() {
+            self.send_site(Message::Accept(a.clone()));
+        }
+        true
+    }
+
+    pub(crate) fn apply_accept(&mut self, a: &Arc<Accept>) {
+        self.global
+            .entry(a.seq)
+            .or_default()
+            .accepts
+            .insert(a.site, a.clone());
+        self.check_ordered(a.seq);
+    }
+
+    /// Globally_Ordered_Ready: the Proposal plus ⌊S/2⌋ matching Accepts from distinct sites.
+    fn check_ordered(&mut self, seq: u64) {
+        let needed = self.num_sites() / 2;
+        let Some(slot) = self.global.get_mut(&seq) else {
+            return;
+        };
+        let Some(p) = &slot.proposal else { return };
+        if slot.ordered {
+            return;
+        }
+        let digest = p.digest();
+        let matching = slot
+            .accepts
+            .values()
+            .filter(|a| a.digest == digest && a.gv == p.gv && a.site != p.site)
+            .count();
+        if matching >= needed {
+            slot.ordered = true;
+            self.execute_ready();
+        }
+    }
+
+    fn order_proof(&self, seq: u64) -> Option<OrderProof> {
+        let slot = self.global.get(&seq)?;
+        let proposal = slot.proposal.clone()?;
+        let digest = proposal.digest();
+        let accepts: Vec<Arc<Accept>> = slot
+            .accepts
+            .values()
+            .filter(|a| a.digest == digest && a.gv == proposal.gv && a.site != proposal.site)
+            .take(self.num_sites() / 2)
+            .cloned()
+            .collect();
+        Some(OrderProof { proposal, accepts })
+    }
+
+    /// Execute every contiguous globally ordered slot, reply to clients this server owes.
+    fn execute_ready(&mut self) {
+        let mut progressed = false;
+        while self
+            .global
+            .get(&(self.global_aru + 1))
+            .is_some_and(|s| s.ordered)
+        {
+            let seq = self.global_aru + 1;
+            let proof = self.order_proof(seq).expect("ordered slots have a proof");
+            for (index, u) in proof.proposal.batch.iter().enumerate() {
+                self.bound.remove(&u.digest());
+                let done = self.executed_ts.get(&u.client).copied().unwrap_or(0);
+                if u.ts <= done {
+                    continue; // an update is executed at most once
+                }
+                let result = self.kv.apply(&u.op);
+                self.executed_ts.insert(u.client, u.ts);
+                self.stats.executed += 1;
+                self.out.push(Action::Executed(Executed {
+                    seq,
+                    index: index as u32,
+                    client: u.client,
+                    ts: u.ts,
+                    digest: u.digest(),
+                }));
+                let mut reply = Reply {
+                    server: self.cfg.id,
+                    client: u.client,
+                    ts: u.ts,
+                    proof: proof.clone(),
+                    result,
+                    sig: Vec::new(),
+                };
+                let owed = self.responsible.get(&u.client) == Some(&u.ts);
+                if owed {
+                    reply.sig = self
+                        .crypto
+                        .sign(&Message::Reply(Arc::new(reply.clone())).signing_bytes());
+                    let reply = Arc::new(reply);
+                    self.last_reply.insert(u.client, reply.clone());
+                    self.responsible.remove(&u.client);
+                    self.send(Dest::Client(u.client), Message::Reply(reply));
+                } else {
+                    // Kept unsigned; signed only if the client asks again.
+                    self.last_reply.insert(u.client, Arc::new(reply));
+                }
+            }
+            self.global_aru = seq;
+            progressed = true;
+        }
+        if progressed {
+            self.garbage_collect();
+            self.try_propose();
+        }
+    }
+}

@@ -1,0 +1,409 @@
+//! The Steward replica: a deterministic, sans-IO state machine for the normal case (TDSC
+//! Appendix A: ASSIGN-SEQUENCE, THRESHOLD-SIGN, ASSIGN-GLOBAL-ORDER, execution, replies and
+//! local read-only queries).
+//!
+//! Inputs are messages (with their authenticated sender) and timer expiries; outputs are
+//! [`Action`]s: messages to send, timers to set, and execution records for the safety checker.
+//! The same core runs under the simulator and the real runtime.
+
+mod client_io;
+mod global;
+mod local;
+mod threshold;
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use steward_config::{ServerId, SiteId};
+
+use crate::crypto::Crypto;
+use crate::kv::KvStore;
+use crate::msg::{
+    Accept, ClientId, Digest, Envelope, Message, PrePrepare, Prepare, Proposal, Reply, SigKind,
+    Update,
+};
+
+/// Where a message goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dest {
+    /// A Steward server.
+    Server(ServerId),
+    /// A client.
+    Client(ClientId),
+}
+
+/// One executed update, reported for the safety checker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Executed {
+    /// Global sequence number.
+    pub seq: u64,
+    /// Position in the sequence number's batch.
+    pub index: u32,
+    /// Proposing client.
+    pub client: ClientId,
+    /// Client timestamp.
+    pub ts: u64,
+    /// Update digest.
+    pub digest: Digest,
+}
+
+/// What the replica asks its driver to do.
+#[derive(Clone, Debug)]
+pub enum Action {
+    /// Send a message.
+    Send {
+        /// Destination.
+        to: Dest,
+        /// The message and its size.
+        env: Envelope,
+    },
+    /// Call [`Replica::on_timer`] with `token` after `after`.
+    Timer {
+        /// Delay.
+        after: Duration,
+        /// Token to hand back.
+        token: u64,
+    },
+    /// An update was executed.
+    Executed(Executed),
+}
+
+/// Misbehaviours for simulated Byzantine servers. Never set by the production binaries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Fault {
+    /// A correct server.
+    #[default]
+    None,
+    /// Sends corrupted threshold shares (detected by the combiner's fallback, then blacklisted).
+    CorruptShares,
+}
+
+/// Static configuration of one replica.
+#[derive(Clone, Debug)]
+pub struct ReplicaConfig {
+    /// This server.
+    pub id: ServerId,
+    /// Servers per site (index = site id).
+    pub servers: Vec<u32>,
+    /// f per site.
+    pub f: Vec<u32>,
+    /// Updates per Proposal (1 = the paper).
+    pub batch: usize,
+    /// Pre-Prepares outstanding without a Proposal (release code: 2).
+    pub local_window: u64,
+    /// Proposals outstanding without global order (release code: 16).
+    pub global_window: u64,
+    /// Retransmission period (release code: 0.5 s).
+    pub retransmit: Duration,
+    /// Simulated misbehaviour.
+    pub fault: Fault,
+}
+
+impl ReplicaConfig {
+    /// Defaults of the release code for server `id` in sites with the given sizes.
+    pub fn new(id: ServerId, servers: Vec<u32>, f: Vec<u32>) -> Self {
+        ReplicaConfig {
+            id,
+            servers,
+            f,
+            batch: 1,
+            local_window: 2,
+            global_window: 16,
+            retransmit: Duration::from_millis(500),
+            fault: Fault::None,
+        }
+    }
+}
+
+/// Counters of protocol events.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplicaStats {
+    /// Updates executed.
+    pub executed: u64,
+    /// Messages dropped as invalid (bad signature, wrong sender, conflict, out of window).
+    pub dropped_invalid: u64,
+    /// Servers blacklisted for bad shares.
+    pub blacklisted: u64,
+    /// Combine attempts that needed the proof-checking fallback.
+    pub combine_fallbacks: u64,
+}
+
+/// Per-sequence-number state at the leader site (Local_History).
+#[derive(Default)]
+pub(crate) struct LocalSlot {
+    pub pre_prepare: Option<Arc<PrePrepare>>,
+    pub digest: Option<Digest>,
+    pub prepares: BTreeMap<u32, Arc<Prepare>>,
+    pub share_sent: bool,
+    pub proposal: Option<Arc<Proposal>>,
+    pub sent_at: Duration,
+}
+
+/// Per-sequence-number global state (Global_History).
+#[derive(Default)]
+pub(crate) struct GlobalSlot {
+    pub proposal: Option<Arc<Proposal>>,
+    pub accepts: BTreeMap<u16, Arc<Accept>>,
+    pub own_accept: Option<Arc<Accept>>,
+    pub accept_share_sent: bool,
+    pub ordered: bool,
+    pub sent_at: Duration,
+}
+
+/// Shares collected for one piece of content.
+#[derive(Default)]
+pub(crate) struct ShareSet {
+    pub content: Option<Vec<u8>>,
+    pub shares: BTreeMap<u32, Vec<u8>>,
+    pub partials: BTreeMap<u32, Arc<crate::msg::PartialSig>>,
+    pub done: bool,
+}
+
+/// A Steward server.
+pub struct Replica {
+    pub(crate) cfg: ReplicaConfig,
+    pub(crate) crypto: Crypto,
+    pub(crate) gv: u64,
+    pub(crate) lv: u64,
+    /// Next sequence number the leader-site representative assigns.
+    pub(crate) global_seq: u64,
+    /// All sequence numbers up to here are executed.
+    pub(crate) global_aru: u64,
+    /// All sequence numbers up to here have a Proposal (leader site).
+    pub(crate) pending_aru: u64,
+    pub(crate) local: BTreeMap<u64, LocalSlot>,
+    pub(crate) global: BTreeMap<u64, GlobalSlot>,
+    pub(crate) shares: HashMap<(SigKind, u64, Digest), ShareSet>,
+    pub(crate) blacklist: HashSet<u32>,
+    /// Updates waiting for a sequence number (leader-site representative).
+    pub(crate) pool: VecDeque<Arc<Update>>,
+    /// Highest timestamp per client already queued or bound (leader-site representative).
+    pub(crate) pending_ts: HashMap<ClientId, u64>,
+    /// Update digests bound to a sequence number and not yet executed.
+    pub(crate) bound: HashMap<Digest, u64>,
+    pub(crate) executed_ts: HashMap<ClientId, u64>,
+    pub(crate) last_reply: HashMap<ClientId, Arc<Reply>>,
+    /// Clients whose update reached this server directly: it owes them the reply.
+    pub(crate) responsible: HashMap<ClientId, u64>,
+    pub(crate) kv: KvStore,
+    pub(crate) now: Duration,
+    pub(crate) out: Vec<Action>,
+    pub(crate) stats: ReplicaStats,
+}
+
+/// Timer token of the periodic retransmission tick.
+const TICK: u64 = 1;
+
+/// How many executed sequence numbers to keep state for (retransmissions of late slots).
+const KEEP_EXECUTED: u64 = 64;
+
+impl Replica {
+    /// A replica in global view 0 and local view 0 (leader site 0, representatives index 0).
+    pub fn new(cfg: ReplicaConfig, crypto: Crypto) -> Self {
+        Replica {
+            cfg,
+            crypto,
+            gv: 0,
+            lv: 0,
+            global_seq: 1,
+            global_aru: 0,
+            pending_aru: 0,
+            local: BTreeMap::new(),
+            global: BTreeMap::new(),
+            shares: HashMap::new(),
+            blacklist: HashSet::new(),
+            pool: VecDeque::new(),
+            pending_ts: HashMap::new(),
+            bound: HashMap::new(),
+            executed_ts: HashMap::new(),
+            last_reply: HashMap::new(),
+            responsible: HashMap::new(),
+            kv: KvStore::default(),
+            now: Duration::ZERO,
+            out: Vec::new(),
+            stats: ReplicaStats::default(),
+        }
+    }
+
+    /// This server's id.
+    pub fn id(&self) -> ServerId {
+        self.cfg.id
+    }
+
+    /// Sequence number up to which everything is executed.
+    pub fn global_aru(&self) -> u64 {
+        self.global_aru
+    }
+
+    /// Protocol counters.
+    pub fn stats(&self) -> &ReplicaStats {
+        &self.stats
+    }
+
+    /// Crypto operation counters.
+    pub fn crypto_counters(&self) -> crate::crypto::CryptoCounters {
+        self.crypto.counters()
+    }
+
+    /// The replicated store.
+    pub fn store(&self) -> &KvStore {
+        &self.kv
+    }
+
+    /// Start: arm the retransmission tick.
+    pub fn start(&mut self, now: Duration) -> Vec<Action> {
+        self.now = now;
+        self.out.push(Action::Timer {
+            after: self.cfg.retransmit,
+            token: TICK,
+        });
+        std::mem::take(&mut self.out)
+    }
+
+    /// Handle a message from `from` (authenticated by the transport).
+    pub fn on_message(&mut self, now: Duration, from: Dest, msg: &Message) -> Vec<Action> {
+        self.now = now;
+        let ok = match (from, msg) {
+            (_, Message::Update(u)) => self.on_update(from, u),
+            (Dest::Client(c), Message::Query(q)) => self.on_query(c, q),
+            (Dest::Server(s), Message::PrePrepare(p)) => self.on_pre_prepare(s, p),
+            (Dest::Server(s), Message::Prepare(p)) => self.on_prepare(s, p),
+            (Dest::Server(s), Message::PartialSig(p)) => self.on_partial_sig(s, p),
+            (Dest::Server(s), Message::Corrupted(c)) => self.on_corrupted(s, c),
+            (Dest::Server(s), Message::Proposal(p)) => self.on_proposal(s, p),
+            (Dest::Server(s), Message::Accept(a)) => self.on_accept(s, a),
+            _ => false,
+        };
+        if !ok {
+            self.stats.dropped_invalid += 1;
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    /// Decode and handle raw bytes; malformed input is counted and dropped.
+    pub fn on_bytes(&mut self, now: Duration, from: Dest, bytes: &[u8]) -> Vec<Action> {
+        match Message::decode(bytes) {
+            Ok(m) => self.on_message(now, from, &m),
+            Err(_) => {
+                self.stats.dropped_invalid += 1;
+                Vec::new()
+            }
+        }
+    }
+
+    /// Handle a timer.
+    pub fn on_timer(&mut self, now: Duration, token: u64) -> Vec<Action> {
+        self.now = now;
+        if token == TICK {
+            self.retransmit();
+            self.out.push(Action::Timer {
+                after: self.cfg.retransmit,
+                token: TICK,
+            });
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    // --- topology helpers -------------------------------------------------------------------
+
+    pub(crate) fn site(&self) -> SiteId {
+        self.cfg.id.site
+    }
+
+    pub(crate) fn num_sites(&self) -> usize {
+        self.cfg.servers.len()
+    }
+
+    pub(crate) fn site_size(&self, site: SiteId) -> u32 {
+        self.cfg.servers[site.index()]
+    }
+
+    pub(crate) fn f(&self) -> u32 {
+        self.cfg.f[self.site().index()]
+    }
+
+    pub(crate) fn leader_site(&self) -> SiteId {
+        SiteId((self.gv % self.num_sites() as u64) as u16)
+    }
+
+    pub(crate) fn in_leader_site(&self) -> bool {
+        self.site() == self.leader_site()
+    }
+
+    pub(crate) fn rep_of(&self, site: SiteId) -> ServerId {
+        ServerId::new(site, (self.lv % u64::from(self.site_size(site))) as u32)
+    }
+
+    pub(crate) fn is_rep(&self) -> bool {
+        self.rep_of(self.site()) == self.cfg.id
+    }
+
+    pub(crate) fn send(&mut self, to: Dest, msg: Message) {
+        self.out.push(Action::Send {
+            to,
+            env: Envelope::new(msg),
+        });
+    }
+
+    /// Send to every server of the own site, including itself (the driver loops back).
+    pub(crate) fn send_site(&mut self, msg: Message) {
+        let env = Envelope::new(msg);
+        for i in 0..self.site_size(self.site()) {
+            self.out.push(Action::Send {
+                to: Dest::Server(ServerId::new(self.site(), i)),
+                env: env.clone(),
+            });
+        }
+    }
+
+    /// Send to the representatives of every other site.
+    pub(crate) fn send_other_sites(&mut self, msg: Message) {
+        let env = Envelope::new(msg);
+        for s in 0..self.num_sites() as u16 {
+            let site = SiteId(s);
+            if site != self.site() {
+                let rep = self.rep_of(site);
+                self.out.push(Action::Send {
+                    to: Dest::Server(rep),
+                    env: env.clone(),
+                });
+            }
+        }
+    }
+
+    fn retransmit(&mut self) {
+        let old = |t: Duration, now: Duration, p: Duration| now.saturating_sub(t) >= p;
+        let period = self.cfg.retransmit;
+        let now = self.now;
+        if self.is_rep() && self.in_leader_site() {
+            // Pre-Prepares whose Proposal has not formed, and Proposals not yet ordered.
+            let stale_pp: Vec<Arc<PrePrepare>> = self
+                .local
+                .range(self.global_aru + 1..)
+                .filter(|(_, s)| s.proposal.is_none() && old(s.sent_at, now, period))
+                .filter_map(|(_, s)| s.pre_prepare.clone())
+                .collect();
+            for pp in stale_pp {
+                self.send_site(Message::PrePrepare(pp));
+            }
+            let stale_prop: Vec<Arc<Proposal>> = self
+                .global
+                .range(self.global_aru + 1..)
+                .filter(|(_, s)| !s.ordered && old(s.sent_at, now, period))
+                .filter_map(|(_, s)| s.proposal.clone())
+                .collect();
+            for p in stale_prop {
+                self.send_other_sites(Message::Proposal(p));
+            }
+        }
+    }
+
+    /// Drop state of sequence numbers long executed, keeping memory bounded.
+    pub(crate) fn garbage_collect(&mut self) {
+        let keep_from = self.global_aru.saturating_sub(KEEP_EXECUTED);
+        self.local = self.local.split_off(&keep_from);
+        self.global = self.global.split_off(&keep_from);
+        self.shares.retain(|(_, seq, _), _| *seq >= keep_from);
+    }
+}

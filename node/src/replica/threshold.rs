@@ -1,0 +1,213 @@
+//! THRESHOLD-SIGN (TDSC Fig. A-9): every server sends its share to the site; the representative
+//! combines the first 2f+1, checks the result, and only if that fails checks each share's proof,
+//! blacklists the bad signers and tells the site (Corrupted_Server).
+
+use std::sync::Arc;
+
+use steward_config::ServerId;
+
+use super::{Fault, Replica};
+use crate::msg::{Accept, CorruptedServer, Digest, Message, PartialSig, Proposal, SigKind};
+
+fn content_digest(bytes: &[u8]) -> Digest {
+    steward_crypto::sha256(bytes)
+}
+
+impl Replica {
+    /// Produce and send the own share of the site signature on `content`.
+    pub(crate) fn threshold_sign(
+        &mut self,
+        kind: SigKind,
+        gv: u64,
+        lv: u64,
+        seq: u64,
+        content: Vec<u8>,
+    ) {
+        let mut share = self.crypto.share(&content);
+        if self.cfg.fault == Fault::CorruptShares {
+            if let Some(b) = share.last_mut() {
+                *b ^= 0x5a;
+            }
+        }
+        let digest = content_digest(&content);
+        let set = self.shares.entry((kind, seq, digest)).or_default();
+        set.content = Some(content);
+        let partial = Arc::new(PartialSig {
+            server: self.cfg.id.index,
+            kind,
+            gv,
+            lv,
+            seq,
+            content: digest,
+            share,
+        });
+        self.send_site(Message::PartialSig(partial));
+    }
+
+    /// Send the own share for (kind, seq) again (retransmission).
+    pub(crate) fn resend_share(&mut self, kind: SigKind, seq: u64) {
+        let me = self.cfg.id.index;
+        let mine: Vec<Arc<PartialSig>> = self
+            .shares
+            .iter()
+            .filter(|((k, s, _), _)| *k == kind && *s == seq)
+            .filter_map(|(_, set)| set.partials.get(&me).cloned())
+            .collect();
+        for p in mine {
+            self.send_site(Message::PartialSig(p));
+        }
+    }
+
+    pub(crate) fn on_partial_sig(&mut self, from: ServerId, p: &Arc<PartialSig>) -> bool {
+        if from.site != self.site() || from.index != p.server || self.blacklist.contains(&p.server)
+        {
+            return false;
+        }
+        if p.seq <= self.global_aru {
+            return true;
+        }
+        if p.seq > self.global_aru + 4 * self.cfg.global_window {
+            return false;
+        }
+        let key = (p.kind, p.seq, p.content);
+        let set = self.shares.entry(key).or_default();
+        if set.done || set.shares.contains_key(&p.server) {
+            return true;
+        }
+        set.shares.insert(p.server, p.share.clone());
+        set.partials.insert(p.server, p.clone());
+        if self.is_rep() {
+            self.try_combine(key);
+        }
+        true
+    }
+
+    /// Combine when the representative holds the content and 2f+1 shares.
+    pub(crate) fn try_combine(&mut self, key: (SigKind, u64, Digest)) {
+        let site = self.site();
+        let k = self.crypto.quorum(site);
+        let Some(set) = self.shares.get(&key) else {
+            return;
+        };
+        let Some(content) = set.content.clone() else {
+            return;
+        };
+        if set.done || set.shares.len() < k {
+            return;
+        }
+        let shares: Vec<(u32, Vec<u8>)> = set.shares.iter().map(|(i, s)| (*i, s.clone())).collect();
+        let refs: Vec<(u32, &[u8])> = shares.iter().map(|(i, s)| (*i, s.as_slice())).collect();
+        let out = self.crypto.combine(site, &content, &refs);
+        if out.proofs_checked > 0 {
+            self.stats.combine_fallbacks += 1;
+        }
+        for bad in out.bad {
+            self.blame(bad, key);
+        }
+        let Some(tsig) = out.signature else { return };
+        if let Some(set) = self.shares.get_mut(&key) {
+            set.done = true;
+        }
+        let (kind, seq, _) = key;
+        match kind {
+            SigKind::Proposal => self.on_own_proposal_signed(seq, tsig),
+            SigKind::Accept => self.on_own_accept_signed(seq, tsig),
+        }
+    }
+
+    /// Blacklist `bad` and broadcast the proof of its corruption.
+    fn blame(&mut self, bad: u32, key: (SigKind, u64, Digest)) {
+        let partial = self.shares.get_mut(&key).and_then(|set| {
+            set.shares.remove(&bad);
+            set.partials.remove(&bad)
+        });
+        if self.blacklist.insert(bad) {
+            self.stats.blacklisted += 1;
+        }
+        if let Some(partial) = partial {
+            let mut c = CorruptedServer {
+                server: self.cfg.id.index,
+                partial: (*partial).clone(),
+                sig: Vec::new(),
+            };
+            c.sig = self
+                .crypto
+                .sign(&Message::Corrupted(Arc::new(c.clone())).signing_bytes());
+            self.send_site(Message::Corrupted(Arc::new(c)));
+        }
+    }
+
+    /// A Corrupted_Server from a site peer: check the accuser's signature and the share itself
+    /// (the content must be known locally), then blacklist.
+    pub(crate) fn on_corrupted(&mut self, from: ServerId, c: &Arc<CorruptedServer>) -> bool {
+        if from.site != self.site() || from.index != c.server {
+            return false;
+        }
+        if from == self.cfg.id || self.blacklist.contains(&c.partial.server) {
+            return true;
+        }
+        if !self
+            .crypto
+            .verify_server(from, &Message::Corrupted(c.clone()).signing_bytes(), &c.sig)
+        {
+            return false;
+        }
+        let p = &c.partial;
+        let key = (p.kind, p.seq, p.content);
+        let Some(content) = self.shares.get(&key).and_then(|s| s.content.clone()) else {
+            return true; // cannot judge without the content; the accuser's word is not enough
+        };
+        if content_digest(&content) == p.content
+            && !self
+                .crypto
+                .verify_share(self.site(), p.server, &content, &p.share)
+        {
+            self.blacklist.insert(p.server);
+            self.stats.blacklisted += 1;
+            if let Some(set) = self.shares.get_mut(&key) {
+                set.shares.remove(&p.server);
+            }
+        }
+        true
+    }
+
+    /// The leader site's Proposal is threshold-signed: apply and disseminate it.
+    fn on_own_proposal_signed(&mut self, seq: u64, tsig: Vec<u8>) {
+        let Some(pp) = self.local.get(&seq).and_then(|s| s.pre_prepare.clone()) else {
+            return;
+        };
+        let proposal = Arc::new(Proposal {
+            site: self.site().0,
+            gv: pp.gv,
+            lv: pp.lv,
+            seq,
+            batch: pp.batch.clone(),
+            tsig,
+        });
+        self.apply_proposal(&proposal);
+        self.send_site(Message::Proposal(proposal.clone()));
+        self.send_other_sites(Message::Proposal(proposal));
+        self.try_propose();
+    }
+
+    /// This site's Accept is threshold-signed: apply and send it everywhere.
+    fn on_own_accept_signed(&mut self, seq: u64, tsig: Vec<u8>) {
+        let Some(p) = self.global.get(&seq).and_then(|s| s.proposal.clone()) else {
+            return;
+        };
+        let accept = Arc::new(Accept {
+            site: self.site().0,
+            gv: p.gv,
+            lv: self.lv,
+            seq,
+            digest: p.digest(),
+            tsig,
+        });
+        if let Some(slot) = self.global.get_mut(&seq) {
+            slot.own_accept = Some(accept.clone());
+        }
+        self.apply_accept(&accept);
+        self.send_site(Message::Accept(accept.clone()));
+        self.send_other_sites(Message::Accept(accept));
+    }
+}

@@ -1,0 +1,151 @@
+//! The safety checker every simulated run uses.
+//!
+//! * S1 (safety): no two correct servers execute different updates at the same (seq, index).
+//! * S2 (validity): only updates a client proposed execute, and each at most once per server.
+//! * Every reply a client receives from a correct server verifies.
+
+use std::collections::HashMap;
+
+use steward_config::ServerId;
+
+use crate::client::Proposed;
+use crate::msg::{ClientId, Digest};
+use crate::replica::Executed;
+
+/// Incremental checker; records the first violation it sees.
+#[derive(Default, Debug)]
+pub struct SafetyChecker {
+    slots: HashMap<(u64, u32), Digest>,
+    proposed: HashMap<(ClientId, u64), Digest>,
+    last_ts: HashMap<(ServerId, ClientId), u64>,
+    violations: Vec<String>,
+    executions: u64,
+}
+
+impl SafetyChecker {
+    /// A client proposed an update.
+    pub fn proposed(&mut self, p: &Proposed) {
+        self.proposed.insert((p.client, p.ts), p.digest);
+    }
+
+    /// A correct server executed an update.
+    pub fn executed(&mut self, server: ServerId, e: &Executed) {
+        self.executions += 1;
+        match self.slots.get(&(e.seq, e.index)) {
+            Some(d) if *d != e.digest => self.violate(format!(
+                "S1: {server} executed a different update at seq {} index {}",
+                e.seq, e.index
+            )),
+            Some(_) => {}
+            None => {
+                self.slots.insert((e.seq, e.index), e.digest);
+            }
+        }
+        match self.proposed.get(&(e.client, e.ts)) {
+            Some(d) if *d == e.digest => {}
+            _ => self.violate(format!(
+                "S2: {server} executed update (client {}, ts {}) that no client proposed",
+                e.client, e.ts
+            )),
+        }
+        let last = self.last_ts.insert((server, e.client), e.ts).unwrap_or(0);
+        if e.ts <= last {
+            self.violate(format!(
+                "S2: {server} executed (client {}, ts {}) after ts {last}",
+                e.client, e.ts
+            ));
+        }
+    }
+
+    /// A client rejected a reply from a correct server.
+    pub fn bad_reply(&mut self, client: ClientId, server: ServerId, why: &str) {
+        self.violate(format!(
+            "reply from correct server {server} to client {client} failed verification: {why}"
+        ));
+    }
+
+    fn violate(&mut self, v: String) {
+        if self.violations.len() < 16 {
+            self.violations.push(v);
+        }
+    }
+
+    /// Violations seen (at most 16 are kept).
+    pub fn violations(&self) -> &[String] {
+        &self.violations
+    }
+
+    /// Executions checked.
+    pub fn executions(&self) -> u64 {
+        self.executions
+    }
+
+    /// "ok" or the first violation.
+    pub fn verdict(&self) -> String {
+        self.violations
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "ok".to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use steward_config::SiteId;
+
+    fn ex(seq: u64, client: u32, ts: u64, d: u8) -> Executed {
+        Executed {
+            seq,
+            index: 0,
+            client,
+            ts,
+            digest: [d; 32],
+        }
+    }
+
+    #[test]
+    fn detects_each_violation() {
+        let s0 = ServerId::new(SiteId(0), 0);
+        let s1 = ServerId::new(SiteId(0), 1);
+        let mut c = SafetyChecker::default();
+        c.proposed(&Proposed {
+            client: 1,
+            ts: 1,
+            digest: [1; 32],
+        });
+        c.proposed(&Proposed {
+            client: 1,
+            ts: 2,
+            digest: [2; 32],
+        });
+        c.executed(s0, &ex(1, 1, 1, 1));
+        c.executed(s1, &ex(1, 1, 1, 1));
+        assert_eq!(c.verdict(), "ok");
+        c.executed(s1, &ex(2, 1, 2, 3)); // digest not proposed
+        assert!(c.verdict().starts_with("S2"), "{}", c.verdict());
+        let mut c2 = SafetyChecker::default();
+        c2.proposed(&Proposed {
+            client: 1,
+            ts: 1,
+            digest: [1; 32],
+        });
+        c2.proposed(&Proposed {
+            client: 2,
+            ts: 1,
+            digest: [2; 32],
+        });
+        c2.executed(s0, &ex(1, 1, 1, 1));
+        c2.executed(s1, &ex(1, 2, 1, 2));
+        assert!(c2.verdict().starts_with("S1"), "{}", c2.verdict());
+        let mut c3 = SafetyChecker::default();
+        c3.proposed(&Proposed {
+            client: 1,
+            ts: 1,
+            digest: [1; 32],
+        });
+        c3.executed(s0, &ex(1, 1, 1, 1));
+        c3.executed(s0, &ex(2, 1, 1, 1));
+        assert!(c3.verdict().contains("after ts"), "{}", c3.verdict());
+    }
+}

@@ -1,0 +1,612 @@
+//! Steward in the deterministic simulator: replicas and closed-loop clients as simulator
+//! processes, the crypto cost model, Byzantine variants, the safety checker and a run report.
+
+mod byzantine;
+mod checker;
+
+pub use byzantine::Spammer;
+pub use checker::SafetyChecker;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use steward_config::{ServerId, SiteId, Topology};
+use steward_crypto::signature::{MessageSigner, Scheme, SigningKey};
+use steward_crypto::threshold::deal;
+use steward_sim::{Ctx, Histogram, ProcId, Process, Sim, SimConfig, SimError, SimMessage};
+
+use crate::client::{Client, ClientAction, ClientConfig};
+use crate::crypto::{CostTable, Crypto, FastCrypto, FastIdentity, FastWorld, RealCrypto};
+use crate::msg::Envelope;
+use crate::replica::{Action, Dest, Fault, Replica, ReplicaConfig};
+
+impl SimMessage for Envelope {
+    fn wire_size(&self) -> usize {
+        self.size as usize
+    }
+}
+
+/// Which crypto the simulated nodes use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CryptoMode {
+    /// Keyed-hash double with the real schemes' sizes and accept/reject behaviour.
+    Fast,
+    /// The real schemes (Ed25519 or RSA signatures, 1024-bit Shoup threshold RSA).
+    Real,
+}
+
+/// How a simulated server misbehaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Byzantine {
+    /// Runs the protocol but sends corrupted threshold shares.
+    CorruptShares,
+    /// Replaced by a [`Spammer`]: malformed, mis-signed, forged and replayed messages.
+    Spammer,
+}
+
+/// Everything a simulated Steward run needs.
+#[derive(Clone, Debug)]
+pub struct WorldConfig {
+    /// The topology.
+    pub topology: Topology,
+    /// Closed-loop clients (placed by the topology's client placement).
+    pub clients: u32,
+    /// Percentage of client operations that are updates.
+    pub write_pct: u32,
+    /// Updates per Proposal.
+    pub batch: usize,
+    /// Virtual CPU cost of each crypto operation.
+    pub costs: CostTable,
+    /// Real or fast crypto.
+    pub crypto: CryptoMode,
+    /// Signature scheme (sizes, and the real scheme in `Real` mode).
+    pub scheme: Scheme,
+    /// Simulator parameters (seed, warm-up, faults).
+    pub sim: SimConfig,
+    /// Byzantine servers.
+    pub byzantine: Vec<(ServerId, Byzantine)>,
+    /// Client retransmission timeout.
+    pub client_timeout: Duration,
+}
+
+impl WorldConfig {
+    /// Defaults: fast crypto, Ed25519 sizes, measured costs, batch 1, all writes.
+    pub fn new(topology: Topology, clients: u32, seed: u64) -> Self {
+        WorldConfig {
+            topology,
+            clients,
+            write_pct: 100,
+            batch: 1,
+            costs: CostTable::measured(),
+            crypto: CryptoMode::Fast,
+            scheme: Scheme::Ed25519,
+            sim: SimConfig::with_seed(seed),
+            byzantine: Vec::new(),
+            client_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Who is who in the simulation.
+#[derive(Debug, Default)]
+struct AddressBook {
+    site_offset: Vec<usize>,
+    servers: Vec<ServerId>,
+    client_base: usize,
+}
+
+impl AddressBook {
+    fn proc_of(&self, d: Dest) -> ProcId {
+        match d {
+            Dest::Server(s) => self.site_offset[s.site.index()] + s.index as usize,
+            Dest::Client(c) => self.client_base + c as usize,
+        }
+    }
+
+    fn dest_of(&self, p: ProcId) -> Dest {
+        if p < self.client_base {
+            Dest::Server(self.servers[p])
+        } else {
+            Dest::Client((p - self.client_base) as u32)
+        }
+    }
+}
+
+struct Shared {
+    book: AddressBook,
+    checker: RefCell<SafetyChecker>,
+    byzantine: HashMap<ServerId, Byzantine>,
+    costs: CostTable,
+}
+
+/// A replica as a simulator process.
+pub struct ReplicaProc {
+    replica: Replica,
+    shared: Rc<Shared>,
+    correct: bool,
+}
+
+impl ReplicaProc {
+    /// The replica inside.
+    pub fn replica(&self) -> &Replica {
+        &self.replica
+    }
+
+    fn apply(
+        &mut self,
+        ctx: &mut Ctx<'_, Envelope>,
+        actions: Vec<Action>,
+        before: crate::crypto::CryptoCounters,
+    ) {
+        let spent = self.replica.crypto_counters().since(&before);
+        let k = self.replica.crypto.quorum(self.replica.id().site);
+        ctx.charge_cpu(self.shared.costs.charge(&spent, k));
+        for a in actions {
+            match a {
+                Action::Send { to, env } => ctx.send(self.shared.book.proc_of(to), env),
+                Action::Timer { after, token } => ctx.set_timer(after, token),
+                Action::Executed(e) => {
+                    if self.correct {
+                        self.shared
+                            .checker
+                            .borrow_mut()
+                            .executed(self.replica.id(), &e);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Process<Envelope> for ReplicaProc {
+    fn init(&mut self, ctx: &mut Ctx<'_, Envelope>) {
+        let before = self.replica.crypto_counters();
+        let a = self.replica.start(ctx.now());
+        self.apply(ctx, a, before);
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Envelope>, from: ProcId, msg: Envelope) {
+        let before = self.replica.crypto_counters();
+        let a = self
+            .replica
+            .on_message(ctx.now(), self.shared.book.dest_of(from), &msg.msg);
+        self.apply(ctx, a, before);
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, Envelope>, token: u64) {
+        let before = self.replica.crypto_counters();
+        let a = self.replica.on_timer(ctx.now(), token);
+        self.apply(ctx, a, before);
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+
+/// A client as a simulator process.
+pub struct ClientProc {
+    client: Client,
+    shared: Rc<Shared>,
+}
+
+impl ClientProc {
+    fn apply(
+        &mut self,
+        ctx: &mut Ctx<'_, Envelope>,
+        actions: Vec<ClientAction>,
+        before: crate::crypto::CryptoCounters,
+        from: Option<Dest>,
+    ) {
+        let spent = self.client.crypto_counters().since(&before);
+        ctx.charge_cpu(self.shared.costs.charge(&spent, 3));
+        for p in self.client.take_proposed() {
+            self.shared.checker.borrow_mut().proposed(&p);
+        }
+        for a in actions {
+            match a {
+                ClientAction::Send { to, env } => {
+                    ctx.send(self.shared.book.proc_of(Dest::Server(to)), env)
+                }
+                ClientAction::Timer { after, token } => ctx.set_timer(after, token),
+                ClientAction::Completed { kind, latency, .. } => ctx.record(kind, latency),
+                ClientAction::BadReply(why) => {
+                    if let Some(Dest::Server(s)) = from {
+                        if !self.shared.byzantine.contains_key(&s) {
+                            let c = self.client_id();
+                            self.shared.checker.borrow_mut().bad_reply(c, s, why);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn client_id(&self) -> u32 {
+        self.client.id()
+    }
+}
+
+impl Process<Envelope> for ClientProc {
+    fn init(&mut self, ctx: &mut Ctx<'_, Envelope>) {
+        let before = self.client.crypto_counters();
+        let a = self.client.start(ctx.now());
+        self.apply(ctx, a, before, None);
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Envelope>, from: ProcId, msg: Envelope) {
+        let before = self.client.crypto_counters();
+        let from = self.shared.book.dest_of(from);
+        let a = self.client.on_message(ctx.now(), from, &msg.msg);
+        self.apply(ctx, a, before, Some(from));
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, Envelope>, token: u64) {
+        let before = self.client.crypto_counters();
+        let a = self.client.on_timer(ctx.now(), token);
+        self.apply(ctx, a, before, None);
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+
+/// A simulated Steward deployment.
+pub struct World {
+    /// The simulator.
+    pub sim: Sim<Envelope>,
+    shared: Rc<Shared>,
+    cfg: WorldConfig,
+    client_sites: Vec<SiteId>,
+}
+
+/// What a run measured (after the warm-up).
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    /// Operations completed in the measurement window (updates + queries).
+    pub completed: u64,
+    /// Updates completed.
+    pub updates: u64,
+    /// Length of the measurement window in seconds.
+    pub measured_s: f64,
+    /// Operations per second.
+    pub throughput: f64,
+    /// Latency mean, p50, p99, max in ms (all operations).
+    pub lat_mean_ms: f64,
+    /// Median latency.
+    pub lat_p50_ms: f64,
+    /// 99th percentile.
+    pub lat_p99_ms: f64,
+    /// Maximum.
+    pub lat_max_ms: f64,
+    /// The topology's propagation lower bound for an update from the placed clients (ms, mean).
+    pub lat_bound_ms: f64,
+    /// WAN messages per completed update.
+    pub wan_msgs_per_update: f64,
+    /// WAN bytes per completed update.
+    pub wan_bytes_per_update: f64,
+    /// "ok" or the first safety violation.
+    pub safety: String,
+    /// All latencies (µs), updates and queries.
+    pub histogram: Histogram<u64>,
+}
+
+impl World {
+    /// Build the deployment: keys (real or fast), replicas, Byzantine variants, clients.
+    pub fn build(cfg: WorldConfig) -> Result<World, SimError> {
+        let topo = cfg.topology.clone();
+        let mut sim = Sim::new(&topo, cfg.sim.clone())?;
+        let servers: Vec<u32> = topo.sites.iter().map(|s| s.servers).collect();
+        let f: Vec<u32> = topo.sites.iter().map(|s| s.f).collect();
+        let quorums: Vec<usize> = topo
+            .sites
+            .iter()
+            .map(|s| (s.servers + s.f + 1).div_ceil(2) as usize)
+            .collect();
+        let mut book = AddressBook::default();
+        let mut off = 0;
+        for s in &topo.sites {
+            book.site_offset.push(off);
+            off += s.servers as usize;
+            book.servers.extend(s.server_ids());
+        }
+        book.client_base = off;
+        let client_sites = topo.place_clients(cfg.clients);
+        let shared = Rc::new(Shared {
+            book,
+            checker: RefCell::new(SafetyChecker::default()),
+            byzantine: cfg.byzantine.iter().copied().collect(),
+            costs: cfg.costs.clone(),
+        });
+        let mut keys = Keys::new(&cfg, &topo, &quorums);
+        for s in &topo.sites {
+            for id in s.server_ids() {
+                let mut rc = ReplicaConfig::new(id, servers.clone(), f.clone());
+                rc.batch = cfg.batch;
+                let byz = shared.byzantine.get(&id).copied();
+                let proc_id = match byz {
+                    Some(Byzantine::Spammer) => sim.add_process(
+                        id.site,
+                        Box::new(Spammer::new(
+                            id,
+                            shared.book.servers.clone(),
+                            keys.server(id),
+                        )),
+                    ),
+                    other => {
+                        if other == Some(Byzantine::CorruptShares) {
+                            rc.fault = Fault::CorruptShares;
+                        }
+                        let crypto = keys.server(id);
+                        sim.add_process(
+                            id.site,
+                            Box::new(ReplicaProc {
+                                replica: Replica::new(rc, crypto),
+                                shared: shared.clone(),
+                                correct: other.is_none(),
+                            }),
+                        )
+                    }
+                };
+                debug_assert_eq!(proc_id, shared.book.proc_of(Dest::Server(id)));
+            }
+        }
+        for (c, site) in client_sites.iter().enumerate() {
+            let c = c as u32;
+            let ccfg = ClientConfig {
+                id: c,
+                site: *site,
+                servers: servers.clone(),
+                f: f.clone(),
+                write_pct: cfg.write_pct,
+                value_len: 200,
+                timeout: cfg.client_timeout,
+                seed: cfg.sim.seed ^ (u64::from(c) << 32),
+            };
+            let crypto = keys.client(c);
+            sim.add_process(
+                *site,
+                Box::new(ClientProc {
+                    client: Client::new(ccfg, crypto),
+                    shared: shared.clone(),
+                }),
+            );
+        }
+        Ok(World {
+            sim,
+            shared,
+            cfg,
+            client_sites,
+        })
+    }
+
+    /// Run until virtual time `t`.
+    pub fn run_until(&mut self, t: Duration) -> Result<(), SimError> {
+        self.sim.run_until(t)
+    }
+
+    /// The safety checker.
+    pub fn checker(&self) -> std::cell::Ref<'_, SafetyChecker> {
+        self.shared.checker.borrow()
+    }
+
+    /// The replica of server `id` (None for a spammer).
+    pub fn replica(&self, id: ServerId) -> Option<&Replica> {
+        self.sim
+            .process_as::<ReplicaProc>(self.shared.book.proc_of(Dest::Server(id)))
+            .map(|p| &p.replica)
+    }
+
+    /// Propagation lower bound of an update latency for a client at `site` (ms).
+    pub fn update_latency_bound_ms(&self, site: SiteId) -> f64 {
+        update_latency_bound(&self.cfg.topology, site, SiteId(0))
+    }
+
+    /// Summarise the measurement window.
+    pub fn report(&self) -> RunReport {
+        let mut hist = Histogram::<u64>::new(3).expect("valid sigfig");
+        for kind in ["update", "query"] {
+            if let Some(h) = self.sim.histogram(kind) {
+                hist.add(h).expect("compatible histograms");
+            }
+        }
+        let measured_s = (self.sim.now().saturating_sub(self.cfg.sim.warmup)).as_secs_f64();
+        let updates = self.sim.completed("update");
+        let completed = updates + self.sim.completed("query");
+        let net = &self.sim.stats().measured;
+        let per = |x: u64| {
+            if updates == 0 {
+                0.0
+            } else {
+                x as f64 / updates as f64
+            }
+        };
+        let ms = |us: u64| us as f64 / 1e3;
+        let bound = if self.client_sites.is_empty() {
+            0.0
+        } else {
+            self.client_sites
+                .iter()
+                .map(|s| self.update_latency_bound_ms(*s))
+                .sum::<f64>()
+                / self.client_sites.len() as f64
+        };
+        RunReport {
+            completed,
+            updates,
+            measured_s,
+            throughput: if measured_s > 0.0 {
+                completed as f64 / measured_s
+            } else {
+                0.0
+            },
+            lat_mean_ms: hist.mean() / 1e3,
+            lat_p50_ms: ms(hist.value_at_quantile(0.5)),
+            lat_p99_ms: ms(hist.value_at_quantile(0.99)),
+            lat_max_ms: ms(hist.max()),
+            lat_bound_ms: bound,
+            wan_msgs_per_update: per(net.wan_messages),
+            wan_bytes_per_update: per(net.wan_bytes),
+            safety: self.checker().verdict(),
+            histogram: hist,
+        }
+    }
+}
+
+/// Propagation-only lower bound (ms) of an update's latency for a client at `client_site`
+/// with leader site `leader`: to the leader site, the Proposal out, ⌊S/2⌋ Accepts back to the
+/// client's site, the reply; LAN hops included, no CPU or transmission time.
+pub fn update_latency_bound(topo: &Topology, client_site: SiteId, leader: SiteId) -> f64 {
+    let ms = |a: SiteId, b: SiteId| topo.link(a, b).latency.as_secs_f64() * 1e3;
+    let lan = ms(client_site, client_site);
+    let c = client_site;
+    let to_leader = if c == leader {
+        lan
+    } else {
+        lan + ms(c, leader)
+    };
+    let proposal_at_c = if c == leader { 0.0 } else { ms(leader, c) };
+    let mut accepts: Vec<f64> = topo
+        .site_ids()
+        .filter(|&j| j != leader)
+        .map(|j| ms(leader, j) + if j == c { 0.0 } else { ms(j, c) })
+        .collect();
+    accepts.sort_by(f64::total_cmp);
+    let need = topo.sites.len() / 2;
+    let accept_at_c = if need == 0 { 0.0 } else { accepts[need - 1] };
+    // client→server (LAN), [→ leader], order, reply (LAN)
+    lan + to_leader + proposal_at_c.max(accept_at_c) + lan
+}
+
+/// Key material for all nodes of a world.
+struct Keys {
+    mode: CryptoMode,
+    world: Arc<FastWorld>,
+    real: Option<RealKeys>,
+}
+
+struct RealKeys {
+    sites: Vec<steward_crypto::threshold::ThresholdPublicKey>,
+    shares: HashMap<ServerId, steward_crypto::threshold::KeyShare>,
+    server_keys: HashMap<ServerId, SigningKey>,
+    client_keys: Vec<SigningKey>,
+}
+
+impl Keys {
+    fn new(cfg: &WorldConfig, topo: &Topology, quorums: &[usize]) -> Keys {
+        let world = FastWorld::new(
+            cfg.sim.seed,
+            cfg.scheme.signature_len(),
+            307,
+            128,
+            quorums.to_vec(),
+        );
+        let real = (cfg.crypto == CryptoMode::Real).then(|| {
+            let mut rng = ChaCha20Rng::seed_from_u64(cfg.sim.seed);
+            let mut sites = Vec::new();
+            let mut shares = HashMap::new();
+            for (s, q) in topo.sites.iter().zip(quorums) {
+                let d = deal(&mut rng, 1024, s.servers as u16, *q as u16).expect("valid site");
+                for (share, id) in d.shares.into_iter().zip(s.server_ids()) {
+                    shares.insert(id, share);
+                }
+                sites.push(d.public);
+            }
+            let server_keys = topo
+                .steward_servers()
+                .map(|id| {
+                    (
+                        id,
+                        SigningKey::generate(cfg.scheme, &mut rng).expect("keygen"),
+                    )
+                })
+                .collect();
+            let client_keys = (0..cfg.clients)
+                .map(|_| SigningKey::generate(cfg.scheme, &mut rng).expect("keygen"))
+                .collect();
+            RealKeys {
+                sites,
+                shares,
+                server_keys,
+                client_keys,
+            }
+        });
+        Keys {
+            mode: cfg.crypto,
+            world,
+            real,
+        }
+    }
+
+    fn publics(
+        r: &RealKeys,
+    ) -> (
+        HashMap<ServerId, steward_crypto::signature::VerifyingKey>,
+        Vec<steward_crypto::signature::VerifyingKey>,
+    ) {
+        (
+            r.server_keys
+                .iter()
+                .map(|(id, k)| (*id, k.verifying_key()))
+                .collect(),
+            r.client_keys.iter().map(|k| k.verifying_key()).collect(),
+        )
+    }
+
+    fn server(&mut self, id: ServerId) -> Crypto {
+        match (self.mode, &self.real) {
+            (CryptoMode::Real, Some(r)) => {
+                let (servers, clients) = Self::publics(r);
+                Crypto::new(Box::new(RealCrypto::new(
+                    Some(r.server_keys[&id].clone()),
+                    Some((r.sites[id.site.index()].clone(), r.shares[&id].clone())),
+                    r.sites.clone(),
+                    servers,
+                    clients,
+                    u64::from(id.site.0) << 32 | u64::from(id.index),
+                )))
+            }
+            _ => Crypto::new(Box::new(FastCrypto::new(
+                self.world.clone(),
+                FastIdentity::Server(id),
+            ))),
+        }
+    }
+
+    fn client(&mut self, c: u32) -> Crypto {
+        match (self.mode, &self.real) {
+            (CryptoMode::Real, Some(r)) => {
+                let (servers, clients) = Self::publics(r);
+                Crypto::new(Box::new(RealCrypto::new(
+                    Some(r.client_keys[c as usize].clone()),
+                    None,
+                    r.sites.clone(),
+                    servers,
+                    clients,
+                    u64::from(c),
+                )))
+            }
+            _ => Crypto::new(Box::new(FastCrypto::new(
+                self.world.clone(),
+                FastIdentity::Client(c),
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
