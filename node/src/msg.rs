@@ -132,9 +132,10 @@ pub enum SigKind {
     Accept,
 }
 
-/// Partial_Sig: one server's share of a site signature. The signed content is identified by
-/// (kind, gv, lv, seq, content digest); every server of the site can rebuild it. The share
-/// carries its own proof of correctness, which binds it to the signer.
+/// Partial_Sig(server_id, data, partial_sig, verification_proof, sig): one server's share of a
+/// site signature. The signed content is identified by (kind, gv, lv, seq, content digest);
+/// every server of the site can rebuild it. The share carries its proof of correctness; the
+/// server's signature makes the message transferable evidence for Corrupted_Server.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartialSig {
     /// Signer's index in its site.
@@ -151,6 +152,8 @@ pub struct PartialSig {
     pub content: Digest,
     /// The encoded threshold share (with proof).
     pub share: Vec<u8>,
+    /// The sender's signature over the rest.
+    pub sig: Vec<u8>,
 }
 
 /// Corrupted_Server(server_id, data, Partial_Sig, sig): proof that `partial.server` sent an
@@ -220,6 +223,14 @@ pub struct QueryReply {
     pub sig: Vec<u8>,
 }
 
+/// A lagging server asks for globally ordered updates above its `aru` (a light form of
+/// LOCAL-/GLOBAL-RECONCILIATION; answered with self-verifying [`OrderProof`]s).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReconRequest {
+    /// The requester's sequence number up to which everything is executed.
+    pub aru: u64,
+}
+
 /// Every message of the normal case.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
@@ -243,6 +254,10 @@ pub enum Message {
     Query(Arc<Query>),
     /// Server → client.
     QueryReply(Arc<QueryReply>),
+    /// Server → servers: what it is missing.
+    ReconRequest(Arc<ReconRequest>),
+    /// Server → server: a Globally_Ordered_Update.
+    Ordered(Arc<OrderProof>),
 }
 
 fn sha(bytes: &[u8]) -> Digest {
@@ -400,7 +415,20 @@ impl Accept {
 }
 
 impl PartialSig {
+    /// The bytes the sender signs.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::default();
+        w.u8(WIRE_VERSION).u8(b'S');
+        self.put_unsigned(&mut w);
+        w.buf
+    }
+
     fn put(&self, w: &mut Writer) {
+        self.put_unsigned(w);
+        w.bytes(&self.sig);
+    }
+
+    fn put_unsigned(&self, w: &mut Writer) {
         w.u32(self.server)
             .u8(match self.kind {
                 SigKind::Proposal => 0,
@@ -426,6 +454,7 @@ impl PartialSig {
             seq: r.u64("seq")?,
             content: r.digest("content")?,
             share: r.bytes("share")?,
+            sig: r.bytes("sig")?,
         })
     }
 }
@@ -462,6 +491,23 @@ fn get_accept(r: &mut Reader) -> Result<Accept, DecodeError> {
     })
 }
 
+fn put_order_proof(w: &mut Writer, o: &OrderProof) {
+    put_proposal(w, &o.proposal);
+    w.u32(o.accepts.len() as u32);
+    for a in &o.accepts {
+        put_accept(w, a);
+    }
+}
+
+fn get_order_proof(r: &mut Reader) -> Result<OrderProof, DecodeError> {
+    let proposal = Arc::new(get_proposal(r)?);
+    let n = r.list_len("accepts", 60)?;
+    let accepts = (0..n)
+        .map(|_| get_accept(r).map(Arc::new))
+        .collect::<Result<_, _>>()?;
+    Ok(OrderProof { proposal, accepts })
+}
+
 impl Message {
     fn tag(&self) -> u8 {
         match self {
@@ -475,6 +521,8 @@ impl Message {
             Message::Reply(_) => 8,
             Message::Query(_) => 9,
             Message::QueryReply(_) => 10,
+            Message::ReconRequest(_) => 11,
+            Message::Ordered(_) => 12,
         }
     }
 
@@ -491,6 +539,8 @@ impl Message {
             Message::Reply(_) => "reply",
             Message::Query(_) => "query",
             Message::QueryReply(_) => "query-reply",
+            Message::ReconRequest(_) => "recon-request",
+            Message::Ordered(_) => "ordered",
         }
     }
 
@@ -523,11 +573,7 @@ impl Message {
             Message::Reply(rp) => {
                 put_server(w, rp.server);
                 w.u32(rp.client).u64(rp.ts);
-                put_proposal(w, &rp.proof.proposal);
-                w.u32(rp.proof.accepts.len() as u32);
-                for a in &rp.proof.accepts {
-                    put_accept(w, a);
-                }
+                put_order_proof(w, &rp.proof);
                 w.bytes(&rp.result);
                 sig(w, &rp.sig);
             }
@@ -540,6 +586,10 @@ impl Message {
                 w.u32(q.client).u64(q.ts).bytes(&q.result);
                 sig(w, &q.sig);
             }
+            Message::ReconRequest(r) => {
+                w.u64(r.aru);
+            }
+            Message::Ordered(o) => put_order_proof(w, o),
         }
     }
 
@@ -595,16 +645,12 @@ impl Message {
                 let server = get_server(&mut r)?;
                 let client = r.u32("client")?;
                 let ts = r.u64("ts")?;
-                let proposal = Arc::new(get_proposal(&mut r)?);
-                let n = r.list_len("accepts", 60)?;
-                let accepts = (0..n)
-                    .map(|_| get_accept(&mut r).map(Arc::new))
-                    .collect::<Result<_, _>>()?;
+                let proof = get_order_proof(&mut r)?;
                 Message::Reply(Arc::new(Reply {
                     server,
                     client,
                     ts,
-                    proof: OrderProof { proposal, accepts },
+                    proof,
                     result: r.bytes("result")?,
                     sig: r.bytes("sig")?,
                 }))
@@ -622,6 +668,8 @@ impl Message {
                 result: r.bytes("result")?,
                 sig: r.bytes("sig")?,
             })),
+            11 => Message::ReconRequest(Arc::new(ReconRequest { aru: r.u64("aru")? })),
+            12 => Message::Ordered(Arc::new(get_order_proof(&mut r)?)),
             t => return Err(DecodeError(format!("unknown message type {t}"))),
         };
         r.finish()?;
@@ -689,6 +737,7 @@ mod tests {
             seq: 3,
             content: [8; 32],
             share: vec![4; 307],
+            sig: vec![2; 64],
         };
         vec![
             Message::Update(sample_update(1)),
@@ -739,6 +788,18 @@ mod tests {
                 ts: 9,
                 result: vec![1, 2, 3],
                 sig: vec![1; 64],
+            })),
+            Message::ReconRequest(Arc::new(ReconRequest { aru: 17 })),
+            Message::Ordered(Arc::new(OrderProof {
+                proposal: Arc::new(Proposal {
+                    site: 0,
+                    gv: 1,
+                    lv: 2,
+                    seq: 3,
+                    batch: vec![sample_update(5)],
+                    tsig: vec![5; 128],
+                }),
+                accepts: vec![],
             })),
         ]
     }
@@ -801,7 +862,7 @@ mod tests {
         }
 
         #[test]
-        fn mutated_encodings_never_panic(idx in 0usize..10, pos in any::<usize>(), val in any::<u8>()) {
+        fn mutated_encodings_never_panic(idx in 0usize..12, pos in any::<usize>(), val in any::<u8>()) {
             let m = &samples()[idx];
             let mut bytes = m.encode();
             let p = pos % bytes.len();

@@ -27,6 +27,13 @@ impl Replica {
             return false;
         }
         if p.seq <= self.global_aru {
+            // The leader site retransmits because it lacks Accepts for a slot we already
+            // executed: answer with the self-verifying order proof.
+            if self.is_rep() && from.site != self.site() {
+                if let Some(proof) = self.order_proof(p.seq) {
+                    self.send(Dest::Server(from), Message::Ordered(Arc::new(proof)));
+                }
+            }
             return true;
         }
         if !self.global_window_ok(p.seq) {
@@ -199,7 +206,7 @@ impl Replica {
         }
     }
 
-    fn order_proof(&self, seq: u64) -> Option<OrderProof> {
+    pub(crate) fn order_proof(&self, seq: u64) -> Option<OrderProof> {
         let slot = self.global.get(&seq)?;
         let proposal = slot.proposal.clone()?;
         let digest = proposal.digest();

@@ -9,6 +9,7 @@
 mod client_io;
 mod global;
 mod local;
+mod recon;
 mod threshold;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -187,6 +188,10 @@ pub struct Replica {
     /// Clients whose update reached this server directly: it owes them the reply.
     pub(crate) responsible: HashMap<ClientId, u64>,
     pub(crate) kv: KvStore,
+    /// global_aru at the previous retransmission tick (to notice being stuck).
+    pub(crate) aru_at_last_tick: u64,
+    /// When each peer's reconciliation request was last answered.
+    pub(crate) recon_answered: HashMap<ServerId, Duration>,
     pub(crate) now: Duration,
     pub(crate) out: Vec<Action>,
     pub(crate) stats: ReplicaStats,
@@ -196,7 +201,7 @@ pub struct Replica {
 const TICK: u64 = 1;
 
 /// How many executed sequence numbers to keep state for (retransmissions of late slots).
-const KEEP_EXECUTED: u64 = 64;
+const KEEP_EXECUTED: u64 = 256;
 
 impl Replica {
     /// A replica in global view 0 and local view 0 (leader site 0, representatives index 0).
@@ -220,6 +225,8 @@ impl Replica {
             last_reply: HashMap::new(),
             responsible: HashMap::new(),
             kv: KvStore::default(),
+            aru_at_last_tick: 0,
+            recon_answered: HashMap::new(),
             now: Duration::ZERO,
             out: Vec::new(),
             stats: ReplicaStats::default(),
@@ -239,6 +246,55 @@ impl Replica {
     /// Protocol counters.
     pub fn stats(&self) -> &ReplicaStats {
         &self.stats
+    }
+
+    /// A one-line summary of internal state, for debugging.
+    pub fn debug_state(&self) -> String {
+        let slots: Vec<String> = self
+            .local
+            .range(self.global_aru..)
+            .take(4)
+            .map(|(s, l)| {
+                format!(
+                    "{s}:pp={} prep={} share={} prop={}",
+                    l.pre_prepare.is_some(),
+                    l.prepares.len(),
+                    l.share_sent,
+                    l.proposal.is_some()
+                )
+            })
+            .collect();
+        let glob: Vec<String> = self
+            .global
+            .range(self.global_aru..)
+            .take(3)
+            .map(|(s, g)| {
+                format!(
+                    "{s}:prop={} acc={:?} ashare={} own={} ord={}",
+                    g.proposal.is_some(),
+                    g.accepts.keys().collect::<Vec<_>>(),
+                    g.accept_share_sent,
+                    g.own_accept.is_some(),
+                    g.ordered
+                )
+            })
+            .collect();
+        format!(
+            "aru={} gseq={} paru={} pool={} global=[{}] local=[{}]",
+            self.global_aru,
+            self.global_seq,
+            self.pending_aru,
+            self.pool.len(),
+            glob.join(" "),
+            slots.join(" ")
+        )
+    }
+
+    /// Site peers (indices) this server blacklisted for bad shares.
+    pub fn blacklisted(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self.blacklist.iter().copied().collect();
+        v.sort_unstable();
+        v
     }
 
     /// Crypto operation counters.
@@ -273,6 +329,8 @@ impl Replica {
             (Dest::Server(s), Message::Corrupted(c)) => self.on_corrupted(s, c),
             (Dest::Server(s), Message::Proposal(p)) => self.on_proposal(s, p),
             (Dest::Server(s), Message::Accept(a)) => self.on_accept(s, a),
+            (Dest::Server(s), Message::ReconRequest(r)) => self.on_recon_request(s, r),
+            (Dest::Server(_), Message::Ordered(o)) => self.on_ordered(o),
             _ => false,
         };
         if !ok {
@@ -297,6 +355,7 @@ impl Replica {
         self.now = now;
         if token == TICK {
             self.retransmit();
+            self.maybe_request_recon();
             self.out.push(Action::Timer {
                 after: self.cfg.retransmit,
                 token: TICK,

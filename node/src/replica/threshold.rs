@@ -32,7 +32,7 @@ impl Replica {
         let digest = content_digest(&content);
         let set = self.shares.entry((kind, seq, digest)).or_default();
         set.content = Some(content);
-        let partial = Arc::new(PartialSig {
+        let mut partial = PartialSig {
             server: self.cfg.id.index,
             kind,
             gv,
@@ -40,8 +40,10 @@ impl Replica {
             seq,
             content: digest,
             share,
-        });
-        self.send_site(Message::PartialSig(partial));
+            sig: Vec::new(),
+        };
+        partial.sig = self.crypto.sign(&partial.signing_bytes());
+        self.send_site(Message::PartialSig(Arc::new(partial)));
     }
 
     /// Send the own share for (kind, seq) again (retransmission).
@@ -157,7 +159,12 @@ impl Replica {
         let Some(content) = self.shares.get(&key).and_then(|s| s.content.clone()) else {
             return true; // cannot judge without the content; the accuser's word is not enough
         };
+        // The evidence must be the accused's own signed message with a share that fails.
+        let accused = ServerId::new(self.site(), p.server);
         if content_digest(&content) == p.content
+            && self
+                .crypto
+                .verify_server(accused, &p.signing_bytes(), &p.sig)
             && !self
                 .crypto
                 .verify_share(self.site(), p.server, &content, &p.share)

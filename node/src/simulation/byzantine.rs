@@ -107,6 +107,7 @@ impl Spammer {
             seq,
             content: digest,
             share: vec![7; 307],
+            sig: garbage_sig.clone(),
         };
         let accept = Accept {
             site: self.id.site.0,

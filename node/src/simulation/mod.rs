@@ -399,6 +399,16 @@ impl World {
         self.sim.run_until(t)
     }
 
+    /// Let every client finish its current operation and issue no more.
+    pub fn stop_clients(&mut self) {
+        let base = self.shared.book.client_base;
+        for c in 0..self.client_sites.len() {
+            if let Some(p) = self.sim.process_as_mut::<ClientProc>(base + c) {
+                p.client.stop();
+            }
+        }
+    }
+
     /// The safety checker.
     pub fn checker(&self) -> std::cell::Ref<'_, SafetyChecker> {
         self.shared.checker.borrow()

@@ -7,6 +7,7 @@ use std::time::Duration;
 use steward_config::{ServerId, SiteId, Topology};
 
 use super::*;
+use crate::replica::Dest;
 
 fn topology(name: &str) -> Topology {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -53,4 +54,246 @@ fn one_client_symmetric_f1() {
         .collect();
     let max = *arus.iter().max().unwrap();
     assert!(arus.iter().all(|a| max - a <= 2), "seed {seed}: {arus:?}");
+}
+
+fn symmetric(f5: bool) -> Topology {
+    topology(if f5 {
+        "paper-symmetric-10mbps.toml"
+    } else {
+        "local-symmetric-10mbps.toml"
+    })
+}
+
+#[test]
+fn one_to_thirty_clients_f1_and_f5() {
+    for (f5, clients, seed) in [
+        (false, 1, 11),
+        (false, 10, 12),
+        (false, 30, 13),
+        (true, 1, 14),
+        (true, 30, 15),
+    ] {
+        let mut cfg = WorldConfig::new(symmetric(f5), clients, seed);
+        cfg.sim.warmup = Duration::from_secs(2);
+        let (_, r) = run(cfg, 8);
+        assert_ok(&r, seed, &format!("f5={f5} clients={clients}"));
+        // Closed loop: every client completes operations.
+        assert!(
+            r.updates >= u64::from(clients) * 6,
+            "seed {seed}: {} updates",
+            r.updates
+        );
+        assert!(r.lat_p50_ms >= r.lat_bound_ms, "seed {seed}");
+    }
+}
+
+#[test]
+fn same_seed_same_run() {
+    let build = |seed| {
+        let mut cfg = WorldConfig::new(symmetric(false), 5, seed);
+        cfg.sim.duplicate_prob = 0.05;
+        cfg.sim.reorder_prob = 0.1;
+        cfg.sim.reorder_max = Duration::from_millis(20);
+        let mut w = World::build(cfg).unwrap();
+        w.run_until(Duration::from_secs(3)).unwrap();
+        (w.sim.trace_hash(), w.report().updates)
+    };
+    assert_eq!(build(21), build(21), "seed 21 did not replay identically");
+    assert_ne!(build(21).0, build(22).0);
+}
+
+#[test]
+fn lossy_duplicating_reordering_links() {
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../topologies/local-symmetric-10mbps.toml"),
+    )
+    .unwrap()
+    .replace("latency_ms = 50\n", "latency_ms = 50\nloss_pct = 5\n")
+    .replace("latency_ms = 0.1\n", "latency_ms = 0.1\nloss_pct = 1\n");
+    let topo = Topology::from_toml_str(&text, "lossy").unwrap();
+    for seed in [31, 32, 33] {
+        let mut cfg = WorldConfig::new(topo.clone(), 5, seed);
+        cfg.sim.duplicate_prob = 0.05;
+        cfg.sim.reorder_prob = 0.2;
+        cfg.sim.reorder_max = Duration::from_millis(30);
+        let (mut w, r) = run(cfg, 20);
+        assert_ok(&r, seed, "lossy links");
+        assert!(
+            w.sim.stats().total.dropped_loss > 0,
+            "seed {seed}: nothing was lost"
+        );
+        // Loss costs time (server retransmission after 0.5 s; a lost client request or reply
+        // costs the client's 2 s timeout) but never progress. Without loss: about 750 updates.
+        assert!(r.updates > 200, "seed {seed}: only {} updates", r.updates);
+        // Nobody is left behind: once clients stop, lagging servers reconcile to the same point.
+        w.stop_clients();
+        w.run_until(Duration::from_secs(26)).unwrap();
+        let arus: Vec<u64> = topo
+            .steward_servers()
+            .map(|s| w.replica(s).unwrap().global_aru())
+            .collect();
+        assert!(arus.iter().all(|a| *a == arus[0]), "seed {seed}: {arus:?}");
+        assert_eq!(w.checker().verdict(), "ok", "seed {seed}");
+    }
+}
+
+#[test]
+fn corrupted_partial_signatures_are_detected_and_blacklisted() {
+    for (f5, seed) in [(false, 41), (true, 42)] {
+        let topo = symmetric(f5);
+        let f = topo.sites[0].f;
+        // f Byzantine servers per site (indices 1..=f, so that the representative's combines
+        // include their shares), all sending bad shares.
+        let byz: Vec<(ServerId, Byzantine)> = topo
+            .sites
+            .iter()
+            .flat_map(|s| (1..=f).map(move |i| ServerId::new(s.id, i)))
+            .map(|id| (id, Byzantine::CorruptShares))
+            .collect();
+        let mut cfg = WorldConfig::new(topo.clone(), 5, seed);
+        cfg.byzantine = byz.clone();
+        let (w, r) = run(cfg, 10);
+        assert_ok(&r, seed, "corrupt shares");
+        // Every site's representative detected its bad signers.
+        for s in &topo.sites {
+            let rep = w.replica(ServerId::new(s.id, 0)).unwrap();
+            assert!(
+                rep.stats().combine_fallbacks > 0 || rep.stats().blacklisted > 0,
+                "seed {seed}: site {}",
+                s.id
+            );
+            assert_eq!(
+                rep.blacklisted().len(),
+                f as usize,
+                "seed {seed}: site {} blacklist",
+                s.id
+            );
+        }
+        // Blacklisting is not contagious: correct servers are never blacklisted.
+        for s in topo.steward_servers() {
+            if let Some(rp) = w.replica(s) {
+                for b in rp.blacklisted() {
+                    assert!(
+                        (1..=f).contains(&b),
+                        "seed {seed}: {s} blacklisted correct {b}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn spamming_byzantine_servers_are_absorbed() {
+    let seed = 51;
+    let topo = symmetric(false);
+    let byz: Vec<(ServerId, Byzantine)> = topo
+        .sites
+        .iter()
+        .map(|s| (ServerId::new(s.id, s.servers - 1), Byzantine::Spammer))
+        .collect();
+    let mut cfg = WorldConfig::new(topo.clone(), 5, seed);
+    cfg.byzantine = byz;
+    let (w, r) = run(cfg, 10);
+    assert_ok(&r, seed, "spammers");
+    assert!(r.updates > 200, "seed {seed}: only {} updates", r.updates);
+    let spammer = w
+        .sim
+        .process_as::<Spammer>(
+            w.shared
+                .book
+                .proc_of(Dest::Server(ServerId::new(SiteId(0), 3))),
+        )
+        .unwrap();
+    assert!(
+        spammer.sent > 1000 && spammer.malformed > 0,
+        "seed {seed}: spammer idle"
+    );
+    let dropped: u64 = topo
+        .steward_servers()
+        .filter_map(|s| w.replica(s))
+        .map(|rp| rp.stats().dropped_invalid)
+        .sum();
+    assert!(
+        dropped > 1000,
+        "seed {seed}: replicas dropped only {dropped}"
+    );
+    // The false accusations did not get correct servers blacklisted.
+    for s in topo.steward_servers() {
+        if let Some(rp) = w.replica(s) {
+            assert!(rp.blacklisted().iter().all(|b| *b == 3), "seed {seed}: {s}");
+        }
+    }
+}
+
+#[test]
+fn read_only_queries_are_answered_locally() {
+    let seed = 61;
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../topologies/local-symmetric-10mbps.toml"),
+    )
+    .unwrap();
+    // Spread clients over every site.
+    let text = text.replace("[clients]\nweights = { site0 = 1 }", "");
+    let topo = Topology::from_toml_str(&text, "spread").unwrap();
+    let mut cfg = WorldConfig::new(topo, 10, seed);
+    cfg.write_pct = 50;
+    let (w, r) = run(cfg, 10);
+    assert_ok(&r, seed, "queries");
+    let queries = w.sim.completed("query");
+    assert!(queries > 100, "seed {seed}: {queries} queries");
+    // Queries cost no WAN traffic: fewer WAN messages than with the same updates alone.
+    let q = w.sim.histogram("query").unwrap();
+    assert!(
+        q.value_at_quantile(0.5) < 5_000,
+        "seed {seed}: query p50 {} us",
+        q.value_at_quantile(0.5)
+    );
+}
+
+#[test]
+fn real_crypto_run() {
+    let seed = 71;
+    let mut cfg = WorldConfig::new(symmetric(false), 2, seed);
+    cfg.crypto = CryptoMode::Real;
+    let (_, r) = run(cfg, 3);
+    assert_ok(&r, seed, "real crypto");
+    assert!(r.updates >= 20, "seed {seed}: {}", r.updates);
+}
+
+#[test]
+fn paper_setup_reproduces_the_published_shape() {
+    // paper-symmetric-10mbps, paper costs, batch 1 (steward.md §13.2): 1 client ≈ 130 ms;
+    // the throughput rises with clients and flattens near 84 updates/s.
+    let seed = 81;
+    let point = |clients| {
+        let mut cfg = WorldConfig::new(symmetric(true), clients, seed);
+        cfg.costs = CostTable::paper();
+        cfg.scheme = Scheme::RSA1024;
+        cfg.sim.warmup = Duration::from_secs(2);
+        run(cfg, 12).1
+    };
+    let one = point(1);
+    assert!(
+        (one.lat_mean_ms - 130.0).abs() <= 0.15 * 130.0,
+        "seed {seed}: 1-client latency {}",
+        one.lat_mean_ms
+    );
+    let ten = point(10);
+    let peak = point(30);
+    assert!(
+        (peak.throughput - 84.0).abs() <= 0.2 * 84.0,
+        "seed {seed}: peak {}",
+        peak.throughput
+    );
+    assert!(ten.throughput > 5.0 * one.throughput, "seed {seed}: rising");
+    assert!(
+        peak.throughput < 1.3 * point(20).throughput,
+        "seed {seed}: flat at the top"
+    );
+    assert!(
+        (peak.wan_msgs_per_update - 20.0).abs() < 0.5,
+        "{}",
+        peak.wan_msgs_per_update
+    );
 }
