@@ -135,3 +135,115 @@ fn topology_command_validates_every_shipped_file() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 8);
 }
+
+#[test]
+fn simulate_writes_summary_manifest_and_histograms() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("res");
+    let out_s = out.display().to_string();
+    let topo = repo("topologies/local-symmetric-10mbps.toml");
+    let o = loadgen(&[
+        "simulate",
+        "--protocol",
+        "steward",
+        "--topology",
+        &topo,
+        "--clients",
+        "1,4",
+        "--duration",
+        "3s",
+        "--warmup",
+        "1s",
+        "--seed",
+        "5",
+        "--out",
+        &out_s,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("steward"), "{stdout}");
+    let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header = lines.next().unwrap();
+    assert!(
+        header.starts_with(
+            "protocol,mode,topology,clients,write_pct,batch,duration_s,completed,throughput_ops_s,\
+         lat_mean_ms,lat_p50_ms,lat_p99_ms,lat_max_ms,lat_bound_ms,wan_msgs_per_update,\
+         wan_bytes_per_update,safety"
+        ),
+        "{header}"
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 2);
+    for r in &rows {
+        let f: Vec<&str> = r.split(',').collect();
+        assert_eq!(f[0], "steward");
+        assert_eq!(f[1], "sim");
+        assert_eq!(f[16], "ok");
+        assert!(f[7].parse::<u64>().unwrap() > 0, "{r}");
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["mode"], "sim");
+    assert_eq!(manifest["seed"], 5);
+    let hlog = out.join("hdr/steward-local-symmetric-10mbps-c4-w100-b1.hlog");
+    assert!(std::fs::read_to_string(hlog).unwrap().contains("Tag=all"));
+    // Same seed, same numbers.
+    let out2 = tmp.path().join("res2");
+    let o = loadgen(&[
+        "simulate",
+        "--topology",
+        &topo,
+        "--clients",
+        "1,4",
+        "--duration",
+        "3s",
+        "--warmup",
+        "1s",
+        "--seed",
+        "5",
+        "--out",
+        &out2.display().to_string(),
+    ]);
+    assert!(o.status.success());
+    let strip = |s: String| -> Vec<String> {
+        s.lines()
+            .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+            .collect()
+    };
+    assert_eq!(
+        strip(csv),
+        strip(std::fs::read_to_string(out2.join("summary.csv")).unwrap())
+    );
+}
+
+#[test]
+fn simulate_rejects_bad_arguments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().display().to_string();
+    let topo = repo("topologies/local-symmetric-10mbps.toml");
+    let o = loadgen(&[
+        "simulate",
+        "--topology",
+        &topo,
+        "--write-pct",
+        "101",
+        "--out",
+        &out,
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--write-pct"));
+    let o = loadgen(&["simulate", "--topology", "/nonexistent.toml", "--out", &out]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nonexistent.toml"));
+    let o = loadgen(&[
+        "simulate",
+        "--topology",
+        &topo,
+        "--duration",
+        "5h",
+        "--out",
+        &out,
+    ]);
+    assert!(!o.status.success());
+}
