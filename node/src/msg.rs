@@ -231,6 +231,80 @@ pub struct ReconRequest {
     pub aru: u64,
 }
 
+/// New_Rep(server_id, suggested_lv, sig): a server's vote to move its site to local view `lv`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewRep {
+    /// Voter's index in its site.
+    pub server: u32,
+    /// Suggested local view.
+    pub lv: u64,
+    /// Voter's signature.
+    pub sig: Vec<u8>,
+}
+
+/// Local_Preinstall_Proof: 2f+1 New_Rep votes from distinct servers of `site` for views ≥ `lv`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalPreinstall {
+    /// The site.
+    pub site: u16,
+    /// The local view proven preinstalled.
+    pub lv: u64,
+    /// The votes.
+    pub votes: Vec<NewRep>,
+}
+
+/// Request_Local_State(gv, lv, aru) from a new leader-site representative.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestLocalState {
+    /// Global view.
+    pub gv: u64,
+    /// The new local view.
+    pub lv: u64,
+    /// Invocation aru: the representative's Pending_proposal_aru.
+    pub aru: u64,
+}
+
+/// A Prepare certificate: a Pre-Prepare plus 2f matching Prepares from other servers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrepareCert {
+    /// The Pre-Prepare.
+    pub pre_prepare: Arc<PrePrepare>,
+    /// 2f Prepares.
+    pub prepares: Vec<Arc<Prepare>>,
+}
+
+/// Local_Server_State: a server's Proposals and Prepare certificates above `aru`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalServerState {
+    /// Sender's index.
+    pub server: u32,
+    /// Global view.
+    pub gv: u64,
+    /// Local view.
+    pub lv: u64,
+    /// Invocation aru.
+    pub aru: u64,
+    /// Proposals above aru.
+    pub proposals: Vec<Arc<Proposal>>,
+    /// Prepare certificates above aru (for slots without a Proposal).
+    pub certs: Vec<PrepareCert>,
+    /// Sender's signature.
+    pub sig: Vec<u8>,
+}
+
+/// Local_Collected_Server_State: 2f+1 Local_Server_State for the same invocation aru.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalCollected {
+    /// Global view.
+    pub gv: u64,
+    /// Local view.
+    pub lv: u64,
+    /// Invocation aru.
+    pub aru: u64,
+    /// The states.
+    pub states: Vec<Arc<LocalServerState>>,
+}
+
 /// Every message of the normal case.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
@@ -258,6 +332,16 @@ pub enum Message {
     ReconRequest(Arc<ReconRequest>),
     /// Server → server: a Globally_Ordered_Update.
     Ordered(Arc<OrderProof>),
+    /// LOCAL-VIEW-CHANGE vote.
+    NewRep(Arc<NewRep>),
+    /// LOCAL-VIEW-CHANGE proof (to the site and, reliably, to every site).
+    LocalPreinstall(Arc<LocalPreinstall>),
+    /// CONSTRUCT-LOCAL-CONSTRAINT request.
+    RequestLocalState(Arc<RequestLocalState>),
+    /// CONSTRUCT-LOCAL-CONSTRAINT answer.
+    LocalServerState(Arc<LocalServerState>),
+    /// CONSTRUCT-LOCAL-CONSTRAINT bundle.
+    LocalCollected(Arc<LocalCollected>),
 }
 
 fn sha(bytes: &[u8]) -> Digest {
@@ -491,6 +575,91 @@ fn get_accept(r: &mut Reader) -> Result<Accept, DecodeError> {
     })
 }
 
+fn put_pre_prepare(w: &mut Writer, p: &PrePrepare) {
+    p.put_unsigned(w);
+    w.bytes(&p.sig);
+}
+
+fn get_pre_prepare(r: &mut Reader) -> Result<PrePrepare, DecodeError> {
+    Ok(PrePrepare {
+        server: r.u32("server")?,
+        gv: r.u64("gv")?,
+        lv: r.u64("lv")?,
+        seq: r.u64("seq")?,
+        batch: get_batch(r)?,
+        sig: r.bytes("sig")?,
+    })
+}
+
+fn put_prepare(w: &mut Writer, p: &Prepare) {
+    p.put_unsigned(w);
+    w.bytes(&p.sig);
+}
+
+fn get_prepare(r: &mut Reader) -> Result<Prepare, DecodeError> {
+    Ok(Prepare {
+        server: r.u32("server")?,
+        gv: r.u64("gv")?,
+        lv: r.u64("lv")?,
+        seq: r.u64("seq")?,
+        digest: r.digest("digest")?,
+        sig: r.bytes("sig")?,
+    })
+}
+
+fn put_local_state(w: &mut Writer, st: &LocalServerState, with_sig: bool) {
+    w.u32(st.server).u64(st.gv).u64(st.lv).u64(st.aru);
+    w.u32(st.proposals.len() as u32);
+    for p in &st.proposals {
+        put_proposal(w, p);
+    }
+    w.u32(st.certs.len() as u32);
+    for c in &st.certs {
+        put_pre_prepare(w, &c.pre_prepare);
+        w.u32(c.prepares.len() as u32);
+        for p in &c.prepares {
+            put_prepare(w, p);
+        }
+    }
+    if with_sig {
+        w.bytes(&st.sig);
+    }
+}
+
+fn get_local_state(r: &mut Reader) -> Result<LocalServerState, DecodeError> {
+    let server = r.u32("server")?;
+    let gv = r.u64("gv")?;
+    let lv = r.u64("lv")?;
+    let aru = r.u64("aru")?;
+    let n = r.list_len("proposals", 40)?;
+    let proposals = (0..n)
+        .map(|_| get_proposal(r).map(Arc::new))
+        .collect::<Result<_, _>>()?;
+    let n = r.list_len("certs", 40)?;
+    let certs = (0..n)
+        .map(|_| {
+            let pre_prepare = Arc::new(get_pre_prepare(r)?);
+            let m = r.list_len("prepares", 60)?;
+            let prepares = (0..m)
+                .map(|_| get_prepare(r).map(Arc::new))
+                .collect::<Result<_, _>>()?;
+            Ok(PrepareCert {
+                pre_prepare,
+                prepares,
+            })
+        })
+        .collect::<Result<_, DecodeError>>()?;
+    Ok(LocalServerState {
+        server,
+        gv,
+        lv,
+        aru,
+        proposals,
+        certs,
+        sig: r.bytes("sig")?,
+    })
+}
+
 fn put_order_proof(w: &mut Writer, o: &OrderProof) {
     put_proposal(w, &o.proposal);
     w.u32(o.accepts.len() as u32);
@@ -523,6 +692,11 @@ impl Message {
             Message::QueryReply(_) => 10,
             Message::ReconRequest(_) => 11,
             Message::Ordered(_) => 12,
+            Message::NewRep(_) => 13,
+            Message::LocalPreinstall(_) => 14,
+            Message::RequestLocalState(_) => 15,
+            Message::LocalServerState(_) => 16,
+            Message::LocalCollected(_) => 17,
         }
     }
 
@@ -541,6 +715,11 @@ impl Message {
             Message::QueryReply(_) => "query-reply",
             Message::ReconRequest(_) => "recon-request",
             Message::Ordered(_) => "ordered",
+            Message::NewRep(_) => "new-rep",
+            Message::LocalPreinstall(_) => "local-preinstall",
+            Message::RequestLocalState(_) => "request-local-state",
+            Message::LocalServerState(_) => "local-server-state",
+            Message::LocalCollected(_) => "local-collected",
         }
     }
 
@@ -590,6 +769,28 @@ impl Message {
                 w.u64(r.aru);
             }
             Message::Ordered(o) => put_order_proof(w, o),
+            Message::NewRep(n) => {
+                w.u32(n.server).u64(n.lv);
+                sig(w, &n.sig);
+            }
+            Message::LocalPreinstall(p) => {
+                w.u16(p.site).u64(p.lv).u32(p.votes.len() as u32);
+                for v in &p.votes {
+                    w.u32(v.server).u64(v.lv).bytes(&v.sig);
+                }
+            }
+            Message::RequestLocalState(r) => {
+                w.u64(r.gv).u64(r.lv).u64(r.aru);
+            }
+            Message::LocalServerState(st) => {
+                put_local_state(w, st, with_sig);
+            }
+            Message::LocalCollected(c) => {
+                w.u64(c.gv).u64(c.lv).u64(c.aru).u32(c.states.len() as u32);
+                for st in &c.states {
+                    put_local_state(w, st, true);
+                }
+            }
         }
     }
 
@@ -617,22 +818,8 @@ impl Message {
         }
         let msg = match r.u8("type")? {
             1 => Message::Update(Arc::new(Update::get(&mut r)?)),
-            2 => Message::PrePrepare(Arc::new(PrePrepare {
-                server: r.u32("server")?,
-                gv: r.u64("gv")?,
-                lv: r.u64("lv")?,
-                seq: r.u64("seq")?,
-                batch: get_batch(&mut r)?,
-                sig: r.bytes("sig")?,
-            })),
-            3 => Message::Prepare(Arc::new(Prepare {
-                server: r.u32("server")?,
-                gv: r.u64("gv")?,
-                lv: r.u64("lv")?,
-                seq: r.u64("seq")?,
-                digest: r.digest("digest")?,
-                sig: r.bytes("sig")?,
-            })),
+            2 => Message::PrePrepare(Arc::new(get_pre_prepare(&mut r)?)),
+            3 => Message::Prepare(Arc::new(get_prepare(&mut r)?)),
             4 => Message::PartialSig(Arc::new(PartialSig::get(&mut r)?)),
             5 => Message::Corrupted(Arc::new(CorruptedServer {
                 server: r.u32("server")?,
@@ -670,6 +857,47 @@ impl Message {
             })),
             11 => Message::ReconRequest(Arc::new(ReconRequest { aru: r.u64("aru")? })),
             12 => Message::Ordered(Arc::new(get_order_proof(&mut r)?)),
+            13 => Message::NewRep(Arc::new(NewRep {
+                server: r.u32("server")?,
+                lv: r.u64("lv")?,
+                sig: r.bytes("sig")?,
+            })),
+            14 => {
+                let site = r.u16("site")?;
+                let lv = r.u64("lv")?;
+                let n = r.list_len("votes", 16)?;
+                let votes = (0..n)
+                    .map(|_| {
+                        Ok(NewRep {
+                            server: r.u32("server")?,
+                            lv: r.u64("lv")?,
+                            sig: r.bytes("sig")?,
+                        })
+                    })
+                    .collect::<Result<_, DecodeError>>()?;
+                Message::LocalPreinstall(Arc::new(LocalPreinstall { site, lv, votes }))
+            }
+            15 => Message::RequestLocalState(Arc::new(RequestLocalState {
+                gv: r.u64("gv")?,
+                lv: r.u64("lv")?,
+                aru: r.u64("aru")?,
+            })),
+            16 => Message::LocalServerState(Arc::new(get_local_state(&mut r)?)),
+            17 => {
+                let gv = r.u64("gv")?;
+                let lv = r.u64("lv")?;
+                let aru = r.u64("aru")?;
+                let n = r.list_len("states", 40)?;
+                let states = (0..n)
+                    .map(|_| get_local_state(&mut r).map(Arc::new))
+                    .collect::<Result<_, _>>()?;
+                Message::LocalCollected(Arc::new(LocalCollected {
+                    gv,
+                    lv,
+                    aru,
+                    states,
+                }))
+            }
             t => return Err(DecodeError(format!("unknown message type {t}"))),
         };
         r.finish()?;
@@ -790,6 +1018,56 @@ mod tests {
                 sig: vec![1; 64],
             })),
             Message::ReconRequest(Arc::new(ReconRequest { aru: 17 })),
+            Message::NewRep(Arc::new(NewRep {
+                server: 1,
+                lv: 2,
+                sig: vec![3; 64],
+            })),
+            Message::LocalPreinstall(Arc::new(LocalPreinstall {
+                site: 1,
+                lv: 2,
+                votes: vec![NewRep {
+                    server: 1,
+                    lv: 2,
+                    sig: vec![3; 64],
+                }],
+            })),
+            Message::RequestLocalState(Arc::new(RequestLocalState {
+                gv: 0,
+                lv: 1,
+                aru: 9,
+            })),
+            Message::LocalCollected(Arc::new(LocalCollected {
+                gv: 0,
+                lv: 1,
+                aru: 9,
+                states: vec![Arc::new(LocalServerState {
+                    server: 2,
+                    gv: 0,
+                    lv: 1,
+                    aru: 9,
+                    proposals: vec![],
+                    certs: vec![PrepareCert {
+                        pre_prepare: Arc::new(PrePrepare {
+                            server: 0,
+                            gv: 0,
+                            lv: 0,
+                            seq: 10,
+                            batch: vec![sample_update(3)],
+                            sig: vec![1; 64],
+                        }),
+                        prepares: vec![Arc::new(Prepare {
+                            server: 1,
+                            gv: 0,
+                            lv: 0,
+                            seq: 10,
+                            digest: [2; 32],
+                            sig: vec![1; 64],
+                        })],
+                    }],
+                    sig: vec![4; 64],
+                })],
+            })),
             Message::Ordered(Arc::new(OrderProof {
                 proposal: Arc::new(Proposal {
                     site: 0,
@@ -862,7 +1140,7 @@ mod tests {
         }
 
         #[test]
-        fn mutated_encodings_never_panic(idx in 0usize..12, pos in any::<usize>(), val in any::<u8>()) {
+        fn mutated_encodings_never_panic(idx in 0usize..16, pos in any::<usize>(), val in any::<u8>()) {
             let m = &samples()[idx];
             let mut bytes = m.encode();
             let p = pos % bytes.len();

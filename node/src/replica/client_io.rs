@@ -43,8 +43,9 @@ impl Replica {
             return true;
         }
         if matches!(from, Dest::Client(_)) {
-            self.responsible.insert(u.client, u.ts);
+            self.responsible.insert(u.client, u.clone());
         }
+        self.note_pending(u.client, u.ts);
         if self.in_leader_site() && self.is_rep() {
             let pending = self.pending_ts.get(&u.client).copied().unwrap_or(0);
             if u.ts > pending {

@@ -55,6 +55,7 @@ impl Replica {
         if !self.crypto.verify_site(leader, &p.signing_bytes(), &p.tsig) {
             return false;
         }
+        self.learn_lv(leader, p.lv);
         self.apply_proposal(p);
         if self.is_rep() && from.site != self.site() {
             self.send_site(Message::Proposal(p.clone()));
@@ -168,6 +169,7 @@ impl Replica {
         if !self.crypto.verify_site(site, &a.signing_bytes(), &a.tsig) {
             return false;
         }
+        self.learn_lv(site, a.lv);
         self.apply_accept(a);
         if self.is_rep() && from.site != self.site() {
             self.send_site(Message::Accept(a.clone()));
@@ -254,7 +256,10 @@ impl Replica {
                     result,
                     sig: Vec::new(),
                 };
-                let owed = self.responsible.get(&u.client) == Some(&u.ts);
+                let owed = self
+                    .responsible
+                    .get(&u.client)
+                    .is_some_and(|r| r.ts == u.ts);
                 if owed {
                     reply.sig = self
                         .crypto
@@ -273,6 +278,7 @@ impl Replica {
         }
         if progressed {
             self.garbage_collect();
+            self.on_global_progress();
             self.try_propose();
         }
     }

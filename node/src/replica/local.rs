@@ -12,14 +12,34 @@ impl Replica {
     /// ASSIGN-GLOBAL-ORDER A1–A6: the leader-site representative binds queued updates to
     /// sequence numbers while both windows allow.
     pub(crate) fn try_propose(&mut self) {
-        if !(self.is_rep() && self.in_leader_site()) {
+        if !(self.is_rep() && self.in_leader_site() && self.locally_constrained) {
             return;
         }
         while self.global_seq <= self.global_aru + self.cfg.global_window
             && self.global_seq <= self.pending_aru + self.cfg.local_window
         {
-            let mut batch: Vec<Arc<Update>> = Vec::new();
-            while batch.len() < self.cfg.batch.max(1) {
+            // Get_Next_To_Propose (TDSC Fig. A-12): a slot already bound by a Proposal needs
+            // nothing new; one bound by an earlier view's Prepare certificate re-proposes that
+            // batch; otherwise take fresh updates.
+            let seq = self.global_seq;
+            let slot = self.local.get(&seq);
+            if self.global_seq <= self.global_aru
+                || slot.is_some_and(|s| s.proposal.is_some())
+                || self.global.get(&seq).is_some_and(|g| g.proposal.is_some())
+            {
+                self.global_seq += 1;
+                continue;
+            }
+            if slot.is_some_and(|s| s.pre_prepare.is_some()) {
+                return; // already pre-prepared in this view
+            }
+            let carried = slot
+                .and_then(|s| s.cert.as_ref())
+                .map(|c| c.pre_prepare.batch.clone());
+            let mut batch: Vec<Arc<Update>> = carried.unwrap_or_default();
+            while batch.is_empty()
+                || (batch.len() < self.cfg.batch.max(1) && slot.is_none_or(|s| s.cert.is_none()))
+            {
                 let Some(u) = self.pool.pop_front() else {
                     break;
                 };
@@ -57,6 +77,7 @@ impl Replica {
         if from != rep
             || pp.server != rep.index
             || !self.in_leader_site()
+            || !self.locally_constrained
             || (pp.gv, pp.lv) != (self.gv, self.lv)
             || pp.batch.is_empty()
             || pp.batch.len() > self.cfg.batch.max(1)
@@ -70,6 +91,17 @@ impl Replica {
             return false;
         }
         let digest = batch_digest(&pp.batch);
+        // TDSC Fig. A-8 A10/A12: a slot bound by an earlier view keeps its update.
+        if let Some(slot) = self.local.get(&pp.seq) {
+            let cert_conflict = slot
+                .cert
+                .as_ref()
+                .is_some_and(|c| batch_digest(&c.pre_prepare.batch) != digest);
+            let prop_conflict = slot.proposal.as_ref().is_some_and(|p| p.digest() != digest);
+            if cert_conflict || prop_conflict {
+                return false;
+            }
+        }
         if let Some(existing) = self.local.get(&pp.seq).and_then(|s| s.digest) {
             if existing != digest {
                 return false; // conflicting binding for seq (TDSC A8)
@@ -132,6 +164,7 @@ impl Replica {
             || from.index != p.server
             || from == rep
             || !self.in_leader_site()
+            || !self.locally_constrained
             || (p.gv, p.lv) != (self.gv, self.lv)
         {
             return false;

@@ -11,6 +11,7 @@ mod global;
 mod local;
 mod recon;
 mod threshold;
+mod view;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -78,6 +79,8 @@ pub enum Fault {
     None,
     /// Sends corrupted threshold shares (detected by the combiner's fallback, then blacklisted).
     CorruptShares,
+    /// Stops (crashes) at the given time: ignores every input from then on.
+    CrashAt(Duration),
 }
 
 /// Static configuration of one replica.
@@ -99,6 +102,8 @@ pub struct ReplicaConfig {
     pub retransmit: Duration,
     /// Simulated misbehaviour.
     pub fault: Fault,
+    /// T1, the non-leader-site local timeout; the leader site uses T2 = (f+2)·T1 (TDSC §6.4).
+    pub t1: Duration,
 }
 
 impl ReplicaConfig {
@@ -113,6 +118,7 @@ impl ReplicaConfig {
             global_window: 16,
             retransmit: Duration::from_millis(500),
             fault: Fault::None,
+            t1: Duration::from_millis(500),
         }
     }
 }
@@ -126,6 +132,8 @@ pub struct ReplicaStats {
     pub dropped_invalid: u64,
     /// Servers blacklisted for bad shares.
     pub blacklisted: u64,
+    /// Local views installed after the initial one.
+    pub local_view_changes: u64,
     /// Combine attempts that needed the proof-checking fallback.
     pub combine_fallbacks: u64,
 }
@@ -133,6 +141,8 @@ pub struct ReplicaStats {
 /// Per-sequence-number state at the leader site (Local_History).
 #[derive(Default)]
 pub(crate) struct LocalSlot {
+    /// A Prepare certificate from an earlier local view (from a local constraint).
+    pub cert: Option<crate::msg::PrepareCert>,
     pub pre_prepare: Option<Arc<PrePrepare>>,
     pub digest: Option<Digest>,
     pub prepares: BTreeMap<u32, Arc<Prepare>>,
@@ -185,8 +195,22 @@ pub struct Replica {
     pub(crate) bound: HashMap<Digest, u64>,
     pub(crate) executed_ts: HashMap<ClientId, u64>,
     pub(crate) last_reply: HashMap<ClientId, Arc<Reply>>,
-    /// Clients whose update reached this server directly: it owes them the reply.
-    pub(crate) responsible: HashMap<ClientId, u64>,
+    /// Clients whose update reached this server directly: it owes them the reply (and
+    /// re-injects the update after a local view change).
+    pub(crate) responsible: HashMap<ClientId, Arc<Update>>,
+    /// Known local view of every site (own site: `lv`).
+    pub(crate) lv_of: Vec<u64>,
+    /// Latest New_Rep vote of each server of the own site.
+    pub(crate) new_reps: BTreeMap<u32, Arc<crate::msg::NewRep>>,
+    /// False between installing a new leader-site local view and applying its constraint.
+    pub(crate) locally_constrained: bool,
+    /// CONSTRUCT-LOCAL-CONSTRAINT in progress at a new leader-site representative.
+    pub(crate) collecting: Option<view::Collecting>,
+    /// Updates this server knows of that are not executed yet (client → timestamp).
+    pub(crate) pending_seen: BTreeMap<ClientId, u64>,
+    /// Generation of the armed local timer (0 = not armed).
+    pub(crate) local_timer: u64,
+    pub(crate) local_timer_gen: u64,
     pub(crate) kv: KvStore,
     /// global_aru at the previous retransmission tick (to notice being stuck).
     pub(crate) aru_at_last_tick: u64,
@@ -206,6 +230,7 @@ const KEEP_EXECUTED: u64 = 256;
 impl Replica {
     /// A replica in global view 0 and local view 0 (leader site 0, representatives index 0).
     pub fn new(cfg: ReplicaConfig, crypto: Crypto) -> Self {
+        let cfg_sites = cfg.servers.len();
         Replica {
             cfg,
             crypto,
@@ -224,6 +249,13 @@ impl Replica {
             executed_ts: HashMap::new(),
             last_reply: HashMap::new(),
             responsible: HashMap::new(),
+            lv_of: vec![0; cfg_sites],
+            new_reps: BTreeMap::new(),
+            locally_constrained: true,
+            collecting: None,
+            pending_seen: BTreeMap::new(),
+            local_timer: 0,
+            local_timer_gen: 0,
             kv: KvStore::default(),
             aru_at_last_tick: 0,
             recon_answered: HashMap::new(),
@@ -320,6 +352,9 @@ impl Replica {
     /// Handle a message from `from` (authenticated by the transport).
     pub fn on_message(&mut self, now: Duration, from: Dest, msg: &Message) -> Vec<Action> {
         self.now = now;
+        if self.crashed() {
+            return Vec::new();
+        }
         let ok = match (from, msg) {
             (_, Message::Update(u)) => self.on_update(from, u),
             (Dest::Client(c), Message::Query(q)) => self.on_query(c, q),
@@ -331,6 +366,11 @@ impl Replica {
             (Dest::Server(s), Message::Accept(a)) => self.on_accept(s, a),
             (Dest::Server(s), Message::ReconRequest(r)) => self.on_recon_request(s, r),
             (Dest::Server(_), Message::Ordered(o)) => self.on_ordered(o),
+            (Dest::Server(s), Message::NewRep(n)) => self.on_new_rep(s, n),
+            (Dest::Server(s), Message::LocalPreinstall(p)) => self.on_local_preinstall(s, p),
+            (Dest::Server(s), Message::RequestLocalState(r)) => self.on_request_local_state(s, r),
+            (Dest::Server(s), Message::LocalServerState(st)) => self.on_local_server_state(s, st),
+            (Dest::Server(s), Message::LocalCollected(c)) => self.on_local_collected(s, c),
             _ => false,
         };
         if !ok {
@@ -353,15 +393,30 @@ impl Replica {
     /// Handle a timer.
     pub fn on_timer(&mut self, now: Duration, token: u64) -> Vec<Action> {
         self.now = now;
-        if token == TICK {
+        if self.crashed() {
+            return Vec::new();
+        }
+        if token >= view::LOCAL_TIMER_BASE {
+            self.on_local_timer(token - view::LOCAL_TIMER_BASE);
+        } else if token == TICK {
             self.retransmit();
             self.maybe_request_recon();
+            self.view_retransmit();
             self.out.push(Action::Timer {
                 after: self.cfg.retransmit,
                 token: TICK,
             });
         }
         std::mem::take(&mut self.out)
+    }
+
+    fn crashed(&self) -> bool {
+        matches!(self.cfg.fault, Fault::CrashAt(t) if self.now >= t)
+    }
+
+    /// This site's current local view.
+    pub fn local_view(&self) -> u64 {
+        self.lv
     }
 
     // --- topology helpers -------------------------------------------------------------------
@@ -391,7 +446,12 @@ impl Replica {
     }
 
     pub(crate) fn rep_of(&self, site: SiteId) -> ServerId {
-        ServerId::new(site, (self.lv % u64::from(self.site_size(site))) as u32)
+        let lv = if site == self.site() {
+            self.lv
+        } else {
+            self.lv_of[site.index()]
+        };
+        ServerId::new(site, (lv % u64::from(self.site_size(site))) as u32)
     }
 
     pub(crate) fn is_rep(&self) -> bool {

@@ -47,6 +47,8 @@ pub enum Byzantine {
     CorruptShares,
     /// Replaced by a [`Spammer`]: malformed, mis-signed, forged and replayed messages.
     Spammer,
+    /// Crashes (stops answering) at the given virtual time.
+    CrashAt(Duration),
 }
 
 /// Everything a simulated Steward run needs.
@@ -337,6 +339,7 @@ impl World {
             for id in s.server_ids() {
                 let mut rc = ReplicaConfig::new(id, servers.clone(), f.clone());
                 rc.batch = cfg.batch;
+                rc.t1 = local_timeout_t1(&topo);
                 let byz = shared.byzantine.get(&id).copied();
                 let proc_id = match byz {
                     Some(Byzantine::Spammer) => sim.add_process(
@@ -348,8 +351,10 @@ impl World {
                         )),
                     ),
                     other => {
-                        if other == Some(Byzantine::CorruptShares) {
-                            rc.fault = Fault::CorruptShares;
+                        match other {
+                            Some(Byzantine::CorruptShares) => rc.fault = Fault::CorruptShares,
+                            Some(Byzantine::CrashAt(t)) => rc.fault = Fault::CrashAt(t),
+                            _ => {}
                         }
                         let crypto = keys.server(id);
                         sim.add_process(
@@ -475,6 +480,17 @@ impl World {
             histogram: hist,
         }
     }
+}
+
+/// T1 for a topology: four times the largest WAN round trip, at least 0.5 s (T1 must cover a
+/// THRESHOLD-SIGN and a WAN exchange; TDSC §6.4 leaves the base K to the deployment).
+pub fn local_timeout_t1(topo: &Topology) -> Duration {
+    let max_rtt = topo
+        .wan_pairs()
+        .map(|(_, _, l)| 2 * (l.latency + l.jitter))
+        .max()
+        .unwrap_or(Duration::ZERO);
+    (4 * max_rtt).max(Duration::from_millis(500))
 }
 
 /// Propagation-only lower bound (ms) of an update's latency for a client at `client_site`

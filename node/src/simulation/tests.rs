@@ -314,6 +314,62 @@ fn batching_amortises_threshold_signatures() {
     let one = point(1);
     let eight = point(8);
     assert_ok(&eight, seed, "batch 8");
-    assert!(eight.throughput > 2.0 * one.throughput, "seed {seed}: {} vs {}", eight.throughput, one.throughput);
-    assert!(eight.wan_msgs_per_update < one.wan_msgs_per_update / 2.0, "seed {seed}");
+    assert!(
+        eight.throughput > 2.0 * one.throughput,
+        "seed {seed}: {} vs {}",
+        eight.throughput,
+        one.throughput
+    );
+    assert!(
+        eight.wan_msgs_per_update < one.wan_msgs_per_update / 2.0,
+        "seed {seed}"
+    );
+}
+
+#[test]
+fn leader_representative_crash_triggers_local_view_change() {
+    for (f5, seed) in [(false, 101), (true, 102)] {
+        let topo = symmetric(f5);
+        let crash = Duration::from_secs(4);
+        let rep = ServerId::new(SiteId(0), 0);
+        let mut cfg = WorldConfig::new(topo.clone(), 5, seed);
+        cfg.byzantine = vec![(rep, Byzantine::CrashAt(crash))];
+        let t2 = local_timeout_t1(&topo) * (topo.sites[0].f + 2);
+        let mut w = World::build(cfg).unwrap();
+        w.run_until(crash).unwrap();
+        let s1 = ServerId::new(SiteId(0), 1);
+        let before = w.replica(s1).unwrap().global_aru();
+        // Find the first execution after the crash.
+        let mut t = crash;
+        while w.replica(s1).unwrap().global_aru() == before {
+            t += Duration::from_millis(20);
+            assert!(
+                t < crash + 10 * t2,
+                "seed {seed}: no progress after the crash"
+            );
+            w.run_until(t).unwrap();
+        }
+        let recovery = t - crash;
+        assert!(
+            recovery <= 3 * t2,
+            "seed {seed}: recovery {recovery:?} > 3 x T2 ({t2:?})"
+        );
+        w.run_until(crash + 12 * t2).unwrap();
+        let r = w.report();
+        assert_eq!(r.safety, "ok", "seed {seed}");
+        let rp = w.replica(s1).unwrap();
+        assert_eq!(rp.local_view(), 1, "seed {seed}: one local view change");
+        assert!(
+            rp.global_aru() > before + 50,
+            "seed {seed}: ordering resumed slowly: {} -> {}",
+            before,
+            rp.global_aru()
+        );
+        // Other sites learned the new representative.
+        assert!(
+            w.replica(ServerId::new(SiteId(2), 1)).unwrap().global_aru() > before + 40,
+            "seed {seed}"
+        );
+        eprintln!("seed {seed}: recovery {recovery:?}, T2 {t2:?}");
+    }
 }

@@ -1,0 +1,546 @@
+//! LOCAL-VIEW-CHANGE (TDSC Fig. A-13) and CONSTRUCT-LOCAL-CONSTRAINT (Fig. A-17).
+//!
+//! A server whose local timer expires (no global progress while it knows of pending updates)
+//! votes New_Rep(lv+1). When 2f+1 servers of the site vote for views ≥ lv, lv is preinstalled:
+//! the representative becomes server lv mod n, the proof is sent to the site and reliably to
+//! every other site, and — at the leader site — the new representative collects 2f+1
+//! Local_Server_State messages so that every correct server constrains its local history to
+//! the same union of Proposals and Prepare certificates before anything new is sequenced. That
+//! prevents two different Proposals for one sequence number in one global view.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use steward_config::{ServerId, SiteId};
+
+use super::{Action, Dest, Replica};
+use crate::msg::{
+    batch_digest, LocalCollected, LocalPreinstall, LocalServerState, Message, NewRep, PrepareCert,
+    Proposal, RequestLocalState,
+};
+
+/// Timer tokens at or above this value are local-timer generations.
+pub(crate) const LOCAL_TIMER_BASE: u64 = 1 << 32;
+
+/// A new leader-site representative collecting Local_Server_State messages.
+pub(crate) struct Collecting {
+    aru: u64,
+    states: BTreeMap<u32, Arc<LocalServerState>>,
+}
+
+impl Replica {
+    // --- local timer ------------------------------------------------------------------------
+
+    fn local_timeout(&self) -> std::time::Duration {
+        if self.in_leader_site() {
+            self.cfg.t1 * (self.f() + 2)
+        } else {
+            self.cfg.t1
+        }
+    }
+
+    fn arm_local_timer(&mut self) {
+        self.local_timer_gen += 1;
+        self.local_timer = self.local_timer_gen;
+        self.out.push(Action::Timer {
+            after: self.local_timeout(),
+            token: LOCAL_TIMER_BASE + self.local_timer,
+        });
+    }
+
+    fn has_pending(&self) -> bool {
+        !self.pending_seen.is_empty()
+    }
+
+    /// A client update this server has not executed yet: start the local timer if idle.
+    pub(crate) fn note_pending(&mut self, client: u32, ts: u64) {
+        let e = self.pending_seen.entry(client).or_insert(ts);
+        *e = (*e).max(ts);
+        if self.local_timer == 0 {
+            self.arm_local_timer();
+        }
+    }
+
+    /// Global progress resets the local timer (TDSC Fig. A-4 C7–C9).
+    pub(crate) fn on_global_progress(&mut self) {
+        let executed = &self.executed_ts;
+        self.pending_seen
+            .retain(|c, ts| executed.get(c).is_none_or(|done| done < ts));
+        if self.has_pending() {
+            self.arm_local_timer();
+        } else {
+            self.local_timer = 0;
+        }
+    }
+
+    pub(crate) fn on_local_timer(&mut self, generation: u64) {
+        if generation != self.local_timer {
+            return; // reset or superseded
+        }
+        if !self.has_pending() {
+            self.local_timer = 0;
+            return;
+        }
+        // A1–A5: suggest the next local view (and keep suggesting while no progress).
+        let mine = self.new_reps.get(&self.cfg.id.index).map_or(0, |n| n.lv);
+        let lv = mine.max(self.lv) + 1;
+        let mut vote = NewRep {
+            server: self.cfg.id.index,
+            lv,
+            sig: Vec::new(),
+        };
+        vote.sig = self
+            .crypto
+            .sign(&Message::NewRep(Arc::new(vote.clone())).signing_bytes());
+        let vote = Arc::new(vote);
+        self.new_reps.insert(self.cfg.id.index, vote.clone());
+        self.send_site(Message::NewRep(vote));
+        self.arm_local_timer();
+    }
+
+    // --- votes and preinstallation ----------------------------------------------------------
+
+    fn verify_vote(&mut self, site: SiteId, v: &NewRep) -> bool {
+        v.server < self.site_size(site)
+            && self.crypto.verify_server(
+                ServerId::new(site, v.server),
+                &Message::NewRep(Arc::new(v.clone())).signing_bytes(),
+                &v.sig,
+            )
+    }
+
+    pub(crate) fn on_new_rep(&mut self, from: ServerId, n: &Arc<NewRep>) -> bool {
+        if from.site != self.site() || from.index != n.server {
+            return false;
+        }
+        if self.new_reps.get(&n.server).is_some_and(|x| x.lv >= n.lv) {
+            return true;
+        }
+        if n.lv > self.lv + 1000 || !self.verify_vote(self.site(), n) {
+            return false;
+        }
+        self.new_reps.insert(n.server, n.clone());
+        self.check_preinstall();
+        true
+    }
+
+    /// Preinstalled view: the highest lv that 2f+1 servers voted for (or beyond).
+    fn check_preinstall(&mut self) {
+        let quorum = (2 * self.f() + 1) as usize;
+        let mut lvs: Vec<u64> = self.new_reps.values().map(|n| n.lv).collect();
+        lvs.sort_unstable_by(|a, b| b.cmp(a));
+        let Some(&lv) = lvs.get(quorum - 1) else {
+            return;
+        };
+        if lv > self.lv {
+            self.install_local_view(lv);
+        }
+    }
+
+    fn install_local_view(&mut self, lv: u64) {
+        let quorum = (2 * self.f() + 1) as usize;
+        let votes: Vec<NewRep> = self
+            .new_reps
+            .values()
+            .filter(|n| n.lv >= lv)
+            .take(quorum)
+            .map(|n| (**n).clone())
+            .collect();
+        self.lv = lv;
+        let own = self.site().index();
+        self.lv_of[own] = lv;
+        self.stats.local_view_changes += 1;
+        self.collecting = None;
+        self.pending_ts.clear();
+        let proof = Arc::new(LocalPreinstall {
+            site: self.site().0,
+            lv,
+            votes,
+        });
+        // D2–D3: to the site, and reliably to every other site.
+        self.send_site(Message::LocalPreinstall(proof.clone()));
+        self.reliable_send_to_all_sites(Message::LocalPreinstall(proof));
+        if self.in_leader_site() {
+            self.locally_constrained = false;
+            if self.is_rep() {
+                self.start_local_constraint();
+            }
+        }
+        if self.has_pending() {
+            self.arm_local_timer();
+        }
+        // Re-inject the updates this server owes replies for.
+        let owed: Vec<Arc<crate::msg::Update>> = self.responsible.values().cloned().collect();
+        for u in owed {
+            if self.is_rep() && self.in_leader_site() {
+                let pending = self.pending_ts.get(&u.client).copied().unwrap_or(0);
+                if u.ts > pending {
+                    self.pending_ts.insert(u.client, u.ts);
+                    self.pool.push_back(u);
+                }
+            } else {
+                let to = if self.is_rep() {
+                    self.rep_of(self.leader_site())
+                } else {
+                    self.rep_of(self.site())
+                };
+                self.send(Dest::Server(to), Message::Update(u));
+            }
+        }
+    }
+
+    /// RELIABLE-SEND-TO-ALL-SITES (TDSC Fig. A-24): each of the servers with index ≤ 2f sends
+    /// to its peer (same index) in every other site, which relays within its site.
+    fn reliable_send_to_all_sites(&mut self, msg: Message) {
+        if self.cfg.id.index > 2 * self.f() {
+            return;
+        }
+        let env = crate::msg::Envelope::new(msg);
+        for s in 0..self.num_sites() as u16 {
+            let site = SiteId(s);
+            if site != self.site() && self.cfg.id.index < self.site_size(site) {
+                self.out.push(Action::Send {
+                    to: Dest::Server(ServerId::new(site, self.cfg.id.index)),
+                    env: env.clone(),
+                });
+            }
+        }
+    }
+
+    pub(crate) fn on_local_preinstall(&mut self, from: ServerId, p: &Arc<LocalPreinstall>) -> bool {
+        let site = SiteId(p.site);
+        if site.index() >= self.num_sites() {
+            return false;
+        }
+        let known = if site == self.site() {
+            self.lv
+        } else {
+            self.lv_of[site.index()]
+        };
+        if p.lv <= known {
+            return true;
+        }
+        let quorum = (2 * self.cfg.f[site.index()] + 1) as usize;
+        let mut voters = std::collections::BTreeSet::new();
+        for v in &p.votes {
+            if v.lv < p.lv || !voters.insert(v.server) {
+                return false;
+            }
+        }
+        if voters.len() < quorum {
+            return false;
+        }
+        for v in &p.votes {
+            if !self.verify_vote(site, v) {
+                return false;
+            }
+        }
+        if site == self.site() {
+            for v in &p.votes {
+                let newer = self.new_reps.get(&v.server).is_none_or(|x| x.lv < v.lv);
+                if newer {
+                    self.new_reps.insert(v.server, Arc::new(v.clone()));
+                }
+            }
+            self.check_preinstall();
+        } else {
+            self.lv_of[site.index()] = p.lv;
+            if from.site != self.site() {
+                // Relay within the own site (Fig. A-24 C1–C2).
+                self.send_site(Message::LocalPreinstall(p.clone()));
+            }
+        }
+        true
+    }
+
+    /// Learn a site's local view from a validly signed message of that site.
+    pub(crate) fn learn_lv(&mut self, site: SiteId, lv: u64) {
+        if site != self.site() && lv > self.lv_of[site.index()] {
+            self.lv_of[site.index()] = lv;
+        }
+    }
+
+    /// Retransmissions of the view-change protocol, on the periodic tick.
+    pub(crate) fn view_retransmit(&mut self) {
+        if let Some(mine) = self.new_reps.get(&self.cfg.id.index).cloned() {
+            if mine.lv > self.lv {
+                self.send_site(Message::NewRep(mine));
+            }
+        }
+        if self.collecting.is_some() {
+            self.send_request_local_state();
+        }
+    }
+
+    // --- CONSTRUCT-LOCAL-CONSTRAINT -----------------------------------------------------------
+
+    fn start_local_constraint(&mut self) {
+        self.collecting = Some(Collecting {
+            aru: self.pending_aru,
+            states: BTreeMap::new(),
+        });
+        self.send_request_local_state();
+    }
+
+    fn send_request_local_state(&mut self) {
+        let Some(c) = &self.collecting else { return };
+        let req = RequestLocalState {
+            gv: self.gv,
+            lv: self.lv,
+            aru: c.aru,
+        };
+        self.send_site(Message::RequestLocalState(Arc::new(req)));
+    }
+
+    pub(crate) fn on_request_local_state(&mut self, from: ServerId, r: &RequestLocalState) -> bool {
+        if from != self.rep_of(self.site())
+            || !self.in_leader_site()
+            || (r.gv, r.lv) != (self.gv, self.lv)
+        {
+            return false;
+        }
+        if self.locally_constrained && from != self.cfg.id {
+            return true; // already applied this view's constraint
+        }
+        if self.pending_aru < r.aru {
+            // Missing Proposals up to the invocation aru: fetch them first (the representative
+            // retransmits its request).
+            self.send(
+                Dest::Server(from),
+                Message::ReconRequest(Arc::new(crate::msg::ReconRequest {
+                    aru: self.global_aru,
+                })),
+            );
+            return true;
+        }
+        let mut proposals = Vec::new();
+        let mut certs = Vec::new();
+        for seq in r.aru + 1..=self.global_aru.max(r.aru) + 4 * self.cfg.global_window {
+            let local = self.local.get(&seq);
+            let prop = local
+                .and_then(|l| l.proposal.clone())
+                .or_else(|| self.global.get(&seq).and_then(|g| g.proposal.clone()));
+            if let Some(p) = prop {
+                proposals.push(p);
+            } else if let Some(c) = local.and_then(|l| self.prepare_cert(l)) {
+                certs.push(c);
+            }
+        }
+        let mut st = LocalServerState {
+            server: self.cfg.id.index,
+            gv: self.gv,
+            lv: self.lv,
+            aru: r.aru,
+            proposals,
+            certs,
+            sig: Vec::new(),
+        };
+        st.sig = self
+            .crypto
+            .sign(&Message::LocalServerState(Arc::new(st.clone())).signing_bytes());
+        self.send(Dest::Server(from), Message::LocalServerState(Arc::new(st)));
+        true
+    }
+
+    /// The Prepare certificate a slot holds: from the current view, or one carried over.
+    fn prepare_cert(&self, slot: &super::LocalSlot) -> Option<PrepareCert> {
+        if let Some(pp) = &slot.pre_prepare {
+            let need = 2 * self.f() as usize;
+            if slot.prepares.len() >= need {
+                return Some(PrepareCert {
+                    pre_prepare: pp.clone(),
+                    prepares: slot.prepares.values().take(need).cloned().collect(),
+                });
+            }
+        }
+        slot.cert.clone()
+    }
+
+    /// Check a Prepare certificate's signatures and structure.
+    fn valid_cert(&mut self, c: &PrepareCert) -> bool {
+        let pp = &c.pre_prepare;
+        let site = self.site();
+        let n = u64::from(self.site_size(site));
+        let need = 2 * self.f() as usize;
+        if pp.gv != self.gv || u64::from(pp.server) != pp.lv % n || pp.batch.is_empty() {
+            return false;
+        }
+        let digest = batch_digest(&pp.batch);
+        let mut who = std::collections::BTreeSet::new();
+        for p in &c.prepares {
+            if p.seq != pp.seq
+                || (p.gv, p.lv) != (pp.gv, pp.lv)
+                || p.digest != digest
+                || p.server == pp.server
+                || p.server >= self.site_size(site)
+                || !who.insert(p.server)
+            {
+                return false;
+            }
+        }
+        if who.len() < need {
+            return false;
+        }
+        let rep = ServerId::new(site, pp.server);
+        if !self.crypto.verify_server(
+            rep,
+            &Message::PrePrepare(pp.clone()).signing_bytes(),
+            &pp.sig,
+        ) {
+            return false;
+        }
+        c.prepares.iter().all(|p| {
+            let s = ServerId::new(site, p.server);
+            self.crypto
+                .verify_server(s, &Message::Prepare(p.clone()).signing_bytes(), &p.sig)
+        })
+    }
+
+    fn valid_proposal(&mut self, p: &Proposal) -> bool {
+        p.gv == self.gv
+            && SiteId(p.site) == self.leader_site()
+            && self
+                .crypto
+                .verify_site(SiteId(p.site), &p.signing_bytes(), &p.tsig)
+    }
+
+    fn valid_state(&mut self, st: &LocalServerState, aru: u64) -> bool {
+        if (st.gv, st.lv, st.aru) != (self.gv, self.lv, aru)
+            || st.server >= self.site_size(self.site())
+        {
+            return false;
+        }
+        let signer = ServerId::new(self.site(), st.server);
+        if !self.crypto.verify_server(
+            signer,
+            &Message::LocalServerState(Arc::new(st.clone())).signing_bytes(),
+            &st.sig,
+        ) {
+            return false;
+        }
+        st.proposals.iter().all(|p| p.seq > aru) && st.certs.iter().all(|c| c.pre_prepare.seq > aru)
+    }
+
+    pub(crate) fn on_local_server_state(
+        &mut self,
+        from: ServerId,
+        st: &Arc<LocalServerState>,
+    ) -> bool {
+        let Some(aru) = self.collecting.as_ref().map(|c| c.aru) else {
+            return true;
+        };
+        if from.site != self.site() || from.index != st.server || !self.valid_state(st, aru) {
+            return false;
+        }
+        let quorum = (2 * self.f() + 1) as usize;
+        let c = self.collecting.as_mut().expect("collecting");
+        c.states.insert(st.server, st.clone());
+        if c.states.len() < quorum {
+            return true;
+        }
+        let bundle = LocalCollected {
+            gv: self.gv,
+            lv: self.lv,
+            aru,
+            states: c.states.values().take(quorum).cloned().collect(),
+        };
+        self.collecting = None;
+        self.send_site(Message::LocalCollected(Arc::new(bundle)));
+        true
+    }
+
+    /// Apply the representative's bundle: every correct server computes the same union and
+    /// replaces its old-view local history with it.
+    pub(crate) fn on_local_collected(&mut self, from: ServerId, c: &Arc<LocalCollected>) -> bool {
+        if from != self.rep_of(self.site())
+            || !self.in_leader_site()
+            || (c.gv, c.lv) != (self.gv, self.lv)
+        {
+            return false;
+        }
+        if self.locally_constrained {
+            return true;
+        }
+        if self.pending_aru < c.aru {
+            return true; // fetch Proposals first; the representative retransmits
+        }
+        let quorum = (2 * self.f() + 1) as usize;
+        let mut who = std::collections::BTreeSet::new();
+        for st in c.states.clone() {
+            if !who.insert(st.server) || !self.valid_state(&st, c.aru) {
+                return false;
+            }
+        }
+        if who.len() < quorum {
+            return false;
+        }
+        // Compute_Local_Union: per sequence number, the Proposal of the latest local view, else
+        // the Prepare certificate of the latest local view. Invalid entries are skipped.
+        let mut props: BTreeMap<u64, Arc<Proposal>> = BTreeMap::new();
+        let mut certs: BTreeMap<u64, PrepareCert> = BTreeMap::new();
+        for st in &c.states {
+            for p in &st.proposals {
+                let better = props.get(&p.seq).is_none_or(|q| p.lv > q.lv);
+                if better && self.valid_proposal(p) {
+                    props.insert(p.seq, p.clone());
+                }
+            }
+            for pc in &st.certs {
+                let seq = pc.pre_prepare.seq;
+                let better = certs
+                    .get(&seq)
+                    .is_none_or(|q| pc.pre_prepare.lv > q.pre_prepare.lv);
+                if better && self.valid_cert(pc) {
+                    certs.insert(seq, pc.clone());
+                }
+            }
+        }
+        // Fig. A-3 D5–D17: drop old-view local entries above the invocation aru, add the union.
+        let above: Vec<u64> = self.local.range(c.aru + 1..).map(|(s, _)| *s).collect();
+        for seq in above {
+            if let Some(slot) = self.local.get_mut(&seq) {
+                if let Some(pp) = slot.pre_prepare.take() {
+                    for u in &pp.batch {
+                        if self.bound.get(&u.digest()) == Some(&seq) {
+                            self.bound.remove(&u.digest());
+                        }
+                    }
+                }
+                slot.digest = None;
+                slot.prepares.clear();
+                slot.share_sent = false;
+                slot.cert = None;
+                if slot.proposal.as_ref().is_some_and(|p| p.lv < c.lv) && !props.contains_key(&seq)
+                {
+                    // Keep: a threshold-signed Proposal of this global view binds the slot.
+                }
+            }
+        }
+        for (seq, p) in props {
+            let slot = self.local.entry(seq).or_default();
+            slot.proposal = Some(p.clone());
+            for u in &p.batch {
+                self.bound.insert(u.digest(), seq);
+            }
+            let g = self.global.entry(seq).or_default();
+            if g.proposal.is_none() {
+                g.proposal = Some(p);
+            }
+        }
+        for (seq, pc) in certs {
+            let slot = self.local.entry(seq).or_default();
+            if slot.proposal.is_none() {
+                for u in &pc.pre_prepare.batch {
+                    self.bound.insert(u.digest(), seq);
+                }
+                slot.cert = Some(pc);
+            }
+        }
+        self.locally_constrained = true;
+        if self.is_rep() {
+            self.global_seq = c.aru + 1;
+            self.try_propose();
+        }
+        true
+    }
+}
