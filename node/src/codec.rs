@@ -6,6 +6,8 @@ use std::fmt;
 
 /// Largest byte string a message may carry (an update payload, a signature, a share).
 pub const MAX_BYTES: usize = 64 * 1024;
+/// Largest state snapshot a message may carry.
+pub const MAX_SNAPSHOT: usize = 16 * 1024 * 1024;
 /// Largest list a message may carry (updates in a batch, Accepts in a proof).
 pub const MAX_LIST: usize = 4096;
 
@@ -107,11 +109,14 @@ impl<'a> Reader<'a> {
     }
     /// A length-prefixed byte string of at most `MAX_BYTES`.
     pub fn bytes(&mut self, what: &str) -> Result<Vec<u8>, DecodeError> {
+        self.bytes_max(what, MAX_BYTES)
+    }
+
+    /// A length-prefixed byte string of at most `max` bytes.
+    pub fn bytes_max(&mut self, what: &str, max: usize) -> Result<Vec<u8>, DecodeError> {
         let n = self.u32(what)? as usize;
-        if n > MAX_BYTES {
-            return Err(DecodeError(format!(
-                "{what}: length {n} exceeds {MAX_BYTES}"
-            )));
+        if n > max {
+            return Err(DecodeError(format!("{what}: length {n} exceeds {max}")));
         }
         Ok(self.take(n, what)?.to_vec())
     }
@@ -128,6 +133,11 @@ impl<'a> Reader<'a> {
         }
         Ok(n)
     }
+    /// Bytes not yet read.
+    pub fn remaining(&self) -> usize {
+        self.data.len() - self.pos
+    }
+
     /// Fail unless every byte was consumed.
     pub fn finish(&self) -> Result<(), DecodeError> {
         if self.pos == self.data.len() {

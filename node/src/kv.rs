@@ -41,6 +41,31 @@ impl KvStore {
         encode_value(self.map.get(key).map(Vec::as_slice))
     }
 
+    /// Encode the store (keys in order) for a snapshot.
+    pub fn encode_into(&self, w: &mut crate::codec::Writer) {
+        w.u32(self.map.len() as u32);
+        for (k, v) in &self.map {
+            w.bytes(k).bytes(v);
+        }
+    }
+
+    /// Decode [`Self::encode_into`]'s output.
+    pub fn decode_from(r: &mut crate::codec::Reader) -> Result<Self, crate::codec::DecodeError> {
+        let n = r.u32("keys")? as usize;
+        if n.saturating_mul(8) > r.remaining() {
+            return Err(crate::codec::DecodeError(format!(
+                "implausible key count {n}"
+            )));
+        }
+        let mut map = BTreeMap::new();
+        for _ in 0..n {
+            let k = r.bytes("key")?;
+            let v = r.bytes("value")?;
+            map.insert(k, v);
+        }
+        Ok(KvStore { map })
+    }
+
     /// Number of keys.
     pub fn len(&self) -> usize {
         self.map.len()

@@ -17,7 +17,7 @@ impl Replica {
     /// representative).
     pub(crate) fn on_proposal(&mut self, from: ServerId, p: &Arc<Proposal>) -> bool {
         let leader = self.leader_site();
-        if p.gv != self.gv || SiteId(p.site) != leader || p.batch.is_empty() {
+        if p.gv != self.gv || SiteId(p.site) != leader {
             return false;
         }
         // Leader-site servers learn the Proposal from their own representative; other sites from
@@ -37,12 +37,15 @@ impl Replica {
             return true;
         }
         if !self.global_window_ok(p.seq) {
+            self.highest_seen = self.highest_seen.max(p.seq);
             return false;
         }
+        // A Proposal of an earlier global view is superseded (Fig. A-4 A8–A14).
         let known = self
             .global
             .get(&p.seq)
             .and_then(|s| s.proposal.as_ref())
+            .filter(|q| q.gv >= p.gv)
             .map(|q| q.tsig == p.tsig && q.signing_bytes() == p.signing_bytes());
         match known {
             Some(true) => {
@@ -70,6 +73,11 @@ impl Replica {
     pub(crate) fn apply_proposal(&mut self, p: &Arc<Proposal>) {
         let now = self.now;
         let slot = self.global.entry(p.seq).or_default();
+        if slot.proposal.as_ref().is_some_and(|q| q.gv < p.gv) {
+            // A new global view re-proposes the slot: accept it afresh.
+            slot.accept_share_sent = false;
+            slot.own_accept = None;
+        }
         slot.proposal = Some(p.clone());
         slot.sent_at = now;
         let digest = p.digest();
@@ -152,6 +160,7 @@ impl Replica {
             return true;
         }
         if !self.global_window_ok(a.seq) {
+            self.highest_seen = self.highest_seen.max(a.seq);
             return false;
         }
         if let Some(slot) = self.global.get(&a.seq) {
@@ -223,7 +232,7 @@ impl Replica {
     }
 
     /// Execute every contiguous globally ordered slot, reply to clients this server owes.
-    fn execute_ready(&mut self) {
+    pub(crate) fn execute_ready(&mut self) {
         let mut progressed = false;
         while self
             .global
@@ -274,6 +283,7 @@ impl Replica {
                 }
             }
             self.global_aru = seq;
+            self.maybe_checkpoint(seq);
             progressed = true;
         }
         if progressed {

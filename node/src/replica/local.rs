@@ -12,7 +12,11 @@ impl Replica {
     /// ASSIGN-GLOBAL-ORDER A1–A6: the leader-site representative binds queued updates to
     /// sequence numbers while both windows allow.
     pub(crate) fn try_propose(&mut self) {
-        if !(self.is_rep() && self.in_leader_site() && self.locally_constrained) {
+        if !(self.is_rep()
+            && self.in_leader_site()
+            && self.locally_constrained
+            && self.globally_constrained)
+        {
             return;
         }
         while self.global_seq <= self.global_aru + self.cfg.global_window
@@ -23,9 +27,12 @@ impl Replica {
             // batch; otherwise take fresh updates.
             let seq = self.global_seq;
             let slot = self.local.get(&seq);
-            if self.global_seq <= self.global_aru
-                || slot.is_some_and(|s| s.proposal.is_some())
-                || self.global.get(&seq).is_some_and(|g| g.proposal.is_some())
+            let global = self.global.get(&seq);
+            let gv = self.gv;
+            if seq <= self.global_aru
+                || global.is_some_and(|g| g.ordered)
+                || slot.is_some_and(|s| s.proposal.as_ref().is_some_and(|p| p.gv == gv))
+                || global.is_some_and(|g| g.proposal.as_ref().is_some_and(|p| p.gv == gv))
             {
                 self.global_seq += 1;
                 continue;
@@ -33,13 +40,21 @@ impl Replica {
             if slot.is_some_and(|s| s.pre_prepare.is_some()) {
                 return; // already pre-prepared in this view
             }
-            let carried = slot
-                .and_then(|s| s.cert.as_ref())
-                .map(|c| c.pre_prepare.batch.clone());
+            // Bound by an earlier global view's Proposal or an earlier local view's certificate.
+            let carried = global
+                .and_then(|g| g.proposal.as_ref())
+                .map(|p| p.batch.clone())
+                .or_else(|| {
+                    slot.and_then(|s| s.cert.as_ref())
+                        .map(|c| c.pre_prepare.batch.clone())
+                });
+            let constrained_later = self
+                .global
+                .range(seq + 1..)
+                .any(|(_, g)| !g.ordered && g.proposal.as_ref().is_some_and(|p| p.gv < gv));
+            let carried_some = carried.is_some();
             let mut batch: Vec<Arc<Update>> = carried.unwrap_or_default();
-            while batch.is_empty()
-                || (batch.len() < self.cfg.batch.max(1) && slot.is_none_or(|s| s.cert.is_none()))
-            {
+            while !carried_some && batch.len() < self.cfg.batch.max(1) {
                 let Some(u) = self.pool.pop_front() else {
                     break;
                 };
@@ -48,7 +63,8 @@ impl Replica {
                     batch.push(u);
                 }
             }
-            if batch.is_empty() {
+            // An empty batch fills a gap below constrained slots (a no-op).
+            if batch.is_empty() && !carried_some && !constrained_later {
                 return;
             }
             let mut pp = PrePrepare {
@@ -78,8 +94,8 @@ impl Replica {
             || pp.server != rep.index
             || !self.in_leader_site()
             || !self.locally_constrained
+            || !self.globally_constrained
             || (pp.gv, pp.lv) != (self.gv, self.lv)
-            || pp.batch.is_empty()
             || pp.batch.len() > self.cfg.batch.max(1)
         {
             return false;
@@ -99,6 +115,12 @@ impl Replica {
                 .is_some_and(|c| batch_digest(&c.pre_prepare.batch) != digest);
             let prop_conflict = slot.proposal.as_ref().is_some_and(|p| p.digest() != digest);
             if cert_conflict || prop_conflict {
+                return false;
+            }
+        }
+        // Fig. A-8 A15/A18: a Proposal or order from an earlier global view binds the slot.
+        if let Some(g) = self.global.get(&pp.seq) {
+            if g.ordered || g.proposal.as_ref().is_some_and(|p| p.digest() != digest) {
                 return false;
             }
         }

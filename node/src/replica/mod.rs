@@ -8,6 +8,7 @@
 
 mod client_io;
 mod global;
+mod global_view;
 mod local;
 mod recon;
 mod threshold;
@@ -134,6 +135,10 @@ pub struct ReplicaStats {
     pub blacklisted: u64,
     /// Local views installed after the initial one.
     pub local_view_changes: u64,
+    /// Global views installed after the initial one.
+    pub global_view_changes: u64,
+    /// Snapshots installed by state transfer.
+    pub state_transfers: u64,
     /// Combine attempts that needed the proof-checking fallback.
     pub combine_fallbacks: u64,
 }
@@ -211,6 +216,20 @@ pub struct Replica {
     /// Generation of the armed local timer (0 = not armed).
     pub(crate) local_timer: u64,
     pub(crate) local_timer_gen: u64,
+    /// Generation of the armed global timer (0 = not armed).
+    pub(crate) global_timer: u64,
+    /// False between installing a global view and applying its constraints (leader site).
+    pub(crate) globally_constrained: bool,
+    /// Global view change progress in the current global view.
+    pub(crate) gview: global_view::GlobalViewState,
+    /// Highest sequence number seen in any Proposal or Accept (a hint for reconciliation).
+    pub(crate) highest_seen: u64,
+    /// Consecutive retransmission ticks without progress while behind.
+    pub(crate) stuck_ticks: u32,
+    /// The latest checkpoint (for state transfer to far-behind servers).
+    pub(crate) checkpoint: Option<recon::Checkpoint>,
+    /// Snapshot claims received: (seq, digest) → servers vouching.
+    pub(crate) snapshot_votes: BTreeMap<(u64, Digest), std::collections::BTreeSet<ServerId>>,
     pub(crate) kv: KvStore,
     /// global_aru at the previous retransmission tick (to notice being stuck).
     pub(crate) aru_at_last_tick: u64,
@@ -256,6 +275,13 @@ impl Replica {
             pending_seen: BTreeMap::new(),
             local_timer: 0,
             local_timer_gen: 0,
+            global_timer: 0,
+            globally_constrained: true,
+            gview: Default::default(),
+            highest_seen: 0,
+            stuck_ticks: 0,
+            checkpoint: None,
+            snapshot_votes: BTreeMap::new(),
             kv: KvStore::default(),
             aru_at_last_tick: 0,
             recon_answered: HashMap::new(),
@@ -371,6 +397,17 @@ impl Replica {
             (Dest::Server(s), Message::RequestLocalState(r)) => self.on_request_local_state(s, r),
             (Dest::Server(s), Message::LocalServerState(st)) => self.on_local_server_state(s, st),
             (Dest::Server(s), Message::LocalCollected(c)) => self.on_local_collected(s, c),
+            (Dest::Server(s), Message::GlobalVc(v)) => self.on_global_vc(s, v),
+            (Dest::Server(s), Message::GlobalPreinstall(p)) => self.on_global_preinstall(s, p),
+            (Dest::Server(s), Message::Aru(a)) => self.on_aru(s, a),
+            (Dest::Server(s), Message::RequestGlobalState(r)) => self.on_request_global_state(s, r),
+            (Dest::Server(s), Message::GlobalServerState(st)) => self.on_global_server_state(s, st),
+            (Dest::Server(s), Message::GlobalCollected(c)) => self.on_global_collected(s, c),
+            (Dest::Server(s), Message::GlobalConstraint(c)) => self.on_global_constraint(s, c),
+            (Dest::Server(s), Message::CollectedConstraints(c)) => {
+                self.on_collected_constraints(s, c)
+            }
+            (Dest::Server(s), Message::Snapshot(sn)) => self.on_snapshot(s, sn),
             _ => false,
         };
         if !ok {
@@ -396,12 +433,15 @@ impl Replica {
         if self.crashed() {
             return Vec::new();
         }
-        if token >= view::LOCAL_TIMER_BASE {
+        if Self::is_global_token(token) {
+            self.on_global_timer(token - global_view::GLOBAL_TIMER_BASE);
+        } else if Self::is_local_token(token) {
             self.on_local_timer(token - view::LOCAL_TIMER_BASE);
         } else if token == TICK {
             self.retransmit();
             self.maybe_request_recon();
             self.view_retransmit();
+            self.global_view_retransmit();
             self.out.push(Action::Timer {
                 after: self.cfg.retransmit,
                 token: TICK,
@@ -417,6 +457,11 @@ impl Replica {
     /// This site's current local view.
     pub fn local_view(&self) -> u64 {
         self.lv
+    }
+
+    /// The current global view.
+    pub fn global_view(&self) -> u64 {
+        self.gv
     }
 
     // --- topology helpers -------------------------------------------------------------------
@@ -523,6 +568,10 @@ impl Replica {
         let keep_from = self.global_aru.saturating_sub(KEEP_EXECUTED);
         self.local = self.local.split_off(&keep_from);
         self.global = self.global.split_off(&keep_from);
-        self.shares.retain(|(_, seq, _), _| *seq >= keep_from);
+        let gv = self.gv;
+        self.shares.retain(|(kind, seq, _), _| match kind {
+            SigKind::Proposal | SigKind::Accept => *seq >= keep_from,
+            _ => *seq >= gv,
+        });
     }
 }

@@ -9,10 +9,23 @@ use std::sync::Arc;
 use steward_config::{ServerId, SiteId};
 
 use super::{Dest, Replica};
-use crate::msg::{Message, OrderProof, ReconRequest};
+use crate::codec::{Reader, Writer};
+use crate::kv::KvStore;
+use crate::msg::{Digest, Message, OrderProof, ReconRequest, Snapshot};
 
 /// Most proofs sent in answer to one request.
 const RECON_BATCH: u64 = 64;
+
+/// Checkpoint interval: every this many sequence numbers a server keeps a snapshot of its state
+/// for servers too far behind for order proofs (must be well below `KEEP_EXECUTED`).
+pub(crate) const CHECKPOINT: u64 = 64;
+
+/// A checkpoint: the encoded state after executing `seq`.
+pub(crate) struct Checkpoint {
+    pub seq: u64,
+    pub digest: Digest,
+    pub state: Vec<u8>,
+}
 
 impl Replica {
     /// On the retransmission tick: ask for help if stuck.
@@ -25,13 +38,16 @@ impl Replica {
             .filter(|(_, s)| s.proposal.is_some() || !s.accepts.is_empty())
             .map(|(seq, _)| *seq)
             .chain(self.local.range(self.global_aru + 1..).map(|(seq, _)| *seq))
+            .chain((self.highest_seen > self.global_aru).then_some(self.highest_seen))
             .max();
         let Some(highest) = highest_known else { return };
         // Stuck for a whole period, or clearly behind the rest of the system.
         let far_behind = highest > self.global_aru + self.cfg.global_window;
         if !(stuck || far_behind) {
+            self.stuck_ticks = 0;
             return;
         }
+        self.stuck_ticks += 1;
         let req = Message::ReconRequest(Arc::new(ReconRequest {
             aru: self.global_aru,
         }));
@@ -40,10 +56,103 @@ impl Replica {
                 self.send(Dest::Server(ServerId::new(self.site(), i)), req.clone());
             }
         }
-        if self.is_rep() && !self.in_leader_site() {
+        if self.stuck_ticks >= 2 {
+            // Still stuck: ask every server of another site (the leader site, or the next one
+            // for the leader site itself); f+1 of them can vouch for a snapshot if what we
+            // need was garbage-collected.
+            let leader = self.leader_site();
+            let other = if self.in_leader_site() {
+                SiteId(((leader.0 as usize + 1) % self.num_sites()) as u16)
+            } else {
+                leader
+            };
+            if other != self.site() {
+                for i in 0..self.site_size(other) {
+                    self.send(Dest::Server(ServerId::new(other, i)), req.clone());
+                }
+            }
+        } else if self.is_rep() && !self.in_leader_site() {
             let leader_rep = self.rep_of(self.leader_site());
             self.send(Dest::Server(leader_rep), req);
         }
+    }
+
+    /// Take a checkpoint after executing `seq` if it is on the interval.
+    pub(crate) fn maybe_checkpoint(&mut self, seq: u64) {
+        if seq % CHECKPOINT != 0 {
+            return;
+        }
+        let mut w = Writer::default();
+        w.u64(seq);
+        self.kv.encode_into(&mut w);
+        let mut clients: Vec<(&u32, &u64)> = self.executed_ts.iter().collect();
+        clients.sort_unstable();
+        w.u32(clients.len() as u32);
+        for (c, ts) in clients {
+            w.u32(*c).u64(*ts);
+        }
+        let digest = steward_crypto::sha256(&w.buf);
+        self.checkpoint = Some(Checkpoint {
+            seq,
+            digest,
+            state: w.buf,
+        });
+    }
+
+    /// A snapshot from a peer: install it once f+1 servers of one site vouch for the same one.
+    pub(crate) fn on_snapshot(&mut self, from: ServerId, sn: &Snapshot) -> bool {
+        if sn.seq <= self.global_aru {
+            return true;
+        }
+        if steward_crypto::sha256(&sn.state) != sn.digest {
+            return false;
+        }
+        let votes = self.snapshot_votes.entry((sn.seq, sn.digest)).or_default();
+        votes.insert(from);
+        let needed = self.cfg.f[from.site.index()] as usize + 1;
+        let vouched = votes.iter().filter(|s| s.site == from.site).count();
+        if vouched < needed {
+            if self.snapshot_votes.len() > 64 {
+                self.snapshot_votes.clear();
+            }
+            return true;
+        }
+        let mut r = Reader::new(&sn.state);
+        let Ok(seq) = r.u64("seq") else { return false };
+        let Ok(kv) = KvStore::decode_from(&mut r) else {
+            return false;
+        };
+        let Ok(n) = r.u32("clients") else {
+            return false;
+        };
+        let mut executed = std::collections::HashMap::new();
+        for _ in 0..n {
+            let (Ok(c), Ok(ts)) = (r.u32("client"), r.u64("ts")) else {
+                return false;
+            };
+            executed.insert(c, ts);
+        }
+        if seq != sn.seq || r.finish().is_err() {
+            return false;
+        }
+        self.kv = kv;
+        self.executed_ts = executed;
+        self.global_aru = seq;
+        self.pending_aru = self.pending_aru.max(seq);
+        self.global_seq = self.global_seq.max(seq + 1);
+        self.global = self.global.split_off(&(seq + 1));
+        self.local = self.local.split_off(&(seq + 1));
+        self.bound.retain(|_, s| *s > seq);
+        self.snapshot_votes.clear();
+        self.checkpoint = Some(Checkpoint {
+            seq,
+            digest: sn.digest,
+            state: sn.state.clone(),
+        });
+        self.stats.state_transfers += 1;
+        self.execute_ready();
+        self.on_global_progress();
+        true
     }
 
     /// Answer with the order proofs this server holds above the requester's aru, at most once
@@ -57,6 +166,24 @@ impl Replica {
             return true;
         }
         self.recon_answered.insert(from, self.now);
+        // Too far behind for order proofs (garbage-collected): send the checkpoint.
+        let oldest = self
+            .global
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(self.global_aru + 1);
+        if r.aru + 1 < oldest {
+            if let Some(c) = self.checkpoint.as_ref().filter(|c| c.seq > r.aru) {
+                let sn = Snapshot {
+                    seq: c.seq,
+                    digest: c.digest,
+                    state: c.state.clone(),
+                };
+                self.send(Dest::Server(from), Message::Snapshot(Arc::new(sn)));
+            }
+            return true;
+        }
         let proofs: Vec<OrderProof> = (r.aru + 1..=r.aru + RECON_BATCH)
             .filter(|s| self.global.get(s).is_some_and(|g| g.ordered))
             .filter_map(|s| self.order_proof(s))
@@ -73,64 +200,41 @@ impl Replica {
         if p.seq <= self.global_aru {
             return true;
         }
-        if p.seq > self.global_aru + 4 * self.cfg.global_window
-            || p.gv != self.gv
-            || SiteId(p.site) != self.leader_site()
-            || p.batch.is_empty()
-        {
+        if p.seq > self.global_aru + 4 * self.cfg.global_window {
+            self.highest_seen = self.highest_seen.max(p.seq);
             return false;
         }
         if self.global.get(&p.seq).is_some_and(|s| s.ordered) {
             return true;
         }
-        let digest = p.digest();
-        let mut sites = std::collections::HashSet::new();
-        let accepts_ok = o.accepts.iter().all(|a| {
-            a.seq == p.seq
-                && a.gv == p.gv
-                && a.digest == digest
-                && a.site != p.site
-                && (a.site as usize) < self.num_sites()
-                && sites.insert(a.site)
-        });
-        if !accepts_ok || sites.len() < self.num_sites() / 2 {
+        if !self.valid_order_proof(o) {
             return false;
         }
-        let have_same = self
+        self.apply_order_proof(o);
+        true
+    }
+
+    /// Apply a verified order proof: its Proposal replaces any other for the slot (an update
+    /// ordered in any view is final), its Accepts order it.
+    pub(crate) fn apply_order_proof(&mut self, o: &OrderProof) {
+        let p = &o.proposal;
+        if self.global.get(&p.seq).is_some_and(|s| s.ordered) || p.seq <= self.global_aru {
+            return;
+        }
+        let same = self
             .global
             .get(&p.seq)
             .and_then(|s| s.proposal.as_ref())
             .is_some_and(|q| q.tsig == p.tsig);
-        if !have_same
-            && !self
-                .crypto
-                .verify_site(SiteId(p.site), &p.signing_bytes(), &p.tsig)
-        {
-            return false;
-        }
-        for a in &o.accepts {
-            if !self
-                .crypto
-                .verify_site(SiteId(a.site), &a.signing_bytes(), &a.tsig)
-            {
-                return false;
-            }
-        }
-        if !have_same {
-            if self
-                .global
-                .get(&p.seq)
-                .is_some_and(|s| s.proposal.is_some())
-            {
-                // A different, validly signed Proposal for the slot: only possible across
-                // views, which the normal case does not have. Keep ours.
-                return false;
+        if !same {
+            if let Some(slot) = self.global.get_mut(&p.seq) {
+                slot.proposal = None;
+                slot.accepts.clear();
             }
             self.apply_proposal(p);
         }
         for a in &o.accepts {
             self.apply_accept(a);
         }
-        true
     }
 }

@@ -65,11 +65,15 @@ impl Replica {
         {
             return false;
         }
-        if p.seq <= self.global_aru {
+        let ordering = matches!(p.kind, SigKind::Proposal | SigKind::Accept);
+        if ordering && p.seq <= self.global_aru {
             return true;
         }
-        if p.seq > self.global_aru + 4 * self.cfg.global_window {
+        if ordering && p.seq > self.global_aru + 4 * self.cfg.global_window {
             return false;
+        }
+        if !ordering && (p.seq < self.gv || p.seq > self.gv + 2) {
+            return p.seq < self.gv;
         }
         let key = (p.kind, p.seq, p.content);
         let set = self.shares.entry(key).or_default();
@@ -114,6 +118,9 @@ impl Replica {
         match kind {
             SigKind::Proposal => self.on_own_proposal_signed(seq, tsig),
             SigKind::Accept => self.on_own_accept_signed(seq, tsig),
+            SigKind::GlobalVc => self.on_own_global_vc_signed(seq, tsig),
+            SigKind::Aru => self.on_own_aru_signed(seq, tsig),
+            SigKind::Constraint => self.on_own_constraint_signed(tsig),
         }
     }
 

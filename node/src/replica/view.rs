@@ -39,7 +39,7 @@ impl Replica {
         }
     }
 
-    fn arm_local_timer(&mut self) {
+    pub(crate) fn arm_local_timer(&mut self) {
         self.local_timer_gen += 1;
         self.local_timer = self.local_timer_gen;
         self.out.push(Action::Timer {
@@ -59,6 +59,9 @@ impl Replica {
         if self.local_timer == 0 {
             self.arm_local_timer();
         }
+        if self.global_timer == 0 {
+            self.arm_global_timer();
+        }
     }
 
     /// Global progress resets the local timer (TDSC Fig. A-4 C7–C9).
@@ -68,8 +71,10 @@ impl Replica {
             .retain(|c, ts| executed.get(c).is_none_or(|done| done < ts));
         if self.has_pending() {
             self.arm_local_timer();
+            self.arm_global_timer();
         } else {
             self.local_timer = 0;
+            self.global_timer = 0;
         }
     }
 
@@ -169,7 +174,11 @@ impl Replica {
         if self.has_pending() {
             self.arm_local_timer();
         }
-        // Re-inject the updates this server owes replies for.
+        self.reinject();
+    }
+
+    /// Re-inject the updates this server owes replies for (after a view change).
+    pub(crate) fn reinject(&mut self) {
         let owed: Vec<Arc<crate::msg::Update>> = self.responsible.values().cloned().collect();
         for u in owed {
             if self.is_rep() && self.in_leader_site() {
@@ -191,7 +200,7 @@ impl Replica {
 
     /// RELIABLE-SEND-TO-ALL-SITES (TDSC Fig. A-24): each of the servers with index ≤ 2f sends
     /// to its peer (same index) in every other site, which relays within its site.
-    fn reliable_send_to_all_sites(&mut self, msg: Message) {
+    pub(crate) fn reliable_send_to_all_sites(&mut self, msg: Message) {
         if self.cfg.id.index > 2 * self.f() {
             return;
         }

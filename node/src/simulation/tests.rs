@@ -373,3 +373,61 @@ fn leader_representative_crash_triggers_local_view_change() {
         eprintln!("seed {seed}: recovery {recovery:?}, T2 {t2:?}");
     }
 }
+
+fn spread(name: &str) -> Topology {
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../topologies")
+            .join(name),
+    )
+    .unwrap()
+    .replace("[clients]\nweights = { site0 = 1 }", "");
+    Topology::from_toml_str(&text, "spread").unwrap()
+}
+
+#[test]
+fn leader_site_partition_triggers_global_view_change_and_heals() {
+    for seed in [111, 112] {
+        let topo = spread("local-symmetric-10mbps.toml");
+        let mut cfg = WorldConfig::new(topo.clone(), 10, seed);
+        cfg.sim.warmup = Duration::from_secs(1);
+        let mut w = World::build(cfg).unwrap();
+        let cut = Duration::from_secs(4);
+        let heal = Duration::from_secs(24);
+        w.sim
+            .schedule_partition(cut, vec![vec![SiteId(0)], (1..5).map(SiteId).collect()]);
+        w.sim.schedule_heal(heal);
+        w.run_until(cut).unwrap();
+        let s1 = ServerId::new(SiteId(1), 1);
+        let before = w.replica(s1).unwrap().global_aru();
+        w.run_until(heal).unwrap();
+        let r1 = w.replica(s1).unwrap();
+        assert_eq!(r1.global_view(), 1, "seed {seed}: leader site replaced");
+        assert!(
+            r1.global_aru() > before + 30,
+            "seed {seed}: majority resumed: {before} -> {}",
+            r1.global_aru()
+        );
+        // The old leader site made no progress alone.
+        let old = w.replica(ServerId::new(SiteId(0), 1)).unwrap().global_aru();
+        assert!(
+            old <= before + 20,
+            "seed {seed}: isolated leader site progressed: {old}"
+        );
+        // After the heal the old leader site catches up to the same history.
+        w.run_until(heal + Duration::from_secs(6)).unwrap();
+        w.stop_clients();
+        w.run_until(heal + Duration::from_secs(16)).unwrap();
+        let arus: Vec<u64> = topo
+            .steward_servers()
+            .map(|s| w.replica(s).unwrap().global_aru())
+            .collect();
+        assert!(arus.iter().all(|a| *a == arus[0]), "seed {seed}: {arus:?}");
+        let gvs: Vec<u64> = topo
+            .steward_servers()
+            .map(|s| w.replica(s).unwrap().global_view())
+            .collect();
+        assert!(gvs.iter().all(|g| *g == 1), "seed {seed}: views {gvs:?}");
+        assert_eq!(w.checker().verdict(), "ok", "seed {seed}");
+    }
+}
