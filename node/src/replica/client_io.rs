@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{Dest, Replica};
+use super::{Dest, Fault, Replica};
 use crate::msg::{Message, Query, QueryReply, Update};
 
 impl Replica {
@@ -41,6 +41,9 @@ impl Replica {
                 }
             }
             return true;
+        }
+        if self.cfg.fault == Fault::DropUpdates && self.is_rep() {
+            return true; // Byzantine test behaviour: swallow it
         }
         if matches!(from, Dest::Client(_)) {
             self.responsible.insert(u.client, u.clone());

@@ -135,7 +135,7 @@ impl Replica {
         }
         let own = self.global.get(&p.seq).and_then(|s| s.own_accept.clone());
         if self.is_rep() {
-            if let Some(a) = own {
+            if let Some(a) = own.filter(|_| self.cfg.fault != super::Fault::WithholdAccepts) {
                 self.send(Dest::Server(from), Message::Accept(a));
             } else {
                 self.send_site(Message::Proposal(p.clone()));

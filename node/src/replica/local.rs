@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use steward_config::ServerId;
 
-use super::{Dest, Replica};
+use super::{Dest, Fault, Replica};
 use crate::msg::{batch_digest, Message, PrePrepare, Prepare, Proposal, SigKind, Update};
 
 impl Replica {
@@ -79,7 +79,31 @@ impl Replica {
                 .crypto
                 .sign(&Message::PrePrepare(Arc::new(pp.clone())).signing_bytes());
             self.global_seq += 1;
+            if self.cfg.fault == Fault::Equivocate {
+                self.equivocate(pp);
+                continue;
+            }
             self.send_site(Message::PrePrepare(Arc::new(pp)));
+        }
+    }
+
+    /// Byzantine test behaviour: two validly signed, conflicting Pre-Prepares for one slot.
+    fn equivocate(&mut self, pp: PrePrepare) {
+        let mut other = PrePrepare {
+            batch: Vec::new(),
+            sig: Vec::new(),
+            ..pp.clone()
+        };
+        other.sig = self
+            .crypto
+            .sign(&Message::PrePrepare(Arc::new(other.clone())).signing_bytes());
+        let (a, b) = (Arc::new(pp), Arc::new(other));
+        for i in 0..self.site_size(self.site()) {
+            let m = if i % 2 == 0 { a.clone() } else { b.clone() };
+            self.send(
+                Dest::Server(ServerId::new(self.site(), i)),
+                Message::PrePrepare(m),
+            );
         }
     }
 

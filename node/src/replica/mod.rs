@@ -82,6 +82,15 @@ pub enum Fault {
     CorruptShares,
     /// Stops (crashes) at the given time: ignores every input from then on.
     CrashAt(Duration),
+    /// Takes this much extra time for every input (a slow server; applied by the driver).
+    Slow(Duration),
+    /// As leader-site representative, sends conflicting Pre-Prepares for each sequence number
+    /// (the real batch to even-indexed servers, an empty one to the others).
+    Equivocate,
+    /// As representative, silently drops client updates instead of forwarding or sequencing.
+    DropUpdates,
+    /// As non-leader-site representative, never sends its site's Accepts to other sites.
+    WithholdAccepts,
 }
 
 /// Static configuration of one replica.

@@ -222,6 +222,8 @@ impl Replica {
         }
         self.apply_accept(&accept);
         self.send_site(Message::Accept(accept.clone()));
-        self.send_other_sites(Message::Accept(accept));
+        if self.cfg.fault != Fault::WithholdAccepts {
+            self.send_other_sites(Message::Accept(accept));
+        }
     }
 }

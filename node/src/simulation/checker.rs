@@ -20,12 +20,35 @@ pub struct SafetyChecker {
     last_ts: HashMap<(ServerId, ClientId), u64>,
     violations: Vec<String>,
     executions: u64,
+    /// Virtual time at which each (seq, index) was first executed by a correct server.
+    first_exec: Vec<std::time::Duration>,
 }
 
 impl SafetyChecker {
     /// A client proposed an update.
     pub fn proposed(&mut self, p: &Proposed) {
         self.proposed.insert((p.client, p.ts), p.digest);
+    }
+
+    /// A correct server executed an update at virtual time `now`.
+    pub fn executed_at(&mut self, server: ServerId, e: &Executed, now: std::time::Duration) {
+        if !self.slots.contains_key(&(e.seq, e.index)) {
+            self.first_exec.push(now);
+        }
+        self.executed(server, e);
+    }
+
+    /// The first time at or after `t` that some correct server executed a new update.
+    pub fn first_execution_after(&self, t: std::time::Duration) -> Option<std::time::Duration> {
+        let i = self.first_exec.partition_point(|x| *x < t);
+        self.first_exec.get(i).copied()
+    }
+
+    /// Updates first executed in [from, to).
+    pub fn executions_between(&self, from: std::time::Duration, to: std::time::Duration) -> usize {
+        let a = self.first_exec.partition_point(|x| *x < from);
+        let b = self.first_exec.partition_point(|x| *x < to);
+        b - a
     }
 
     /// A correct server executed an update.

@@ -3,9 +3,13 @@
 
 mod byzantine;
 mod checker;
+mod scenario;
 
 pub use byzantine::Spammer;
 pub use checker::SafetyChecker;
+pub use scenario::{
+    apply_scenario, campaign, campaign_seed, CampaignOutcome, ScenarioStats, SCENARIOS,
+};
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -49,6 +53,16 @@ pub enum Byzantine {
     Spammer,
     /// Crashes (stops answering) at the given virtual time.
     CrashAt(Duration),
+    /// Silent from the start.
+    Silent,
+    /// Takes this much extra time for every input.
+    Slow(Duration),
+    /// Equivocating leader-site representative.
+    Equivocate,
+    /// Representative that drops client updates.
+    DropUpdates,
+    /// Non-leader-site representative that withholds its site's Accepts.
+    WithholdAccepts,
 }
 
 /// Everything a simulated Steward run needs.
@@ -74,6 +88,12 @@ pub struct WorldConfig {
     pub byzantine: Vec<(ServerId, Byzantine)>,
     /// Client retransmission timeout.
     pub client_timeout: Duration,
+    /// Scheduled partitions: (time, groups of sites); an empty group list heals.
+    pub partitions: Vec<(Duration, Vec<Vec<SiteId>>)>,
+    /// When the scenario's fault strikes (for recovery measurement).
+    pub fault_at: Option<Duration>,
+    /// Scenario name for reports.
+    pub scenario: String,
 }
 
 impl WorldConfig {
@@ -90,6 +110,9 @@ impl WorldConfig {
             sim: SimConfig::with_seed(seed),
             byzantine: Vec::new(),
             client_timeout: Duration::from_secs(2),
+            partitions: Vec::new(),
+            fault_at: None,
+            scenario: "none".to_string(),
         }
     }
 }
@@ -131,6 +154,7 @@ pub struct ReplicaProc {
     replica: Replica,
     shared: Rc<Shared>,
     correct: bool,
+    slow: Option<Duration>,
 }
 
 impl ReplicaProc {
@@ -148,16 +172,20 @@ impl ReplicaProc {
         let spent = self.replica.crypto_counters().since(&before);
         let k = self.replica.crypto.quorum(self.replica.id().site);
         ctx.charge_cpu(self.shared.costs.charge(&spent, k));
+        if let Some(d) = self.slow {
+            ctx.charge_cpu(d);
+        }
         for a in actions {
             match a {
                 Action::Send { to, env } => ctx.send(self.shared.book.proc_of(to), env),
                 Action::Timer { after, token } => ctx.set_timer(after, token),
                 Action::Executed(e) => {
                     if self.correct {
+                        let now = ctx.now();
                         self.shared
                             .checker
                             .borrow_mut()
-                            .executed(self.replica.id(), &e);
+                            .executed_at(self.replica.id(), &e, now);
                     }
                 }
             }
@@ -351,11 +379,20 @@ impl World {
                         )),
                     ),
                     other => {
-                        match other {
-                            Some(Byzantine::CorruptShares) => rc.fault = Fault::CorruptShares,
-                            Some(Byzantine::CrashAt(t)) => rc.fault = Fault::CrashAt(t),
-                            _ => {}
-                        }
+                        rc.fault = match other {
+                            Some(Byzantine::CorruptShares) => Fault::CorruptShares,
+                            Some(Byzantine::CrashAt(t)) => Fault::CrashAt(t),
+                            Some(Byzantine::Silent) => Fault::CrashAt(Duration::ZERO),
+                            Some(Byzantine::Slow(d)) => Fault::Slow(d),
+                            Some(Byzantine::Equivocate) => Fault::Equivocate,
+                            Some(Byzantine::DropUpdates) => Fault::DropUpdates,
+                            Some(Byzantine::WithholdAccepts) => Fault::WithholdAccepts,
+                            _ => Fault::None,
+                        };
+                        let slow = match other {
+                            Some(Byzantine::Slow(d)) => Some(d),
+                            _ => None,
+                        };
                         let crypto = keys.server(id);
                         sim.add_process(
                             id.site,
@@ -363,6 +400,7 @@ impl World {
                                 replica: Replica::new(rc, crypto),
                                 shared: shared.clone(),
                                 correct: other.is_none(),
+                                slow,
                             }),
                         )
                     }
@@ -390,6 +428,13 @@ impl World {
                     shared: shared.clone(),
                 }),
             );
+        }
+        for (at, groups) in &cfg.partitions {
+            if groups.is_empty() {
+                sim.schedule_heal(*at);
+            } else {
+                sim.schedule_partition(*at, groups.clone());
+            }
         }
         Ok(World {
             sim,

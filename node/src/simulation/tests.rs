@@ -431,3 +431,22 @@ fn leader_site_partition_triggers_global_view_change_and_heals() {
         assert_eq!(w.checker().verdict(), "ok", "seed {seed}");
     }
 }
+
+#[test]
+fn randomized_campaign_keeps_safety_and_liveness() {
+    let topo = topology("local-symmetric-10mbps.toml");
+    let out = campaign(&topo, 1000, 12, &mut |seed, verdict| {
+        eprintln!("campaign seed {seed}: {verdict}");
+    })
+    .unwrap();
+    assert!(
+        out.safety_violations.is_empty(),
+        "safety: {:?}",
+        out.safety_violations
+    );
+    assert!(
+        out.liveness_failures.is_empty(),
+        "liveness failed for seeds {:?}",
+        out.liveness_failures
+    );
+}

@@ -1,0 +1,282 @@
+//! Built-in fault scenarios for `loadgen simulate --scenario`, and the randomized campaign for
+//! `loadgen campaign`.
+
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use steward_config::{ClientPlacement, ServerId, SiteId, Topology};
+
+use super::{Byzantine, World, WorldConfig};
+
+/// A named scenario.
+pub struct ScenarioInfo {
+    /// Name used on the command line.
+    pub name: &'static str,
+    /// What it does.
+    pub description: &'static str,
+}
+
+/// Every built-in scenario.
+pub const SCENARIOS: &[ScenarioInfo] = &[
+    ScenarioInfo {
+        name: "none",
+        description: "no fault",
+    },
+    ScenarioInfo {
+        name: "leader-rep-crash",
+        description: "the leader site's representative crashes at the fault time (local view change)",
+    },
+    ScenarioInfo {
+        name: "leader-site-partition",
+        description: "the leader site is cut off from all others at the fault time and healed at \
+                      3/4 of the run (global view change, then reconciliation); clients spread over all sites",
+    },
+    ScenarioInfo {
+        name: "site-partition",
+        description: "the last (non-leader) site is cut off at the fault time and healed at 3/4 of \
+                      the run; clients spread over all sites",
+    },
+    ScenarioInfo {
+        name: "minority-sites",
+        description: "every site is cut off from every other at the fault time (no majority) and \
+                      healed at 3/4 of the run; clients spread over all sites",
+    },
+    ScenarioInfo {
+        name: "byzantine-mix",
+        description: "f Byzantine servers in every site from the start: an equivocating leader \
+                      representative, an Accept-withholding representative, corrupt shares, a \
+                      spammer of malformed/forged/replayed messages, an update-dropping \
+                      representative, silent and slow servers",
+    },
+];
+
+/// View-change and recovery figures of a scenario run.
+#[derive(Clone, Debug, Default)]
+pub struct ScenarioStats {
+    /// Scenario name.
+    pub scenario: String,
+    /// Local view changes, summed over sites (each site counted once).
+    pub local_view_changes: u64,
+    /// Global view changes.
+    pub global_view_changes: u64,
+    /// From the fault to the first update executed after it (None without fault or progress).
+    pub recovery_ms: Option<f64>,
+}
+
+fn spread_clients(topo: &mut Topology) {
+    topo.clients = ClientPlacement::Weights(vec![1.0; topo.sites.len()]);
+}
+
+/// Configure `cfg` for scenario `name`, with the fault at `fault_at` and a run ending at `end`.
+pub fn apply_scenario(
+    cfg: &mut WorldConfig,
+    name: &str,
+    fault_at: Duration,
+    end: Duration,
+) -> Result<(), String> {
+    let sites = cfg.topology.sites.len();
+    let heal = fault_at + (end.saturating_sub(fault_at)) / 2;
+    cfg.scenario = name.to_string();
+    match name {
+        "none" => {}
+        "leader-rep-crash" => {
+            cfg.byzantine
+                .push((ServerId::new(SiteId(0), 0), Byzantine::CrashAt(fault_at)));
+            cfg.fault_at = Some(fault_at);
+        }
+        "leader-site-partition" => {
+            spread_clients(&mut cfg.topology);
+            let rest: Vec<SiteId> = (1..sites as u16).map(SiteId).collect();
+            cfg.partitions.push((fault_at, vec![vec![SiteId(0)], rest]));
+            cfg.partitions.push((heal, Vec::new()));
+            cfg.fault_at = Some(fault_at);
+        }
+        "site-partition" => {
+            spread_clients(&mut cfg.topology);
+            let last = SiteId(sites as u16 - 1);
+            let rest: Vec<SiteId> = (0..sites as u16 - 1).map(SiteId).collect();
+            cfg.partitions.push((fault_at, vec![vec![last], rest]));
+            cfg.partitions.push((heal, Vec::new()));
+            cfg.fault_at = Some(fault_at);
+        }
+        "minority-sites" => {
+            spread_clients(&mut cfg.topology);
+            let alone: Vec<Vec<SiteId>> = (0..sites as u16).map(|s| vec![SiteId(s)]).collect();
+            cfg.partitions.push((fault_at, alone));
+            cfg.partitions.push((heal, Vec::new()));
+            cfg.fault_at = Some(heal);
+        }
+        "byzantine-mix" => {
+            let variants = [
+                Byzantine::Equivocate,
+                Byzantine::WithholdAccepts,
+                Byzantine::CorruptShares,
+                Byzantine::Spammer,
+                Byzantine::DropUpdates,
+                Byzantine::Silent,
+                Byzantine::Slow(Duration::from_millis(20)),
+            ];
+            for s in &cfg.topology.sites {
+                for k in 0..s.f {
+                    // Representatives (index 0) misbehave where that hurts most.
+                    let v = variants[(s.id.index() + k as usize) % variants.len()];
+                    let index = if k == 0 { 0 } else { s.servers - k };
+                    cfg.byzantine.push((ServerId::new(s.id, index), v));
+                }
+            }
+            cfg.fault_at = Some(Duration::ZERO);
+        }
+        other => {
+            let names: Vec<&str> = SCENARIOS.iter().map(|s| s.name).collect();
+            return Err(format!(
+                "unknown scenario {other:?} (one of: {})",
+                names.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl World {
+    /// View changes and recovery time of this run.
+    pub fn scenario_stats(&self) -> ScenarioStats {
+        let mut local = 0;
+        let mut global = 0;
+        for site in &self.cfg.topology.sites {
+            let mut site_max = 0;
+            for id in site.server_ids() {
+                if self.shared.byzantine.contains_key(&id) {
+                    continue;
+                }
+                if let Some(r) = self.replica(id) {
+                    site_max = site_max.max(r.stats().local_view_changes);
+                    global = global.max(r.stats().global_view_changes);
+                }
+            }
+            local += site_max;
+        }
+        let recovery_ms = self.cfg.fault_at.and_then(|t| {
+            self.checker()
+                .first_execution_after(t)
+                .map(|e| (e - t).as_secs_f64() * 1e3)
+        });
+        ScenarioStats {
+            scenario: self.cfg.scenario.clone(),
+            local_view_changes: local,
+            global_view_changes: global,
+            recovery_ms,
+        }
+    }
+}
+
+/// Outcome of a randomized campaign.
+#[derive(Clone, Debug, Default)]
+pub struct CampaignOutcome {
+    /// Seeds run.
+    pub seeds: u64,
+    /// (seed, violation) for runs that broke safety.
+    pub safety_violations: Vec<(u64, String)>,
+    /// Seeds whose run made no progress after all faults healed.
+    pub liveness_failures: Vec<u64>,
+}
+
+/// Run one randomized campaign seed on `topology`: random clients, up to f Byzantine servers per
+/// site of random kinds, random WAN loss, and a random partition that heals. Safety is checked
+/// all along; liveness means updates execute in the last part of the run, after the heal.
+pub fn campaign_seed(topology: &Topology, seed: u64) -> Result<(World, bool), String> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut topo = topology.clone();
+    spread_clients(&mut topo);
+    let clients = rng.gen_range(2..=8);
+    let mut cfg = WorldConfig::new(topo.clone(), clients, seed);
+    cfg.scenario = "campaign".into();
+    let variants = [
+        Byzantine::Equivocate,
+        Byzantine::WithholdAccepts,
+        Byzantine::CorruptShares,
+        Byzantine::Spammer,
+        Byzantine::DropUpdates,
+        Byzantine::Silent,
+        Byzantine::Slow(Duration::from_millis(10)),
+        Byzantine::CrashAt(Duration::from_secs(rng.gen_range(1..10))),
+    ];
+    for s in &topo.sites {
+        let faulty = rng.gen_range(0..=s.f);
+        let mut picked = std::collections::BTreeSet::new();
+        for _ in 0..faulty {
+            let index = rng.gen_range(0..s.servers);
+            if picked.insert(index) {
+                let v = variants[rng.gen_range(0..variants.len())];
+                cfg.byzantine.push((ServerId::new(s.id, index), v));
+            }
+        }
+    }
+    if rng.gen_bool(0.5) {
+        cfg.sim.duplicate_prob = 0.02;
+        cfg.sim.reorder_prob = 0.1;
+        cfg.sim.reorder_max = Duration::from_millis(20);
+    }
+    let cut = Duration::from_secs(rng.gen_range(3..8));
+    let heal = Duration::from_secs(15);
+    let sites = topo.sites.len() as u16;
+    match rng.gen_range(0..4) {
+        0 => {}
+        1 => {
+            let rest: Vec<SiteId> = (1..sites).map(SiteId).collect();
+            cfg.partitions.push((cut, vec![vec![SiteId(0)], rest]));
+        }
+        2 => {
+            let alone: Vec<Vec<SiteId>> = (0..sites).map(|s| vec![SiteId(s)]).collect();
+            cfg.partitions.push((cut, alone));
+        }
+        _ => {
+            let victim = SiteId(rng.gen_range(0..sites));
+            let rest: Vec<SiteId> = (0..sites).map(SiteId).filter(|s| *s != victim).collect();
+            cfg.partitions.push((cut, vec![vec![victim], rest]));
+        }
+    }
+    cfg.partitions.push((heal, Vec::new()));
+    let end = Duration::from_secs(60);
+    let mut world = World::build(cfg).map_err(|e| e.to_string())?;
+    world
+        .run_until(end)
+        .map_err(|e| format!("seed {seed}: {e}"))?;
+    let live = world
+        .checker()
+        .executions_between(end - Duration::from_secs(15), end)
+        > 0;
+    Ok((world, live))
+}
+
+/// Run `count` campaign seeds from `start`; `progress` is told about each finished seed.
+pub fn campaign(
+    topology: &Topology,
+    start: u64,
+    count: u64,
+    progress: &mut dyn FnMut(u64, &str),
+) -> Result<CampaignOutcome, String> {
+    let mut out = CampaignOutcome::default();
+    for seed in start..start + count {
+        let (world, live) = campaign_seed(topology, seed)?;
+        let verdict = world.checker().verdict();
+        if verdict != "ok" {
+            out.safety_violations.push((seed, verdict.clone()));
+        }
+        if !live {
+            out.liveness_failures.push(seed);
+        }
+        out.seeds += 1;
+        progress(
+            seed,
+            if verdict != "ok" {
+                "safety"
+            } else if live {
+                "ok"
+            } else {
+                "liveness"
+            },
+        );
+    }
+    Ok(out)
+}
