@@ -1,5 +1,6 @@
 //! `loadgen`: the driver CLI of the Steward / PBFT benchmark suite.
 
+mod campaign;
 mod crypto_bench;
 mod keygen;
 mod results;
@@ -26,6 +27,8 @@ enum Cmd {
     Topology(topology::TopologyArgs),
     /// Run protocols in the deterministic simulator and write a results directory.
     Simulate(simulate::SimulateArgs),
+    /// Randomized fault campaign in the simulator (safety checker on every run).
+    Campaign(campaign::CampaignArgs),
 }
 
 fn main() {
@@ -35,6 +38,7 @@ fn main() {
         Cmd::CryptoBench(a) => crypto_bench::run(a),
         Cmd::Topology(a) => topology::run(a),
         Cmd::Simulate(a) => simulate::run(a),
+        Cmd::Campaign(a) => campaign::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -54,6 +54,15 @@ pub struct Row {
     pub costs: String,
     /// Wall-clock seconds the configuration took.
     pub wall_s: f64,
+    /// Fault scenario ("none" without faults).
+    pub scenario: String,
+    /// Local view changes (summed over sites).
+    pub local_view_changes: u64,
+    /// Global view changes.
+    pub global_view_changes: u64,
+    /// From the fault to the first update executed after it, in ms (empty: no fault or no
+    /// recovery).
+    pub recovery_ms: Option<f64>,
 }
 
 /// Write summary.csv.

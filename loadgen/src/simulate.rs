@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use steward::crypto::CostTable;
-use steward::simulation::{CryptoMode, World, WorldConfig};
+use steward::simulation::{apply_scenario, CryptoMode, World, WorldConfig, SCENARIOS};
 use steward_config::Topology;
 use steward_crypto::signature::Scheme;
 
@@ -51,8 +51,8 @@ pub struct SimulateArgs {
     #[arg(long, value_enum, default_value = "steward")]
     protocol: Protocol,
     /// Topology file.
-    #[arg(long)]
-    topology: PathBuf,
+    #[arg(long, required_unless_present = "list_scenarios")]
+    topology: Option<PathBuf>,
     /// Client counts to sweep, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,10,30")]
     clients: Vec<u32>,
@@ -77,13 +77,37 @@ pub struct SimulateArgs {
     /// Percentage of operations that are updates (the rest are read-only queries).
     #[arg(long, default_value_t = 100)]
     write_pct: u32,
-    /// Results directory.
+    /// Built-in fault scenario (see --list-scenarios); the fault strikes at a quarter of the
+    /// measured run.
+    #[arg(long, default_value = "none")]
+    scenario: String,
+    /// List the built-in scenarios and exit.
     #[arg(long)]
-    out: PathBuf,
+    list_scenarios: bool,
+    /// Results directory.
+    #[arg(long, required_unless_present = "list_scenarios")]
+    out: Option<PathBuf>,
 }
 
 /// Run `loadgen simulate`.
 pub fn run(a: SimulateArgs) -> Result<()> {
+    if a.list_scenarios {
+        for s in SCENARIOS {
+            println!("{:<22} {}", s.name, s.description);
+        }
+        return Ok(());
+    }
+    let (Some(topology_path), Some(out)) = (a.topology.clone(), a.out.clone()) else {
+        bail!("--topology and --out are required");
+    };
+    if !SCENARIOS.iter().any(|s| s.name == a.scenario) {
+        let names: Vec<&str> = SCENARIOS.iter().map(|s| s.name).collect();
+        bail!(
+            "unknown --scenario {:?} (one of: {})",
+            a.scenario,
+            names.join(", ")
+        );
+    }
     if a.write_pct > 100 {
         bail!("--write-pct must be 0..=100, got {}", a.write_pct);
     }
@@ -99,8 +123,8 @@ pub fn run(a: SimulateArgs) -> Result<()> {
             bail!("the PBFT baseline is not built yet; use --protocol steward")
         }
     };
-    let topology = Topology::load(&a.topology)?;
-    std::fs::create_dir_all(&a.out).with_context(|| format!("{}", a.out.display()))?;
+    let topology = Topology::load(&topology_path)?;
+    std::fs::create_dir_all(&out).with_context(|| format!("{}", out.display()))?;
     let (costs, scheme, costs_name) = match a.costs {
         Costs::Measured => (CostTable::measured(), Scheme::Ed25519, "measured"),
         Costs::Paper => (CostTable::paper(), Scheme::RSA1024, "paper"),
@@ -120,6 +144,9 @@ pub fn run(a: SimulateArgs) -> Result<()> {
                 CryptoArg::Real => CryptoMode::Real,
             };
             cfg.sim.warmup = a.warmup;
+            let end = a.warmup + a.duration;
+            apply_scenario(&mut cfg, &a.scenario, a.warmup + a.duration / 4, end)
+                .map_err(anyhow::Error::msg)?;
             eprintln!(
                 "simulate: {protocol} {} clients={clients} ({} virtual s)...",
                 topology.name,
@@ -128,11 +155,12 @@ pub fn run(a: SimulateArgs) -> Result<()> {
             let mut world = World::build(cfg)?;
             world.run_until(a.warmup + a.duration)?;
             let r = world.report();
+            let sc = world.scenario_stats();
             let name = format!(
                 "{protocol}-{}-c{clients}-w{}-b{}",
                 topology.name, a.write_pct, a.batch
             );
-            results::write_hdr_log(&a.out, &name, &r.histogram, a.warmup, a.duration)?;
+            results::write_hdr_log(&out, &name, &r.histogram, a.warmup, a.duration)?;
             rows.push(Row {
                 protocol: protocol.to_string(),
                 mode: "sim".into(),
@@ -154,13 +182,18 @@ pub fn run(a: SimulateArgs) -> Result<()> {
                 seed: a.seed,
                 costs: costs_name.into(),
                 wall_s: start.elapsed().as_secs_f64(),
+                scenario: sc.scenario.clone(),
+                local_view_changes: sc.local_view_changes,
+                global_view_changes: sc.global_view_changes,
+                recovery_ms: sc.recovery_ms,
             });
         }
     }
     let manifest = serde_json::json!({
         "command": "simulate",
         "mode": "sim",
-        "topology": { "name": topology.name, "file": a.topology.display().to_string() },
+        "topology": { "name": topology.name, "file": topology_path.display().to_string() },
+        "scenario": a.scenario,
         "protocols": rows.iter().map(|r| r.protocol.clone()).collect::<std::collections::BTreeSet<_>>(),
         "clients": a.clients,
         "duration_s": a.duration.as_secs_f64(),
@@ -175,10 +208,10 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         "machine": results::environment(),
     });
     std::fs::write(
-        a.out.join("manifest.json"),
+        out.join("manifest.json"),
         serde_json::to_string_pretty(&manifest)? + "\n",
     )?;
-    results::write_summary(&a.out, &rows)?;
+    results::write_summary(&out, &rows)?;
     results::print_table(&rows);
     if let Some(bad) = rows.iter().find(|r| r.safety != "ok") {
         bail!("safety violation (seed {}): {}", bad.seed, bad.safety);

@@ -233,6 +233,9 @@ pub struct Replica {
     pub(crate) gview: global_view::GlobalViewState,
     /// Highest sequence number seen in any Proposal or Accept (a hint for reconciliation).
     pub(crate) highest_seen: u64,
+    /// Proof of the current local view (retransmitted to other sites).
+    pub(crate) local_proof: Option<Arc<crate::msg::LocalPreinstall>>,
+    pub(crate) view_ticks: u64,
     /// Consecutive retransmission ticks without progress while behind.
     pub(crate) stuck_ticks: u32,
     /// The latest checkpoint (for state transfer to far-behind servers).
@@ -288,6 +291,8 @@ impl Replica {
             globally_constrained: true,
             gview: Default::default(),
             highest_seen: 0,
+            local_proof: None,
+            view_ticks: 0,
             stuck_ticks: 0,
             checkpoint: None,
             snapshot_votes: BTreeMap::new(),

@@ -173,7 +173,11 @@ impl Replica {
             .next()
             .copied()
             .unwrap_or(self.global_aru + 1);
-        if r.aru + 1 < oldest {
+        let far = self
+            .checkpoint
+            .as_ref()
+            .is_some_and(|c| c.seq > r.aru + RECON_BATCH);
+        if r.aru + 1 < oldest || far {
             if let Some(c) = self.checkpoint.as_ref().filter(|c| c.seq > r.aru) {
                 let sn = Snapshot {
                     seq: c.seq,

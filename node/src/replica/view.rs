@@ -162,6 +162,7 @@ impl Replica {
             lv,
             votes,
         });
+        self.local_proof = Some(proof.clone());
         // D2–D3: to the site, and reliably to every other site.
         self.send_site(Message::LocalPreinstall(proof.clone()));
         self.reliable_send_to_all_sites(Message::LocalPreinstall(proof));
@@ -278,6 +279,13 @@ impl Replica {
         }
         if self.collecting.is_some() {
             self.send_request_local_state();
+        }
+        // Sites cut off when the view changed learn it when connectivity returns.
+        self.view_ticks += 1;
+        if self.view_ticks % 4 == 0 {
+            if let Some(p) = self.local_proof.clone() {
+                self.reliable_send_to_all_sites(Message::LocalPreinstall(p));
+            }
         }
     }
 

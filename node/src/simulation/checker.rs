@@ -44,6 +44,32 @@ impl SafetyChecker {
         self.first_exec.get(i).copied()
     }
 
+    /// When ordering resumed after the stall a fault at `t` caused: the end of the first pause
+    /// in executions after `t` that is much longer than the pauses before it (4 times their
+    /// 90th percentile, at least 250 ms); without such a pause, the first execution after `t`.
+    pub fn resumed_after(&self, t: std::time::Duration) -> Option<std::time::Duration> {
+        let i = self.first_exec.partition_point(|x| *x < t);
+        let mut before: Vec<std::time::Duration> = self.first_exec[..i]
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .collect();
+        before.sort_unstable();
+        let p90 = before
+            .get(before.len() * 9 / 10)
+            .copied()
+            .unwrap_or_default();
+        let threshold = (4 * p90).max(std::time::Duration::from_millis(250));
+        let after = &self.first_exec[i..];
+        let mut prev = t;
+        for &x in after {
+            if x - prev > threshold {
+                return Some(x);
+            }
+            prev = x;
+        }
+        after.first().copied()
+    }
+
     /// Updates first executed in [from, to).
     pub fn executions_between(&self, from: std::time::Duration, to: std::time::Duration) -> usize {
         let a = self.first_exec.partition_point(|x| *x < from);

@@ -60,7 +60,8 @@ pub struct ScenarioStats {
     pub local_view_changes: u64,
     /// Global view changes.
     pub global_view_changes: u64,
-    /// From the fault to the first update executed after it (None without fault or progress).
+    /// From the fault until ordering resumed after the longest execution pause that followed
+    /// it (None without fault or progress).
     pub recovery_ms: Option<f64>,
 }
 
@@ -156,9 +157,11 @@ impl World {
             }
             local += site_max;
         }
+        // The first execution after the fault is often an update already in flight; what
+        // matters is when ordering resumed after the stall the fault caused.
         let recovery_ms = self.cfg.fault_at.and_then(|t| {
             self.checker()
-                .first_execution_after(t)
+                .resumed_after(t)
                 .map(|e| (e - t).as_secs_f64() * 1e3)
         });
         ScenarioStats {
