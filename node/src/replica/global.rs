@@ -103,7 +103,7 @@ impl Replica {
     }
 
     /// Non-leader site: construct the Accept and THRESHOLD-SIGN it (once per slot).
-    fn start_accept(&mut self, seq: u64) {
+    pub(crate) fn start_accept(&mut self, seq: u64) {
         let Some(slot) = self.global.get_mut(&seq) else {
             return;
         };

@@ -171,6 +171,21 @@ impl Replica {
             if self.is_rep() {
                 self.start_local_constraint();
             }
+        } else {
+            // Accepts are signed in a local view: shares from the old view cannot combine with
+            // the new one, so accept every pending Proposal again.
+            let pending: Vec<u64> = self
+                .global
+                .range(self.global_aru + 1..)
+                .filter(|(_, g)| !g.ordered && g.own_accept.is_none() && g.proposal.is_some())
+                .map(|(seq, _)| *seq)
+                .collect();
+            for seq in pending {
+                if let Some(g) = self.global.get_mut(&seq) {
+                    g.accept_share_sent = false;
+                }
+                self.start_accept(seq);
+            }
         }
         if self.has_pending() {
             self.arm_local_timer();
