@@ -247,3 +247,79 @@ fn simulate_rejects_bad_arguments() {
     ]);
     assert!(!o.status.success());
 }
+
+#[test]
+fn scenarios_are_listed_and_reported() {
+    let o = loadgen(&["simulate", "--list-scenarios"]);
+    assert!(o.status.success());
+    let list = String::from_utf8_lossy(&o.stdout);
+    for name in [
+        "leader-rep-crash",
+        "leader-site-partition",
+        "site-partition",
+        "minority-sites",
+        "byzantine-mix",
+    ] {
+        assert!(list.contains(name), "{list}");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("sc");
+    let topo = repo("topologies/local-symmetric-10mbps.toml");
+    let o = loadgen(&[
+        "simulate",
+        "--topology",
+        &topo,
+        "--clients",
+        "5",
+        "--duration",
+        "12s",
+        "--warmup",
+        "1s",
+        "--scenario",
+        "leader-rep-crash",
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let row: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
+    assert_eq!(col("scenario"), "leader-rep-crash");
+    assert_eq!(col("safety"), "ok");
+    assert_eq!(col("local_view_changes"), "1");
+    assert_eq!(col("global_view_changes"), "0");
+    let recovery: f64 = col("recovery_ms").parse().unwrap();
+    assert!(recovery > 0.0 && recovery < 10_000.0, "{recovery}");
+    let o = loadgen(&[
+        "simulate",
+        "--topology",
+        &topo,
+        "--scenario",
+        "nope",
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown --scenario"));
+}
+
+#[test]
+fn campaign_prints_the_final_line() {
+    let o = loadgen(&[
+        "campaign",
+        "--protocol",
+        "steward",
+        "--seeds",
+        "2",
+        "--start-seed",
+        "7",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        stdout.lines().last(),
+        Some("seeds=2 safety_violations=0 liveness_failures=0")
+    );
+}
