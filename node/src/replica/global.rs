@@ -122,7 +122,12 @@ impl Replica {
             digest: p.digest(),
             tsig: Vec::new(),
         };
-        self.threshold_sign(SigKind::Accept, p.gv, self.lv, seq, accept.signing_bytes());
+        let content = accept.signing_bytes();
+        let key = (SigKind::Accept, seq, steward_crypto::sha256(&content));
+        self.threshold_sign(SigKind::Accept, p.gv, self.lv, seq, content);
+        if let Some(set) = self.shares.get_mut(&key) {
+            set.accept = Some(accept);
+        }
     }
 
     /// A retransmitted Proposal: a non-leader representative answers with its Accept if it has

@@ -264,13 +264,12 @@ impl Replica {
             batch: pp.batch.clone(),
             tsig: Vec::new(),
         };
-        self.threshold_sign(
-            SigKind::Proposal,
-            pp.gv,
-            pp.lv,
-            seq,
-            proposal.signing_bytes(),
-        );
+        let content = proposal.signing_bytes();
+        let key = (SigKind::Proposal, seq, steward_crypto::sha256(&content));
+        self.threshold_sign(SigKind::Proposal, pp.gv, pp.lv, seq, content);
+        if let Some(set) = self.shares.get_mut(&key) {
+            set.proposal = Some(proposal);
+        }
     }
 
     /// Answer a retransmitted Pre-Prepare: the Proposal if formed, else Prepare and share again.

@@ -180,6 +180,11 @@ pub(crate) struct GlobalSlot {
 #[derive(Default)]
 pub(crate) struct ShareSet {
     pub content: Option<Vec<u8>>,
+    /// The unsigned Accept this server shared (Accept sets only): the combined signature
+    /// belongs to exactly this content, whatever the views are by the time it combines.
+    pub accept: Option<Accept>,
+    /// The unsigned Proposal this server shared (Proposal sets only).
+    pub proposal: Option<Proposal>,
     pub shares: BTreeMap<u32, Vec<u8>>,
     pub partials: BTreeMap<u32, Arc<crate::msg::PartialSig>>,
     pub done: bool,

@@ -116,8 +116,18 @@ impl Replica {
         }
         let (kind, seq, _) = key;
         match kind {
-            SigKind::Proposal => self.on_own_proposal_signed(seq, tsig),
-            SigKind::Accept => self.on_own_accept_signed(seq, tsig),
+            SigKind::Proposal => {
+                let proposal = self.shares.get(&key).and_then(|s| s.proposal.clone());
+                if let Some(p) = proposal {
+                    self.on_own_proposal_signed(p, tsig);
+                }
+            }
+            SigKind::Accept => {
+                let accept = self.shares.get(&key).and_then(|s| s.accept.clone());
+                if let Some(a) = accept {
+                    self.on_own_accept_signed(a, tsig);
+                }
+            }
             SigKind::GlobalVc => self.on_own_global_vc_signed(seq, tsig),
             SigKind::Aru => self.on_own_aru_signed(seq, tsig),
             SigKind::Constraint => self.on_own_constraint_signed(tsig),
@@ -186,37 +196,30 @@ impl Replica {
     }
 
     /// The leader site's Proposal is threshold-signed: apply and disseminate it.
-    fn on_own_proposal_signed(&mut self, seq: u64, tsig: Vec<u8>) {
-        let Some(pp) = self.local.get(&seq).and_then(|s| s.pre_prepare.clone()) else {
-            return;
-        };
-        let proposal = Arc::new(Proposal {
-            site: self.site().0,
-            gv: pp.gv,
-            lv: pp.lv,
-            seq,
-            batch: pp.batch.clone(),
-            tsig,
-        });
+    fn on_own_proposal_signed(&mut self, unsigned: Proposal, tsig: Vec<u8>) {
+        if unsigned.gv != self.gv {
+            return; // a global view change overtook it
+        }
+        let proposal = Arc::new(Proposal { tsig, ..unsigned });
         self.apply_proposal(&proposal);
         self.send_site(Message::Proposal(proposal.clone()));
         self.send_other_sites(Message::Proposal(proposal));
         self.try_propose();
     }
 
-    /// This site's Accept is threshold-signed: apply and send it everywhere.
-    fn on_own_accept_signed(&mut self, seq: u64, tsig: Vec<u8>) {
-        let Some(p) = self.global.get(&seq).and_then(|s| s.proposal.clone()) else {
-            return;
-        };
-        let accept = Arc::new(Accept {
-            site: self.site().0,
-            gv: p.gv,
-            lv: self.lv,
-            seq,
-            digest: p.digest(),
-            tsig,
-        });
+    /// This site's Accept is threshold-signed: apply and send it everywhere. It is exactly
+    /// the content the site shared, whatever happened to the views since.
+    fn on_own_accept_signed(&mut self, unsigned: Accept, tsig: Vec<u8>) {
+        let seq = unsigned.seq;
+        let accept = Arc::new(Accept { tsig, ..unsigned });
+        let current = self
+            .global
+            .get(&seq)
+            .and_then(|s| s.proposal.as_ref())
+            .is_some_and(|p| p.gv == accept.gv && p.digest() == accept.digest);
+        if !current {
+            return; // the slot moved on (a newer view re-proposed it)
+        }
         if let Some(slot) = self.global.get_mut(&seq) {
             slot.own_accept = Some(accept.clone());
         }
