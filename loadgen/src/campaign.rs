@@ -31,8 +31,10 @@ const DEFAULT_TOPOLOGY: &str = include_str!("../../topologies/local-symmetric-10
 /// Run `loadgen campaign`. Prints one line per failing seed and a final summary line; fails if
 /// any seed violated safety or liveness.
 pub fn run(a: CampaignArgs) -> Result<()> {
-    if a.protocol != Protocol::Steward {
-        bail!("campaign supports --protocol steward (the PBFT campaign is not wired yet)");
+    match a.protocol {
+        Protocol::Steward => {}
+        Protocol::Pbft => return run_pbft(&a),
+        Protocol::Both => bail!("campaign runs one protocol at a time: --protocol steward or pbft"),
     }
     let topology = match &a.topology {
         Some(p) => Topology::load(p)?,
@@ -61,6 +63,44 @@ pub fn run(a: CampaignArgs) -> Result<()> {
         out.liveness_failures.len()
     );
     if !out.safety_violations.is_empty() || !out.liveness_failures.is_empty() {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// The PBFT campaign (baseline-bft's randomized fault scenarios), same output contract.
+fn run_pbft(a: &CampaignArgs) -> Result<()> {
+    let mut safety = Vec::new();
+    let mut liveness = Vec::new();
+    let mut done = 0u64;
+    for seed in a.start_seed..a.start_seed + a.seeds {
+        for run in pbft::simulation::campaign([seed]) {
+            if run.safety != "ok" {
+                eprintln!(
+                    "campaign: seed {seed} ({}): safety failure: {} (replay: loadgen campaign --protocol pbft --seeds 1 --start-seed {seed})",
+                    run.scenario, run.safety
+                );
+                safety.push(seed);
+            } else if !run.ok() {
+                eprintln!(
+                    "campaign: seed {seed} ({}): liveness failure (replay: loadgen campaign --protocol pbft --seeds 1 --start-seed {seed})",
+                    run.scenario
+                );
+                liveness.push(seed);
+            }
+        }
+        done += 1;
+        if done % 100 == 0 {
+            eprintln!("campaign: {done}/{} seeds", a.seeds);
+        }
+    }
+    println!(
+        "seeds={} safety_violations={} liveness_failures={}",
+        a.seeds,
+        safety.len(),
+        liveness.len()
+    );
+    if !safety.is_empty() || !liveness.is_empty() {
         std::process::exit(1);
     }
     Ok(())

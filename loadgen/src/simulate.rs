@@ -6,8 +6,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
+use pbft::simulation::{PbftWorld, PbftWorldConfig};
 use steward::crypto::CostTable;
-use steward::simulation::{apply_scenario, CryptoMode, World, WorldConfig, SCENARIOS};
+use steward::simulation::{
+    apply_scenario, CryptoMode, RunReport, ScenarioStats, World, WorldConfig, SCENARIOS,
+};
 use steward_config::Topology;
 use steward_crypto::signature::Scheme;
 
@@ -84,6 +87,9 @@ pub struct SimulateArgs {
     /// List the built-in scenarios and exit.
     #[arg(long)]
     list_scenarios: bool,
+    /// Drop-tail limit of each WAN queue in KiB (a router buffer); the default is deep.
+    #[arg(long, default_value_t = 1024)]
+    wan_queue_kib: u64,
     /// Results directory.
     #[arg(long, required_unless_present = "list_scenarios")]
     out: Option<PathBuf>,
@@ -119,10 +125,15 @@ pub fn run(a: SimulateArgs) -> Result<()> {
     }
     let protocols: Vec<&str> = match a.protocol {
         Protocol::Steward => vec!["steward"],
-        Protocol::Pbft | Protocol::Both => {
-            bail!("the PBFT baseline is not built yet; use --protocol steward")
-        }
+        Protocol::Pbft => vec!["pbft"],
+        Protocol::Both => vec!["steward", "pbft"],
     };
+    if a.protocol != Protocol::Steward && a.scenario != "none" {
+        bail!(
+            "--scenario {:?} is a Steward scenario; PBFT runs take --scenario none",
+            a.scenario
+        );
+    }
     let topology = Topology::load(&topology_path)?;
     std::fs::create_dir_all(&out).with_context(|| format!("{}", out.display()))?;
     let (costs, scheme, costs_name) = match a.costs {
@@ -134,28 +145,33 @@ pub fn run(a: SimulateArgs) -> Result<()> {
     for protocol in protocols {
         for &clients in &a.clients {
             let start = Instant::now();
-            let mut cfg = WorldConfig::new(topology.clone(), clients, a.seed);
-            cfg.costs = costs.clone();
-            cfg.scheme = scheme;
-            cfg.batch = a.batch;
-            cfg.write_pct = a.write_pct;
-            cfg.crypto = match a.crypto {
+            let crypto = match a.crypto {
                 CryptoArg::Fast => CryptoMode::Fast,
                 CryptoArg::Real => CryptoMode::Real,
             };
-            cfg.sim.warmup = a.warmup;
-            let end = a.warmup + a.duration;
-            apply_scenario(&mut cfg, &a.scenario, a.warmup + a.duration / 4, end)
-                .map_err(anyhow::Error::msg)?;
             eprintln!(
                 "simulate: {protocol} {} clients={clients} ({} virtual s)...",
                 topology.name,
                 (a.warmup + a.duration).as_secs_f64()
             );
-            let mut world = World::build(cfg)?;
-            world.run_until(a.warmup + a.duration)?;
-            let r = world.report();
-            let sc = world.scenario_stats();
+            let (r, sc) = if protocol == "pbft" {
+                run_pbft(&a, &topology, clients, &costs, scheme, crypto)?
+            } else {
+                let mut cfg = WorldConfig::new(topology.clone(), clients, a.seed);
+                cfg.costs = costs.clone();
+                cfg.scheme = scheme;
+                cfg.batch = a.batch;
+                cfg.write_pct = a.write_pct;
+                cfg.crypto = crypto;
+                cfg.sim.warmup = a.warmup;
+                cfg.sim.wan_queue_limit_bytes = a.wan_queue_kib * 1024;
+                let end = a.warmup + a.duration;
+                apply_scenario(&mut cfg, &a.scenario, a.warmup + a.duration / 4, end)
+                    .map_err(anyhow::Error::msg)?;
+                let mut world = World::build(cfg)?;
+                world.run_until(a.warmup + a.duration)?;
+                (world.report(), world.scenario_stats())
+            };
             let name = format!(
                 "{protocol}-{}-c{clients}-w{}-b{}",
                 topology.name, a.write_pct, a.batch
@@ -217,4 +233,37 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         bail!("safety violation (seed {}): {}", bad.seed, bad.safety);
     }
     Ok(())
+}
+
+/// One PBFT configuration (same topology, clients, seed, costs and batch as Steward's rows). Its
+/// view changes are reported as global ones; PBFT has no local view changes or scenarios.
+fn run_pbft(
+    a: &SimulateArgs,
+    topology: &Topology,
+    clients: u32,
+    costs: &CostTable,
+    scheme: Scheme,
+    crypto: CryptoMode,
+) -> Result<(RunReport, ScenarioStats)> {
+    let mut cfg = PbftWorldConfig::new(topology.clone(), clients, a.seed);
+    cfg.costs = costs.clone();
+    cfg.scheme = scheme;
+    cfg.batch = a.batch;
+    cfg.write_pct = a.write_pct;
+    cfg.crypto = crypto;
+    cfg.sim.warmup = a.warmup;
+    cfg.sim.wan_queue_limit_bytes = a.wan_queue_kib * 1024;
+    let mut world = PbftWorld::build(cfg)?;
+    world.run_until(a.warmup + a.duration)?;
+    let views = (0..world.n())
+        .filter_map(|i| world.replica(i).map(|r| r.view()))
+        .max()
+        .unwrap_or(0);
+    let sc = ScenarioStats {
+        scenario: a.scenario.clone(),
+        local_view_changes: 0,
+        global_view_changes: views,
+        recovery_ms: None,
+    };
+    Ok((world.report(), sc))
 }

@@ -335,3 +335,43 @@ fn campaign_prints_the_final_line() {
         Some("seeds=2 safety_violations=0 liveness_failures=0")
     );
 }
+
+#[test]
+fn simulate_both_protocols_and_pbft_campaign() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("both");
+    let topo = repo("topologies/local-symmetric-10mbps.toml");
+    let o = loadgen(&[
+        "simulate",
+        "--protocol",
+        "both",
+        "--topology",
+        &topo,
+        "--clients",
+        "2",
+        "--duration",
+        "3s",
+        "--warmup",
+        "1s",
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    let protocols: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(protocols, ["steward", "pbft"]);
+    let wan = |row: &str| -> f64 { row.split(',').nth(14).unwrap().parse().unwrap() };
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    // Flat PBFT sends far more WAN messages per update than Steward (paper: over 20x).
+    assert!(wan(rows[1]) > 10.0 * wan(rows[0]), "{csv}");
+    let o = loadgen(&["campaign", "--protocol", "pbft", "--seeds", "3"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).lines().last(),
+        Some("seeds=3 safety_violations=0 liveness_failures=0")
+    );
+}

@@ -88,5 +88,5 @@ mod units;
 pub use error::ConfigError;
 pub use ids::{ParseServerIdError, ServerId, SiteId};
 pub use parse::MAX_SITES;
-pub use topology::{ClientPlacement, LinkParams, PbftPlacement, Site, Topology};
+pub use topology::{ClientPlacement, LinkParams, PbftPlacement, Site, Topology, WanModel};
 pub use units::parse_bandwidth;

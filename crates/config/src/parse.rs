@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use toml::{Table, Value};
 
-use crate::topology::{ClientPlacement, LinkParams, PbftPlacement, Site, Topology};
+use crate::topology::{ClientPlacement, LinkParams, PbftPlacement, Site, Topology, WanModel};
 use crate::units::{ms_to_duration, parse_bandwidth, MAX_MS};
 use crate::{ConfigError, SiteId};
 
@@ -36,7 +36,7 @@ const WAN_LINK_FIELDS: &[&str] = &[
     "bandwidth",
     "loss_pct",
 ];
-const WAN_FIELDS: &[&str] = &["default", "link"];
+const WAN_FIELDS: &[&str] = &["default", "link", "model"];
 const SITE_FIELDS: &[&str] = &["name", "f", "servers"];
 const CLIENT_FIELDS: &[&str] = &["weights", "per_site"];
 const PBFT_FIELDS: &[&str] = &["servers_per_site", "primary_site", "f"];
@@ -206,6 +206,19 @@ impl Parser<'_> {
             None => return Err(self.err("lan", "missing required table [lan]")),
         };
         let (wan_default, wan_links) = self.wan(root.get("wan"), &sites, &by_name)?;
+        let wan_model = match root.get("wan").and_then(|w| w.get("model")) {
+            None => WanModel::Pairwise,
+            Some(v) => match self.string(v, "wan.model")? {
+                "pairwise" => WanModel::Pairwise,
+                "site-uplink" => WanModel::SiteUplink,
+                other => {
+                    return Err(self.err(
+                        "wan.model",
+                        format!("must be \"pairwise\" or \"site-uplink\", got {other:?}"),
+                    ))
+                }
+            },
+        };
         let clients = match root.get("clients") {
             Some(v) => self.clients(v, &sites, &by_name)?,
             None => ClientPlacement::Weights(vec![1.0; sites.len()]),
@@ -223,6 +236,7 @@ impl Parser<'_> {
             pbft,
             wan_links,
             wan_default,
+            wan_model,
         })
     }
 

@@ -32,6 +32,21 @@ pub struct Topology {
     pub(crate) wan_links: BTreeMap<(SiteId, SiteId), LinkParams>,
     /// `wan.default`, used for pairs without an explicit link.
     pub(crate) wan_default: Option<LinkParams>,
+    /// How WAN bandwidth is shared (`wan.model`).
+    pub wan_model: WanModel,
+}
+
+/// How the WAN links' bandwidth is shared (`wan.model` in the file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WanModel {
+    /// `"pairwise"` (default): every ordered pair of sites has its own link of the given
+    /// bandwidth, shared by all servers of those two sites.
+    #[default]
+    Pairwise,
+    /// `"site-uplink"`: all traffic leaving a site shares one access link whose bandwidth is
+    /// the largest of the site's WAN links (latency and loss stay per pair). This is how a
+    /// testbed that rate-limits each site's (or host's) uplink behaves.
+    SiteUplink,
 }
 
 /// One site: a group of Steward servers on one LAN that tolerates `f` Byzantine servers.

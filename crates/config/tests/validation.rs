@@ -177,7 +177,7 @@ fn unknown_fields() {
     );
     rejects(
         &edit("[wan.default]", "[wan.defaults]"),
-        "topologies/x.toml: wan.defaults: unknown field (expected one of: default, link)",
+        "topologies/x.toml: wan.defaults: unknown field (expected one of: default, link, model)",
     );
     rejects(
         &edit("latency_ms = 50\n", "latency_ms = 50\nbetween = [\"us\", \"korea\"]\n"),
@@ -578,4 +578,23 @@ fn error_accessors() {
         e.reason(),
         "3 servers cannot tolerate f = 1 (need at least 3f+1 = 4)"
     );
+}
+
+#[test]
+fn wan_model_parses_and_rejects_unknown_values() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../topologies/paper-symmetric-10mbps.toml"
+    ))
+    .unwrap();
+    let t = Topology::from_toml_str(&text, "p.toml").unwrap();
+    assert_eq!(t.wan_model, steward_config::WanModel::SiteUplink);
+    let pairwise = text.replace("model = \"site-uplink\"\n", "");
+    let t = Topology::from_toml_str(&pairwise, "p.toml").unwrap();
+    assert_eq!(t.wan_model, steward_config::WanModel::Pairwise);
+    let bad = text.replace("model = \"site-uplink\"", "model = \"mesh\"");
+    let err = Topology::from_toml_str(&bad, "p.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("wan.model") && err.contains("mesh"), "{err}");
 }

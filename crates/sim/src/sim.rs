@@ -227,6 +227,10 @@ pub struct Sim<M: SimMessage> {
     links: Vec<Link>,
     /// `wan_free[a * sites + b]`: when the directed WAN queue from `a` to `b` is empty again.
     wan_free: Vec<Nanos>,
+    /// With `wan.model = "site-uplink"`: each site's access link (bandwidth = the largest of
+    /// its WAN links), shared by all its outgoing WAN traffic, and when it is free again.
+    uplinks: Option<Vec<Link>>,
+    uplink_free: Vec<Nanos>,
     /// Partition group of each site, or `None` when the network is whole.
     groups: Option<Vec<u32>>,
     procs: Vec<ProcSlot<M>>,
@@ -261,6 +265,26 @@ impl<M: SimMessage> Sim<M> {
                 links.push(Link::new(topology.link(a, b), limit));
             }
         }
+        let uplinks = (topology.wan_model == steward_config::WanModel::SiteUplink).then(|| {
+            (0..sites)
+                .map(|a| {
+                    let best = (0..sites)
+                        .filter(|&b| b != a)
+                        .map(|b| links[a * sites + b])
+                        .max_by_key(|l| l.bandwidth_bps)
+                        .unwrap_or(links[a * sites + a]);
+                    Link::new(
+                        &LinkParams {
+                            latency: Duration::ZERO,
+                            jitter: Duration::ZERO,
+                            bandwidth_bps: best.bandwidth_bps,
+                            loss: 0.0,
+                        },
+                        config.wan_queue_limit_bytes,
+                    )
+                })
+                .collect()
+        });
         let mut net_rng = SimRng::seed_from_u64(config.seed);
         net_rng.set_stream(0);
         Ok(Sim {
@@ -270,6 +294,8 @@ impl<M: SimMessage> Sim<M> {
             sites,
             links,
             wan_free: vec![0; sites * sites],
+            uplinks,
+            uplink_free: vec![0; sites],
             groups: None,
             procs: Vec::new(),
             events: BinaryHeap::new(),
@@ -771,15 +797,19 @@ impl<M: SimMessage> Sim<M> {
         }
         let pair = a * self.sites + b;
         let link = self.links[pair];
-        let tx = link.tx(size);
-        let free = self.wan_free[pair];
-        if free.saturating_sub(now).saturating_add(tx) > link.queue_limit {
+        // The queue that serialises the message: the pair's link, or the site's uplink.
+        let (queue, free) = match &self.uplinks {
+            Some(up) => (up[a], &mut self.uplink_free[a]),
+            None => (link, &mut self.wan_free[pair]),
+        };
+        let tx = queue.tx(size);
+        if free.saturating_sub(now).saturating_add(tx) > queue.queue_limit {
             self.slab.take(slot);
             self.count(now, |s| s.dropped_queue += 1);
             return;
         }
-        let depart = free.max(now).saturating_add(tx);
-        self.wan_free[pair] = depart;
+        let depart = (*free).max(now).saturating_add(tx);
+        *free = depart;
         self.propagate(slot, link, depart);
     }
 

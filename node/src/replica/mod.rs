@@ -14,7 +14,7 @@ mod recon;
 mod threshold;
 mod view;
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -204,19 +204,19 @@ pub struct Replica {
     pub(crate) pending_aru: u64,
     pub(crate) local: BTreeMap<u64, LocalSlot>,
     pub(crate) global: BTreeMap<u64, GlobalSlot>,
-    pub(crate) shares: HashMap<(SigKind, u64, Digest), ShareSet>,
+    pub(crate) shares: BTreeMap<(SigKind, u64, Digest), ShareSet>,
     pub(crate) blacklist: HashSet<u32>,
     /// Updates waiting for a sequence number (leader-site representative).
     pub(crate) pool: VecDeque<Arc<Update>>,
     /// Highest timestamp per client already queued or bound (leader-site representative).
-    pub(crate) pending_ts: HashMap<ClientId, u64>,
+    pub(crate) pending_ts: BTreeMap<ClientId, u64>,
     /// Update digests bound to a sequence number and not yet executed.
-    pub(crate) bound: HashMap<Digest, u64>,
-    pub(crate) executed_ts: HashMap<ClientId, u64>,
-    pub(crate) last_reply: HashMap<ClientId, Arc<Reply>>,
+    pub(crate) bound: BTreeMap<Digest, u64>,
+    pub(crate) executed_ts: BTreeMap<ClientId, u64>,
+    pub(crate) last_reply: BTreeMap<ClientId, Arc<Reply>>,
     /// Clients whose update reached this server directly: it owes them the reply (and
     /// re-injects the update after a local view change).
-    pub(crate) responsible: HashMap<ClientId, Arc<Update>>,
+    pub(crate) responsible: BTreeMap<ClientId, Arc<Update>>,
     /// Known local view of every site (own site: `lv`).
     pub(crate) lv_of: Vec<u64>,
     /// Latest New_Rep vote of each server of the own site.
@@ -247,11 +247,13 @@ pub struct Replica {
     pub(crate) checkpoint: Option<recon::Checkpoint>,
     /// Snapshot claims received: (seq, digest) → servers vouching.
     pub(crate) snapshot_votes: BTreeMap<(u64, Digest), std::collections::BTreeSet<ServerId>>,
+    /// Full snapshot states received, by digest, until enough servers vouch for one.
+    pub(crate) snapshot_state: BTreeMap<Digest, Vec<u8>>,
     pub(crate) kv: KvStore,
     /// global_aru at the previous retransmission tick (to notice being stuck).
     pub(crate) aru_at_last_tick: u64,
     /// When each peer's reconciliation request was last answered.
-    pub(crate) recon_answered: HashMap<ServerId, Duration>,
+    pub(crate) recon_answered: BTreeMap<ServerId, Duration>,
     pub(crate) now: Duration,
     pub(crate) out: Vec<Action>,
     pub(crate) stats: ReplicaStats,
@@ -277,14 +279,14 @@ impl Replica {
             pending_aru: 0,
             local: BTreeMap::new(),
             global: BTreeMap::new(),
-            shares: HashMap::new(),
+            shares: BTreeMap::new(),
             blacklist: HashSet::new(),
             pool: VecDeque::new(),
-            pending_ts: HashMap::new(),
-            bound: HashMap::new(),
-            executed_ts: HashMap::new(),
-            last_reply: HashMap::new(),
-            responsible: HashMap::new(),
+            pending_ts: BTreeMap::new(),
+            bound: BTreeMap::new(),
+            executed_ts: BTreeMap::new(),
+            last_reply: BTreeMap::new(),
+            responsible: BTreeMap::new(),
             lv_of: vec![0; cfg_sites],
             new_reps: BTreeMap::new(),
             locally_constrained: true,
@@ -301,9 +303,10 @@ impl Replica {
             stuck_ticks: 0,
             checkpoint: None,
             snapshot_votes: BTreeMap::new(),
+            snapshot_state: BTreeMap::new(),
             kv: KvStore::default(),
             aru_at_last_tick: 0,
-            recon_answered: HashMap::new(),
+            recon_answered: BTreeMap::new(),
             now: Duration::ZERO,
             out: Vec::new(),
             stats: ReplicaStats::default(),

@@ -104,8 +104,15 @@ impl Replica {
         if sn.seq <= self.global_aru {
             return true;
         }
-        if steward_crypto::sha256(&sn.state) != sn.digest {
-            return false;
+        // A snapshot with an empty state only vouches for the digest.
+        if !sn.state.is_empty() {
+            if steward_crypto::sha256(&sn.state) != sn.digest {
+                return false;
+            }
+            if self.snapshot_state.len() > 8 {
+                self.snapshot_state.clear();
+            }
+            self.snapshot_state.insert(sn.digest, sn.state.clone());
         }
         let votes = self.snapshot_votes.entry((sn.seq, sn.digest)).or_default();
         votes.insert(from);
@@ -117,7 +124,10 @@ impl Replica {
             }
             return true;
         }
-        let mut r = Reader::new(&sn.state);
+        let Some(state) = self.snapshot_state.get(&sn.digest).cloned() else {
+            return true; // vouched for, but nobody sent the state yet
+        };
+        let mut r = Reader::new(&state);
         let Ok(seq) = r.u64("seq") else { return false };
         let Ok(kv) = KvStore::decode_from(&mut r) else {
             return false;
@@ -125,7 +135,7 @@ impl Replica {
         let Ok(n) = r.u32("clients") else {
             return false;
         };
-        let mut executed = std::collections::HashMap::new();
+        let mut executed = std::collections::BTreeMap::new();
         for _ in 0..n {
             let (Ok(c), Ok(ts)) = (r.u32("client"), r.u64("ts")) else {
                 return false;
@@ -144,10 +154,11 @@ impl Replica {
         self.local = self.local.split_off(&(seq + 1));
         self.bound.retain(|_, s| *s > seq);
         self.snapshot_votes.clear();
+        self.snapshot_state.clear();
         self.checkpoint = Some(Checkpoint {
             seq,
             digest: sn.digest,
-            state: sn.state.clone(),
+            state,
         });
         self.stats.state_transfers += 1;
         self.execute_ready();

@@ -467,8 +467,14 @@ fn non_leader_site_partition_keeps_ordering_and_local_reads() {
     let seed = 121;
     let (w, r, st) = scenario_run("site-partition", seed, 40);
     assert_ok(&r, seed, "site-partition");
-    // The majority kept ordering through the partition (no stall beyond a few hundred ms).
-    assert!(st.recovery_ms.unwrap() < 1500.0, "seed {seed}: {st:?}");
+    // The majority kept ordering through the partition.
+    let during = w
+        .checker()
+        .executions_between(Duration::from_secs(11), Duration::from_secs(25));
+    assert!(
+        during > 300,
+        "seed {seed}: {during} updates during the partition ({st:?})"
+    );
     assert_eq!(st.global_view_changes, 0, "seed {seed}");
     // The isolated site's two clients keep getting read-only answers from their own site
     // while their updates wait (80% writes: each spends most time blocked on an update, but
