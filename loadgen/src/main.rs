@@ -1,8 +1,10 @@
 //! `loadgen`: the driver CLI of the Steward / PBFT benchmark suite.
 
 mod campaign;
+mod clients;
 mod crypto_bench;
 mod keygen;
+mod local;
 mod results;
 mod simulate;
 mod topology;
@@ -27,6 +29,8 @@ enum Cmd {
     Topology(topology::TopologyArgs),
     /// Run protocols in the deterministic simulator and write a results directory.
     Simulate(simulate::SimulateArgs),
+    /// Run a real cluster on this machine (one process per replica, emulated WAN).
+    Local(local::LocalArgs),
     /// Randomized fault campaign in the simulator (safety checker on every run).
     Campaign(campaign::CampaignArgs),
 }
@@ -39,6 +43,7 @@ fn main() {
         Cmd::Topology(a) => topology::run(a),
         Cmd::Simulate(a) => simulate::run(a),
         Cmd::Campaign(a) => campaign::run(a),
+        Cmd::Local(a) => local::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

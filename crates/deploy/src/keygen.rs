@@ -2,7 +2,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -15,6 +15,9 @@ use steward_crypto::digest::sha256_parts;
 use steward_crypto::signature::{MessageSigner, Scheme, SigningKey};
 use steward_crypto::threshold::{deal, Dealing};
 
+use steward_net::DeploymentCa;
+
+use crate::layout::{client_node_name, steward_node_name};
 use crate::{
     threshold_quorum, DeployError, Layout, Manifest, PbftEntry, SiteEntry, MANIFEST_FORMAT,
 };
@@ -113,6 +116,7 @@ pub fn generate(
             false,
         )?;
     }
+    write_tls(&layout, &topology, opts.clients, progress)?;
     let manifest = Manifest {
         format: MANIFEST_FORMAT.to_string(),
         created_unix_s: SystemTime::now()
@@ -154,6 +158,61 @@ pub fn generate(
     // The manifest goes last: its presence marks a complete deployment.
     write_file(&layout.manifest(), with_newline(json).as_bytes(), false)?;
     Ok(manifest)
+}
+
+/// The deployment CA (public certificate, private key in `ca/`) and one TLS certificate and
+/// key per Steward server and per client, in each one's private folder. TLS keys come from the
+/// OS randomness even for seeded deployments (they authenticate the transport only).
+fn write_tls(
+    layout: &Layout,
+    topology: &Topology,
+    clients: u32,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<(), DeployError> {
+    let names: Vec<(String, PathBuf, PathBuf)> = topology
+        .steward_servers()
+        .map(|id| {
+            (
+                steward_node_name(id),
+                layout.steward_tls_cert(id),
+                layout.steward_tls_key(id),
+            )
+        })
+        .chain((0..clients).map(|c| {
+            (
+                client_node_name(c),
+                layout.client_tls_cert(c),
+                layout.client_tls_key(c),
+            )
+        }))
+        .collect();
+    progress(&format!(
+        "issuing a deployment CA and {} TLS certificates",
+        names.len()
+    ));
+    let ca = DeploymentCa::generate(&format!("steward deployment {}", topology.name))
+        .map_err(|e| DeployError::Options(format!("deployment CA: {e}")))?;
+    for path in [layout.ca_cert(), layout.ca_key()] {
+        if let Some(dir) = path.parent() {
+            make_private_dir(dir)?;
+        }
+    }
+    fs::set_permissions(
+        layout.ca_cert().parent().expect("has a parent"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .map_err(|e| DeployError::file(&layout.ca_cert(), e))?;
+    ca.save(&layout.ca_cert(), &layout.ca_key())
+        .map_err(|e| DeployError::file(&layout.ca_cert(), e))?;
+    for (name, cert, key) in names {
+        if let Some(dir) = cert.parent() {
+            make_private_dir(dir)?;
+        }
+        ca.issue(&name)
+            .and_then(|c| c.save(&cert, &key))
+            .map_err(|e| DeployError::file(&cert, e))?;
+    }
+    Ok(())
 }
 
 fn with_newline(mut s: String) -> String {

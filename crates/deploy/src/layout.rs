@@ -92,4 +92,49 @@ impl Layout {
     pub fn client_signing_key(&self, client: u32) -> PathBuf {
         self.client_dir(client).join("signing.key.json")
     }
+
+    /// The deployment CA certificate (public; the trust anchor of every node).
+    pub fn ca_cert(&self) -> PathBuf {
+        self.root.join("public/tls/ca.cert.pem")
+    }
+
+    /// The deployment CA key (kept in its own private folder, to issue further certificates).
+    pub fn ca_key(&self) -> PathBuf {
+        self.root.join("ca/ca.key.pem")
+    }
+
+    /// A Steward server's TLS certificate (in its private folder).
+    pub fn steward_tls_cert(&self, id: ServerId) -> PathBuf {
+        self.steward_dir(id).join("tls.cert.pem")
+    }
+
+    /// A Steward server's TLS key.
+    pub fn steward_tls_key(&self, id: ServerId) -> PathBuf {
+        self.steward_dir(id).join("tls.key.pem")
+    }
+
+    /// A client's TLS certificate (in its private folder).
+    pub fn client_tls_cert(&self, client: u32) -> PathBuf {
+        self.client_dir(client).join("tls.cert.pem")
+    }
+
+    /// A client's TLS key.
+    pub fn client_tls_key(&self, client: u32) -> PathBuf {
+        self.client_dir(client).join("tls.key.pem")
+    }
+
+    /// The address map: node name (`steward-s0.1`, `client-3`) -> UDP socket address.
+    pub fn addresses(&self) -> PathBuf {
+        self.root.join("addresses.json")
+    }
+}
+
+/// The transport (TLS certificate) name of a Steward server: `steward-s<site>.<index>`.
+pub fn steward_node_name(id: ServerId) -> String {
+    format!("steward-{id}")
+}
+
+/// The transport (TLS certificate) name of a client: `client-<i>`.
+pub fn client_node_name(client: u32) -> String {
+    format!("client-{client}")
 }

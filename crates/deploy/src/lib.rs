@@ -14,6 +14,12 @@
 //! <dir>/steward/s<s>.<i>/threshold.share.json
 //! <dir>/pbft/r<i>/signing.key.json
 //! <dir>/clients/c<i>/signing.key.json
+//! <dir>/public/tls/ca.cert.pem             the deployment CA certificate (trust anchor)
+//! <dir>/ca/ca.key.pem                      the CA key (0600, folder 0700)
+//! <dir>/steward/s<s>.<i>/tls.{cert,key}.pem  the server's TLS identity `steward-s<s>.<i>`
+//! <dir>/clients/c<i>/tls.{cert,key}.pem    the client's TLS identity `client-<i>`
+//! <dir>/addresses.json                     optional: node name -> UDP address (written by
+//!                                          `loadgen local`, or by hand for real hosts)
 //! ```
 //!
 //! Deployment loading ([`Deployment`]) checks every file it reads and names the file in errors.
@@ -23,8 +29,8 @@ mod layout;
 mod load;
 
 pub use keygen::{generate, KeygenOptions};
-pub use layout::Layout;
-pub use load::{Deployment, StewardSecrets};
+pub use layout::{client_node_name, steward_node_name, Layout};
+pub use load::{read_addresses, write_addresses, Addresses, Deployment, StewardSecrets};
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

@@ -1,7 +1,11 @@
 //! Reading a deployment directory back: the manifest, the topology and the keys of one node.
 
+use std::collections::BTreeMap;
 use std::fs;
+use std::net::SocketAddr;
 use std::path::Path;
+
+use steward_net::NodeCert;
 
 use steward_config::{ServerId, SiteId, Topology};
 use steward_crypto::signature::{SigningKey, VerifyingKey};
@@ -172,6 +176,65 @@ impl Deployment {
             )))
         }
     }
+}
+
+/// `addresses.json`: node name (`steward-s0.1`, `client-3`) -> UDP socket address.
+pub type Addresses = BTreeMap<String, SocketAddr>;
+
+/// Reads an address map, naming the file in errors.
+pub fn read_addresses(path: &Path) -> Result<Addresses, DeployError> {
+    let text = fs::read_to_string(path).map_err(|e| {
+        DeployError::file(
+            path,
+            format!("cannot read the address map (node name -> address): {e}"),
+        )
+    })?;
+    serde_json::from_str(&text)
+        .map_err(|e| DeployError::file(path, format!("malformed address map: {e}")))
+}
+
+/// Writes an address map (replacing any previous one).
+pub fn write_addresses(path: &Path, addresses: &Addresses) -> Result<(), DeployError> {
+    let json = serde_json::to_string_pretty(addresses).expect("addresses serialize") + "\n";
+    fs::write(path, json).map_err(|e| DeployError::file(path, e))
+}
+
+impl Deployment {
+    /// The deployment's `addresses.json`.
+    pub fn addresses(&self) -> Result<Addresses, DeployError> {
+        read_addresses(&self.layout.addresses())
+    }
+
+    /// The deployment CA certificate (DER).
+    pub fn ca_cert(&self) -> Result<Vec<u8>, DeployError> {
+        let path = self.layout.ca_cert();
+        steward_net::certs::load_cert(&path).map_err(|e| DeployError::file(&path, e))
+    }
+
+    /// A Steward server's TLS certificate and key.
+    pub fn steward_tls(&self, id: ServerId) -> Result<NodeCert, DeployError> {
+        self.check_server(id)?;
+        load_node_cert(
+            &self.layout.steward_tls_cert(id),
+            &self.layout.steward_tls_key(id),
+        )
+    }
+
+    /// A client's TLS certificate and key.
+    pub fn client_tls(&self, client: u32) -> Result<NodeCert, DeployError> {
+        self.check_client(client)?;
+        load_node_cert(
+            &self.layout.client_tls_cert(client),
+            &self.layout.client_tls_key(client),
+        )
+    }
+}
+
+fn load_node_cert(cert: &Path, key: &Path) -> Result<NodeCert, DeployError> {
+    NodeCert::load(cert, key).map_err(|e| match e {
+        steward_net::CertError::File { .. } => DeployError::Options(e.to_string()),
+        other => DeployError::file(cert, other),
+    })
 }
 
 fn load_verifying(path: &Path) -> Result<VerifyingKey, DeployError> {

@@ -68,19 +68,27 @@ fn generates_a_complete_private_layout_and_loads_it_back() {
     let servers: Vec<ServerId> = dep.topology.steward_servers().collect();
     assert_eq!(servers.len(), 6);
     for &id in &servers {
-        // Exactly this server's two secret files, private permissions.
+        // Exactly this server's secret files, private permissions.
         let dir = layout.steward_dir(id);
         let mut names: Vec<String> = fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         names.sort();
-        assert_eq!(names, ["signing.key.json", "threshold.share.json"]);
+        assert_eq!(
+            names,
+            [
+                "signing.key.json",
+                "threshold.share.json",
+                "tls.cert.pem",
+                "tls.key.pem"
+            ]
+        );
         assert_eq!(
             fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
             0o700
         );
-        for f in &names {
+        for f in names.iter().filter(|f| f.as_str() != "tls.cert.pem") {
             let mode = fs::metadata(dir.join(f)).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600, "{id}/{f}");
         }
@@ -203,4 +211,53 @@ fn bad_inputs_name_the_file() {
     fs::remove_file(Layout::new(&out).manifest()).unwrap();
     let err = Deployment::load(&out).unwrap_err().to_string();
     assert!(err.contains("manifest.json"), "{err}");
+}
+
+#[test]
+fn writes_a_ca_and_tls_identities_and_an_address_map() {
+    let tmp = tempfile::tempdir().unwrap();
+    let topo = setup(tmp.path());
+    let out = tmp.path().join("dep");
+    generate(&topo, &out, &opts(Some(3)), &quiet).unwrap();
+    let dep = Deployment::load(&out).unwrap();
+    let ca = dep.ca_cert().unwrap();
+    assert!(!ca.is_empty());
+    let ca_dir = dep.layout.ca_key().parent().unwrap().to_path_buf();
+    assert_eq!(
+        fs::metadata(&ca_dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    for id in dep.topology.steward_servers() {
+        let cert = dep.steward_tls(id).unwrap();
+        assert_eq!(cert.name().unwrap(), steward_node_name(id));
+        let mode = fs::metadata(dep.layout.steward_tls_key(id))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    for c in 0..3 {
+        assert_eq!(
+            dep.client_tls(c).unwrap().name().unwrap(),
+            client_node_name(c)
+        );
+    }
+    assert!(dep.client_tls(3).is_err());
+    // A missing key file is a one-line error naming the file.
+    let id = ServerId::new(SiteId(0), 1);
+    fs::remove_file(dep.layout.steward_tls_key(id)).unwrap();
+    let err = dep.steward_tls(id).unwrap_err().to_string();
+    assert!(err.contains("tls.key.pem"), "{err}");
+
+    // Address map: missing, round trip, malformed.
+    let err = dep.addresses().unwrap_err().to_string();
+    assert!(err.contains("addresses.json"), "{err}");
+    let mut map = Addresses::new();
+    map.insert("steward-s0.0".into(), "127.0.0.2:4000".parse().unwrap());
+    map.insert("client-0".into(), "127.0.0.9:4001".parse().unwrap());
+    write_addresses(&dep.layout.addresses(), &map).unwrap();
+    assert_eq!(dep.addresses().unwrap(), map);
+    fs::write(dep.layout.addresses(), "{\"x\": 3}").unwrap();
+    let err = dep.addresses().unwrap_err().to_string();
+    assert!(err.contains("malformed address map"), "{err}");
 }

@@ -1,0 +1,608 @@
+//! `loadgen local`: a real cluster on this machine. Every replica is its own `steward-node`
+//! process on a 127.0.0.x address, the closed-loop clients run here, and the WAN is emulated
+//! in userspace (`--wan emulate`) or not at all (`--wan off`). Writes the same results
+//! directory as `simulate` (mode = local), with one more column: `cpu_ms_per_update`.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use steward_config::{ServerId, SiteId, Topology};
+use steward_crypto::signature::Scheme;
+use steward_deploy::{write_addresses, Addresses, Deployment, KeygenOptions, Layout};
+use steward_runtime::{client_site, process_cpu_time, NodeKind, WanMode};
+
+use crate::clients::{self, Window};
+use crate::results::{self, parse_duration, Row};
+
+/// Protocol selection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Protocol {
+    /// Steward.
+    Steward,
+    /// Flat PBFT (no runtime yet).
+    Pbft,
+    /// Both.
+    Both,
+}
+
+/// Arguments of `loadgen local`.
+#[derive(Args, Debug)]
+pub struct LocalArgs {
+    /// Protocol(s) to run (only steward has a runtime so far).
+    #[arg(long, value_enum, default_value = "steward")]
+    protocol: Protocol,
+    /// Topology file.
+    #[arg(long)]
+    topology: PathBuf,
+    /// Client counts to sweep, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,5")]
+    clients: Vec<u32>,
+    /// Measured wall-clock time per configuration (after the warm-up).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Warm-up excluded from measurements.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Percentage of operations that are updates.
+    #[arg(long, default_value_t = 100)]
+    write_pct: u32,
+    /// Updates per Proposal.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// WAN emulation: emulate (userspace shaper from the topology) or off.
+    #[arg(long, default_value = "emulate")]
+    wan: WanMode,
+    /// The steward-node binary (default: next to this loadgen, else built with cargo).
+    #[arg(long)]
+    node_bin: Option<PathBuf>,
+    /// Results directory (keys go to <out>/deployment, node logs to <out>/logs).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Run `loadgen local`.
+pub fn run(a: LocalArgs) -> Result<()> {
+    if a.protocol != Protocol::Steward {
+        bail!("PBFT runtime not built yet (use --protocol steward)");
+    }
+    if a.write_pct > 100 {
+        bail!("--write-pct must be 0..=100, got {}", a.write_pct);
+    }
+    if a.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    if a.clients.is_empty() || a.clients.contains(&0) {
+        bail!("--clients needs positive counts, e.g. 1,5");
+    }
+    if a.duration.is_zero() {
+        bail!("--duration must be positive");
+    }
+    if a.wan == WanMode::Netem {
+        bail!("--wan netem needs tc-shaped hosts; local runs take emulate or off");
+    }
+    let topology = Topology::load(&a.topology)?;
+    fs::create_dir_all(&a.out).with_context(|| format!("{}", a.out.display()))?;
+    let max_clients = *a.clients.iter().max().expect("non-empty");
+    let dep = ensure_deployment(&a.topology, &a.out.join("deployment"), max_clients)?;
+    let node_bin = match &a.node_bin {
+        Some(p) => p.clone(),
+        None => find_node_binary()?,
+    };
+    let logs = a.out.join("logs");
+    fs::create_dir_all(&logs).with_context(|| format!("{}", logs.display()))?;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    let mut rows = Vec::new();
+    let mut cpu = Vec::new();
+    let mut pids = Vec::new();
+    for &n in &a.clients {
+        let wall = Instant::now();
+        eprintln!(
+            "local: steward {} clients={n} wan={} ({} s)...",
+            topology.name,
+            a.wan,
+            (a.warmup + a.duration).as_secs_f64()
+        );
+        let addresses = assign_addresses(&dep.topology, n)?;
+        write_addresses(&dep.layout.addresses(), &addresses)?;
+        let mut cluster = Cluster::start(&node_bin, &dep, &a, &logs.join(format!("c{n}")))?;
+        pids.extend(cluster.pids());
+        let measured = rt.block_on(measure(&dep, n, &addresses, &a, &mut cluster));
+        let stopped = cluster.stop();
+        let mut m = measured?;
+        stopped?;
+        (m.local_view_changes, m.global_view_changes) = cluster.view_changes();
+        let name = format!(
+            "steward-{}-c{n}-w{}-b{}-local",
+            topology.name, a.write_pct, a.batch
+        );
+        results::write_hdr_log(&a.out, &name, &m.report.histogram, a.warmup, a.duration)?;
+        let h = &m.report.histogram;
+        let ms = |us: u64| us as f64 / 1e3;
+        let measured_s = m.measured.as_secs_f64();
+        let completed = m.report.completed;
+        let per = |x: u64| {
+            if completed > 0 {
+                x as f64 / completed as f64
+            } else {
+                0.0
+            }
+        };
+        let bound = {
+            let sites: Vec<SiteId> = (0..n)
+                .map(|c| client_site(&dep.topology, dep.manifest.clients, c))
+                .collect();
+            sites
+                .iter()
+                .map(|&s| steward::simulation::update_latency_bound(&dep.topology, s, SiteId(0)))
+                .sum::<f64>()
+                / sites.len() as f64
+        };
+        let safety = match &m.report.first_bad {
+            None => "ok".to_string(),
+            Some(why) => format!("{} bad replies (first: {why})", m.report.bad_replies),
+        };
+        cpu.push(if completed > 0 {
+            m.cpu.as_secs_f64() * 1e3 / completed as f64
+        } else {
+            f64::NAN
+        });
+        rows.push(Row {
+            protocol: "steward".into(),
+            mode: "local".into(),
+            topology: topology.name.clone(),
+            clients: n,
+            write_pct: a.write_pct,
+            batch: a.batch,
+            duration_s: measured_s,
+            completed,
+            throughput_ops_s: completed as f64 / measured_s,
+            lat_mean_ms: if completed > 0 { h.mean() / 1e3 } else { 0.0 },
+            lat_p50_ms: ms(h.value_at_quantile(0.5)),
+            lat_p99_ms: ms(h.value_at_quantile(0.99)),
+            lat_max_ms: ms(h.max()),
+            lat_bound_ms: bound,
+            wan_msgs_per_update: per(m.wan.0),
+            wan_bytes_per_update: per(m.wan.1),
+            safety,
+            seed: 0,
+            costs: "real".into(),
+            wall_s: wall.elapsed().as_secs_f64(),
+            scenario: "none".into(),
+            local_view_changes: m.local_view_changes,
+            global_view_changes: m.global_view_changes,
+            recovery_ms: None,
+        });
+    }
+    let manifest = serde_json::json!({
+        "command": "local",
+        "mode": "local",
+        "topology": { "name": topology.name, "file": a.topology.display().to_string() },
+        "protocols": ["steward"],
+        "clients": a.clients,
+        "duration_s": a.duration.as_secs_f64(),
+        "warmup_s": a.warmup.as_secs_f64(),
+        "batch": a.batch,
+        "write_pct": a.write_pct,
+        "emulation": match a.wan {
+            WanMode::Emulate => "userspace shaper (steward-net) on 127.0.0.x",
+            _ => "none (loopback)",
+        },
+        "wan": a.wan.to_string(),
+        "deployment": dep.layout.root().display().to_string(),
+        "signature_scheme": dep.manifest.scheme.to_string(),
+        "threshold_bits": dep.manifest.threshold_bits,
+        "node_binary": node_bin.display().to_string(),
+        "replica_pids": pids,
+        "machine": results::environment(),
+    });
+    fs::write(
+        a.out.join("manifest.json"),
+        serde_json::to_string_pretty(&manifest)? + "\n",
+    )?;
+    write_summary(&a.out, &rows, &cpu)?;
+    results::print_table(&rows);
+    for (r, c) in rows.iter().zip(&cpu) {
+        println!("clients={:<4} cpu_ms_per_update={c:.3}", r.clients);
+    }
+    if let Some(bad) = rows.iter().find(|r| r.safety != "ok") {
+        bail!("safety violation: {}", bad.safety);
+    }
+    Ok(())
+}
+
+/// summary.csv: the `simulate` columns plus `cpu_ms_per_update`.
+fn write_summary(dir: &Path, rows: &[Row], cpu: &[f64]) -> Result<()> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for r in rows {
+        w.serialize(r)?;
+    }
+    let text = String::from_utf8(w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?)?;
+    let mut out = String::new();
+    for (i, line) in text.lines().enumerate() {
+        out.push_str(line);
+        if i == 0 {
+            out.push_str(",cpu_ms_per_update\n");
+        } else {
+            out.push_str(&format!(",{:.4}\n", cpu[i - 1]));
+        }
+    }
+    let path = dir.join("summary.csv");
+    fs::write(&path, out).with_context(|| format!("{}", path.display()))
+}
+
+struct Measured {
+    report: clients::ClientReport,
+    measured: Duration,
+    cpu: Duration,
+    /// Cross-site (messages, bytes) sent by all replicas in the window.
+    wan: (u64, u64),
+    local_view_changes: u64,
+    global_view_changes: u64,
+}
+
+/// Runs the clients for warm-up + duration against a started cluster; Ctrl-C aborts.
+async fn measure(
+    dep: &Deployment,
+    n: u32,
+    addresses: &Addresses,
+    a: &LocalArgs,
+    cluster: &mut Cluster,
+) -> Result<Measured> {
+    cluster.wait_ready(Duration::from_secs(30))?;
+    let start = tokio::time::Instant::now();
+    let window = Window {
+        start: start + a.warmup,
+        end: start + a.warmup + a.duration,
+    };
+    let running = clients::start(dep, n, addresses, a.wan, a.write_pct, window)?;
+    let run = async {
+        tokio::time::sleep_until(window.start).await;
+        let cpu0 = cluster.cpu_time();
+        let wan0 = cluster.wan_counters(Duration::from_secs(5))?;
+        let t0 = Instant::now();
+        tokio::time::sleep_until(window.end).await;
+        let cpu1 = cluster.cpu_time();
+        let wan1 = cluster.wan_counters(Duration::from_secs(5))?;
+        Ok::<_, anyhow::Error>((
+            t0.elapsed(),
+            cpu1.saturating_sub(cpu0),
+            (wan1.0 - wan0.0.min(wan1.0), wan1.1 - wan0.1.min(wan1.1)),
+        ))
+    };
+    let outcome = tokio::select! {
+        r = run => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
+    let report = running.stop().await;
+    let (measured, cpu, wan) = outcome?;
+    if let Some(dead) = cluster.exited() {
+        bail!("{dead} exited during the run (see its log)");
+    }
+    Ok(Measured {
+        report: report?,
+        measured,
+        cpu,
+        wan,
+        local_view_changes: 0,
+        global_view_changes: 0,
+    })
+}
+
+/// Loads `<dir>` if it is a deployment of this topology with enough client keys and TLS
+/// identities; otherwise (re)generates it.
+fn ensure_deployment(topology: &Path, dir: &Path, clients: u32) -> Result<Deployment> {
+    let want = fs::read_to_string(topology)
+        .with_context(|| format!("{}: cannot read topology", topology.display()))?;
+    let layout = Layout::new(dir);
+    let reusable = layout.manifest().exists()
+        && fs::read_to_string(layout.topology()).ok().as_deref() == Some(want.as_str())
+        && layout.ca_cert().exists()
+        && Deployment::load(dir).is_ok_and(|d| d.manifest.clients >= clients);
+    if !reusable {
+        eprintln!("local: generating keys in {}", dir.display());
+        steward_deploy::generate(
+            topology,
+            dir,
+            &KeygenOptions {
+                scheme: Scheme::Ed25519,
+                threshold_bits: 1024,
+                clients: clients.max(8),
+                seed: None,
+                force: true,
+            },
+            &|line| eprintln!("local: {line}"),
+        )?;
+    }
+    Ok(Deployment::load(dir)?)
+}
+
+/// 127.0.0.2, 127.0.0.3, ... for the servers, then the clients `0..n`; each with a free UDP
+/// port found by binding port 0.
+fn assign_addresses(topology: &Topology, n: u32) -> Result<Addresses> {
+    let mut names: Vec<String> = topology
+        .steward_servers()
+        .map(|id| NodeKind::Server(id).name().to_string())
+        .collect();
+    names.extend((0..n).map(|c| NodeKind::Client(c).name().to_string()));
+    let mut map = BTreeMap::new();
+    for (i, name) in names.into_iter().enumerate() {
+        let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 0, 0, 2)) + i as u32);
+        let probe = UdpSocket::bind((ip, 0)).with_context(|| format!("cannot bind {ip}:0"))?;
+        let addr: SocketAddr = probe.local_addr()?;
+        map.insert(name, addr);
+    }
+    Ok(map)
+}
+
+/// The steward-node binary: next to this executable, else built from the checkout.
+fn find_node_binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot locate the loadgen executable")?;
+    let dir = exe.parent().context("loadgen executable has no folder")?;
+    let candidate = dir.join("steward-node");
+    if candidate.is_file() {
+        return Ok(candidate);
+    }
+    let release = dir.file_name().is_some_and(|n| n == "release");
+    eprintln!(
+        "local: {} not found; building it with cargo",
+        candidate.display()
+    );
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args(["build", "-p", "steward", "--bin", "steward-node"]);
+    if release {
+        cmd.arg("--release");
+    }
+    let status = cmd
+        .status()
+        .context("cannot run cargo to build steward-node")?;
+    if !status.success() || !candidate.is_file() {
+        bail!(
+            "steward-node is missing next to {} and `cargo build{} -p steward --bin steward-node` did not produce it",
+            exe.display(),
+            if release { " --release" } else { "" }
+        );
+    }
+    Ok(candidate)
+}
+
+/// Replica processes started by this run. Dropping it (or [`Cluster::stop`]) stops every one:
+/// SIGTERM, then SIGKILL after 5 s.
+struct Cluster {
+    nodes: Vec<Node>,
+    ready: std_mpsc::Receiver<(usize, String)>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+    /// `stats {...}` lines the nodes printed when they stopped.
+    stats: Vec<serde_json::Value>,
+    /// Lines read while waiting for others.
+    pending: Vec<(usize, String)>,
+}
+
+struct Node {
+    id: ServerId,
+    child: Option<Child>,
+}
+
+impl Cluster {
+    fn start(bin: &Path, dep: &Deployment, a: &LocalArgs, logs: &Path) -> Result<Cluster> {
+        fs::create_dir_all(logs).with_context(|| format!("{}", logs.display()))?;
+        let (tx, ready) = std_mpsc::channel();
+        let mut cluster = Cluster {
+            nodes: Vec::new(),
+            ready,
+            readers: Vec::new(),
+            stats: Vec::new(),
+            pending: Vec::new(),
+        };
+        for id in dep.topology.steward_servers() {
+            let log_path = logs.join(format!("{id}.log"));
+            let log =
+                fs::File::create(&log_path).with_context(|| format!("{}", log_path.display()))?;
+            let mut cmd = Command::new(bin);
+            cmd.arg("--deployment")
+                .arg(dep.layout.root())
+                .args(["--id", &id.to_string(), "--wan", &a.wan.to_string()])
+                .args(["--batch", &a.batch.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(log);
+            // SAFETY: prctl is async-signal-safe; the child gets SIGTERM if loadgen dies.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                    Ok(())
+                });
+            }
+            let mut child = cmd
+                .spawn()
+                .with_context(|| format!("cannot start {}", bin.display()))?;
+            let stdout = child.stdout.take().expect("piped");
+            let index = cluster.nodes.len();
+            cluster.nodes.push(Node {
+                id,
+                child: Some(child),
+            });
+            let tx = tx.clone();
+            cluster.readers.push(std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if tx.send((index, line)).is_err() {
+                        break;
+                    }
+                }
+            }));
+        }
+        Ok(cluster)
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.child.as_ref().map(|c| c.id()))
+            .collect()
+    }
+
+    /// Waits until every node printed `ready`.
+    fn wait_ready(&mut self, limit: Duration) -> Result<()> {
+        let deadline = Instant::now() + limit;
+        let mut ready = vec![false; self.nodes.len()];
+        while ready.contains(&false) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.ready.recv_timeout(left) {
+                Ok((i, line)) if line.starts_with("ready ") => ready[i] = true,
+                Ok(_) => {}
+                Err(_) => {
+                    let missing: Vec<String> = self
+                        .nodes
+                        .iter()
+                        .zip(&ready)
+                        .filter(|(_, r)| !**r)
+                        .map(|(n, _)| n.id.to_string())
+                        .collect();
+                    let why = self
+                        .exited()
+                        .map(|d| format!("{d} exited"))
+                        .unwrap_or_else(|| format!("not ready after {limit:?}"));
+                    bail!(
+                        "replicas {} did not start ({why}; see their logs)",
+                        missing.join(", ")
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A node that has exited, if any.
+    fn exited(&mut self) -> Option<String> {
+        self.nodes.iter_mut().find_map(|n| {
+            let c = n.child.as_mut()?;
+            match c.try_wait() {
+                Ok(Some(status)) => Some(format!("replica {} ({status})", n.id)),
+                _ => None,
+            }
+        })
+    }
+
+    /// Messages and bytes all nodes have sent across sites so far (each node answers SIGUSR1
+    /// with a `wan {...}` line). Other lines that arrive meanwhile are kept for later.
+    fn wan_counters(&mut self, limit: Duration) -> Result<(u64, u64)> {
+        for n in &self.nodes {
+            if let Some(c) = &n.child {
+                // SAFETY: kill with a pid of our own unreaped child.
+                unsafe {
+                    libc::kill(c.id() as libc::pid_t, libc::SIGUSR1);
+                }
+            }
+        }
+        let deadline = Instant::now() + limit;
+        let mut got = vec![false; self.nodes.len()];
+        let (mut msgs, mut bytes) = (0, 0);
+        while got.contains(&false) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (i, line) = self
+                .ready
+                .recv_timeout(left)
+                .map_err(|_| anyhow::anyhow!("replicas did not report their WAN counters"))?;
+            if let Some(json) = line.strip_prefix("wan ") {
+                let v: serde_json::Value = serde_json::from_str(json)?;
+                msgs += v["msgs"].as_u64().unwrap_or(0);
+                bytes += v["bytes"].as_u64().unwrap_or(0);
+                got[i] = true;
+            } else {
+                self.pending.push((i, line));
+            }
+        }
+        Ok((msgs, bytes))
+    }
+
+    /// Highest (local, global) view change counts any node reported when it stopped.
+    fn view_changes(&self) -> (u64, u64) {
+        let max = |k: &str| {
+            self.stats
+                .iter()
+                .filter_map(|v| v.get(k).and_then(|x| x.as_u64()))
+                .max()
+                .unwrap_or(0)
+        };
+        (max("local_view_changes"), max("global_view_changes"))
+    }
+
+    /// CPU time of all replica processes so far.
+    fn cpu_time(&self) -> Duration {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.child.as_ref())
+            .filter_map(|c| process_cpu_time(c.id()))
+            .sum()
+    }
+
+    /// Stops every node; errors if one did not stop on SIGTERM.
+    fn stop(&mut self) -> Result<()> {
+        for n in &self.nodes {
+            if let Some(c) = &n.child {
+                // SAFETY: kill with a pid of our own unreaped child.
+                unsafe {
+                    libc::kill(c.id() as libc::pid_t, libc::SIGTERM);
+                }
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut stubborn = Vec::new();
+        for n in &mut self.nodes {
+            let Some(mut c) = n.child.take() else {
+                continue;
+            };
+            loop {
+                match c.try_wait() {
+                    Ok(Some(_)) => break,
+                    Ok(None) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(20))
+                    }
+                    _ => {
+                        let _ = c.kill();
+                        let _ = c.wait();
+                        stubborn.push(n.id.to_string());
+                        break;
+                    }
+                }
+            }
+        }
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        let pending = std::mem::take(&mut self.pending);
+        for (_, line) in pending.into_iter().chain(self.ready.try_iter()) {
+            if let Some(json) = line.strip_prefix("stats ") {
+                if let Ok(v) = serde_json::from_str(json) {
+                    self.stats.push(v);
+                }
+            }
+        }
+        if !stubborn.is_empty() {
+            bail!(
+                "replicas {} ignored SIGTERM and were killed",
+                stubborn.join(", ")
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
