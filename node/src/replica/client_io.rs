@@ -88,6 +88,7 @@ impl Replica {
             .crypto
             .sign(&Message::QueryReply(Arc::new(reply.clone())).signing_bytes());
         self.send(Dest::Client(client), Message::QueryReply(Arc::new(reply)));
+        self.stats.queries_answered += 1;
         true
     }
 }

@@ -148,6 +148,8 @@ pub struct ReplicaStats {
     pub global_view_changes: u64,
     /// Snapshots installed by state transfer.
     pub state_transfers: u64,
+    /// Read-only queries answered.
+    pub queries_answered: u64,
     /// Combine attempts that needed the proof-checking fallback.
     pub combine_fallbacks: u64,
 }
