@@ -38,12 +38,6 @@ impl SafetyChecker {
         self.executed(server, e);
     }
 
-    /// The first time at or after `t` that some correct server executed a new update.
-    pub fn first_execution_after(&self, t: std::time::Duration) -> Option<std::time::Duration> {
-        let i = self.first_exec.partition_point(|x| *x < t);
-        self.first_exec.get(i).copied()
-    }
-
     /// When ordering resumed after the stall a fault at `t` caused: the end of the first pause
     /// in executions after `t` that is much longer than the pauses before it (4 times their
     /// 90th percentile, at least 250 ms); without such a pause, the first execution after `t`.

@@ -25,6 +25,25 @@ fn run(cfg: WorldConfig, secs: u64) -> (World, RunReport) {
     (w, r)
 }
 
+/// Every server executed exactly the same prefix; on failure, print each server's state.
+fn assert_converged(w: &World, seed: u64) {
+    let servers: Vec<ServerId> = w.cfg.topology.steward_servers().collect();
+    let arus: Vec<u64> = servers
+        .iter()
+        .map(|s| w.replica(*s).unwrap().global_aru())
+        .collect();
+    if arus.iter().any(|a| *a != arus[0]) {
+        let states: Vec<String> = servers
+            .iter()
+            .map(|s| format!("{s}: {}", w.replica(*s).unwrap().debug_state()))
+            .collect();
+        panic!(
+            "seed {seed}: servers diverge: {arus:?}\n{}",
+            states.join("\n")
+        );
+    }
+}
+
 fn assert_ok(r: &RunReport, seed: u64, what: &str) {
     assert_eq!(r.safety, "ok", "{what}: seed {seed}: safety violation");
     assert!(r.updates > 0, "{what}: seed {seed}: no progress");
@@ -128,11 +147,7 @@ fn lossy_duplicating_reordering_links() {
         // Nobody is left behind: once clients stop, lagging servers reconcile to the same point.
         w.stop_clients();
         w.run_until(Duration::from_secs(26)).unwrap();
-        let arus: Vec<u64> = topo
-            .steward_servers()
-            .map(|s| w.replica(s).unwrap().global_aru())
-            .collect();
-        assert!(arus.iter().all(|a| *a == arus[0]), "seed {seed}: {arus:?}");
+        assert_converged(&w, seed);
         assert_eq!(w.checker().verdict(), "ok", "seed {seed}");
     }
 }
@@ -418,11 +433,7 @@ fn leader_site_partition_triggers_global_view_change_and_heals() {
         w.run_until(heal + Duration::from_secs(6)).unwrap();
         w.stop_clients();
         w.run_until(heal + Duration::from_secs(16)).unwrap();
-        let arus: Vec<u64> = topo
-            .steward_servers()
-            .map(|s| w.replica(s).unwrap().global_aru())
-            .collect();
-        assert!(arus.iter().all(|a| *a == arus[0]), "seed {seed}: {arus:?}");
+        assert_converged(&w, seed);
         let gvs: Vec<u64> = topo
             .steward_servers()
             .map(|s| w.replica(s).unwrap().global_view())
