@@ -763,13 +763,19 @@ pub struct Envelope {
     pub msg: Message,
     /// Its wire size in bytes.
     pub size: u32,
+    /// Its encoding, made once and shared by every destination of a broadcast.
+    pub wire: bytes::Bytes,
 }
 
 impl Envelope {
-    /// Wrap `msg`, computing its wire size.
+    /// Wrap `msg`, encoding it once.
     pub fn new(msg: Message) -> Self {
-        let size = msg.encode().len() as u32;
-        Envelope { msg, size }
+        let wire = bytes::Bytes::from(msg.encode());
+        Envelope {
+            msg,
+            size: wire.len() as u32,
+            wire,
+        }
     }
 }
 

@@ -1,31 +1,22 @@
-//! Closed-loop Steward clients over the real network (`loadgen local`).
+//! Closed-loop clients over the real network (`loadgen local`), for either protocol.
 //!
-//! Every logical client is a tokio task driving a sans-IO [`steward::client::Client`] over a
-//! QUIC [`Transport`] of its own, bound to the client's address from the deployment's address
-//! map and shaped (with `--wan emulate`) as if it ran in its site. A task per client keeps
-//! identities simple: each transport presents the client's own TLS certificate
+//! Every logical client is a tokio task driving a sans-IO client core (Steward's or PBFT's)
+//! over a QUIC [`Transport`] of its own, bound to the client's address from the deployment's
+//! address map and shaped (with `--wan emulate`) as if it ran in its site. A task per client
+//! keeps identities simple: each transport presents the client's own TLS certificate
 //! (`client-<i>`), so a replica learns the client id from the authenticated connection.
 //! Latencies of operations completing inside the measurement window go into one HDR
 //! histogram.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
-use bytes::Bytes;
 use hdrhistogram::Histogram;
-use steward::client::{Client, ClientAction, ClientConfig};
-use steward::crypto::{Crypto, RealCrypto};
-use steward::msg::Message;
-use steward::replica::Dest;
-use steward_config::ServerId;
-use steward_crypto::signature::VerifyingKey;
-use steward_crypto::threshold::ThresholdPublicKey;
 use steward_deploy::{Addresses, Deployment};
 use steward_net::Transport;
-use steward_runtime::{client_site, transport_config, NodeKind, WanMode};
+use steward_runtime::{
+    client_site, drive, transport_config, Core, Effect, NodeKind, Protocol, WanMode,
+};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -35,7 +26,7 @@ pub struct ClientReport {
     pub completed: u64,
     /// Their latencies, in microseconds.
     pub histogram: Histogram<u64>,
-    /// Replies that failed verification (with the first reason).
+    /// Replies that failed verification.
     pub bad_replies: u64,
     /// The first bad reply's reason.
     pub first_bad: Option<String>,
@@ -57,14 +48,6 @@ struct Shared {
     first_bad: Option<String>,
 }
 
-/// Public keys every client needs.
-#[derive(Clone)]
-struct Publics {
-    sites: Vec<ThresholdPublicKey>,
-    servers: HashMap<ServerId, VerifyingKey>,
-    clients: Vec<VerifyingKey>,
-}
-
 /// Started clients: stop them with [`Clients::stop`].
 pub struct Clients {
     stop: watch::Sender<bool>,
@@ -72,8 +55,35 @@ pub struct Clients {
     shared: Arc<Mutex<Shared>>,
 }
 
-/// Binds `n` clients (ids `0..n`) and starts them; they run until [`Clients::stop`].
+/// The client cores of one protocol, sharing the public keys loaded once.
+enum Factory {
+    Steward(steward::real::ClientKeys),
+    Pbft(pbft::real::PublicKeys),
+}
+
+impl Factory {
+    fn new(protocol: Protocol, dep: &Deployment) -> Result<Factory> {
+        Ok(match protocol {
+            Protocol::Steward => Factory::Steward(steward::real::ClientKeys::load(dep)?),
+            Protocol::Pbft => Factory::Pbft(pbft::real::PublicKeys::load(dep)?),
+        })
+    }
+
+    fn client(&self, dep: &Deployment, c: u32, write_pct: u32) -> Result<Box<dyn Core>> {
+        let seed = rand::random();
+        Ok(match self {
+            Factory::Steward(k) => {
+                Box::new(steward::real::client_core(dep, k, c, write_pct, seed)?)
+            }
+            Factory::Pbft(k) => Box::new(pbft::real::client_core(dep, k, c, write_pct, seed)?),
+        })
+    }
+}
+
+/// Binds `n` clients (ids `0..n`) of `protocol` and starts them; they run until
+/// [`Clients::stop`].
 pub fn start(
+    protocol: Protocol,
     dep: &Deployment,
     n: u32,
     addresses: &Addresses,
@@ -81,26 +91,9 @@ pub fn start(
     write_pct: u32,
     window: Window,
 ) -> Result<Clients> {
-    let publics = Publics {
-        sites: dep
-            .topology
-            .sites
-            .iter()
-            .map(|s| dep.site_threshold_key(s.id))
-            .collect::<Result<_, _>>()?,
-        servers: dep
-            .topology
-            .steward_servers()
-            .map(|s| Ok((s, dep.steward_public(s)?)))
-            .collect::<Result<_, steward_deploy::DeployError>>()?,
-        clients: (0..dep.manifest.clients)
-            .map(|c| dep.client_public(c))
-            .collect::<Result<_, _>>()?,
-    };
+    let factory = Factory::new(protocol, dep)?;
     let ca = dep.ca_cert()?;
     let file = dep.layout.addresses().display().to_string();
-    let sizes: Vec<u32> = dep.topology.sites.iter().map(|s| s.servers).collect();
-    let fs: Vec<u32> = dep.topology.sites.iter().map(|s| s.f).collect();
     let shared = Arc::new(Mutex::new(Shared {
         hist: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds"),
         completed: 0,
@@ -117,6 +110,7 @@ pub fn start(
             .get(name.as_str())
             .ok_or_else(|| anyhow!("{file}: no address for {name}"))?;
         let cfg = transport_config(
+            protocol,
             me,
             site,
             dep.client_tls(c)?,
@@ -130,42 +124,49 @@ pub fn start(
         )?;
         let (transport, inbound) =
             Transport::bind(cfg).with_context(|| format!("{name}: cannot bind {bind}"))?;
-        let p = publics.clone();
-        let crypto = Crypto::new(Box::new(RealCrypto::new(
-            Some(dep.client_secret(c)?),
-            None,
-            p.sites,
-            p.servers,
-            p.clients,
-            u64::from(c) ^ 0x5eed,
-        )));
-        let client = Client::new(
-            ClientConfig {
-                id: c,
-                site,
-                servers: sizes.clone(),
-                f: fs.clone(),
-                write_pct,
-                value_len: 200,
-                timeout: Duration::from_secs(2),
-                seed: rand::random(),
-            },
-            crypto,
-        );
-        tasks.spawn(client_loop(
-            client,
-            transport,
-            inbound,
-            stop_rx.clone(),
-            shared.clone(),
-            window,
-        ));
+        let core = factory.client(dep, c, write_pct)?;
+        let mut stop = stop_rx.clone();
+        let shared = shared.clone();
+        tasks.spawn(async move {
+            let mut core = core;
+            let mut inbound = inbound;
+            let stopped = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            drive(&mut *core, &mut inbound, &transport, stopped, |e| {
+                record(&shared, window, e)
+            })
+            .await;
+            transport.shutdown().await;
+            Ok(())
+        });
     }
     Ok(Clients {
         stop: stop_tx,
         tasks,
         shared,
     })
+}
+
+/// Counts a completed operation inside the window, or a bad reply.
+fn record(shared: &Mutex<Shared>, window: Window, e: &Effect) {
+    match e {
+        Effect::Completed { latency } => {
+            let now = Instant::now();
+            if now >= window.start && now <= window.end {
+                let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
+                s.completed += 1;
+                let us = (latency.as_micros() as u64).clamp(1, 3_600_000_000);
+                let _ = s.hist.record(us);
+            }
+        }
+        Effect::BadReply(why) => {
+            let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
+            s.bad += 1;
+            s.first_bad.get_or_insert_with(|| why.to_string());
+        }
+        _ => {}
+    }
 }
 
 impl Clients {
@@ -195,73 +196,4 @@ impl Clients {
             first_bad: s.first_bad.clone(),
         })
     }
-}
-
-async fn client_loop(
-    mut client: Client,
-    transport: Transport,
-    mut inbound: tokio::sync::mpsc::Receiver<(steward_net::PeerName, Bytes)>,
-    mut stop: watch::Receiver<bool>,
-    shared: Arc<Mutex<Shared>>,
-    window: Window,
-) -> Result<()> {
-    let start = Instant::now();
-    let mut timers: BinaryHeap<Reverse<(Instant, u64, u64)>> = BinaryHeap::new();
-    let mut seq = 0u64;
-    let mut actions = client.start(start.elapsed());
-    loop {
-        for a in actions.drain(..) {
-            match a {
-                ClientAction::Send { to, env } => {
-                    // A full queue or unknown peer is a lost message; the client's timeout
-                    // retransmits.
-                    let _ =
-                        transport.send(&NodeKind::Server(to).name(), Bytes::from(env.msg.encode()));
-                }
-                ClientAction::Timer { after, token } => {
-                    seq += 1;
-                    timers.push(Reverse((Instant::now() + after, seq, token)));
-                }
-                ClientAction::Completed { latency, .. } => {
-                    let now = Instant::now();
-                    if now >= window.start && now <= window.end {
-                        let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
-                        s.completed += 1;
-                        let us = (latency.as_micros() as u64).max(1);
-                        let _ = s.hist.record(us.min(3_600_000_000));
-                    }
-                }
-                ClientAction::BadReply(why) => {
-                    let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
-                    s.bad += 1;
-                    s.first_bad.get_or_insert_with(|| why.to_string());
-                }
-            }
-        }
-        let next = timers.peek().map(|Reverse((due, _, _))| *due);
-        tokio::select! {
-            biased;
-            _ = stop.wait_for(|s| *s) => break,
-            _ = tokio::time::sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => {
-                let now = Instant::now();
-                while let Some(Reverse((due, _, token))) = timers.peek().copied() {
-                    if due > now {
-                        break;
-                    }
-                    timers.pop();
-                    actions.extend(client.on_timer(start.elapsed(), token));
-                }
-            }
-            m = inbound.recv() => {
-                let Some((peer, bytes)) = m else { break };
-                let Some(NodeKind::Server(s)) = NodeKind::parse(peer.as_str()) else { continue };
-                if let Ok(msg) = Message::decode(&bytes) {
-                    actions = client.on_message(start.elapsed(), Dest::Server(s), &msg);
-                }
-            }
-        }
-    }
-    client.stop();
-    transport.shutdown().await;
-    Ok(())
 }

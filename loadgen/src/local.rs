@@ -1,7 +1,9 @@
-//! `loadgen local`: a real cluster on this machine. Every replica is its own `steward-node`
-//! process on a 127.0.0.x address, the closed-loop clients run here, and the WAN is emulated
-//! in userspace (`--wan emulate`) or not at all (`--wan off`). Writes the same results
-//! directory as `simulate` (mode = local), with one more column: `cpu_ms_per_update`.
+//! `loadgen local`: a real cluster on this machine. Every replica is its own process (this
+//! very program, run as `loadgen replica`) on a 127.0.0.x address, the closed-loop clients run
+//! here, and the WAN is emulated in userspace (`--wan emulate`) or not at all (`--wan off`).
+//! Writes the same results directory as `simulate` (mode = local), with one more column:
+//! `cpu_ms_per_update`. Without options it runs the embedded default: Steward and PBFT on
+//! `local-symmetric-10mbps.toml` with 1, 5, 10 and 20 clients.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -15,65 +17,74 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use steward_config::{ServerId, SiteId, Topology};
+use steward_config::{SiteId, Topology};
 use steward_crypto::signature::Scheme;
 use steward_deploy::{write_addresses, Addresses, Deployment, KeygenOptions, Layout};
-use steward_runtime::{client_site, process_cpu_time, NodeKind, WanMode};
+use steward_runtime::{client_site, process_cpu_time, NodeKind, Protocol, WanMode};
 
 use crate::clients::{self, Window};
 use crate::results::{self, parse_duration, Row};
 
+/// The default topology of `loadgen local` (topologies/local-symmetric-10mbps.toml).
+const DEFAULT_TOPOLOGY: &str = include_str!("../../topologies/local-symmetric-10mbps.toml");
+
 /// Protocol selection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Protocol {
+pub enum ProtocolChoice {
     /// Steward.
     Steward,
-    /// Flat PBFT (no runtime yet).
+    /// Flat PBFT.
     Pbft,
-    /// Both.
+    /// Both, on the same topology and client counts.
     Both,
 }
 
-/// Arguments of `loadgen local`.
-#[derive(Args, Debug)]
-pub struct LocalArgs {
-    /// Protocol(s) to run (only steward has a runtime so far).
-    #[arg(long, value_enum, default_value = "steward")]
-    protocol: Protocol,
-    /// Topology file.
-    #[arg(long)]
-    topology: PathBuf,
-    /// Client counts to sweep, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "1,5")]
-    clients: Vec<u32>,
-    /// Measured wall-clock time per configuration (after the warm-up).
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    duration: Duration,
-    /// Warm-up excluded from measurements.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
-    warmup: Duration,
-    /// Percentage of operations that are updates.
-    #[arg(long, default_value_t = 100)]
-    write_pct: u32,
-    /// Updates per Proposal.
-    #[arg(long, default_value_t = 1)]
-    batch: usize,
-    /// WAN emulation: emulate (userspace shaper from the topology) or off.
-    #[arg(long, default_value = "emulate")]
-    wan: WanMode,
-    /// The steward-node binary (default: next to this loadgen, else built with cargo).
-    #[arg(long)]
-    node_bin: Option<PathBuf>,
-    /// Results directory (keys go to <out>/deployment, node logs to <out>/logs).
-    #[arg(long)]
-    out: PathBuf,
+impl ProtocolChoice {
+    /// The protocols to run, in order.
+    pub fn protocols(self) -> Vec<Protocol> {
+        match self {
+            ProtocolChoice::Steward => vec![Protocol::Steward],
+            ProtocolChoice::Pbft => vec![Protocol::Pbft],
+            ProtocolChoice::Both => vec![Protocol::Steward, Protocol::Pbft],
+        }
+    }
 }
 
-/// Run `loadgen local`.
-pub fn run(a: LocalArgs) -> Result<()> {
-    if a.protocol != Protocol::Steward {
-        bail!("PBFT runtime not built yet (use --protocol steward)");
-    }
+/// Arguments of `loadgen local`.
+#[derive(Args, Debug, Clone)]
+pub struct LocalArgs {
+    /// Protocol(s) to run.
+    #[arg(long, value_enum, default_value = "both")]
+    pub protocol: ProtocolChoice,
+    /// Topology file (default: the embedded local-symmetric-10mbps.toml).
+    #[arg(long)]
+    pub topology: Option<PathBuf>,
+    /// Client counts to sweep, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,5,10,20")]
+    pub clients: Vec<u32>,
+    /// Measured wall-clock time per configuration (after the warm-up).
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Warm-up excluded from measurements.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Percentage of operations that are updates.
+    #[arg(long, default_value_t = 100)]
+    pub write_pct: u32,
+    /// Updates per Proposal / pre-prepare.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// WAN emulation: emulate (userspace shaper from the topology) or off.
+    #[arg(long, default_value = "emulate")]
+    pub wan: WanMode,
+    /// Results directory (keys go to <out>/deployment, replica logs to <out>/logs; default
+    /// results/local-<unix time>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Run `loadgen local`; returns the rows it wrote.
+pub fn run(a: LocalArgs) -> Result<Vec<Row>> {
     if a.write_pct > 100 {
         bail!("--write-pct must be 0..=100, got {}", a.write_pct);
     }
@@ -89,15 +100,27 @@ pub fn run(a: LocalArgs) -> Result<()> {
     if a.wan == WanMode::Netem {
         bail!("--wan netem needs tc-shaped hosts; local runs take emulate or off");
     }
-    let topology = Topology::load(&a.topology)?;
-    fs::create_dir_all(&a.out).with_context(|| format!("{}", a.out.display()))?;
-    let max_clients = *a.clients.iter().max().expect("non-empty");
-    let dep = ensure_deployment(&a.topology, &a.out.join("deployment"), max_clients)?;
-    let node_bin = match &a.node_bin {
+    let out = a.out.clone().unwrap_or_else(|| {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        PathBuf::from(format!("results/local-{t}"))
+    });
+    fs::create_dir_all(&out).with_context(|| format!("{}", out.display()))?;
+    let topology_file = match &a.topology {
         Some(p) => p.clone(),
-        None => find_node_binary()?,
+        None => {
+            let p = out.join("topology.toml");
+            fs::write(&p, DEFAULT_TOPOLOGY).with_context(|| format!("{}", p.display()))?;
+            p
+        }
     };
-    let logs = a.out.join("logs");
+    let topology = Topology::load(&topology_file)?;
+    let max_clients = *a.clients.iter().max().expect("non-empty");
+    let dep = ensure_deployment(&topology_file, &out.join("deployment"), max_clients)?;
+    let exe = std::env::current_exe().context("cannot locate the loadgen executable")?;
+    let logs = out.join("logs");
     fs::create_dir_all(&logs).with_context(|| format!("{}", logs.display()))?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -105,123 +128,169 @@ pub fn run(a: LocalArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
+    let protocols = a.protocol.protocols();
+    let total = protocols.len() * a.clients.len();
+    let per = a.warmup + a.duration;
+    eprintln!(
+        "local: {} configuration(s) on {} ({} replica processes for steward, {} for pbft), \
+         about {:.0} s each; results in {}",
+        total,
+        topology.name,
+        topology.steward_servers().count(),
+        topology.pbft.n(),
+        per.as_secs_f64() + 3.0,
+        out.display()
+    );
     let mut rows = Vec::new();
     let mut cpu = Vec::new();
     let mut pids = Vec::new();
-    for &n in &a.clients {
-        let wall = Instant::now();
-        eprintln!(
-            "local: steward {} clients={n} wan={} ({} s)...",
-            topology.name,
-            a.wan,
-            (a.warmup + a.duration).as_secs_f64()
-        );
-        let addresses = assign_addresses(&dep.topology, n)?;
-        write_addresses(&dep.layout.addresses(), &addresses)?;
-        let mut cluster = Cluster::start(&node_bin, &dep, &a, &logs.join(format!("c{n}")))?;
-        pids.extend(cluster.pids());
-        let measured = rt.block_on(measure(&dep, n, &addresses, &a, &mut cluster));
-        let stopped = cluster.stop();
-        let mut m = measured?;
-        stopped?;
-        (m.local_view_changes, m.global_view_changes) = cluster.view_changes();
-        let name = format!(
-            "steward-{}-c{n}-w{}-b{}-local",
-            topology.name, a.write_pct, a.batch
-        );
-        results::write_hdr_log(&a.out, &name, &m.report.histogram, a.warmup, a.duration)?;
-        let h = &m.report.histogram;
-        let ms = |us: u64| us as f64 / 1e3;
-        let measured_s = m.measured.as_secs_f64();
-        let completed = m.report.completed;
-        let per = |x: u64| {
-            if completed > 0 {
-                x as f64 / completed as f64
+    let mut done = 0;
+    for &protocol in &protocols {
+        for &n in &a.clients {
+            done += 1;
+            let wall = Instant::now();
+            eprintln!(
+                "local: [{done}/{total}] {protocol} {} clients={n} wan={} ({} s)...",
+                topology.name,
+                a.wan,
+                per.as_secs_f64()
+            );
+            let addresses = assign_addresses(&dep.topology, protocol, n)?;
+            write_addresses(&dep.layout.addresses(), &addresses)?;
+            let log_dir = logs.join(format!("{protocol}-c{n}"));
+            let mut cluster = Cluster::start(&exe, protocol, &dep, &a, &log_dir)?;
+            pids.extend(cluster.pids());
+            let measured = rt.block_on(measure(protocol, &dep, n, &addresses, &a, &mut cluster));
+            let stopped = cluster.stop();
+            let mut m = measured?;
+            stopped?;
+            (m.local_view_changes, m.global_view_changes) = cluster.view_changes();
+            let name = format!(
+                "{protocol}-{}-c{n}-w{}-b{}-local",
+                topology.name, a.write_pct, a.batch
+            );
+            results::write_hdr_log(&out, &name, &m.report.histogram, a.warmup, a.duration)?;
+            let row = row_of(protocol, &topology, &dep, n, &a, &m, wall.elapsed());
+            let c = if row.completed > 0 {
+                m.cpu.as_secs_f64() * 1e3 / row.completed as f64
             } else {
-                0.0
-            }
-        };
-        let bound = {
-            let sites: Vec<SiteId> = (0..n)
-                .map(|c| client_site(&dep.topology, dep.manifest.clients, c))
-                .collect();
-            sites
-                .iter()
-                .map(|&s| steward::simulation::update_latency_bound(&dep.topology, s, SiteId(0)))
-                .sum::<f64>()
-                / sites.len() as f64
-        };
-        let safety = match &m.report.first_bad {
-            None => "ok".to_string(),
-            Some(why) => format!("{} bad replies (first: {why})", m.report.bad_replies),
-        };
-        cpu.push(if completed > 0 {
-            m.cpu.as_secs_f64() * 1e3 / completed as f64
-        } else {
-            f64::NAN
-        });
-        rows.push(Row {
-            protocol: "steward".into(),
-            mode: "local".into(),
-            topology: topology.name.clone(),
-            clients: n,
-            write_pct: a.write_pct,
-            batch: a.batch,
-            duration_s: measured_s,
-            completed,
-            throughput_ops_s: completed as f64 / measured_s,
-            lat_mean_ms: if completed > 0 { h.mean() / 1e3 } else { 0.0 },
-            lat_p50_ms: ms(h.value_at_quantile(0.5)),
-            lat_p99_ms: ms(h.value_at_quantile(0.99)),
-            lat_max_ms: ms(h.max()),
-            lat_bound_ms: bound,
-            wan_msgs_per_update: per(m.wan.0),
-            wan_bytes_per_update: per(m.wan.1),
-            safety,
-            seed: 0,
-            costs: "real".into(),
-            wall_s: wall.elapsed().as_secs_f64(),
-            scenario: "none".into(),
-            local_view_changes: m.local_view_changes,
-            global_view_changes: m.global_view_changes,
-            recovery_ms: None,
-        });
+                f64::NAN
+            };
+            eprintln!(
+                "local: [{done}/{total}] {:.1} ops/s, mean {:.1} ms, {c:.1} CPU-ms/update",
+                row.throughput_ops_s, row.lat_mean_ms
+            );
+            cpu.push(c);
+            rows.push(row);
+            // Keep partial results on disk: an interrupted sweep still leaves a table.
+            write_summary(&out, &rows, &cpu)?;
+        }
     }
     let manifest = serde_json::json!({
         "command": "local",
         "mode": "local",
-        "topology": { "name": topology.name, "file": a.topology.display().to_string() },
-        "protocols": ["steward"],
+        "topology": { "name": topology.name, "file": topology_file.display().to_string() },
+        "protocols": protocols.iter().map(|p| p.name()).collect::<Vec<_>>(),
         "clients": a.clients,
         "duration_s": a.duration.as_secs_f64(),
         "warmup_s": a.warmup.as_secs_f64(),
         "batch": a.batch,
         "write_pct": a.write_pct,
         "emulation": match a.wan {
-            WanMode::Emulate => "userspace shaper (steward-net) on 127.0.0.x",
-            _ => "none (loopback)",
+            WanMode::Emulate => "local processes, userspace WAN shaper (steward-net) on 127.0.0.x",
+            _ => "local processes, no WAN emulation (loopback)",
         },
         "wan": a.wan.to_string(),
         "deployment": dep.layout.root().display().to_string(),
         "signature_scheme": dep.manifest.scheme.to_string(),
         "threshold_bits": dep.manifest.threshold_bits,
-        "node_binary": node_bin.display().to_string(),
+        "replica_binary": exe.display().to_string(),
         "replica_pids": pids,
         "machine": results::environment(),
     });
     fs::write(
-        a.out.join("manifest.json"),
+        out.join("manifest.json"),
         serde_json::to_string_pretty(&manifest)? + "\n",
     )?;
-    write_summary(&a.out, &rows, &cpu)?;
+    write_summary(&out, &rows, &cpu)?;
     results::print_table(&rows);
     for (r, c) in rows.iter().zip(&cpu) {
-        println!("clients={:<4} cpu_ms_per_update={c:.3}", r.clients);
+        println!(
+            "{:<8} clients={:<4} cpu_ms_per_update={c:.3}",
+            r.protocol, r.clients
+        );
     }
+    println!("results: {}", out.display());
     if let Some(bad) = rows.iter().find(|r| r.safety != "ok") {
         bail!("safety violation: {}", bad.safety);
     }
-    Ok(())
+    Ok(rows)
+}
+
+/// The summary row of one measured configuration.
+fn row_of(
+    protocol: Protocol,
+    topology: &Topology,
+    dep: &Deployment,
+    n: u32,
+    a: &LocalArgs,
+    m: &Measured,
+    wall: Duration,
+) -> Row {
+    let h = &m.report.histogram;
+    let ms = |us: u64| us as f64 / 1e3;
+    let measured_s = m.measured.as_secs_f64();
+    let completed = m.report.completed;
+    let per = |x: u64| {
+        if completed > 0 {
+            x as f64 / completed as f64
+        } else {
+            0.0
+        }
+    };
+    let sites: Vec<SiteId> = (0..n)
+        .map(|c| client_site(&dep.topology, dep.manifest.clients, c))
+        .collect();
+    let bound = sites
+        .iter()
+        .map(|&s| match protocol {
+            Protocol::Steward => {
+                steward::simulation::update_latency_bound(&dep.topology, s, SiteId(0))
+            }
+            Protocol::Pbft => pbft::simulation::update_latency_bound(&dep.topology, s),
+        })
+        .sum::<f64>()
+        / sites.len() as f64;
+    let safety = match &m.report.first_bad {
+        None => "ok".to_string(),
+        Some(why) => format!("{} bad replies (first: {why})", m.report.bad_replies),
+    };
+    Row {
+        protocol: protocol.name().into(),
+        mode: "local".into(),
+        topology: topology.name.clone(),
+        clients: n,
+        write_pct: a.write_pct,
+        batch: a.batch,
+        duration_s: measured_s,
+        completed,
+        throughput_ops_s: completed as f64 / measured_s,
+        lat_mean_ms: if completed > 0 { h.mean() / 1e3 } else { 0.0 },
+        lat_p50_ms: ms(h.value_at_quantile(0.5)),
+        lat_p99_ms: ms(h.value_at_quantile(0.99)),
+        lat_max_ms: ms(h.max()),
+        lat_bound_ms: bound,
+        wan_msgs_per_update: per(m.wan.0),
+        wan_bytes_per_update: per(m.wan.1),
+        safety,
+        seed: 0,
+        costs: "real".into(),
+        wall_s: wall.as_secs_f64(),
+        scenario: "none".into(),
+        local_view_changes: m.local_view_changes,
+        global_view_changes: m.global_view_changes,
+        recovery_ms: None,
+    }
 }
 
 /// summary.csv: the `simulate` columns plus `cpu_ms_per_update`.
@@ -256,6 +325,7 @@ struct Measured {
 
 /// Runs the clients for warm-up + duration against a started cluster; Ctrl-C aborts.
 async fn measure(
+    protocol: Protocol,
     dep: &Deployment,
     n: u32,
     addresses: &Addresses,
@@ -268,7 +338,7 @@ async fn measure(
         start: start + a.warmup,
         end: start + a.warmup + a.duration,
     };
-    let running = clients::start(dep, n, addresses, a.wan, a.write_pct, window)?;
+    let running = clients::start(protocol, dep, n, addresses, a.wan, a.write_pct, window)?;
     let run = async {
         tokio::time::sleep_until(window.start).await;
         let cpu0 = cluster.cpu_time();
@@ -330,12 +400,13 @@ fn ensure_deployment(topology: &Path, dir: &Path, clients: u32) -> Result<Deploy
     Ok(Deployment::load(dir)?)
 }
 
-/// 127.0.0.2, 127.0.0.3, ... for the servers, then the clients `0..n`; each with a free UDP
+/// 127.0.0.2, 127.0.0.3, ... for the replicas of `protocol`, then the clients `0..n`; each with a free UDP
 /// port found by binding port 0.
-fn assign_addresses(topology: &Topology, n: u32) -> Result<Addresses> {
-    let mut names: Vec<String> = topology
-        .steward_servers()
-        .map(|id| NodeKind::Server(id).name().to_string())
+fn assign_addresses(topology: &Topology, protocol: Protocol, n: u32) -> Result<Addresses> {
+    let mut names: Vec<String> = protocol
+        .replicas(topology)
+        .into_iter()
+        .map(|(node, _)| node.name().to_string())
         .collect();
     names.extend((0..n).map(|c| NodeKind::Client(c).name().to_string()));
     let mut map = BTreeMap::new();
@@ -346,37 +417,6 @@ fn assign_addresses(topology: &Topology, n: u32) -> Result<Addresses> {
         map.insert(name, addr);
     }
     Ok(map)
-}
-
-/// The steward-node binary: next to this executable, else built from the checkout.
-fn find_node_binary() -> Result<PathBuf> {
-    let exe = std::env::current_exe().context("cannot locate the loadgen executable")?;
-    let dir = exe.parent().context("loadgen executable has no folder")?;
-    let candidate = dir.join("steward-node");
-    if candidate.is_file() {
-        return Ok(candidate);
-    }
-    let release = dir.file_name().is_some_and(|n| n == "release");
-    eprintln!(
-        "local: {} not found; building it with cargo",
-        candidate.display()
-    );
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.args(["build", "-p", "steward", "--bin", "steward-node"]);
-    if release {
-        cmd.arg("--release");
-    }
-    let status = cmd
-        .status()
-        .context("cannot run cargo to build steward-node")?;
-    if !status.success() || !candidate.is_file() {
-        bail!(
-            "steward-node is missing next to {} and `cargo build{} -p steward --bin steward-node` did not produce it",
-            exe.display(),
-            if release { " --release" } else { "" }
-        );
-    }
-    Ok(candidate)
 }
 
 /// Replica processes started by this run. Dropping it (or [`Cluster::stop`]) stops every one:
@@ -392,12 +432,18 @@ struct Cluster {
 }
 
 struct Node {
-    id: ServerId,
+    id: String,
     child: Option<Child>,
 }
 
 impl Cluster {
-    fn start(bin: &Path, dep: &Deployment, a: &LocalArgs, logs: &Path) -> Result<Cluster> {
+    fn start(
+        exe: &Path,
+        protocol: Protocol,
+        dep: &Deployment,
+        a: &LocalArgs,
+        logs: &Path,
+    ) -> Result<Cluster> {
         fs::create_dir_all(logs).with_context(|| format!("{}", logs.display()))?;
         let (tx, ready) = std_mpsc::channel();
         let mut cluster = Cluster {
@@ -407,12 +453,18 @@ impl Cluster {
             stats: Vec::new(),
             pending: Vec::new(),
         };
-        for id in dep.topology.steward_servers() {
+        for (node, _) in protocol.replicas(&dep.topology) {
+            let id = match node {
+                NodeKind::Server(s) => s.to_string(),
+                NodeKind::Pbft(r) => format!("r{r}"),
+                NodeKind::Client(_) => unreachable!("replicas only"),
+            };
             let log_path = logs.join(format!("{id}.log"));
             let log =
                 fs::File::create(&log_path).with_context(|| format!("{}", log_path.display()))?;
-            let mut cmd = Command::new(bin);
-            cmd.arg("--deployment")
+            let mut cmd = Command::new(exe);
+            cmd.args(["replica", "--protocol", protocol.name()])
+                .arg("--deployment")
                 .arg(dep.layout.root())
                 .args(["--id", &id.to_string(), "--wan", &a.wan.to_string()])
                 .args(["--batch", &a.batch.to_string()])
@@ -428,7 +480,7 @@ impl Cluster {
             }
             let mut child = cmd
                 .spawn()
-                .with_context(|| format!("cannot start {}", bin.display()))?;
+                .with_context(|| format!("cannot start {}", exe.display()))?;
             let stdout = child.stdout.take().expect("piped");
             let index = cluster.nodes.len();
             cluster.nodes.push(Node {

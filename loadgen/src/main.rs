@@ -33,6 +33,40 @@ enum Cmd {
     Local(local::LocalArgs),
     /// Randomized fault campaign in the simulator (safety checker on every run).
     Campaign(campaign::CampaignArgs),
+    /// Run one replica (what `local` starts per replica; same as steward-node / pbft-node).
+    #[command(hide = true)]
+    Replica(ReplicaArgs),
+}
+
+/// Arguments of `loadgen replica`.
+#[derive(clap::Args)]
+struct ReplicaArgs {
+    /// steward or pbft.
+    #[arg(long)]
+    protocol: ReplicaProtocol,
+    #[command(flatten)]
+    node: steward_runtime::NodeArgs,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ReplicaProtocol {
+    Steward,
+    Pbft,
+}
+
+fn replica(a: ReplicaArgs) -> ! {
+    let (program, setup): (&'static str, fn(&steward_runtime::NodeArgs) -> _) = match a.protocol {
+        ReplicaProtocol::Steward => ("steward-node", steward::real::replica_setup),
+        ReplicaProtocol::Pbft => ("pbft-node", pbft::real::replica_setup),
+    };
+    let log = steward_runtime::Log::new(a.node.log, program, &a.node.id);
+    match setup(&a.node).and_then(|s| steward_runtime::serve(s, &log)) {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            log.info(&format!("error: {e:#}"));
+            std::process::exit(1);
+        }
+    }
 }
 
 fn main() {
@@ -43,7 +77,8 @@ fn main() {
         Cmd::Topology(a) => topology::run(a),
         Cmd::Simulate(a) => simulate::run(a),
         Cmd::Campaign(a) => campaign::run(a),
-        Cmd::Local(a) => local::run(a),
+        Cmd::Local(a) => local::run(a).map(|_| ()),
+        Cmd::Replica(a) => replica(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -1,6 +1,6 @@
-//! End to end: `loadgen local` starts a real 2-site Steward cluster (8 `steward-node`
-//! processes on 127.0.0.x, WAN emulated in userspace), runs 2 closed-loop clients for a few
-//! seconds, and stops every process it started.
+//! End to end: `loadgen local` starts a real 2-site Steward cluster (8 replica processes on
+//! 127.0.0.x, WAN emulated in userspace) and then a 4-replica PBFT cluster, runs 2 closed-loop
+//! clients against each for a few seconds, and stops every process it started.
 
 use std::path::Path;
 use std::process::Command;
@@ -39,13 +39,13 @@ fn loadgen() -> Command {
 }
 
 #[test]
-fn local_run_completes_updates_and_stops_every_replica() {
+fn local_run_completes_updates_for_both_protocols_and_stops_every_replica() {
     let tmp = tempfile::tempdir().unwrap();
     let topo = tmp.path().join("two.toml");
     std::fs::write(&topo, TOPOLOGY).unwrap();
     let out = tmp.path().join("out");
     let result = loadgen()
-        .args(["local", "--protocol", "steward", "--clients", "2"])
+        .args(["local", "--protocol", "both", "--clients", "2"])
         .args(["--duration", "3s", "--warmup", "2s", "--wan", "emulate"])
         .arg("--topology")
         .arg(&topo)
@@ -60,23 +60,30 @@ fn local_run_completes_updates_and_stops_every_replica() {
     let summary = std::fs::read_to_string(out.join("summary.csv")).unwrap();
     let mut lines = summary.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let row: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let col = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
-    assert_eq!(col("mode"), "local");
-    assert_eq!(col("safety"), "ok");
-    let completed: u64 = col("completed").parse().unwrap();
-    assert!(completed > 0, "{summary}\n{stderr}");
-    let cpu: f64 = col("cpu_ms_per_update").parse().unwrap();
-    assert!(cpu > 0.0, "{summary}");
-    assert!(out
-        .join("hdr/steward-two-sites-f1-c2-w100-b1-local.hlog")
-        .is_file());
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 2, "{summary}");
+    for (row, protocol) in rows.iter().zip(["steward", "pbft"]) {
+        let col = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
+        assert_eq!(col("protocol"), protocol);
+        assert_eq!(col("mode"), "local");
+        assert_eq!(col("safety"), "ok");
+        let completed: u64 = col("completed").parse().unwrap();
+        assert!(completed > 0, "{summary}\n{stderr}");
+        let cpu: f64 = col("cpu_ms_per_update").parse().unwrap();
+        assert!(cpu > 0.0, "{summary}");
+        // Every update crosses the 20 ms WAN at least once each way.
+        let p50: f64 = col("lat_p50_ms").parse().unwrap();
+        assert!(p50 >= 40.0, "{protocol}: p50 {p50} ms\n{summary}");
+        assert!(out
+            .join(format!("hdr/{protocol}-two-sites-f1-c2-w100-b1-local.hlog"))
+            .is_file());
+    }
 
     // Every replica process is gone (and reaped).
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
     let pids = manifest["replica_pids"].as_array().unwrap();
-    assert_eq!(pids.len(), 8);
+    assert_eq!(pids.len(), 8 + 4);
     for pid in pids {
         let pid = pid.as_u64().unwrap();
         assert!(
@@ -87,20 +94,27 @@ fn local_run_completes_updates_and_stops_every_replica() {
 }
 
 #[test]
-fn pbft_is_refused_with_a_one_line_error() {
+fn bad_options_are_refused_with_a_one_line_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let topo = tmp.path().join("two.toml");
-    std::fs::write(&topo, TOPOLOGY).unwrap();
     let r = loadgen()
-        .args(["local", "--protocol", "pbft", "--clients", "1"])
-        .arg("--topology")
-        .arg(&topo)
+        .args(["local", "--clients", "0"])
         .arg("--out")
         .arg(tmp.path().join("o"))
         .output()
         .unwrap();
     assert!(!r.status.success());
     let err = String::from_utf8_lossy(&r.stderr);
-    assert!(err.contains("PBFT runtime not built yet"), "{err}");
+    assert!(err.contains("--clients"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    let r = loadgen()
+        .args(["local", "--topology"])
+        .arg(tmp.path().join("missing.toml"))
+        .arg("--out")
+        .arg(tmp.path().join("o2"))
+        .output()
+        .unwrap();
+    assert!(!r.status.success());
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(err.contains("missing.toml"), "{err}");
 }

@@ -12,5 +12,6 @@ pub mod codec;
 pub mod crypto;
 pub mod kv;
 pub mod msg;
+pub mod real;
 pub mod replica;
 pub mod simulation;

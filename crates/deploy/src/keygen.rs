@@ -17,7 +17,7 @@ use steward_crypto::threshold::{deal, Dealing};
 
 use steward_net::DeploymentCa;
 
-use crate::layout::{client_node_name, steward_node_name};
+use crate::layout::{client_node_name, pbft_node_name, steward_node_name};
 use crate::{
     threshold_quorum, DeployError, Layout, Manifest, PbftEntry, SiteEntry, MANIFEST_FORMAT,
 };
@@ -161,7 +161,7 @@ pub fn generate(
 }
 
 /// The deployment CA (public certificate, private key in `ca/`) and one TLS certificate and
-/// key per Steward server and per client, in each one's private folder. TLS keys come from the
+/// key per Steward server, PBFT replica and client, in each one's private folder. TLS keys come from the
 /// OS randomness even for seeded deployments (they authenticate the transport only).
 fn write_tls(
     layout: &Layout,
@@ -178,6 +178,13 @@ fn write_tls(
                 layout.steward_tls_key(id),
             )
         })
+        .chain((0..topology.pbft.n()).map(|r| {
+            (
+                pbft_node_name(r),
+                layout.pbft_tls_cert(r),
+                layout.pbft_tls_key(r),
+            )
+        }))
         .chain((0..clients).map(|c| {
             (
                 client_node_name(c),

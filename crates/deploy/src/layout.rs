@@ -113,6 +113,16 @@ impl Layout {
         self.steward_dir(id).join("tls.key.pem")
     }
 
+    /// A PBFT replica's TLS certificate.
+    pub fn pbft_tls_cert(&self, replica: u32) -> PathBuf {
+        self.pbft_dir(replica).join("tls.cert.pem")
+    }
+
+    /// A PBFT replica's TLS key.
+    pub fn pbft_tls_key(&self, replica: u32) -> PathBuf {
+        self.pbft_dir(replica).join("tls.key.pem")
+    }
+
     /// A client's TLS certificate (in its private folder).
     pub fn client_tls_cert(&self, client: u32) -> PathBuf {
         self.client_dir(client).join("tls.cert.pem")
@@ -132,6 +142,11 @@ impl Layout {
 /// The transport (TLS certificate) name of a Steward server: `steward-s<site>.<index>`.
 pub fn steward_node_name(id: ServerId) -> String {
     format!("steward-{id}")
+}
+
+/// The transport (TLS certificate) name of a PBFT replica: `pbft-r<i>`.
+pub fn pbft_node_name(replica: u32) -> String {
+    format!("pbft-r{replica}")
 }
 
 /// The transport (TLS certificate) name of a client: `client-<i>`.

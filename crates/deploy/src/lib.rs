@@ -17,6 +17,7 @@
 //! <dir>/public/tls/ca.cert.pem             the deployment CA certificate (trust anchor)
 //! <dir>/ca/ca.key.pem                      the CA key (0600, folder 0700)
 //! <dir>/steward/s<s>.<i>/tls.{cert,key}.pem  the server's TLS identity `steward-s<s>.<i>`
+//! <dir>/pbft/r<i>/tls.{cert,key}.pem       the PBFT replica's TLS identity `pbft-r<i>`
 //! <dir>/clients/c<i>/tls.{cert,key}.pem    the client's TLS identity `client-<i>`
 //! <dir>/addresses.json                     optional: node name -> UDP address (written by
 //!                                          `loadgen local`, or by hand for real hosts)
@@ -29,7 +30,7 @@ mod layout;
 mod load;
 
 pub use keygen::{generate, KeygenOptions};
-pub use layout::{client_node_name, steward_node_name, Layout};
+pub use layout::{client_node_name, pbft_node_name, steward_node_name, Layout};
 pub use load::{read_addresses, write_addresses, Addresses, Deployment, StewardSecrets};
 
 use serde::{Deserialize, Serialize};

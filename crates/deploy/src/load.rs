@@ -220,6 +220,15 @@ impl Deployment {
         )
     }
 
+    /// A PBFT replica's TLS certificate and key.
+    pub fn pbft_tls(&self, replica: u32) -> Result<NodeCert, DeployError> {
+        self.check_replica(replica)?;
+        load_node_cert(
+            &self.layout.pbft_tls_cert(replica),
+            &self.layout.pbft_tls_key(replica),
+        )
+    }
+
     /// A client's TLS certificate and key.
     pub fn client_tls(&self, client: u32) -> Result<NodeCert, DeployError> {
         self.check_client(client)?;

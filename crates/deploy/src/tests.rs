@@ -243,6 +243,10 @@ fn writes_a_ca_and_tls_identities_and_an_address_map() {
         );
     }
     assert!(dep.client_tls(3).is_err());
+    for r in 0..dep.manifest.pbft.replicas {
+        assert_eq!(dep.pbft_tls(r).unwrap().name().unwrap(), pbft_node_name(r));
+    }
+    assert!(dep.pbft_tls(dep.manifest.pbft.replicas).is_err());
     // A missing key file is a one-line error naming the file.
     let id = ServerId::new(SiteId(0), 1);
     fs::remove_file(dep.layout.steward_tls_key(id)).unwrap();

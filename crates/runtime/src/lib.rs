@@ -2,7 +2,14 @@
 //! name means, how a node's transport is configured from a deployment and its address map
 //! (peers, accepted clients, WAN shaping from the topology), and CPU time of processes.
 //!
-//! The protocol cores stay sans-IO; this crate knows nothing of their messages.
+//! The protocol cores stay sans-IO; this crate knows nothing of their messages: [`core`]
+//! defines the seam ([`Core`], [`Effect`], [`drive`]) and [`serve`] the replica process.
+
+pub mod core;
+pub mod serve;
+
+pub use crate::core::{drive, Core, DriveStats, Effect};
+pub use crate::serve::{serve, Log, LogFormat, NodeArgs, NodeSetup};
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -11,7 +18,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use steward_config::{ServerId, SiteId, Topology};
-use steward_deploy::{client_node_name, steward_node_name, Addresses};
+use steward_deploy::{client_node_name, pbft_node_name, steward_node_name, Addresses};
 use steward_net::{NodeCert, PeerName, ShaperConfig, ShaperMode, TransportConfig};
 
 /// How the WAN is emulated.
@@ -47,13 +54,65 @@ impl fmt::Display for WanMode {
     }
 }
 
-/// What a node name of a Steward deployment denotes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The replication protocol a node runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    /// Steward (hierarchical).
+    Steward,
+    /// Flat PBFT.
+    Pbft,
+}
+
+impl Protocol {
+    /// "steward" or "pbft".
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Steward => "steward",
+            Protocol::Pbft => "pbft",
+        }
+    }
+
+    /// The replicas of this protocol in `topology`, with their sites.
+    pub fn replicas(self, topology: &Topology) -> Vec<(NodeKind, SiteId)> {
+        match self {
+            Protocol::Steward => topology
+                .steward_servers()
+                .map(|id| (NodeKind::Server(id), id.site))
+                .collect(),
+            Protocol::Pbft => topology
+                .pbft
+                .replicas
+                .iter()
+                .enumerate()
+                .map(|(i, site)| (NodeKind::Pbft(i as u32), *site))
+                .collect(),
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a node name of a deployment denotes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum NodeKind {
-    /// `steward-s<site>.<index>`.
+    /// A Steward server: `steward-s<site>.<index>`.
     Server(ServerId),
-    /// `client-<i>`.
+    /// A PBFT replica: `pbft-r<index>`.
+    Pbft(u32),
+    /// A client: `client-<i>`.
     Client(u32),
+}
+
+/// A decimal number without sign or leading zeros.
+fn parse_index(s: &str) -> Option<u32> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || s.len() > 1 && s.starts_with('0') {
+        return None;
+    }
+    s.parse().ok()
 }
 
 impl NodeKind {
@@ -62,22 +121,24 @@ impl NodeKind {
         if let Some(id) = name.strip_prefix("steward-") {
             return ServerId::parse(id).ok().map(NodeKind::Server);
         }
-        let c = name.strip_prefix("client-")?;
-        if c.is_empty()
-            || !c.bytes().all(|b| b.is_ascii_digit())
-            || c.len() > 1 && c.starts_with('0')
-        {
-            return None;
+        if let Some(r) = name.strip_prefix("pbft-r") {
+            return parse_index(r).map(NodeKind::Pbft);
         }
-        c.parse().ok().map(NodeKind::Client)
+        parse_index(name.strip_prefix("client-")?).map(NodeKind::Client)
     }
 
     /// The node's name.
     pub fn name(self) -> PeerName {
         PeerName::new(match self {
             NodeKind::Server(id) => steward_node_name(id),
+            NodeKind::Pbft(r) => pbft_node_name(r),
             NodeKind::Client(c) => client_node_name(c),
         })
+    }
+
+    /// Whether this is a replica (of either protocol).
+    pub fn is_replica(self) -> bool {
+        !matches!(self, NodeKind::Client(_))
     }
 }
 
@@ -104,12 +165,13 @@ pub fn client_site(topology: &Topology, clients: u32, c: u32) -> SiteId {
         .unwrap_or(SiteId(0))
 }
 
-/// The transport configuration of a node of a Steward deployment: it dials every Steward
-/// server (addresses from `addresses`), accepts every client with a key (`0..clients`), and
-/// in [`WanMode::Emulate`] shapes every datagram by the topology's link between `site` and
-/// the destination's site (servers and clients present in `addresses`).
+/// The transport configuration of a node running `protocol`: it dials every replica of that
+/// protocol (addresses from `addresses`), a replica accepts every client with a key
+/// (`0..clients`), and in [`WanMode::Emulate`] every datagram is shaped by the topology's link
+/// between `site` and the destination's site (replicas and clients present in `addresses`).
 #[allow(clippy::too_many_arguments)]
 pub fn transport_config(
+    protocol: Protocol,
     me: NodeKind,
     site: SiteId,
     identity: NodeCert,
@@ -124,21 +186,21 @@ pub fn transport_config(
     let mut cfg = TransportConfig::new(me.name(), identity, ca_cert_der, bind);
     let mut shaped = Vec::new();
     let mut peers = HashMap::new();
-    for id in topology.steward_servers() {
-        let name = NodeKind::Server(id).name();
+    for (node, node_site) in protocol.replicas(topology) {
+        let name = node.name();
         let addr = *addresses
             .get(name.as_str())
             .ok_or_else(|| SetupError::MissingAddress {
                 file: addresses_file.to_string(),
                 name: name.to_string(),
             })?;
-        if NodeKind::Server(id) != me {
+        if node != me {
             peers.insert(name, addr);
-            shaped.push((addr, id.site));
+            shaped.push((addr, node_site));
         }
     }
     let mut allowed = HashSet::new();
-    if matches!(me, NodeKind::Server(_)) {
+    if me.is_replica() {
         for c in 0..clients {
             let name = NodeKind::Client(c).name();
             if let Some(addr) = addresses.get(name.as_str()) {
@@ -200,13 +262,16 @@ mod tests {
         assert_eq!(s.name().as_str(), "steward-s2.3");
         assert_eq!(NodeKind::parse("steward-s2.3"), Some(s));
         assert_eq!(NodeKind::parse("client-17"), Some(NodeKind::Client(17)));
+        assert_eq!(NodeKind::parse("pbft-r12"), Some(NodeKind::Pbft(12)));
+        assert_eq!(NodeKind::Pbft(3).name().as_str(), "pbft-r3");
         for bad in [
             "client-",
             "client-01",
             "client-x",
             "steward-",
             "steward-2.3",
-            "pbft-r1",
+            "pbft-r01",
+            "pbft-r",
             "",
         ] {
             assert_eq!(NodeKind::parse(bad), None, "{bad}");
