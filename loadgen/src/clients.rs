@@ -30,6 +30,10 @@ pub struct ClientReport {
     pub bad_replies: u64,
     /// The first bad reply's reason.
     pub first_bad: Option<String>,
+    /// Operations issued after the fault mark that completed (any time).
+    pub after_mark: u64,
+    /// When the first operation issued after the fault mark completed.
+    pub recovered_at: Option<Instant>,
 }
 
 /// The measurement window: operations completing in `[start, end]` count.
@@ -46,6 +50,10 @@ struct Shared {
     completed: u64,
     bad: u64,
     first_bad: Option<String>,
+    /// A fault's instant: completions of operations issued after it are counted.
+    mark: Option<Instant>,
+    after_mark: u64,
+    recovered_at: Option<Instant>,
 }
 
 /// Started clients: stop them with [`Clients::stop`].
@@ -81,8 +89,11 @@ impl Factory {
 }
 
 /// Binds `n` clients (ids `0..n`) of `protocol` and starts them; they run until
-/// [`Clients::stop`].
+/// [`Clients::stop`]. With a `mark` (the instant of an injected fault), the report tells when
+/// the first operation issued after it completed.
+#[allow(clippy::too_many_arguments)]
 pub fn start(
+    mark: Option<Instant>,
     protocol: Protocol,
     dep: &Deployment,
     n: u32,
@@ -99,6 +110,9 @@ pub fn start(
         completed: 0,
         bad: 0,
         first_bad: None,
+        mark,
+        after_mark: 0,
+        recovered_at: None,
     }));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
@@ -153,11 +167,17 @@ fn record(shared: &Mutex<Shared>, window: Window, e: &Effect) {
     match e {
         Effect::Completed { latency } => {
             let now = Instant::now();
+            let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
             if now >= window.start && now <= window.end {
-                let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
                 s.completed += 1;
                 let us = (latency.as_micros() as u64).clamp(1, 3_600_000_000);
                 let _ = s.hist.record(us);
+            }
+            if s.mark
+                .is_some_and(|m| now.checked_sub(*latency).is_some_and(|issued| issued >= m))
+            {
+                s.after_mark += 1;
+                s.recovered_at.get_or_insert(now);
             }
         }
         Effect::BadReply(why) => {
@@ -194,6 +214,8 @@ impl Clients {
             histogram: s.hist.clone(),
             bad_replies: s.bad,
             first_bad: s.first_bad.clone(),
+            after_mark: s.after_mark,
+            recovered_at: s.recovered_at,
         })
     }
 }

@@ -81,6 +81,50 @@ pub struct LocalArgs {
     /// results/local-<unix time>).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Fault injection: SIGKILL a replica at a time after the warm-up, e.g. `s0.0@5s`
+    /// (Steward server) or `r0@5s` (PBFT replica); comma-separated, each applies to the
+    /// protocol that has that replica. The row's recovery_ms is the time from the kill to the
+    /// completion of the first operation issued after it.
+    #[arg(long, value_parser = parse_kill, value_delimiter = ',')]
+    pub kill: Vec<Kill>,
+}
+
+/// A replica's `--id`: `s<site>.<i>` or `r<i>`.
+fn replica_arg(node: NodeKind) -> String {
+    match node {
+        NodeKind::Server(s) => s.to_string(),
+        NodeKind::Pbft(r) => format!("r{r}"),
+        NodeKind::Client(c) => format!("client-{c}"),
+    }
+}
+
+/// A replica to kill during the measurement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Kill {
+    /// `s<site>.<i>` or `r<i>`.
+    pub replica: String,
+    /// After the start of the measurement window.
+    pub at: Duration,
+}
+
+fn parse_kill(s: &str) -> Result<Kill, String> {
+    let (replica, at) = s
+        .split_once('@')
+        .ok_or_else(|| format!("expected <replica>@<time>, e.g. s0.0@5s, got {s:?}"))?;
+    let known = steward_config::ServerId::parse(replica).is_ok()
+        || replica.strip_prefix('r').is_some_and(|d| {
+            matches!(
+                NodeKind::parse(&format!("pbft-r{d}")),
+                Some(NodeKind::Pbft(_))
+            )
+        });
+    if !known {
+        return Err(format!("{replica:?} is neither s<site>.<i> nor r<i>"));
+    }
+    Ok(Kill {
+        replica: replica.to_string(),
+        at: parse_duration(at)?,
+    })
 }
 
 /// Run `loadgen local`; returns the rows it wrote.
@@ -117,6 +161,26 @@ pub fn run(a: LocalArgs) -> Result<Vec<Row>> {
         }
     };
     let topology = Topology::load(&topology_file)?;
+    for k in &a.kill {
+        let exists = a.protocol.protocols().iter().any(|p| {
+            p.replicas(&topology)
+                .iter()
+                .any(|(node, _)| replica_arg(*node) == k.replica)
+        });
+        if !exists {
+            bail!(
+                "--kill: no replica {} among the {} replicas of {}",
+                k.replica,
+                a.protocol
+                    .protocols()
+                    .iter()
+                    .map(|p| p.name())
+                    .collect::<Vec<_>>()
+                    .join(" and "),
+                topology.name
+            );
+        }
+    }
     let max_clients = *a.clients.iter().max().expect("non-empty");
     let dep = ensure_deployment(&topology_file, &out.join("deployment"), max_clients)?;
     let exe = std::env::current_exe().context("cannot locate the loadgen executable")?;
@@ -180,6 +244,17 @@ pub fn run(a: LocalArgs) -> Result<Vec<Row>> {
                 "local: [{done}/{total}] {:.1} ops/s, mean {:.1} ms, {c:.1} CPU-ms/update",
                 row.throughput_ops_s, row.lat_mean_ms
             );
+            if let Some(k) = kill_for(&a.kill, protocol) {
+                eprintln!(
+                    "local: after killing {}: {} operations issued after the kill completed; \
+                     recovery {}",
+                    k.replica,
+                    m.report.after_mark,
+                    row.recovery_ms
+                        .map(|r| format!("{r:.0} ms"))
+                        .unwrap_or_else(|| "never".into())
+                );
+            }
             cpu.push(c);
             rows.push(row);
             // Keep partial results on disk: an interrupted sweep still leaves a table.
@@ -225,6 +300,14 @@ pub fn run(a: LocalArgs) -> Result<Vec<Row>> {
         bail!("safety violation: {}", bad.safety);
     }
     Ok(rows)
+}
+
+/// The kill that applies to `protocol`'s cluster (the first naming one of its replicas).
+fn kill_for(kills: &[Kill], protocol: Protocol) -> Option<&Kill> {
+    kills.iter().find(|k| match protocol {
+        Protocol::Steward => k.replica.starts_with('s'),
+        Protocol::Pbft => k.replica.starts_with('r'),
+    })
 }
 
 /// The summary row of one measured configuration.
@@ -286,10 +369,13 @@ fn row_of(
         seed: 0,
         costs: "real".into(),
         wall_s: wall.as_secs_f64(),
-        scenario: "none".into(),
+        scenario: match kill_for(&a.kill, protocol) {
+            Some(k) => format!("kill-{}@{}s", k.replica, k.at.as_secs_f64()),
+            None => "none".into(),
+        },
         local_view_changes: m.local_view_changes,
         global_view_changes: m.global_view_changes,
-        recovery_ms: None,
+        recovery_ms: m.recovery.flatten().map(|d| d.as_secs_f64() * 1e3),
     }
 }
 
@@ -321,6 +407,9 @@ struct Measured {
     wan: (u64, u64),
     local_view_changes: u64,
     global_view_changes: u64,
+    /// With --kill: from the kill to the first completion of an operation issued after it
+    /// (`Some(None)`: none completed).
+    recovery: Option<Option<Duration>>,
 }
 
 /// Runs the clients for warm-up + duration against a started cluster; Ctrl-C aborts.
@@ -338,12 +427,32 @@ async fn measure(
         start: start + a.warmup,
         end: start + a.warmup + a.duration,
     };
-    let running = clients::start(protocol, dep, n, addresses, a.wan, a.write_pct, window)?;
+    let kill = a
+        .kill
+        .iter()
+        .find(|k| cluster.has(&k.replica))
+        .map(|k| (k.replica.clone(), window.start + k.at));
+    let mark = kill.as_ref().map(|(_, at)| *at);
+    let running = clients::start(
+        mark,
+        protocol,
+        dep,
+        n,
+        addresses,
+        a.wan,
+        a.write_pct,
+        window,
+    )?;
     let run = async {
         tokio::time::sleep_until(window.start).await;
         let cpu0 = cluster.cpu_time();
         let wan0 = cluster.wan_counters(Duration::from_secs(5))?;
         let t0 = Instant::now();
+        if let Some((replica, at)) = &kill {
+            tokio::time::sleep_until(*at).await;
+            cluster.kill(replica)?;
+            eprintln!("local: killed replica {replica}");
+        }
         tokio::time::sleep_until(window.end).await;
         let cpu1 = cluster.cpu_time();
         let wan1 = cluster.wan_counters(Duration::from_secs(5))?;
@@ -362,13 +471,16 @@ async fn measure(
     if let Some(dead) = cluster.exited() {
         bail!("{dead} exited during the run (see its log)");
     }
+    let report = report?;
+    let recovery = mark.map(|m| report.recovered_at.map(|r| r.saturating_duration_since(m)));
     Ok(Measured {
-        report: report?,
+        report,
         measured,
         cpu,
         wan,
         local_view_changes: 0,
         global_view_changes: 0,
+        recovery,
     })
 }
 
@@ -454,11 +566,7 @@ impl Cluster {
             pending: Vec::new(),
         };
         for (node, _) in protocol.replicas(&dep.topology) {
-            let id = match node {
-                NodeKind::Server(s) => s.to_string(),
-                NodeKind::Pbft(r) => format!("r{r}"),
-                NodeKind::Client(_) => unreachable!("replicas only"),
-            };
+            let id = replica_arg(node);
             let log_path = logs.join(format!("{id}.log"));
             let log =
                 fs::File::create(&log_path).with_context(|| format!("{}", log_path.display()))?;
@@ -537,6 +645,26 @@ impl Cluster {
         Ok(())
     }
 
+    /// Whether the cluster has this replica (`s<site>.<i>` or `r<i>`).
+    fn has(&self, replica: &str) -> bool {
+        self.nodes.iter().any(|n| n.id == replica)
+    }
+
+    /// SIGKILLs a replica and reaps it; it no longer counts as running.
+    fn kill(&mut self, replica: &str) -> Result<()> {
+        let node = self
+            .nodes
+            .iter_mut()
+            .find(|n| n.id == replica)
+            .with_context(|| format!("no replica {replica}"))?;
+        if let Some(mut c) = node.child.take() {
+            c.kill()
+                .with_context(|| format!("cannot kill replica {replica}"))?;
+            let _ = c.wait();
+        }
+        Ok(())
+    }
+
     /// A node that has exited, if any.
     fn exited(&mut self) -> Option<String> {
         self.nodes.iter_mut().find_map(|n| {
@@ -560,7 +688,8 @@ impl Cluster {
             }
         }
         let deadline = Instant::now() + limit;
-        let mut got = vec![false; self.nodes.len()];
+        // Killed replicas do not answer.
+        let mut got: Vec<bool> = self.nodes.iter().map(|n| n.child.is_none()).collect();
         let (mut msgs, mut bytes) = (0, 0);
         while got.contains(&false) {
             let left = deadline.saturating_duration_since(Instant::now());

@@ -5,6 +5,7 @@ mod clients;
 mod crypto_bench;
 mod keygen;
 mod local;
+mod matrix;
 mod results;
 mod simulate;
 mod topology;
@@ -31,6 +32,9 @@ enum Cmd {
     Simulate(simulate::SimulateArgs),
     /// Run a real cluster on this machine (one process per replica, emulated WAN).
     Local(local::LocalArgs),
+    /// A sweep (modes × protocols × topologies × clients × write mixes × batch) from an
+    /// experiment spec into one results directory; resumable.
+    Matrix(matrix::MatrixArgs),
     /// Randomized fault campaign in the simulator (safety checker on every run).
     Campaign(campaign::CampaignArgs),
     /// Run one replica (what `local` starts per replica; same as steward-node / pbft-node).
@@ -78,6 +82,7 @@ fn main() {
         Cmd::Simulate(a) => simulate::run(a),
         Cmd::Campaign(a) => campaign::run(a),
         Cmd::Local(a) => local::run(a).map(|_| ()),
+        Cmd::Matrix(a) => matrix::run(a),
         Cmd::Replica(a) => replica(a),
     };
     if let Err(e) = result {

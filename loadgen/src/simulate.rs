@@ -48,51 +48,51 @@ pub enum CryptoArg {
 }
 
 /// Arguments of `loadgen simulate`.
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct SimulateArgs {
     /// Protocol(s) to run.
     #[arg(long, value_enum, default_value = "steward")]
-    protocol: Protocol,
+    pub protocol: Protocol,
     /// Topology file.
     #[arg(long, required_unless_present = "list_scenarios")]
-    topology: Option<PathBuf>,
+    pub topology: Option<PathBuf>,
     /// Client counts to sweep, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,10,30")]
-    clients: Vec<u32>,
+    pub clients: Vec<u32>,
     /// Measured virtual time per configuration (after the warm-up).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    duration: Duration,
+    pub duration: Duration,
     /// Virtual warm-up excluded from measurements.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
-    warmup: Duration,
+    pub warmup: Duration,
     /// Seed of all randomness.
     #[arg(long, default_value_t = 1)]
-    seed: u64,
+    pub seed: u64,
     /// Crypto cost table.
     #[arg(long, value_enum, default_value = "measured")]
-    costs: Costs,
+    pub costs: Costs,
     /// Crypto implementation.
     #[arg(long, value_enum, default_value = "fast")]
-    crypto: CryptoArg,
+    pub crypto: CryptoArg,
     /// Updates per Proposal (1 = the paper).
     #[arg(long, default_value_t = 1)]
-    batch: usize,
+    pub batch: usize,
     /// Percentage of operations that are updates (the rest are read-only queries).
     #[arg(long, default_value_t = 100)]
-    write_pct: u32,
+    pub write_pct: u32,
     /// Built-in fault scenario (see --list-scenarios); the fault strikes at a quarter of the
     /// measured run.
     #[arg(long, default_value = "none")]
-    scenario: String,
+    pub scenario: String,
     /// List the built-in scenarios and exit.
     #[arg(long)]
-    list_scenarios: bool,
+    pub list_scenarios: bool,
     /// Drop-tail limit of each WAN queue in KiB (a router buffer); the default is deep.
     #[arg(long, default_value_t = 1024)]
-    wan_queue_kib: u64,
+    pub wan_queue_kib: u64,
     /// Results directory.
     #[arg(long, required_unless_present = "list_scenarios")]
-    out: Option<PathBuf>,
+    pub out: Option<PathBuf>,
 }
 
 /// Run `loadgen simulate`.

@@ -320,3 +320,74 @@ pub fn client_core(
     );
     Ok(ClientCore { client })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use bytes::Bytes;
+    use steward_config::SiteId;
+    use steward_net::{DeploymentCa, Transport, TransportConfig};
+    use steward_runtime::drive;
+
+    use super::*;
+    use crate::crypto::{FastCrypto, FastIdentity, FastWorld};
+
+    /// Garbage from an authenticated client is counted and dropped; the replica keeps running
+    /// and the driver ends cleanly when the transport closes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn malformed_input_is_counted_and_dropped() {
+        let ca = DeploymentCa::generate("test").unwrap();
+        let id = ServerId::new(SiteId(0), 0);
+        let rname = NodeKind::Server(id).name();
+        let cname = NodeKind::Client(0).name();
+        let local = "127.0.0.1:0".parse().unwrap();
+        let mut rcfg = TransportConfig::new(
+            rname.clone(),
+            ca.issue(rname.as_str()).unwrap(),
+            ca.cert_der().to_vec(),
+            local,
+        );
+        rcfg.allowed_peers.insert(cname.clone());
+        let (server, mut inbound) = Transport::bind(rcfg).unwrap();
+        let mut ccfg = TransportConfig::new(
+            cname.clone(),
+            ca.issue(cname.as_str()).unwrap(),
+            ca.cert_der().to_vec(),
+            local,
+        );
+        ccfg.peers.insert(rname.clone(), server.local_addr());
+        let (client, _client_inbound) = Transport::bind(ccfg).unwrap();
+
+        let world = FastWorld::new(1, 64, 307, 128, vec![3]);
+        let crypto = Crypto::new(Box::new(FastCrypto::new(world, FastIdentity::Server(id))));
+        let mut core = ReplicaCore::new(Replica::new(
+            ReplicaConfig::new(id, vec![4], vec![1]),
+            crypto,
+        ));
+        let t = server.clone();
+        let task = tokio::spawn(async move {
+            drive(&mut core, &mut inbound, &t, std::future::pending(), |_| {}).await
+        });
+
+        for junk in [&b"\xff\xff\xff"[..], b"x", &[0u8; 300]] {
+            client.send(&rname, Bytes::copy_from_slice(junk)).unwrap();
+        }
+        // Wait (bounded) until the transport delivered all three, then close it: the driver
+        // drains what was delivered and stops.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server.stats(&cname).map_or(0, |s| s.messages_received) < 3 {
+            assert!(Instant::now() < deadline, "messages not delivered");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        server.shutdown().await;
+        drop(server);
+        let stats = tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the driver ends when the transport closes")
+            .unwrap();
+        assert_eq!(stats.received, 3);
+        assert_eq!(stats.malformed, 3);
+        client.shutdown().await;
+    }
+}
