@@ -6,6 +6,7 @@ mod crypto_bench;
 mod keygen;
 mod local;
 mod matrix;
+mod remote;
 mod results;
 mod simulate;
 mod topology;
@@ -32,6 +33,8 @@ enum Cmd {
     Simulate(simulate::SimulateArgs),
     /// Run a real cluster on this machine (one process per replica, emulated WAN).
     Local(local::LocalArgs),
+    /// Closed-loop clients against an already running deployment (real hosts).
+    Run(remote::RunArgs),
     /// A sweep (modes × protocols × topologies × clients × write mixes × batch) from an
     /// experiment spec into one results directory; resumable.
     Matrix(matrix::MatrixArgs),
@@ -83,6 +86,7 @@ fn main() {
         Cmd::Campaign(a) => campaign::run(a),
         Cmd::Local(a) => local::run(a).map(|_| ()),
         Cmd::Matrix(a) => matrix::run(a),
+        Cmd::Run(a) => remote::run(a),
         Cmd::Replica(a) => replica(a),
     };
     if let Err(e) = result {

@@ -1,0 +1,216 @@
+//! `loadgen run --deployment <dir>`: closed-loop clients against an already running deployment
+//! (replicas started on real hosts, e.g. by the Ansible playbooks, with the same deployment
+//! directory). Writes a results directory like `local` (mode = remote); the replicas' CPU and
+//! WAN counters are not visible from here, so those columns stay 0.
+
+use std::fs;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use steward_config::SiteId;
+use steward_deploy::Deployment;
+use steward_runtime::{client_site, NodeKind, Protocol, WanMode};
+
+use crate::clients::{self, Window};
+use crate::results::{self, parse_duration, Row};
+
+/// Arguments of `loadgen run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Deployment directory (its addresses.json names every replica's address).
+    #[arg(long)]
+    deployment: PathBuf,
+    /// steward or pbft.
+    #[arg(long)]
+    protocol: RemoteProtocol,
+    /// Client counts to sweep, comma-separated (each needs client keys in the deployment).
+    #[arg(long, value_delimiter = ',', default_value = "1,5,10")]
+    clients: Vec<u32>,
+    /// Measured time per configuration (after the warm-up).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Warm-up excluded from measurements.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Percentage of operations that are updates.
+    #[arg(long, default_value_t = 100)]
+    write_pct: u32,
+    /// Shaping of the clients' own traffic: netem (hosts shaped by tc: send unshaped), off, or
+    /// emulate (shape as if each client ran in its site).
+    #[arg(long, default_value = "netem")]
+    wan: WanMode,
+    /// Address the clients bind to when addresses.json has no `client-<i>` entry (port 0 is
+    /// replaced by a free port per client).
+    #[arg(long, default_value = "0.0.0.0")]
+    bind_ip: IpAddr,
+    /// Results directory.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// The protocol of the running deployment.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum RemoteProtocol {
+    Steward,
+    Pbft,
+}
+
+/// Run `loadgen run`.
+pub fn run(a: RunArgs) -> Result<()> {
+    let protocol = match a.protocol {
+        RemoteProtocol::Steward => Protocol::Steward,
+        RemoteProtocol::Pbft => Protocol::Pbft,
+    };
+    if a.clients.is_empty() || a.clients.contains(&0) {
+        bail!("--clients needs positive counts, e.g. 1,5");
+    }
+    if a.write_pct > 100 {
+        bail!("--write-pct must be 0..=100, got {}", a.write_pct);
+    }
+    let dep = Deployment::load(&a.deployment)?;
+    let max = *a.clients.iter().max().expect("non-empty");
+    if max > dep.manifest.clients {
+        bail!(
+            "{}: keys for {} clients, --clients asks for {max} (run keygen with --clients {max})",
+            a.deployment.display(),
+            dep.manifest.clients
+        );
+    }
+    let mut addresses = dep.addresses()?;
+    for (node, _) in protocol.replicas(&dep.topology) {
+        if !addresses.contains_key(node.name().as_str()) {
+            bail!(
+                "{}: no address for {}",
+                dep.layout.addresses().display(),
+                node.name()
+            );
+        }
+    }
+    for c in 0..max {
+        let name = NodeKind::Client(c).name().to_string();
+        addresses.entry(name).or_insert_with(|| {
+            let probe = std::net::UdpSocket::bind((a.bind_ip, 0))
+                .or_else(|_| std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)));
+            probe
+                .and_then(|s| s.local_addr())
+                .unwrap_or(SocketAddr::new(a.bind_ip, 0))
+        });
+    }
+    fs::create_dir_all(&a.out).with_context(|| format!("{}", a.out.display()))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    let mut rows = Vec::new();
+    for &n in &a.clients {
+        let wall = Instant::now();
+        eprintln!(
+            "run: {protocol} {} clients={n} ({} s)...",
+            dep.topology.name,
+            (a.warmup + a.duration).as_secs_f64()
+        );
+        let report = rt.block_on(async {
+            let start = tokio::time::Instant::now();
+            let window = Window {
+                start: start + a.warmup,
+                end: start + a.warmup + a.duration,
+            };
+            let running = clients::start(
+                None,
+                protocol,
+                &dep,
+                n,
+                &addresses,
+                a.wan,
+                a.write_pct,
+                window,
+            )?;
+            tokio::select! {
+                _ = tokio::time::sleep_until(window.end) => {}
+                _ = tokio::signal::ctrl_c() => bail!("interrupted"),
+            }
+            running.stop().await
+        })?;
+        let h = &report.histogram;
+        let ms = |us: u64| us as f64 / 1e3;
+        let completed = report.completed;
+        let sites: Vec<SiteId> = (0..n)
+            .map(|c| client_site(&dep.topology, dep.manifest.clients, c))
+            .collect();
+        let bound = sites
+            .iter()
+            .map(|&s| match protocol {
+                Protocol::Steward => {
+                    steward::simulation::update_latency_bound(&dep.topology, s, SiteId(0))
+                }
+                Protocol::Pbft => pbft::simulation::update_latency_bound(&dep.topology, s),
+            })
+            .sum::<f64>()
+            / sites.len() as f64;
+        let name = format!(
+            "{protocol}-{}-c{n}-w{}-b1-remote",
+            dep.topology.name, a.write_pct
+        );
+        results::write_hdr_log(&a.out, &name, h, a.warmup, a.duration)?;
+        rows.push(Row {
+            protocol: protocol.name().into(),
+            mode: "remote".into(),
+            topology: dep.topology.name.clone(),
+            clients: n,
+            write_pct: a.write_pct,
+            batch: 1,
+            duration_s: a.duration.as_secs_f64(),
+            completed,
+            throughput_ops_s: completed as f64 / a.duration.as_secs_f64(),
+            lat_mean_ms: if completed > 0 { h.mean() / 1e3 } else { 0.0 },
+            lat_p50_ms: ms(h.value_at_quantile(0.5)),
+            lat_p99_ms: ms(h.value_at_quantile(0.99)),
+            lat_max_ms: ms(h.max()),
+            lat_bound_ms: bound,
+            wan_msgs_per_update: 0.0,
+            wan_bytes_per_update: 0.0,
+            safety: match &report.first_bad {
+                None => "ok".into(),
+                Some(why) => format!("{} bad replies (first: {why})", report.bad_replies),
+            },
+            seed: 0,
+            costs: "real".into(),
+            wall_s: wall.elapsed().as_secs_f64(),
+            scenario: "none".into(),
+            local_view_changes: 0,
+            global_view_changes: 0,
+            recovery_ms: None,
+        });
+        results::write_summary(&a.out, &rows)?;
+    }
+    let manifest = serde_json::json!({
+        "command": "run",
+        "mode": "remote",
+        "topology": { "name": dep.topology.name },
+        "protocols": [protocol.name()],
+        "clients": a.clients,
+        "duration_s": a.duration.as_secs_f64(),
+        "warmup_s": a.warmup.as_secs_f64(),
+        "write_pct": a.write_pct,
+        "emulation": match a.wan {
+            WanMode::Netem => "remote hosts, kernel shaping (tc netem) or a real WAN",
+            WanMode::Off => "remote hosts, no emulation",
+            WanMode::Emulate => "remote hosts, clients shaped by the userspace shaper",
+        },
+        "deployment": dep.layout.root().display().to_string(),
+        "machine": results::environment(),
+    });
+    fs::write(
+        a.out.join("manifest.json"),
+        serde_json::to_string_pretty(&manifest)? + "\n",
+    )?;
+    results::print_table(&rows);
+    if let Some(bad) = rows.iter().find(|r| r.safety != "ok") {
+        bail!("safety violation: {}", bad.safety);
+    }
+    Ok(())
+}
