@@ -219,6 +219,12 @@ pub fn replica_setup(args: &NodeArgs) -> Result<NodeSetup> {
         &addresses,
         &addresses_file,
         args.wan,
+        match args.wan {
+            steward_runtime::WanMode::Emulate => {
+                steward_runtime::open_wan_queues(&args.deployment, &dep.topology)?
+            }
+            _ => None,
+        },
     )?;
     let keys = PublicKeys::load(&dep)?;
     let seed = SystemTime::now()

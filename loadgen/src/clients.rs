@@ -103,6 +103,10 @@ pub fn start(
     window: Window,
 ) -> Result<Clients> {
     let factory = Factory::new(protocol, dep)?;
+    let wan_queues = match wan {
+        WanMode::Emulate => steward_runtime::open_wan_queues(dep.layout.root(), &dep.topology)?,
+        _ => None,
+    };
     let ca = dep.ca_cert()?;
     let file = dep.layout.addresses().display().to_string();
     let shared = Arc::new(Mutex::new(Shared {
@@ -135,6 +139,7 @@ pub fn start(
             addresses,
             &file,
             wan,
+            wan_queues.clone(),
         )?;
         let (transport, inbound) =
             Transport::bind(cfg).with_context(|| format!("{name}: cannot bind {bind}"))?;

@@ -71,6 +71,18 @@ pub fn run(a: CryptoBenchArgs) -> Result<()> {
             }),
         );
         row(
+            "share_sign_unproven",
+            median_us(budget, min, || {
+                black_box(fx.share_sign_unproven());
+            }),
+        );
+        row(
+            "prove_share",
+            median_us(budget, min, || {
+                black_box(fx.prove_share());
+            }),
+        );
+        row(
             "share_verify",
             median_us(budget, min, || {
                 assert!(black_box(fx.share_verify()));
@@ -80,6 +92,12 @@ pub fn run(a: CryptoBenchArgs) -> Result<()> {
             "combine",
             median_us(budget, min, || {
                 black_box(fx.combine());
+            }),
+        );
+        row(
+            "combine_unproven",
+            median_us(budget, min, || {
+                black_box(fx.combine_unproven());
             }),
         );
         row(

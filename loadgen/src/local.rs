@@ -221,6 +221,13 @@ pub fn run(a: LocalArgs) -> Result<Vec<Row>> {
             );
             let addresses = assign_addresses(&dep.topology, protocol, n)?;
             write_addresses(&dep.layout.addresses(), &addresses)?;
+            // Fresh (idle) WAN queues shared by every replica and client process of this run.
+            let queues = steward_runtime::wan_queues_path(dep.layout.root());
+            if a.wan == WanMode::Emulate {
+                steward_net::SharedWanQueues::create(&queues, dep.topology.sites.len())?;
+            } else if queues.exists() {
+                fs::remove_file(&queues).with_context(|| format!("{}", queues.display()))?;
+            }
             let log_dir = logs.join(format!("{protocol}-c{n}"));
             let mut cluster = Cluster::start(&exe, protocol, &dep, &a, &log_dir)?;
             pids.extend(cluster.pids());
@@ -272,7 +279,7 @@ pub fn run(a: LocalArgs) -> Result<Vec<Row>> {
         "batch": a.batch,
         "write_pct": a.write_pct,
         "emulation": match a.wan {
-            WanMode::Emulate => "local processes, userspace WAN shaper (steward-net) on 127.0.0.x",
+            WanMode::Emulate => "local processes on 127.0.0.x, userspace WAN shaper (steward-net) with the topology's WAN queues shared across processes",
             _ => "local processes, no WAN emulation (loopback)",
         },
         "wan": a.wan.to_string(),

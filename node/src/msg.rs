@@ -185,6 +185,19 @@ pub struct PartialSig {
     pub sig: Vec<u8>,
 }
 
+/// The representative asks a server of its site for the proof of the share it sent for
+/// (kind, seq, content): a combine failed and that share came without one. The transport
+/// authenticates the asker; the answer is the server's Partial_Sig again, with the proof.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProofRequest {
+    /// Proposal, Accept, ...
+    pub kind: SigKind,
+    /// Sequence number of the content.
+    pub seq: u64,
+    /// SHA-256 of the unsigned content's encoding.
+    pub content: Digest,
+}
+
 /// Corrupted_Server(server_id, data, Partial_Sig, sig): proof that `partial.server` sent an
 /// invalid share; receivers check the share themselves before blacklisting.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -520,6 +533,8 @@ pub enum Message {
     CollectedConstraints(Arc<CollectedConstraints>),
     /// State transfer for a server too far behind for order proofs.
     Snapshot(Arc<Snapshot>),
+    /// THRESHOLD-SIGN: a share's proof, asked for after a failed combine.
+    ProofRequest(Arc<ProofRequest>),
 }
 
 fn sha(bytes: &[u8]) -> Digest {
@@ -982,6 +997,7 @@ impl Message {
             Message::GlobalConstraint(_) => 24,
             Message::CollectedConstraints(_) => 25,
             Message::Snapshot(_) => 26,
+            Message::ProofRequest(_) => 27,
         }
     }
 
@@ -1014,6 +1030,7 @@ impl Message {
             Message::GlobalConstraint(_) => "global-constraint",
             Message::CollectedConstraints(_) => "collected-constraints",
             Message::Snapshot(_) => "snapshot",
+            Message::ProofRequest(_) => "proof-request",
         }
     }
 
@@ -1116,6 +1133,9 @@ impl Message {
                 w.u64(sn.seq).digest(&sn.digest);
                 w.u32(sn.state.len() as u32);
                 w.buf.extend_from_slice(&sn.state);
+            }
+            Message::ProofRequest(q) => {
+                w.u8(q.kind.code()).u64(q.seq).digest(&q.content);
             }
         }
     }
@@ -1273,6 +1293,15 @@ impl Message {
                 digest: r.digest("digest")?,
                 state: r.bytes_max("state", crate::codec::MAX_SNAPSHOT)?,
             })),
+            27 => Message::ProofRequest(Arc::new(ProofRequest {
+                kind: {
+                    let k = r.u8("sig kind")?;
+                    SigKind::from_code(k)
+                        .ok_or_else(|| DecodeError(format!("unknown sig kind {k}")))?
+                },
+                seq: r.u64("seq")?,
+                content: r.digest("content")?,
+            })),
             t => return Err(DecodeError(format!("unknown message type {t}"))),
         };
         r.finish()?;
@@ -1367,6 +1396,11 @@ mod tests {
                 sig: vec![1; 64],
             })),
             Message::PartialSig(Arc::new(partial.clone())),
+            Message::ProofRequest(Arc::new(ProofRequest {
+                kind: SigKind::Proposal,
+                seq: 9,
+                content: [7; 32],
+            })),
             Message::Corrupted(Arc::new(CorruptedServer {
                 server: 3,
                 partial,

@@ -235,6 +235,12 @@ pub fn replica_setup(args: &NodeArgs) -> Result<NodeSetup> {
         &addresses,
         &addresses_file,
         args.wan,
+        match args.wan {
+            steward_runtime::WanMode::Emulate => {
+                steward_runtime::open_wan_queues(&args.deployment, &dep.topology)?
+            }
+            _ => None,
+        },
     )?;
     let own_site = sites[id.site.index()].clone();
     let crypto = Crypto::new(Box::new(RealCrypto::new(

@@ -10,8 +10,15 @@ fn threshold(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("threshold-{bits}-{l}-{k}"));
         g.sample_size(20);
         g.bench_function("share_sign", |b| b.iter(|| black_box(fx.share_sign())));
+        g.bench_function("share_sign_unproven", |b| {
+            b.iter(|| black_box(fx.share_sign_unproven()))
+        });
+        g.bench_function("prove_share", |b| b.iter(|| black_box(fx.prove_share())));
         g.bench_function("share_verify", |b| b.iter(|| black_box(fx.share_verify())));
         g.bench_function("combine", |b| b.iter(|| black_box(fx.combine())));
+        g.bench_function("combine_unproven", |b| {
+            b.iter(|| black_box(fx.combine_unproven()))
+        });
         g.bench_function("verify", |b| b.iter(|| black_box(fx.verify())));
         g.finish();
     }

@@ -16,12 +16,14 @@ fn message() -> Vec<u8> {
     (0..MESSAGE_LEN).map(|i| i as u8).collect()
 }
 
-/// A dealt threshold key with a message, all l shares on it and the combined signature.
+/// A dealt threshold key with a message, all l shares on it (with and without proofs) and the
+/// combined signature.
 pub struct ThresholdFixture {
     public: ThresholdPublicKey,
     key_share: KeyShare,
     msg: Vec<u8>,
     shares: Vec<SignatureShare>,
+    unproven: Vec<SignatureShare>,
     signature: ThresholdSignature,
     rng: ChaCha20Rng,
 }
@@ -37,6 +39,11 @@ impl ThresholdFixture {
             .iter()
             .map(|s| s.sign(&d.public, &msg, &mut rng).expect("own key"))
             .collect();
+        let unproven = shares
+            .iter()
+            .cloned()
+            .map(SignatureShare::without_proof)
+            .collect();
         let signature = d
             .public
             .combine(&msg, &shares)
@@ -47,6 +54,7 @@ impl ThresholdFixture {
             public: d.public,
             msg,
             shares,
+            unproven,
             signature,
             rng,
         }
@@ -59,6 +67,20 @@ impl ThresholdFixture {
             .expect("own key")
     }
 
+    /// One share without a proof (`share_sign_unproven`).
+    pub fn share_sign_unproven(&self) -> SignatureShare {
+        self.key_share
+            .sign_share_unproven(&self.public, &self.msg)
+            .expect("own key")
+    }
+
+    /// The proof for an existing unproven share, added on demand (`prove_share`).
+    pub fn prove_share(&mut self) -> SignatureShare {
+        self.key_share
+            .prove_share(&self.public, &self.msg, &self.unproven[0], &mut self.rng)
+            .expect("own share")
+    }
+
     /// Check one share's proof (`share_verify`).
     pub fn share_verify(&self) -> bool {
         self.public.verify_share(&self.msg, &self.shares[0]).is_ok()
@@ -69,6 +91,16 @@ impl ThresholdFixture {
         let k = usize::from(self.public.quorum());
         self.public
             .combine(&self.msg, &self.shares[..k])
+            .expect("honest shares combine")
+            .signature
+    }
+
+    /// Combine k honest shares that carry no proofs (`combine_unproven`; same work as
+    /// `combine`, which never looks at proofs on the fast path).
+    pub fn combine_unproven(&self) -> ThresholdSignature {
+        let k = usize::from(self.public.quorum());
+        self.public
+            .combine(&self.msg, &self.unproven[..k])
             .expect("honest shares combine")
             .signature
     }
@@ -122,8 +154,14 @@ mod tests {
         let mut t = ThresholdFixture::new(1, 512, 4, 3);
         let s = t.share_sign();
         assert!(t.public.verify_share(&t.msg, &s).is_ok());
+        let u = t.share_sign_unproven();
+        assert!(!u.has_proof());
+        assert_eq!(u, s.without_proof());
+        let p = t.prove_share();
+        assert!(t.public.verify_share(&t.msg, &p).is_ok());
         assert!(t.share_verify());
         assert_eq!(t.combine(), t.signature);
+        assert_eq!(t.combine_unproven(), t.signature);
         assert!(t.verify());
         let f = SignatureFixture::new(Scheme::Ed25519, 1);
         assert!(f.verify());

@@ -8,12 +8,16 @@
 //!   transports, for several one-way latencies; the acceptance band is ±(3 % + 1 ms).
 //! * Datagram throughput: raw datagrams through one shaped socket (what the shaper lets
 //!   through); the acceptance band is ±5 %.
+//! * Shared WAN queues: raw datagrams from two sockets (each with its own handle on a shared
+//!   queue file, as two processes have) through one pairwise queue and through one site
+//!   uplink; the aggregate should be one link's bandwidth (±5 %), where per-destination
+//!   queues give twice that.
 //! * QUIC bulk transfer over the paper's 50 ms links: message goodput and link utilisation
 //!   (UDP payload the shaper sent, QUIC headers and retransmissions included) after a warm-up.
 
 use std::time::Duration;
 
-use steward_net::accuracy;
+use steward_net::{accuracy, WanQueueModel};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -50,6 +54,37 @@ async fn main() {
             "{bps},{measured:.0},{:+.2}",
             (measured / bps as f64 - 1.0) * 100.0
         );
+    }
+
+    println!();
+    println!("Two senders sharing one WAN queue (1200-byte datagrams, 3 s worth in total)");
+    println!("queue,configured_bps,aggregate_bps,error_percent");
+    for bps in [10_000_000u64, 2_500_000] {
+        let count = (bps as usize * 3 / 8 / 1200 / 2).min(10_000);
+        for (name, model, shared) in [
+            ("pairwise", WanQueueModel::Pairwise, true),
+            (
+                "site-uplink",
+                WanQueueModel::SiteUplink { bandwidth_bps: bps },
+                true,
+            ),
+            ("per-destination", WanQueueModel::Pairwise, false),
+        ] {
+            let measured = accuracy::measure_shared_throughput(
+                model,
+                shared,
+                bps,
+                Duration::from_millis(50),
+                2,
+                count,
+                1200,
+            )
+            .await;
+            println!(
+                "{name},{bps},{measured:.0},{:+.2}",
+                (measured / bps as f64 - 1.0) * 100.0
+            );
+        }
     }
 
     println!();

@@ -9,6 +9,10 @@
 //!   (QUIC, Cubic congestion control, the drop-tail queue): message payload per second at the
 //!   receiver after a warm-up.
 //!
+//! * [`measure_shared_throughput`]: raw datagrams from several shaped sockets (as separate
+//!   processes would, each with its own handle on a shared queue file) through one shared WAN
+//!   queue: the aggregate rate, which should be one link's bandwidth.
+//!
 //! Every node binds a random `127.x.y.z` address; every loop is bounded in count and time.
 
 use std::collections::HashMap;
@@ -21,9 +25,12 @@ use rand::Rng;
 use tokio::sync::mpsc;
 
 use crate::certs::DeploymentCa;
-use crate::shaper::{ShapedSocket, ShaperConfig, ShaperMode};
+use crate::shaper::{
+    ShapedSocket, ShaperConfig, ShaperMode, SharedWan, SharedWanQueues, WanQueueModel,
+};
 use crate::transport::{Transport, TransportConfig};
 use crate::{LinkParams, PeerName};
+use steward_config::SiteId;
 
 /// A random loopback address `127.a.b.c` (a ≥ 1), so concurrent tests and other users of
 /// `127.0.0.1` do not collide.
@@ -290,4 +297,111 @@ pub async fn measure_goodput(
         link_bps: (end_link_bytes - start_link_bytes) as f64 * 8.0 / seconds,
         queue_drops,
     }
+}
+
+/// `senders` shaped sockets at site 0 each send `count` datagrams of `size` bytes at once to
+/// their own plain UDP receiver, with link parameters `latency` and `bandwidth_bps` and queues
+/// holding them all. With `shared`, every socket opens its own handle on one shared queue file
+/// (in a temporary directory), as the processes of a cluster do, and the queue is `model`'s:
+/// the receivers are all at site 1 ([`WanQueueModel::Pairwise`]: the 0 → 1 queue) or at sites
+/// `1..=senders` ([`WanQueueModel::SiteUplink`]: site 0's uplink). Without, each socket has its
+/// own per-destination queue. Returns the aggregate rate between the first and the last
+/// arrival over all receivers, in bit/s of UDP payload. Panics if a datagram is missing after
+/// 10 s.
+pub async fn measure_shared_throughput(
+    model: WanQueueModel,
+    shared: bool,
+    bandwidth_bps: u64,
+    latency: Duration,
+    senders: usize,
+    count: usize,
+    size: usize,
+) -> f64 {
+    let sites = senders + 1;
+    let path = std::env::temp_dir().join(format!(
+        "steward-wan-accuracy-{}-{:08x}.shm",
+        std::process::id(),
+        rand::thread_rng().gen::<u32>()
+    ));
+    if shared {
+        SharedWanQueues::create(&path, sites).expect("create the queue file");
+    }
+    let params = link(latency, bandwidth_bps);
+    let mut sockets = Vec::new();
+    let mut receivers = Vec::new();
+    for i in 0..senders {
+        let receiver = tokio::net::UdpSocket::bind(SocketAddr::new(random_loopback_ip(), 0))
+            .await
+            .expect("bind receiver");
+        let destination = receiver.local_addr().expect("receiver address");
+        let site = match model {
+            WanQueueModel::Pairwise => SiteId(1),
+            WanQueueModel::SiteUplink { .. } => SiteId(i as u16 + 1),
+        };
+        let sender = std::net::UdpSocket::bind(SocketAddr::new(random_loopback_ip(), 0))
+            .expect("bind sender");
+        let mut config = ShaperConfig::new(HashMap::from([(destination, params)]));
+        config.queue_bytes = Some(senders * count * size + 1);
+        if shared {
+            config.shared = Some(SharedWan {
+                queues: Arc::new(SharedWanQueues::open(&path, sites).expect("open the queue file")),
+                site: SiteId(0),
+                destination_sites: HashMap::from([(destination, site)]),
+                model,
+            });
+        }
+        let (socket, _handle) = ShapedSocket::new(sender, config).expect("shaper");
+        sockets.push((socket, destination));
+        receivers.push(receiver);
+    }
+    let tasks: Vec<_> = receivers
+        .into_iter()
+        .map(|receiver| {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let mut first = None;
+                let mut last = Instant::now();
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+                for i in 0..count {
+                    let len = tokio::time::timeout_at(deadline, receiver.recv(&mut buf))
+                        .await
+                        .unwrap_or_else(|_| panic!("datagram {i} of {count} missing after 10 s"))
+                        .expect("recv");
+                    assert_eq!(len, size);
+                    last = Instant::now();
+                    first.get_or_insert(last);
+                }
+                (first.expect("at least one datagram"), last)
+            })
+        })
+        .collect();
+    let payload = vec![0x5au8; size];
+    for _ in 0..count {
+        for (socket, destination) in &sockets {
+            quinn::AsyncUdpSocket::try_send(
+                socket.as_ref(),
+                &quinn::udp::Transmit {
+                    destination: *destination,
+                    ecn: None,
+                    contents: &payload,
+                    segment_size: None,
+                    src_ip: None,
+                },
+            )
+            .expect("shaped send");
+        }
+    }
+    let mut first = None::<Instant>;
+    let mut last = None::<Instant>;
+    for task in tasks {
+        let (f, l) = task.await.expect("receiver task");
+        first = Some(first.map_or(f, |x| x.min(f)));
+        last = Some(last.map_or(l, |x| x.max(l)));
+    }
+    drop(sockets);
+    if shared {
+        let _ = std::fs::remove_file(&path);
+    }
+    let span = last.expect("receivers") - first.expect("receivers");
+    ((senders * count - 1) * size * 8) as f64 / span.as_secs_f64()
 }

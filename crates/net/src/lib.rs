@@ -12,7 +12,9 @@
 //! * [`shaper`]: a quinn [`quinn::AsyncUdpSocket`] wrapper that applies per-destination
 //!   one-way delay, jitter, bandwidth (serialization delay and a drop-tail queue), loss and
 //!   partitions on the send side, timed by a dedicated thread; changeable at run time through
-//!   a [`ShaperHandle`].
+//!   a [`ShaperHandle`]. WAN bandwidth can be shared as the topology's WAN model says, between
+//!   the sockets of a process or the processes of a local cluster ([`SharedWanQueues`], a
+//!   memory-mapped file of lock-free queue timestamps).
 //!
 //! * [`accuracy`]: loopback measurements of the shaper's RTT and bandwidth accuracy (used by
 //!   the tests and by `cargo run --release -p steward-net --example wan_accuracy`).
@@ -31,7 +33,10 @@ pub mod transport;
 pub(crate) static TIMING_TESTS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 pub use certs::{CertError, DeploymentCa, NodeCert};
-pub use shaper::{LinkStats, ShaperConfig, ShaperHandle, ShaperMode};
+pub use shaper::{
+    LinkStats, ShaperConfig, ShaperHandle, ShaperMode, SharedWan, SharedWanError, SharedWanQueues,
+    WanQueueModel,
+};
 pub use steward_config::LinkParams;
 pub use transport::{
     PeerStats, QuicTuning, SendError, Transport, TransportConfig, TransportError,

@@ -7,12 +7,49 @@
 //!    are dropped when they come due, and (for [`ShaperHandle::partition`]) datagrams received
 //!    from it are dropped too.
 //! 2. **Loss**: each datagram is dropped with probability `loss` (per-link seeded RNG).
-//! 3. **Bandwidth**: serialization delay `len * 8 / bandwidth_bps` on a per-destination link
-//!    that is busy until its previous datagram is serialized; a datagram that would find more
-//!    than the queue limit of bytes still waiting for the link is tail-dropped.
+//! 3. **Bandwidth**: serialization delay `len * 8 / bandwidth_bps` on a queue that is busy
+//!    until its previous datagram is serialized; a datagram that would find more than the
+//!    queue limit of bytes still waiting for the queue is tail-dropped. Which queue: see
+//!    *Shared WAN queues* below; by default each destination has its own.
 //! 4. **Propagation**: the datagram is due `latency + jitter` after its last bit is
 //!    serialized; jitter is normal with standard deviation `jitter` (netem's meaning), and
-//!    never reorders a link (a datagram is never due before the previous one).
+//!    never reorders a destination (a datagram is never due before the previous one to the
+//!    same address).
+//!
+//! # Shared WAN queues
+//!
+//! A topology's WAN bandwidth belongs to sites, not to pairs of nodes
+//! ([`steward_config::WanModel`], and the simulator of `steward-sim` models it so): with
+//! [`WanModel::Pairwise`] all nodes of site `a` sending to nodes of site `b` share one FIFO
+//! queue at `link(a, b).bandwidth_bps`; with [`WanModel::SiteUplink`] all WAN traffic leaving
+//! site `a` shares one queue at the largest bandwidth of `a`'s WAN links. Per-destination
+//! queues would give 4 servers sending to 4 servers 16 times the bandwidth.
+//!
+//! With [`ShaperConfig::shared`] set ([`ShaperConfig::from_topology_shared`]), a datagram to a
+//! destination at another site is serialized by that shared queue instead of a
+//! per-destination one: [`SharedWanQueues`] holds one "busy until" timestamp per queue
+//! (nanoseconds of `CLOCK_MONOTONIC`, system-wide on Linux), and admission is a lock-free
+//! compare-and-swap that reserves the next serialization interval (or tail-drops when the
+//! queue's backlog is over the limit). The queues live either in a small file that every node
+//! process of a local cluster maps (`MAP_SHARED`; the launcher makes it with
+//! [`SharedWanQueues::create`], each node opens it with [`SharedWanQueues::open`]) or, without
+//! a file, in process memory ([`SharedWanQueues::in_process`]), shared only by the sockets of
+//! one process that hold the same handle. For a shared-queue destination:
+//!
+//! * the queue comes first and loss after it, as in the simulator (a lost datagram used its
+//!   share of the bandwidth); latency, jitter, loss and partitions stay per destination, and
+//!   so does the no-reordering rule;
+//! * the queue's bandwidth is the destination link's current bandwidth (pairwise; so
+//!   [`ShaperHandle::set_link`] changes it, for this sender), or the uplink's fixed bandwidth
+//!   (site uplink; `set_link` then changes only latency, jitter and loss, as in the
+//!   simulator);
+//! * the drop-tail limit is this sender's [`ShaperConfig::queue_bytes`] (or its default) at the
+//!   queue's bandwidth; senders sharing a queue should use the same setting.
+//!
+//! Destinations at the node's own site (the LAN), destinations whose site is not known, and
+//! every destination without [`ShaperConfig::shared`] keep their own per-destination queue.
+//!
+//! # Timing
 //!
 //! Due datagrams are sent by a **dedicated timer thread** per socket, which waits on a condition
 //! variable with a timeout until the earliest due instant (Linux futex timeouts with the default
@@ -21,7 +58,8 @@
 //! timer wheel has 1 ms granularity, and because the replicas' own work (RSA signing) on the
 //! tokio workers would otherwise delay the emulated network (the thread also asks for nice -10,
 //! granted when running as root). Per datagram the hot path does one
-//! copy into a recycled buffer and one binary-heap push; nothing else allocates in steady state.
+//! copy into a recycled buffer and one binary-heap push (plus, for a shared queue, one
+//! compare-and-swap loop on the mapped slot); nothing else allocates in steady state.
 //!
 //! Destinations with no link parameters (and no default) pass straight through unshaped.
 //! The shaper never reports `WouldBlock` to quinn for shaped destinations: like a real wire, a
@@ -42,7 +80,13 @@ use quinn::udp::{EcnCodepoint, RecvMeta, Transmit};
 use quinn::{AsyncUdpSocket, UdpPoller};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use steward_config::{LinkParams, SiteId, Topology};
+use steward_config::{LinkParams, SiteId, Topology, WanModel};
+
+mod shared;
+
+pub use shared::{
+    monotonic_ns, SharedWanError, SharedWanQueues, WanQueueModel, WanSlot, MAX_SITES,
+};
 
 /// Whether a node's socket is shaped.
 #[derive(Clone, Debug, Default)]
@@ -67,6 +111,26 @@ pub struct ShaperConfig {
     pub queue_bytes: Option<usize>,
     /// Seed of the per-link loss and jitter generators (each link mixes in its address).
     pub seed: u64,
+    /// WAN queues shared with the other senders of this node's site (other sockets of this
+    /// process, or other processes through a mapped file). `None`: every destination has its
+    /// own queue, as without a topology.
+    pub shared: Option<SharedWan>,
+}
+
+/// Which destinations are WAN destinations of a node, and the shared queues that serialize
+/// their datagrams (see the module documentation).
+#[derive(Clone, Debug)]
+pub struct SharedWan {
+    /// The queues, shared with the other senders (an `Arc` of one handle per process).
+    pub queues: Arc<SharedWanQueues>,
+    /// This node's site.
+    pub site: SiteId,
+    /// The site of each destination. Destinations at another site than [`SharedWan::site`]
+    /// are serialized by the shared queue; the others (same site, or not listed) by their own
+    /// per-destination queue. Must be below [`SharedWanQueues::sites`].
+    pub destination_sites: HashMap<SocketAddr, SiteId>,
+    /// Which queue: the pair's or the site's uplink.
+    pub model: WanQueueModel,
 }
 
 impl ShaperConfig {
@@ -92,6 +156,53 @@ impl ShaperConfig {
                 .collect(),
         )
     }
+
+    /// [`ShaperConfig::from_topology`], with the WAN bandwidth shared as the topology's
+    /// [`WanModel`] says: datagrams to peers at other sites go through `shared`'s queue of
+    /// the directed site pair ([`WanModel::Pairwise`]) or of `from`'s uplink
+    /// ([`WanModel::SiteUplink`], at the largest bandwidth of `from`'s WAN links), shared
+    /// with every other socket that uses the same queues. With `shared` `None`, the queues are
+    /// process-local ([`SharedWanQueues::in_process`]): shared only between this socket's
+    /// destinations. `shared` must have been opened for `topology.sites.len()` sites (else
+    /// [`ShapedSocket::new`] fails).
+    pub fn from_topology_shared(
+        topology: &Topology,
+        from: SiteId,
+        peers: impl IntoIterator<Item = (SocketAddr, SiteId)>,
+        shared: Option<Arc<SharedWanQueues>>,
+    ) -> ShaperConfig {
+        let peers: Vec<(SocketAddr, SiteId)> = peers.into_iter().collect();
+        let mut config = ShaperConfig::from_topology(topology, from, peers.iter().copied());
+        let queues =
+            shared.unwrap_or_else(|| Arc::new(SharedWanQueues::in_process(topology.sites.len())));
+        let model = match topology.wan_model {
+            WanModel::Pairwise => WanQueueModel::Pairwise,
+            WanModel::SiteUplink => WanQueueModel::SiteUplink {
+                bandwidth_bps: uplink_bandwidth(topology, from),
+            },
+        };
+        config.shared = Some(SharedWan {
+            queues,
+            site: from,
+            destination_sites: peers
+                .into_iter()
+                .map(|(addr, site)| (canonical(addr), site))
+                .collect(),
+            model,
+        });
+        config
+    }
+}
+
+/// The bandwidth of `site`'s uplink in the site-uplink model: the largest of its WAN links
+/// (its LAN's when it is the only site), as the simulator has it.
+fn uplink_bandwidth(topology: &Topology, site: SiteId) -> u64 {
+    topology
+        .site_ids()
+        .filter(|&other| other != site)
+        .map(|other| topology.link(site, other).bandwidth_bps)
+        .max()
+        .unwrap_or(topology.lan.bandwidth_bps)
 }
 
 /// Counters of one shaped destination.
@@ -153,6 +264,8 @@ struct State {
     default_link: Option<LinkParams>,
     queue_bytes: Option<usize>,
     seed: u64,
+    /// The shared WAN queues, if any.
+    shared: Option<SharedWan>,
     /// Destinations partitioned (outgoing).
     blocked_out: HashSet<SocketAddr>,
     /// Sources partitioned (incoming).
@@ -168,12 +281,23 @@ struct State {
 
 struct Link {
     params: LinkParams,
-    /// When the link finishes serializing everything queued so far.
+    /// The shared WAN queue that serializes this destination's datagrams; `None`: its own
+    /// queue (`busy_until`).
+    shared: Option<SharedQueue>,
+    /// When the link finishes serializing everything queued so far (own queue).
     busy_until: Instant,
     /// Due time of the last datagram queued (no reordering).
     last_due: Instant,
     rng: ChaCha8Rng,
     stats: LinkStats,
+}
+
+/// A destination's queue in the shared WAN queues.
+struct SharedQueue {
+    queues: Arc<SharedWanQueues>,
+    slot: WanSlot,
+    /// The queue's bandwidth if fixed (a site uplink); `None`: the link's bandwidth.
+    bandwidth_bps: Option<u64>,
 }
 
 struct Scheduled {
@@ -207,14 +331,65 @@ const POOL_MAX: usize = 4096;
 /// How long the timer thread retries a datagram the kernel refuses (`WouldBlock`).
 const SEND_RETRY_FOR: Duration = Duration::from_millis(20);
 
+impl SharedWan {
+    /// The shared queue of `destination`: `None` unless it is at another site.
+    fn queue_for(&self, destination: SocketAddr) -> Option<SharedQueue> {
+        let site = *self.destination_sites.get(&destination)?;
+        if site == self.site {
+            return None;
+        }
+        let (slot, bandwidth_bps) = match self.model {
+            WanQueueModel::Pairwise => (self.queues.pair_slot(self.site, site)?, None),
+            WanQueueModel::SiteUplink { bandwidth_bps } => {
+                (self.queues.uplink_slot(self.site)?, Some(bandwidth_bps))
+            }
+        };
+        Some(SharedQueue {
+            queues: self.queues.clone(),
+            slot,
+            bandwidth_bps,
+        })
+    }
+
+    /// Every site named is a site of the queues.
+    fn validate(&self) -> io::Result<()> {
+        let sites = self.queues.sites();
+        let bad = std::iter::once(self.site)
+            .chain(self.destination_sites.values().copied())
+            .find(|site| site.index() >= sites);
+        match bad {
+            Some(site) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "WAN shaper: site {site} is not one of the {sites} sites of the shared WAN \
+                     queues{}",
+                    self.queues
+                        .path()
+                        .map(|p| format!(" ({})", p.display()))
+                        .unwrap_or_default()
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
 impl State {
     fn link(&mut self, destination: SocketAddr, now: Instant) -> Option<&mut Link> {
         if !self.links.contains_key(&destination) {
             let params = self.default_link?;
-            let link = Link::new(params, self.seed, destination, now);
+            let link = self.new_link(params, destination, now);
             self.links.insert(destination, link);
         }
         self.links.get_mut(&destination)
+    }
+
+    fn new_link(&self, params: LinkParams, destination: SocketAddr, now: Instant) -> Link {
+        let shared = self
+            .shared
+            .as_ref()
+            .and_then(|shared| shared.queue_for(destination));
+        Link::new(params, shared, self.seed, destination, now)
     }
 
     fn stats_mut(&mut self, addr: SocketAddr) -> &mut LinkStats {
@@ -223,19 +398,27 @@ impl State {
             None => self.other_stats.entry(addr).or_default(),
         }
     }
+}
 
-    fn queue_limit(&self, params: &LinkParams) -> u64 {
-        match self.queue_bytes {
-            Some(bytes) => bytes as u64,
-            None => (params.bandwidth_bps / 8 / 10).max(32 * 1024),
-        }
+/// The drop-tail limit of a queue of `bandwidth_bps`: see [`ShaperConfig::queue_bytes`].
+fn queue_limit(queue_bytes: Option<usize>, bandwidth_bps: u64) -> u64 {
+    match queue_bytes {
+        Some(bytes) => bytes as u64,
+        None => (bandwidth_bps / 8 / 10).max(32 * 1024),
     }
 }
 
 impl Link {
-    fn new(params: LinkParams, seed: u64, destination: SocketAddr, now: Instant) -> Link {
+    fn new(
+        params: LinkParams,
+        shared: Option<SharedQueue>,
+        seed: u64,
+        destination: SocketAddr,
+        now: Instant,
+    ) -> Link {
         Link {
             params,
+            shared,
             busy_until: now,
             last_due: now,
             rng: ChaCha8Rng::seed_from_u64(seed ^ addr_hash(destination)),
@@ -243,28 +426,57 @@ impl Link {
         }
     }
 
-    /// Decides the fate of one datagram of `len` bytes offered at `now`: `None` if dropped,
-    /// else its due time.
-    fn admit(&mut self, len: usize, now: Instant, queue_limit: u64) -> Option<Instant> {
+    /// Decides the fate of one datagram of `len` bytes offered at `now` (`now_ns` on the
+    /// monotonic clock, read at the same moment): `None` if dropped, else its due time.
+    fn admit(
+        &mut self,
+        len: usize,
+        now: Instant,
+        now_ns: u64,
+        queue_bytes: Option<usize>,
+    ) -> Option<Instant> {
         let params = self.params;
-        if params.loss > 0.0 && self.rng.gen::<f64>() < params.loss {
-            self.stats.dropped_loss += 1;
-            return None;
-        }
-        let start = self.busy_until.max(now);
-        let backlog_bytes =
-            u128::from(params.bandwidth_bps) * (start - now).as_nanos() / 8 / 1_000_000_000;
-        if backlog_bytes + len as u128 > u128::from(queue_limit) {
-            self.stats.dropped_queue += 1;
-            return None;
-        }
-        self.busy_until = start + params.transmission_time(len as u64);
+        let departure = match &self.shared {
+            None => {
+                if params.loss > 0.0 && self.rng.gen::<f64>() < params.loss {
+                    self.stats.dropped_loss += 1;
+                    return None;
+                }
+                let start = self.busy_until.max(now);
+                let backlog_bytes =
+                    u128::from(params.bandwidth_bps) * (start - now).as_nanos() / 8 / 1_000_000_000;
+                let limit = queue_limit(queue_bytes, params.bandwidth_bps);
+                if backlog_bytes + len as u128 > u128::from(limit) {
+                    self.stats.dropped_queue += 1;
+                    return None;
+                }
+                self.busy_until = start + params.transmission_time(len as u64);
+                self.busy_until
+            }
+            Some(queue) => {
+                // As the simulator: the queue first, then loss on the way.
+                let bandwidth = queue.bandwidth_bps.unwrap_or(params.bandwidth_bps);
+                let limit = queue_limit(queue_bytes, bandwidth);
+                let Some(end_ns) = queue
+                    .queues
+                    .reserve(queue.slot, now_ns, len as u64, bandwidth, limit)
+                else {
+                    self.stats.dropped_queue += 1;
+                    return None;
+                };
+                if params.loss > 0.0 && self.rng.gen::<f64>() < params.loss {
+                    self.stats.dropped_loss += 1;
+                    return None;
+                }
+                now + Duration::from_nanos(end_ns.saturating_sub(now_ns))
+            }
+        };
         let mut delay = params.latency;
         if !params.jitter.is_zero() {
             let offset = params.jitter.as_secs_f64() * standard_normal(&mut self.rng);
             delay = Duration::from_secs_f64((delay.as_secs_f64() + offset).max(0.0));
         }
-        let due = (self.busy_until + delay).max(self.last_due);
+        let due = (departure + delay).max(self.last_due);
         self.last_due = due;
         Some(due)
     }
@@ -329,28 +541,36 @@ impl ShapedSocket {
         config: ShaperConfig,
     ) -> io::Result<(Arc<ShapedSocket>, ShaperHandle)> {
         let now = Instant::now();
-        let links = config
-            .links
-            .iter()
-            .map(|(addr, params)| {
-                let addr = canonical(*addr);
-                (addr, Link::new(*params, config.seed, addr, now))
-            })
-            .collect();
+        let mut shared = config.shared;
+        if let Some(shared) = &mut shared {
+            shared.validate()?;
+            shared.destination_sites = shared
+                .destination_sites
+                .drain()
+                .map(|(addr, site)| (canonical(addr), site))
+                .collect();
+        }
+        let mut state = State {
+            links: HashMap::new(),
+            default_link: config.default_link,
+            queue_bytes: config.queue_bytes,
+            seed: config.seed,
+            shared,
+            blocked_out: HashSet::new(),
+            blocked_in: HashSet::new(),
+            other_stats: HashMap::new(),
+            heap: BinaryHeap::new(),
+            pool: Vec::new(),
+            next_seq: 0,
+            closing: false,
+        };
+        for (addr, params) in &config.links {
+            let addr = canonical(*addr);
+            let link = state.new_link(*params, addr, now);
+            state.links.insert(addr, link);
+        }
         let core = Arc::new(Core {
-            state: Mutex::new(State {
-                links,
-                default_link: config.default_link,
-                queue_bytes: config.queue_bytes,
-                seed: config.seed,
-                blocked_out: HashSet::new(),
-                blocked_in: HashSet::new(),
-                other_stats: HashMap::new(),
-                heap: BinaryHeap::new(),
-                pool: Vec::new(),
-                next_seq: 0,
-                closing: false,
-            }),
+            state: Mutex::new(state),
             wake: Condvar::new(),
             incoming_blocked: AtomicUsize::new(0),
         });
@@ -492,7 +712,9 @@ impl AsyncUdpSocket for ShapedSocket {
 
     fn try_send(&self, transmit: &Transmit<'_>) -> io::Result<()> {
         let destination = canonical(transmit.destination);
+        // The same instant on both clocks (the shared queues count monotonic nanoseconds).
         let now = Instant::now();
+        let now_ns = monotonic_ns();
         let mut state = self.core.lock();
         if state.blocked_out.contains(&destination) {
             let segments = transmit
@@ -501,11 +723,11 @@ impl AsyncUdpSocket for ShapedSocket {
             state.stats_mut(destination).dropped_partition += segments as u64;
             return Ok(());
         }
-        let Some(params) = state.link(destination, now).map(|link| link.params) else {
+        if state.link(destination, now).is_none() {
             drop(state);
             return self.inner.try_send(transmit);
-        };
-        let queue_limit = state.queue_limit(&params);
+        }
+        let queue_bytes = state.queue_bytes;
         let segment_size = transmit
             .segment_size
             .unwrap_or(transmit.contents.len())
@@ -516,7 +738,7 @@ impl AsyncUdpSocket for ShapedSocket {
                 .links
                 .get_mut(&destination)
                 .expect("link just looked up");
-            let Some(due) = link.admit(segment.len(), now, queue_limit) else {
+            let Some(due) = link.admit(segment.len(), now, now_ns, queue_bytes) else {
                 continue;
             };
             let mut buf = state.pool.pop().unwrap_or_default();
@@ -603,11 +825,10 @@ impl ShaperHandle {
     pub fn set_link(&self, destination: SocketAddr, params: LinkParams) {
         let destination = canonical(destination);
         let mut state = self.core.lock();
-        let seed = state.seed;
         match state.links.get_mut(&destination) {
             Some(link) => link.params = params,
             None => {
-                let link = Link::new(params, seed, destination, Instant::now());
+                let link = state.new_link(params, destination, Instant::now());
                 state.links.insert(destination, link);
             }
         }

@@ -17,9 +17,14 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use steward_config::{ServerId, SiteId, Topology};
 use steward_deploy::{client_node_name, pbft_node_name, steward_node_name, Addresses};
-use steward_net::{NodeCert, PeerName, ShaperConfig, ShaperMode, TransportConfig};
+
+use steward_net::{
+    NodeCert, PeerName, ShaperConfig, ShaperMode, SharedWanError, SharedWanQueues, TransportConfig,
+};
 
 /// How the WAN is emulated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,10 +170,34 @@ pub fn client_site(topology: &Topology, clients: u32, c: u32) -> SiteId {
         .unwrap_or(SiteId(0))
 }
 
+/// Drop-tail limit of every emulated queue, as the simulator's default WAN buffer.
+pub const EMULATED_QUEUE_BYTES: usize = 1024 * 1024;
+
+/// The file holding the WAN queues shared by every process of a local cluster (see
+/// `steward_net::SharedWanQueues`): `<deployment>/wan-queues.shm`.
+pub fn wan_queues_path(deployment: &Path) -> PathBuf {
+    deployment.join("wan-queues.shm")
+}
+
+/// Opens a deployment's shared WAN queues when it has them (a cluster launcher created the
+/// file); `Ok(None)` when it has none, so each process queues its own WAN traffic.
+pub fn open_wan_queues(
+    deployment: &Path,
+    topology: &Topology,
+) -> Result<Option<Arc<SharedWanQueues>>, SharedWanError> {
+    let path = wan_queues_path(deployment);
+    if !path.exists() {
+        return Ok(None);
+    }
+    SharedWanQueues::open(&path, topology.sites.len()).map(|q| Some(Arc::new(q)))
+}
+
 /// The transport configuration of a node running `protocol`: it dials every replica of that
 /// protocol (addresses from `addresses`), a replica accepts every client with a key
 /// (`0..clients`), and in [`WanMode::Emulate`] every datagram is shaped by the topology's link
-/// between `site` and the destination's site (replicas and clients present in `addresses`).
+/// between `site` and the destination's site (replicas and clients present in `addresses`),
+/// with WAN traffic serialised on `wan_queues` (the topology's site-pair or site-uplink
+/// queues shared by all processes; `None`: queues of this process only).
 #[allow(clippy::too_many_arguments)]
 pub fn transport_config(
     protocol: Protocol,
@@ -182,6 +211,7 @@ pub fn transport_config(
     addresses: &Addresses,
     addresses_file: &str,
     wan: WanMode,
+    wan_queues: Option<Arc<SharedWanQueues>>,
 ) -> Result<TransportConfig, SetupError> {
     let mut cfg = TransportConfig::new(me.name(), identity, ca_cert_der, bind);
     let mut shaped = Vec::new();
@@ -213,7 +243,9 @@ pub fn transport_config(
     cfg.allowed_peers = allowed;
     cfg.shaper = match wan {
         WanMode::Emulate => {
-            ShaperMode::Emulate(ShaperConfig::from_topology(topology, site, shaped))
+            let mut c = ShaperConfig::from_topology_shared(topology, site, shaped, wan_queues);
+            c.queue_bytes = Some(EMULATED_QUEUE_BYTES);
+            ShaperMode::Emulate(c)
         }
         WanMode::Netem | WanMode::Off => ShaperMode::Off,
     };

@@ -184,8 +184,11 @@ impl Replica {
             return false;
         }
         self.learn_lv(site, a.lv);
+        // The site needs only the Accepts that complete the order proof: once the slot is
+        // ordered here, the peers already got (or get, by reconciliation) a complete proof.
+        let was_ordered = self.global.get(&a.seq).is_some_and(|s| s.ordered);
         self.apply_accept(a);
-        if self.is_rep() && from.site != self.site() {
+        if self.is_rep() && from.site != self.site() && !was_ordered {
             self.send_site(Message::Accept(a.clone()));
         }
         true

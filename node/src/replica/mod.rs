@@ -14,7 +14,7 @@ mod recon;
 mod threshold;
 mod view;
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -189,6 +189,8 @@ pub(crate) struct ShareSet {
     pub proposal: Option<Proposal>,
     pub shares: BTreeMap<u32, Vec<u8>>,
     pub partials: BTreeMap<u32, Arc<crate::msg::PartialSig>>,
+    /// Servers asked for the proof of their share after a failed combine.
+    pub asked: BTreeSet<u32>,
     pub done: bool,
 }
 
@@ -411,6 +413,7 @@ impl Replica {
             (Dest::Server(s), Message::PrePrepare(p)) => self.on_pre_prepare(s, p),
             (Dest::Server(s), Message::Prepare(p)) => self.on_prepare(s, p),
             (Dest::Server(s), Message::PartialSig(p)) => self.on_partial_sig(s, p),
+            (Dest::Server(s), Message::ProofRequest(q)) => self.on_proof_request(s, q),
             (Dest::Server(s), Message::Corrupted(c)) => self.on_corrupted(s, c),
             (Dest::Server(s), Message::Proposal(p)) => self.on_proposal(s, p),
             (Dest::Server(s), Message::Accept(a)) => self.on_accept(s, a),

@@ -1,16 +1,33 @@
 //! THRESHOLD-SIGN (TDSC Fig. A-9): every server sends its share to the site; the representative
 //! combines the first 2f+1, checks the result, and only if that fails checks each share's proof,
 //! blacklists the bad signers and tells the site (Corrupted_Server).
+//!
+//! Shares travel without their proofs (one exponentiation instead of three): a proof is made
+//! only when the representative asks for it (ProofRequest) because a combine failed. A share
+//! without a proof is never evidence against its sender; a malformed share, or one whose proof
+//! fails, is.
 
 use std::sync::Arc;
 
 use steward_config::ServerId;
 
 use super::{Fault, Replica};
-use crate::msg::{Accept, CorruptedServer, Digest, Message, PartialSig, Proposal, SigKind};
+use crate::crypto::ShareForm;
+use crate::msg::{
+    Accept, CorruptedServer, Digest, Message, PartialSig, ProofRequest, Proposal, SigKind,
+};
+use crate::replica::Dest;
 
 fn content_digest(bytes: &[u8]) -> Digest {
     steward_crypto::sha256(bytes)
+}
+
+/// Keep the own Partial_Sig for retransmissions and proof requests (only the representative
+/// gets it back through the loopback, which also counts its share).
+fn set_own_partial(r: &mut Replica, key: (SigKind, u64, Digest), p: &Arc<PartialSig>) {
+    if let Some(set) = r.shares.get_mut(&key) {
+        set.partials.entry(p.server).or_insert_with(|| p.clone());
+    }
 }
 
 impl Replica {
@@ -43,7 +60,16 @@ impl Replica {
             sig: Vec::new(),
         };
         partial.sig = self.crypto.sign(&partial.signing_bytes());
-        self.send_site(Message::PartialSig(Arc::new(partial)));
+        let partial = Arc::new(partial);
+        set_own_partial(self, (kind, seq, digest), &partial);
+        self.send_to_rep(Message::PartialSig(partial));
+    }
+
+    /// Shares go to the own representative only: it is the only server that combines, and
+    /// after a local view change the retransmissions (`resend_share`) reach the new one.
+    fn send_to_rep(&mut self, msg: Message) {
+        let rep = self.rep_of(self.site());
+        self.send(Dest::Server(rep), msg);
     }
 
     /// Send the own share for (kind, seq) again (retransmission).
@@ -56,7 +82,7 @@ impl Replica {
             .filter_map(|(_, set)| set.partials.get(&me).cloned())
             .collect();
         for p in mine {
-            self.send_site(Message::PartialSig(p));
+            self.send_to_rep(Message::PartialSig(p));
         }
     }
 
@@ -76,9 +102,18 @@ impl Replica {
             return p.seq < self.gv;
         }
         let key = (p.kind, p.seq, p.content);
+        let site = self.site();
+        let proven = self.crypto.share_form(site, &p.share) == ShareForm::Proven;
         let set = self.shares.entry(key).or_default();
-        if set.done || set.shares.contains_key(&p.server) {
+        if set.done {
             return true;
+        }
+        if let Some(old) = set.shares.get(&p.server) {
+            // Only the proof asked for after a failed combine replaces a share.
+            let had_proof = self.crypto.share_form(site, old) == ShareForm::Proven;
+            if had_proof || !proven {
+                return true;
+            }
         }
         set.shares.insert(p.server, p.share.clone());
         set.partials.insert(p.server, p.clone());
@@ -104,13 +139,35 @@ impl Replica {
         let shares: Vec<(u32, Vec<u8>)> = set.shares.iter().map(|(i, s)| (*i, s.clone())).collect();
         let refs: Vec<(u32, &[u8])> = shares.iter().map(|(i, s)| (*i, s.as_slice())).collect();
         let out = self.crypto.combine(site, &content, &refs);
-        if out.proofs_checked > 0 {
+        if out.proofs_checked > 0 || !out.missing.is_empty() {
             self.stats.combine_fallbacks += 1;
         }
         for bad in out.bad {
             self.blame(bad, key);
         }
-        let Some(tsig) = out.signature else { return };
+        let Some(tsig) = out.signature else {
+            // Ask (once) every server whose share lacked the proof the fallback needed.
+            let asked = self
+                .shares
+                .get_mut(&key)
+                .map(|set| {
+                    out.missing
+                        .iter()
+                        .copied()
+                        .filter(|m| set.asked.insert(*m))
+                        .collect::<Vec<u32>>()
+                })
+                .unwrap_or_default();
+            let (kind, seq, content) = key;
+            for m in asked {
+                let q = ProofRequest { kind, seq, content };
+                self.send(
+                    Dest::Server(ServerId::new(site, m)),
+                    Message::ProofRequest(Arc::new(q)),
+                );
+            }
+            return;
+        };
         if let Some(set) = self.shares.get_mut(&key) {
             set.done = true;
         }
@@ -132,6 +189,45 @@ impl Replica {
             SigKind::Aru => self.on_own_aru_signed(seq, tsig),
             SigKind::Constraint => self.on_own_constraint_signed(tsig),
         }
+    }
+
+    /// The representative asks for the proof of the own share on (kind, seq, content): make it
+    /// once, keep it, and send the Partial_Sig again with it.
+    pub(crate) fn on_proof_request(&mut self, from: ServerId, q: &Arc<ProofRequest>) -> bool {
+        if from.site != self.site() {
+            return false;
+        }
+        let me = self.cfg.id.index;
+        let key = (q.kind, q.seq, q.content);
+        let Some(set) = self.shares.get(&key) else {
+            return true; // long gone (or never shared): nothing to prove
+        };
+        let (Some(content), Some(mine)) = (set.content.clone(), set.partials.get(&me).cloned())
+        else {
+            return true;
+        };
+        let partial = if self.crypto.share_form(self.site(), &mine.share) == ShareForm::Proven {
+            mine
+        } else {
+            let share = self.crypto.prove_share(&content, &mine.share);
+            if share.is_empty() {
+                return true;
+            }
+            let mut p = PartialSig {
+                share,
+                sig: Vec::new(),
+                ..(*mine).clone()
+            };
+            p.sig = self.crypto.sign(&p.signing_bytes());
+            let p = Arc::new(p);
+            if let Some(set) = self.shares.get_mut(&key) {
+                set.partials.insert(me, p.clone());
+                set.shares.insert(me, p.share.clone());
+            }
+            p
+        };
+        self.send(Dest::Server(from), Message::PartialSig(partial));
+        true
     }
 
     /// Blacklist `bad` and broadcast the proof of its corruption.
@@ -176,15 +272,23 @@ impl Replica {
         let Some(content) = self.shares.get(&key).and_then(|s| s.content.clone()) else {
             return true; // cannot judge without the content; the accuser's word is not enough
         };
-        // The evidence must be the accused's own signed message with a share that fails.
+        // The evidence must be the accused's own signed message with a share that is malformed
+        // or whose proof fails; a share without a proof proves nothing.
         let accused = ServerId::new(self.site(), p.server);
+        let faulty = match self.crypto.share_form(self.site(), &p.share) {
+            ShareForm::Malformed => true,
+            ShareForm::Unproven => false,
+            ShareForm::Proven => {
+                !self
+                    .crypto
+                    .verify_share(self.site(), p.server, &content, &p.share)
+            }
+        };
         if content_digest(&content) == p.content
+            && faulty
             && self
                 .crypto
                 .verify_server(accused, &p.signing_bytes(), &p.sig)
-            && !self
-                .crypto
-                .verify_share(self.site(), p.server, &content, &p.share)
         {
             self.blacklist.insert(p.server);
             self.stats.blacklisted += 1;

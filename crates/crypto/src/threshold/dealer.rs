@@ -128,11 +128,7 @@ pub fn deal_with_primes(
     let shares = secrets
         .into_iter()
         .zip(1..=l)
-        .map(|(secret, id)| KeyShare {
-            id,
-            secret,
-            key_fingerprint: public.fingerprint(),
-        })
+        .map(|(secret, id)| KeyShare::from_parts(id, secret, public.fingerprint()))
         .collect();
     Ok(Dealing {
         public,

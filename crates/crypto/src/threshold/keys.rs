@@ -3,14 +3,19 @@
 //! yields an error naming the field instead of a key that misbehaves later.
 
 use std::fmt;
+#[cfg(feature = "openssl")]
+use std::sync::Arc;
 
-use num_bigint::{BigInt, BigUint};
+use num_bigint::BigUint;
 use num_integer::Integer;
 use num_traits::Zero;
 use serde::{Deserialize, Serialize};
 
+use super::arith::{with_arith, ModArith};
 use super::encoding::emsa_pkcs1_v15_sha256;
-use super::math::{bezout, factorial, jacobi};
+use super::math::{factorial, jacobi};
+#[cfg(feature = "openssl")]
+use super::ossl::{to_secret_bn, OsslKey};
 use super::{KeyError, SignerId, MAX_SIGNERS, MIN_MODULUS_BITS};
 use crate::digest::{sha256_parts, Digest};
 use crate::hexser;
@@ -30,6 +35,9 @@ pub struct ThresholdPublicKey {
     pub(crate) l: u16,
     pub(crate) k: u16,
     pub(crate) pre: Precomputed,
+    /// The constants above as OpenSSL numbers, converted once (shared by clones).
+    #[cfg(feature = "openssl")]
+    pub(crate) ossl: Arc<OsslKey>,
 }
 
 /// Values derived once per key so that signing, verifying and combining do not redo them.
@@ -43,14 +51,23 @@ pub(crate) struct Precomputed {
     pub fingerprint: Digest,
     /// u^e mod n (Protocol 2 multiplies x̂ by it when (x̂|n) = −1).
     pub u_pow_e: BigUint,
-    /// u^{-1} mod n (undoes the above on the combined signature).
-    pub u_inv: BigUint,
+    /// u^{e·b−1} mod n: the factor that turns x̂^b into x^b·u^{-1} when x = x̂·u^e, so that
+    /// combining can finish from x̂ alone (see `combine.rs`).
+    // Read by the num-bigint backend only (just the tests, with the `openssl` feature).
+    #[cfg_attr(all(feature = "openssl", not(test)), allow(dead_code))]
+    pub u_fix: BigUint,
     /// v_i^{-1} mod n, for proof verification.
+    // Read by the num-bigint backend only (just the tests, with the `openssl` feature).
+    #[cfg_attr(all(feature = "openssl", not(test)), allow(dead_code))]
     pub vk_inv: Vec<BigUint>,
     /// Δ = l!.
     pub delta: BigUint,
-    /// (a, b) with 4a + e·b = 1 (Protocol 2: e' = 4).
-    pub bezout: (BigInt, BigInt),
+    /// Bezout coefficients for e' = 4: 4a + e·b = 1 with a = −`bezout_a_neg` < 0 and
+    /// b = `bezout_b` ∈ {1, 3}. Choosing b > 0 makes a < 0 for every odd e, so combining needs
+    /// exactly one modular inversion and no branch on signs.
+    pub bezout_a_neg: BigUint,
+    /// See `bezout_a_neg`.
+    pub bezout_b: u8,
 }
 
 /// One server's secret share s_i of a site's threshold key.
@@ -58,6 +75,13 @@ pub(crate) struct Precomputed {
 pub struct KeyShare {
     pub(crate) id: SignerId,
     pub(crate) secret: BigUint,
+    /// The signing exponent 2·s_i, computed once.
+    // Read by the num-bigint backend only (just the tests, with the `openssl` feature).
+    #[cfg_attr(all(feature = "openssl", not(test)), allow(dead_code))]
+    pub(crate) two_s: BigUint,
+    /// 2·s_i as an OpenSSL number flagged constant-time (it is secret).
+    #[cfg(feature = "openssl")]
+    pub(crate) two_s_bn: Arc<openssl::bn::BigNum>,
     pub(crate) key_fingerprint: Digest,
 }
 
@@ -191,8 +215,9 @@ impl ThresholdPublicKey {
         if jacobi(&u, &n) != -1 {
             return Err(invalid("u", "must have Jacobi symbol -1 modulo n"));
         }
-        let bezout = bezout(&BigInt::from(4), &BigInt::from(e.clone()))
-            .ok_or_else(|| invalid("e", "must be coprime to 4"))?;
+        // e is an odd prime, so e·b ≡ 1 (mod 4) for b = 1 (e ≡ 1) or b = 3 (e ≡ 3).
+        let bezout_b: u8 = if e.bit(1) { 3 } else { 1 };
+        let bezout_a_neg = (&e * bezout_b - 1u8) >> 2u32;
         let n_len = n.bits().div_ceil(8) as usize;
         let mut parts: Vec<Vec<u8>> = vec![
             b"steward/shoup-p2/key/v1".to_vec(),
@@ -205,15 +230,20 @@ impl ThresholdPublicKey {
         ];
         parts.extend(vks.iter().map(|x| x.to_bytes_be()));
         let fingerprint = sha256_parts(&parts.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        let u_pow_e = u.modpow(&e, &n);
+        let u_fix = u_pow_e.modpow(&BigUint::from(bezout_b), &n) * u_inv % &n;
+        #[cfg(feature = "openssl")]
+        let ossl = Arc::new(OsslKey::new(&n, &e, &v, &vk_inv, &u_fix));
         let pre = Precomputed {
             n_len,
             n_bits: n.bits(),
             fingerprint,
-            u_pow_e: u.modpow(&e, &n),
-            u_inv,
+            u_pow_e,
+            u_fix,
             vk_inv,
             delta: factorial(l),
-            bezout,
+            bezout_a_neg,
+            bezout_b,
         };
         Ok(Self {
             n,
@@ -224,6 +254,8 @@ impl ThresholdPublicKey {
             l,
             k,
             pre,
+            #[cfg(feature = "openssl")]
+            ossl,
         })
     }
 
@@ -352,6 +384,19 @@ impl PartialEq for ThresholdPublicKey {
 impl Eq for ThresholdPublicKey {}
 
 impl KeyShare {
+    /// Assemble a share and precompute its signing exponent.
+    pub(crate) fn from_parts(id: SignerId, secret: BigUint, key_fingerprint: Digest) -> Self {
+        let two_s = &secret << 1u32;
+        KeyShare {
+            id,
+            #[cfg(feature = "openssl")]
+            two_s_bn: Arc::new(to_secret_bn(&two_s)),
+            two_s,
+            secret,
+            key_fingerprint,
+        }
+    }
+
     /// This share's signer index, 1..=l.
     pub fn id(&self) -> SignerId {
         self.id
@@ -398,13 +443,12 @@ impl KeyShare {
         if file.secret.is_zero() || file.secret >= public.n {
             return Err(invalid("secret", "out of range"));
         }
-        let share = KeyShare {
-            id: file.id,
-            secret: file.secret,
-            key_fingerprint: public.pre.fingerprint,
-        };
+        let share = KeyShare::from_parts(file.id, file.secret, public.pre.fingerprint);
         // The share must match its published verification key: v^{s_i} = v_i.
-        if public.v.modpow(&share.secret, &public.n) != public.vks[usize::from(file.id) - 1] {
+        let v_s = with_arith!(public, |a| {
+            a.to_biguint(&a.pow(a.v(), &a.exponent(&share.secret, true)))
+        });
+        if v_s != public.vks[usize::from(file.id) - 1] {
             return Err(invalid(
                 "secret",
                 format!("does not match verification key {}", file.id),

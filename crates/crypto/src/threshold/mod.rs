@@ -6,10 +6,16 @@
 //!
 //! Flow: the dealer ([`deal`]) writes a [`ThresholdPublicKey`] and one [`KeyShare`] per server.
 //! Each server calls [`KeyShare::sign`] to get a [`SignatureShare`] (x_i = x^{2 s_i} with a
-//! Chaum–Pedersen proof). A combiner calls [`ThresholdPublicKey::combine`], which takes the fast
-//! path (combine k shares, check y^e = x̂) and falls back to checking every proof only when the
-//! result does not verify, naming the bad signers. Anyone checks the result with
-//! [`ThresholdPublicKey::verify`] or any standard RSA verifier.
+//! Chaum–Pedersen proof), or, lazily, [`KeyShare::sign_share_unproven`] (x_i alone, a third of
+//! the cost) and [`KeyShare::prove_share`] later if the proof is asked for. A combiner calls
+//! [`ThresholdPublicKey::combine`], which takes the fast path (combine k shares, check
+//! y^e = x̂) and falls back to checking every proof only when the result does not verify,
+//! naming the bad signers and, separately, the signers whose shares lack a proof. Anyone checks
+//! the result with [`ThresholdPublicKey::verify`] or any standard RSA verifier.
+//!
+//! Backend: the modular exponentiations run on OpenSSL's bignum (feature `openssl`, default;
+//! about 2.2× faster) or on `num-bigint`; results are byte-identical. Key dealing, Lagrange and
+//! Jacobi arithmetic always use `num-bigint`.
 //!
 //! Pitfalls avoided (reference/crypto.md §1.10): Δ, λ and Bezout coefficients are big integers;
 //! x̃ is reduced mod n; the proof nonce r has L(n)+2·L1 bits; v is a square; every proof value is
@@ -17,11 +23,14 @@
 //! input is fixed-width and domain-separated; share indices start at 1; u⁻¹ is applied when
 //! (x̂|n) = −1.
 
+mod arith;
 mod combine;
 mod dealer;
 mod encoding;
 mod keys;
 mod math;
+#[cfg(feature = "openssl")]
+mod ossl;
 mod share;
 
 #[cfg(test)]
@@ -78,6 +87,9 @@ pub enum SignError {
     /// gcd(EMSA(msg), n) > 1: impossible for a well-formed key.
     #[error("message representative is not a unit modulo n")]
     DegenerateMessage,
+    /// [`KeyShare::prove_share`] was given a share of another signer or with x_i out of range.
+    #[error("share to prove is not this signer's share")]
+    NotOwnShare,
 }
 
 /// A signature share is invalid.
@@ -92,11 +104,18 @@ pub enum ShareError {
     /// The proof of correctness does not verify.
     #[error("share proof does not verify")]
     BadProof,
-    /// An encoded share has the wrong length.
-    #[error("encoded share has {got} bytes, expected {expected}")]
+    /// The share carries no proof, so it cannot be checked (it is not known to be bad).
+    #[error("share has no proof")]
+    MissingProof,
+    /// An encoded share has neither of the two valid lengths.
+    #[error(
+        "encoded share has {got} bytes, expected {proven} (with proof) or {unproven} (without)"
+    )]
     BadLength {
-        /// Expected length.
-        expected: usize,
+        /// Length with a proof.
+        proven: usize,
+        /// Length without a proof.
+        unproven: usize,
         /// Actual length.
         got: usize,
     },
@@ -106,14 +125,20 @@ pub enum ShareError {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CombineError {
     /// Fewer than k distinct shares with valid shape (or valid proofs, after the fallback).
-    #[error("{have} usable shares, {needed} needed (bad signers: {bad_signers:?})")]
+    #[error(
+        "{have} usable shares, {needed} needed (bad signers: {bad_signers:?}, \
+         missing proofs: {missing_proofs:?})"
+    )]
     NotEnoughShares {
         /// Usable shares.
         have: usize,
         /// k.
         needed: usize,
-        /// Signers whose shares were rejected.
+        /// Signers whose shares were rejected: malformed, or with a proof that does not verify.
         bad_signers: Vec<SignerId>,
+        /// Signers whose shares have no proof, found when the fallback had to check proofs:
+        /// not known to be bad; ask them for a proof ([`KeyShare::prove_share`]).
+        missing_proofs: Vec<SignerId>,
     },
     /// Shares with valid proofs did not combine (cannot happen with a well-formed key).
     #[error("shares with valid proofs failed to combine")]

@@ -227,7 +227,8 @@ fn tampered_share_is_rejected_by_its_proof_and_named_by_the_fallback() {
         CombineError::NotEnoughShares {
             have: 4,
             needed: 5,
-            bad_signers: vec![2]
+            bad_signers: vec![2],
+            missing_proofs: vec![]
         }
     );
 }
@@ -254,10 +255,10 @@ fn tampered_proof_values_fail() {
     let mut rng = ChaCha20Rng::seed_from_u64(6);
     let share = all_shares(&d, b"m", &mut rng).remove(0);
     let mut c = share.clone();
-    c.proof.c += 1u32;
+    c.proof.as_mut().unwrap().c += 1u32;
     assert_eq!(d.public.verify_share(b"m", &c), Err(ShareError::BadProof));
     let mut z = share.clone();
-    z.proof.z += 1u32;
+    z.proof.as_mut().unwrap().z += 1u32;
     assert_eq!(d.public.verify_share(b"m", &z), Err(ShareError::BadProof));
     let mut who = share.clone();
     who.signer = 2;
@@ -282,6 +283,7 @@ fn out_of_range_values_are_rejected_before_exponentiation() {
     let pk = &d.public;
     let mut rng = ChaCha20Rng::seed_from_u64(8);
     let good = all_shares(&d, b"m", &mut rng).remove(0);
+    let good_proof = good.proof.clone().unwrap();
     let cases: Vec<(SignatureShare, ShareError)> = vec![
         (
             SignatureShare {
@@ -320,21 +322,21 @@ fn out_of_range_values_are_rejected_before_exponentiation() {
         ),
         (
             SignatureShare {
-                proof: ShareProof {
+                proof: Some(ShareProof {
                     c: BigUint::from(1u8) << 128u32,
-                    z: good.proof.z.clone(),
-                },
+                    z: good_proof.z.clone(),
+                }),
                 ..good.clone()
             },
             ShareError::OutOfRange("c"),
         ),
         (
             SignatureShare {
-                proof: ShareProof {
-                    c: good.proof.c.clone(),
+                proof: Some(ShareProof {
+                    c: good_proof.c.clone(),
                     // A multi-megabit z would be a DoS; anything beyond L(n)+2L1+1 bits is refused.
                     z: BigUint::from(1u8) << (1024u32 + 256 + 1),
-                },
+                }),
                 ..good.clone()
             },
             ShareError::OutOfRange("z"),
@@ -491,6 +493,285 @@ fn dealing_is_deterministic_from_seed() {
     assert_eq!(o.n().to_bytes_be(), a.public.n.to_bytes_be());
 }
 
+fn unproven_shares(d: &Dealing, msg: &[u8]) -> Vec<SignatureShare> {
+    d.shares
+        .iter()
+        .map(|s| s.sign_share_unproven(&d.public, msg).unwrap())
+        .collect()
+}
+
+#[test]
+fn unproven_shares_combine_to_the_oracle_signature() {
+    let (l, k) = (4, 3);
+    let d = dealing(11, 1024, l, k);
+    let oracle = oracle_key(&d);
+    let mut rng = ChaCha20Rng::seed_from_u64(20);
+    for msg in messages_both_branches(&d) {
+        let unproven = unproven_shares(&d, &msg);
+        let proven = all_shares(&d, &msg, &mut rng);
+        for (u, p) in unproven.iter().zip(&proven) {
+            assert!(!u.has_proof() && p.has_proof());
+            assert_eq!(u, &p.clone().without_proof(), "same x_i either way");
+        }
+        let expected = oracle_sign(&oracle, &msg);
+        for ids in subsets(l, k) {
+            let c = d.public.combine(&msg, &pick(&unproven, &ids)).unwrap();
+            assert!(c.bad_signers.is_empty() && c.missing_proofs.is_empty());
+            assert_eq!(c.signature.0, expected, "subset {ids:?}");
+        }
+        // Mixed proven and unproven shares combine too.
+        let mixed = vec![proven[0].clone(), unproven[2].clone(), proven[3].clone()];
+        assert_eq!(
+            d.public.combine(&msg, &mixed).unwrap().signature.0,
+            expected
+        );
+    }
+}
+
+#[test]
+fn proof_added_later_verifies_and_equals_the_eager_one() {
+    let d = dealing(11, 1024, 4, 3);
+    let rng = ChaCha20Rng::seed_from_u64(21);
+    for msg in messages_both_branches(&d) {
+        for key in &d.shares {
+            let unproven = key.sign_share_unproven(&d.public, &msg).unwrap();
+            assert_eq!(
+                d.public.verify_share(&msg, &unproven),
+                Err(ShareError::MissingProof)
+            );
+            let proven = key
+                .prove_share(&d.public, &msg, &unproven, &mut rng.clone())
+                .unwrap();
+            assert_eq!(d.public.verify_share(&msg, &proven), Ok(()));
+            // The eager path draws the same nonce from the same stream: identical proof.
+            let eager = key.sign(&d.public, &msg, &mut rng.clone()).unwrap();
+            assert_eq!(proven, eager);
+            // A proof made for one message does not verify for another.
+            assert_eq!(
+                d.public.verify_share(b"other", &proven),
+                Err(ShareError::BadProof)
+            );
+        }
+    }
+}
+
+#[test]
+fn prove_share_refuses_shares_that_are_not_its_own() {
+    let d = dealing(11, 1024, 4, 3);
+    let other = dealing(12, 1024, 7, 5);
+    let mut rng = ChaCha20Rng::seed_from_u64(22);
+    let s2 = d.shares[1].sign_share_unproven(&d.public, b"m").unwrap();
+    let key1 = &d.shares[0];
+    assert_eq!(
+        key1.prove_share(&d.public, b"m", &s2, &mut rng),
+        Err(SignError::NotOwnShare)
+    );
+    let mut s1 = key1.sign_share_unproven(&d.public, b"m").unwrap();
+    assert_eq!(
+        key1.prove_share(&other.public, b"m", &s1, &mut rng),
+        Err(SignError::WrongKey)
+    );
+    s1.x_i = d.public.n.clone();
+    assert_eq!(
+        key1.prove_share(&d.public, b"m", &s1, &mut rng),
+        Err(SignError::NotOwnShare)
+    );
+}
+
+#[test]
+fn corrupted_unproven_share_is_missing_a_proof_until_proven_bad() {
+    let (l, k) = (7, 5);
+    let d = dealing(12, 1024, l, k);
+    let oracle = oracle_key(&d);
+    let mut rng = ChaCha20Rng::seed_from_u64(23);
+    // Both Jacobi branches: the fast path guesses the branch, the fallback knows it.
+    for msg in messages_both_branches(&d) {
+        let msg = &msg[..];
+        let expected = oracle_sign(&oracle, msg);
+        let mut unproven = unproven_shares(&d, msg);
+        // Signer 2 doubles its x_i: a plausible unit that is not x^{2 s_2}.
+        unproven[1].x_i = (&unproven[1].x_i * 2u32) % &d.public.n;
+        assert_eq!(
+            d.public.verify_share(msg, &unproven[1]),
+            Err(ShareError::MissingProof)
+        );
+
+        // No proofs anywhere: the fast path fails and nobody can be blamed yet.
+        let err = d.public.combine(msg, &unproven).unwrap_err();
+        assert_eq!(
+            err,
+            CombineError::NotEnoughShares {
+                have: 0,
+                needed: 5,
+                bad_signers: vec![],
+                missing_proofs: (1..=7).collect()
+            }
+        );
+
+        // Everyone else attaches a proof; signer 2's share is still unproven: the combine succeeds
+        // with the others and names signer 2 as missing a proof, not as bad.
+        let mut shares: Vec<SignatureShare> = unproven
+            .iter()
+            .zip(&d.shares)
+            .map(|(s, key)| {
+                if s.signer == 2 {
+                    s.clone()
+                } else {
+                    key.prove_share(&d.public, msg, s, &mut rng).unwrap()
+                }
+            })
+            .collect();
+        let c = d.public.combine(msg, &shares).unwrap();
+        assert_eq!(c.signature.0, expected);
+        assert!(c.bad_signers.is_empty());
+        assert_eq!(c.missing_proofs, vec![2]);
+        // With only k shares, the caller learns whose proof to ask for.
+        assert_eq!(
+            d.public.combine(msg, &shares[..5]).unwrap_err(),
+            CombineError::NotEnoughShares {
+                have: 4,
+                needed: 5,
+                bad_signers: vec![],
+                missing_proofs: vec![2]
+            }
+        );
+
+        // Signer 2 now proves its corrupted share: the proof cannot verify, so it is named bad.
+        shares[1] = d.shares[1]
+            .prove_share(&d.public, msg, &shares[1], &mut rng)
+            .unwrap();
+        assert_eq!(
+            d.public.verify_share(msg, &shares[1]),
+            Err(ShareError::BadProof)
+        );
+        let c = d.public.combine(msg, &shares).unwrap();
+        assert_eq!(c.signature.0, expected);
+        assert_eq!(c.bad_signers, vec![2]);
+        assert!(c.missing_proofs.is_empty());
+        assert_eq!(
+            d.public.combine(msg, &shares[..5]).unwrap_err(),
+            CombineError::NotEnoughShares {
+                have: 4,
+                needed: 5,
+                bad_signers: vec![2],
+                missing_proofs: vec![]
+            }
+        );
+    }
+}
+
+#[test]
+fn unproven_share_wire_encoding_roundtrips_and_is_strict() {
+    let d = dealing(11, 1024, 4, 3);
+    let pk = &d.public;
+    let mut rng = ChaCha20Rng::seed_from_u64(24);
+    // 1024-bit: 2 + 128 bytes without a proof; the proven form is unchanged (307 bytes).
+    assert_eq!(pk.unproven_share_wire_len(), 130);
+    assert_eq!(pk.share_wire_len(), 307);
+    let unproven = d.shares[2].sign_share_unproven(pk, b"wire").unwrap();
+    let proven = d.shares[2].sign(pk, b"wire", &mut rng).unwrap();
+    for s in [&unproven, &proven] {
+        let bytes = pk.encode_share(s);
+        assert_eq!(bytes.len(), pk.encoded_share_len(s));
+        assert_eq!(&pk.decode_share(&bytes).unwrap(), s);
+        // One byte short or long, in either form, is refused.
+        let mut long = bytes.clone();
+        long.push(0);
+        for bad in [&bytes[..bytes.len() - 1], &long[..]] {
+            assert_eq!(
+                pk.decode_share(bad),
+                Err(ShareError::BadLength {
+                    proven: 307,
+                    unproven: 130,
+                    got: bad.len()
+                })
+            );
+        }
+    }
+    let bytes = pk.encode_share(&unproven);
+    assert_eq!(
+        pk.decode_share(&bytes[..2]).unwrap_err().to_string(),
+        "encoded share has 2 bytes, expected 307 (with proof) or 130 (without)"
+    );
+    assert!(pk.decode_share(&[]).is_err());
+    // Right length, values out of range.
+    let mut zero_signer = bytes.clone();
+    zero_signer[..2].copy_from_slice(&[0, 0]);
+    assert_eq!(pk.decode_share(&zero_signer), Err(ShareError::BadSigner(0)));
+    let mut big_x = bytes.clone();
+    big_x[2..].fill(0xff);
+    assert_eq!(pk.decode_share(&big_x), Err(ShareError::OutOfRange("x_i")));
+    let mut zero_x = bytes.clone();
+    zero_x[2..].fill(0);
+    assert_eq!(pk.decode_share(&zero_x), Err(ShareError::OutOfRange("x_i")));
+    // A proven encoding whose z has its top byte set exceeds L(n)+2·L1+1 bits.
+    let mut big_z = pk.encode_share(&proven);
+    big_z[2 + 128 + 16] = 0xff;
+    assert_eq!(pk.decode_share(&big_z), Err(ShareError::OutOfRange("z")));
+}
+
+#[test]
+fn bezout_coefficients_solve_4a_plus_eb() {
+    use num_bigint::BigInt;
+    let d = dealing(11, 1024, 4, 3);
+    let pre = &d.public.pre;
+    let a = -BigInt::from(pre.bezout_a_neg.clone());
+    let b = BigInt::from(pre.bezout_b);
+    assert_eq!(
+        a * 4 + b * BigInt::from(d.public.e.clone()),
+        BigInt::from(1)
+    );
+}
+
+/// Both backends compute the same integers: identical shares, proofs, verdicts and signatures.
+#[cfg(feature = "openssl")]
+#[test]
+fn openssl_and_num_bigint_backends_agree() {
+    use super::arith::{ModArith, NumArith};
+    use super::ossl::OsslArith;
+    for (seed, bits, l, k) in [(11, 1024, 4, 3), (5, 512, 7, 5)] {
+        let d = dealing(seed, bits, l, k);
+        let pk = &d.public;
+        let (num, ossl) = (NumArith::new(pk), OsslArith::new(pk));
+        let oracle = oracle_key(&d);
+        let rng = ChaCha20Rng::seed_from_u64(25);
+        for msg in messages_both_branches(&d) {
+            let rep = pk.message_rep(&msg).unwrap();
+            let mut shares = Vec::new();
+            for key in &d.shares {
+                let u = key.sign_unproven_with(&num, &rep);
+                assert_eq!(u, key.sign_unproven_with(&ossl, &rep));
+                let p = key.sign_with(&num, pk, &rep, &mut rng.clone());
+                assert_eq!(p, key.sign_with(&ossl, pk, &rep, &mut rng.clone()));
+                assert_eq!(pk.verify_share_with(&num, &rep, &p), Ok(()));
+                assert_eq!(pk.verify_share_with(&ossl, &rep, &p), Ok(()));
+                let mut bad = p.clone();
+                bad.proof.as_mut().unwrap().z += 1u32;
+                assert_eq!(
+                    pk.verify_share_with(&num, &rep, &bad),
+                    Err(ShareError::BadProof)
+                );
+                assert_eq!(
+                    pk.verify_share_with(&ossl, &rep, &bad),
+                    Err(ShareError::BadProof)
+                );
+                shares.push(p);
+            }
+            let refs: Vec<&SignatureShare> = shares.iter().collect();
+            // Every subset size, including non-quorums whose "signature" is garbage.
+            for n_shares in 1..=usize::from(l) {
+                let y_num = pk.interpolate_with(&num, &rep, &refs[..n_shares]).unwrap();
+                let y_ossl = pk.interpolate_with(&ossl, &rep, &refs[..n_shares]).unwrap();
+                assert_eq!(num.to_biguint(&y_num), ossl.to_biguint(&y_ossl));
+            }
+            let c_num = pk.combine_with(&num, &msg, &shares).unwrap();
+            let c_ossl = pk.combine_with(&ossl, &msg, &shares).unwrap();
+            assert_eq!(c_num.signature, c_ossl.signature);
+            assert_eq!(c_num.signature.0, oracle_sign(&oracle, &msg));
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
@@ -520,5 +801,32 @@ proptest! {
     fn decode_share_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
         let d = dealing(5, 512, 7, 5);
         let _ = d.public.decode_share(&bytes);
+    }
+
+    /// Arbitrary bytes of exactly either valid length (and ±1) decode or fail cleanly, and
+    /// whatever decodes re-encodes to the same bytes.
+    #[test]
+    fn decode_share_of_valid_lengths_never_panics(
+        seed in any::<u64>(),
+        proven in any::<bool>(),
+        delta in -1i64..=1,
+    ) {
+        let d = dealing(5, 512, 7, 5);
+        let pk = &d.public;
+        let len = if proven { pk.share_wire_len() } else { pk.unproven_share_wire_len() };
+        let len = (len as i64 + delta) as usize;
+        let mut bytes = vec![0u8; len];
+        rand::RngCore::fill_bytes(&mut ChaCha20Rng::seed_from_u64(seed), &mut bytes);
+        bytes[0] = 0; // signer in range half of the time
+        bytes[1] %= 14;
+        match pk.decode_share(&bytes) {
+            Ok(s) => {
+                prop_assert_eq!(delta, 0);
+                prop_assert_eq!(s.has_proof(), proven);
+                prop_assert_eq!(pk.encode_share(&s), bytes);
+            }
+            Err(ShareError::BadLength { .. }) => prop_assert!(delta != 0),
+            Err(_) => prop_assert_eq!(delta, 0),
+        }
     }
 }
