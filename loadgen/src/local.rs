@@ -63,7 +63,7 @@ pub struct LocalArgs {
     #[arg(long, value_delimiter = ',', default_value = "1,5,10,20")]
     pub clients: Vec<u32>,
     /// Measured wall-clock time per configuration (after the warm-up).
-    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
     pub duration: Duration,
     /// Warm-up excluded from measurements.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
@@ -539,7 +539,7 @@ fn assign_addresses(topology: &Topology, protocol: Protocol, n: u32) -> Result<A
 }
 
 /// Replica processes started by this run. Dropping it (or [`Cluster::stop`]) stops every one:
-/// SIGTERM, then SIGKILL after 5 s.
+/// SIGTERM, then SIGKILL after 10 s.
 struct Cluster {
     nodes: Vec<Node>,
     ready: std_mpsc::Receiver<(usize, String)>,
@@ -737,7 +737,7 @@ impl Cluster {
             .sum()
     }
 
-    /// Stops every node; errors if one did not stop on SIGTERM.
+    /// Stops every node: SIGTERM, then SIGKILL for those still running 10 s later.
     fn stop(&mut self) -> Result<()> {
         for n in &self.nodes {
             if let Some(c) = &n.child {
@@ -747,7 +747,7 @@ impl Cluster {
                 }
             }
         }
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(10);
         let mut stubborn = Vec::new();
         for n in &mut self.nodes {
             let Some(mut c) = n.child.take() else {
@@ -780,8 +780,10 @@ impl Cluster {
             }
         }
         if !stubborn.is_empty() {
-            bail!(
-                "replicas {} ignored SIGTERM and were killed",
+            // The measurement is complete by now; a slow shutdown only loses the final
+            // `stats` line (view-change counts) of those replicas.
+            eprintln!(
+                "local: warning: replicas {} did not stop within 10 s of SIGTERM and were killed",
                 stubborn.join(", ")
             );
         }

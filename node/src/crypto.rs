@@ -240,6 +240,9 @@ pub struct CostTable {
     pub combine_k11: Duration,
     /// Site signature check.
     pub threshold_verify: Duration,
+    /// Everything else a replica spends per message it sends or receives on the real runtime
+    /// (QUIC, TLS, system calls, decoding, protocol bookkeeping).
+    pub per_message: Duration,
 }
 
 impl CostTable {
@@ -259,6 +262,7 @@ impl CostTable {
             combine_k3: ms(5.6),
             combine_k11: ms(5.6),
             threshold_verify: ms(0.07),
+            per_message: Duration::ZERO,
         }
     }
 
@@ -275,6 +279,9 @@ impl CostTable {
             combine_k3: us(86.0),
             combine_k11: us(149.0),
             threshold_verify: us(7.5),
+            // Profile of `loadgen local --wan off` (README): ~27 µs per message event once
+            // the crypto is taken out.
+            per_message: us(27.0),
         }
     }
 
@@ -289,7 +296,13 @@ impl CostTable {
             combine_k3: Duration::ZERO,
             combine_k11: Duration::ZERO,
             threshold_verify: Duration::ZERO,
+            per_message: Duration::ZERO,
         }
+    }
+
+    /// Non-crypto cost of handling `n` messages (sent or received).
+    pub fn messages(&self, n: usize) -> Duration {
+        self.per_message * n as u32
     }
 
     /// Cost of a combine with `k` shares.

@@ -158,6 +158,11 @@ impl ReplicaProc {
     fn apply(&mut self, ctx: &mut Ctx<'_, Envelope>, actions: Vec<Action>, before: CryptoCounters) {
         let spent = self.replica.crypto_counters().since(&before);
         ctx.charge_cpu(self.shared.costs.charge(&spent, 3));
+        let sends = actions
+            .iter()
+            .filter(|a| matches!(a, Action::Send { .. }))
+            .count();
+        ctx.charge_cpu(self.shared.costs.messages(sends));
         for a in actions {
             match a {
                 Action::Send { to, env } => ctx.send(self.shared.proc_of(to), env),
@@ -186,6 +191,7 @@ impl Process<Envelope> for ReplicaProc {
         let before = self.replica.crypto_counters();
         let from = self.shared.dest_of(from);
         let a = self.replica.on_message(ctx.now(), from, &msg.msg);
+        ctx.charge_cpu(self.shared.costs.messages(1));
         self.apply(ctx, a, before);
     }
 

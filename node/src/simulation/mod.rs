@@ -172,6 +172,11 @@ impl ReplicaProc {
         let spent = self.replica.crypto_counters().since(&before);
         let k = self.replica.crypto.quorum(self.replica.id().site);
         ctx.charge_cpu(self.shared.costs.charge(&spent, k));
+        let sends = actions
+            .iter()
+            .filter(|a| matches!(a, Action::Send { .. }))
+            .count();
+        ctx.charge_cpu(self.shared.costs.messages(sends));
         if let Some(d) = self.slow {
             ctx.charge_cpu(d);
         }
@@ -205,6 +210,7 @@ impl Process<Envelope> for ReplicaProc {
         let a = self
             .replica
             .on_message(ctx.now(), self.shared.book.dest_of(from), &msg.msg);
+        ctx.charge_cpu(self.shared.costs.messages(1));
         self.apply(ctx, a, before);
     }
 
