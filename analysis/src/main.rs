@@ -43,6 +43,10 @@ enum Command {
         /// Write the tables only.
         #[arg(long)]
         no_plots: bool,
+        /// Markdown file whose text goes into REPORT.md before the generated sections (for
+        /// example why the results differ from the paper's).
+        #[arg(long)]
+        notes: Option<PathBuf>,
     },
     /// Compare results directory B against baseline A configuration by configuration
     /// (protocol, mode, topology, clients, write_pct, batch, scenario) and print ratios B/A.
@@ -79,7 +83,16 @@ fn main() -> ExitCode {
             out,
             font,
             no_plots,
+            notes,
         } => {
+            let notes = match notes.map(|p| {
+                std::fs::read_to_string(&p)
+                    .map_err(|e| anyhow::anyhow!("{}: cannot read the notes: {e}", p.display()))
+            }) {
+                Some(Err(e)) => return input_error(e),
+                Some(Ok(t)) => Some(t),
+                None => None,
+            };
             let results = match load_dirs(&dirs) {
                 Ok(r) => r,
                 Err(e) => return input_error(e),
@@ -96,6 +109,7 @@ fn main() -> ExitCode {
             let opts = ReportOptions {
                 out: out.clone(),
                 font,
+                notes,
             };
             let outcome = match write_report(&results, &paper, &opts) {
                 Ok(o) => o,

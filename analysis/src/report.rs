@@ -50,6 +50,9 @@ pub struct ReportOptions {
     pub out: PathBuf,
     /// Font for the plots.
     pub font: PlotFont,
+    /// Hand-written Markdown placed in REPORT.md before the generated sections (e.g. why
+    /// the results differ from the paper's).
+    pub notes: Option<String>,
 }
 
 /// What [`write_report`] did.
@@ -228,7 +231,10 @@ pub fn write_report(
         Err(e) => Some(format!("{e:#}")),
     };
 
-    let md = cx.markdown(&fid, &peaks, &pct, &others, &plots, plot_error.as_deref());
+    let mut md = cx.markdown(&fid, &peaks, &pct, &others, &plots, plot_error.as_deref());
+    if let Some(notes) = &opts.notes {
+        md = with_notes(&md, notes);
+    }
     let md_path = cx.out.join(REPORT_FILE);
     fs::write(&md_path, md).with_context(|| format!("{}: cannot write", md_path.display()))?;
     cx.files.push(md_path);
@@ -238,6 +244,16 @@ pub fn write_report(
         warnings: cx.warnings,
         fidelity: fid,
     })
+}
+
+/// `notes` inserted before the first second-level section of `md` (after the title and the
+/// description of the inputs), or at the end if there is none.
+fn with_notes(md: &str, notes: &str) -> String {
+    let notes = notes.trim_end();
+    match md.find("\n## ") {
+        Some(i) => format!("{}\n{notes}\n{}", &md[..=i], &md[i + 1..]),
+        None => format!("{md}\n{notes}\n"),
+    }
 }
 
 /// Register the plot font; `Ok(false)` when plots are skipped.
@@ -1381,5 +1397,15 @@ mod tests {
         assert_eq!(series_display("steward"), "Steward");
         assert_eq!(fmt_x(10.0), "10");
         assert_eq!(capitalise("symmetric"), "Symmetric");
+    }
+
+    #[test]
+    fn notes_go_before_the_first_section() {
+        let md = "# Title\n\ninputs\n\n## Fidelity\n\nx\n";
+        let out = super::with_notes(md, "## Why we differ\n\nbecause\n");
+        let why = out.find("## Why we differ").unwrap();
+        assert!(why > out.find("inputs").unwrap());
+        assert!(why < out.find("## Fidelity").unwrap());
+        assert_eq!(super::with_notes("# T\n", "n"), "# T\n\nn\n");
     }
 }

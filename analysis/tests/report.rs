@@ -98,6 +98,7 @@ fn report_writes_every_file() {
         &ReportOptions {
             out: out.path().to_path_buf(),
             font: PlotFont::Auto,
+            notes: None,
         },
     )
     .unwrap();
@@ -222,6 +223,7 @@ fn report_without_a_font_still_writes_the_tables() {
         &ReportOptions {
             out: out.path().to_path_buf(),
             font: PlotFont::SearchIn(vec![no_fonts.path().to_path_buf()]),
+            notes: None,
         },
     )
     .unwrap();

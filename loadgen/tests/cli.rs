@@ -103,7 +103,15 @@ fn crypto_bench_prints_the_promised_csv() {
         .collect();
     let mut expected = Vec::new();
     for (bits, l, k) in [(1024, 16, 11), (1024, 4, 3), (2048, 4, 3)] {
-        for op in ["share_sign", "share_verify", "combine", "verify"] {
+        for op in [
+            "share_sign",
+            "share_sign_unproven",
+            "prove_share",
+            "share_verify",
+            "combine",
+            "combine_unproven",
+            "verify",
+        ] {
             expected.push(format!("{op},{bits},{l},{k}"));
         }
     }
@@ -128,12 +136,12 @@ fn topology_command_validates_every_shipped_file() {
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .map(|p| p.display().to_string())
         .collect();
-    assert_eq!(files.len(), 8);
+    assert_eq!(files.len(), 10);
     let mut args = vec!["topology"];
     args.extend(files.iter().map(String::as_str));
     let o = loadgen(&args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 8);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 10);
 }
 
 #[test]
