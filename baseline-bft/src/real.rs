@@ -1,15 +1,17 @@
 //! PBFT on the real network: the replica and client as runtime [`Core`]s, and their set-up
 //! from a deployment directory. Used by `pbft-node` and by `loadgen`.
 
-use std::collections::{HashMap, HashSet};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::collections::HashMap;
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use steward::crypto::{Crypto, RealCrypto};
 use steward_config::ServerId;
 use steward_crypto::signature::VerifyingKey;
 use steward_deploy::Deployment;
-use steward_runtime::{transport_config, Core, Effect, NodeArgs, NodeKind, NodeSetup, Protocol};
+use steward_runtime::{
+    replica_transport, time_seed, wan_peers, Core, Effect, NodeArgs, NodeKind, NodeSetup, Protocol,
+};
 
 use crate::client::{Client, ClientAction, ClientConfig};
 use crate::msg::Message;
@@ -195,49 +197,22 @@ pub fn replica_setup(args: &NodeArgs) -> Result<NodeSetup> {
         );
     };
     let signing = dep.pbft_secret(r)?;
-    let identity = dep.pbft_tls(r)?;
-    let ca = dep.ca_cert()?;
-    let addresses = dep.addresses()?;
-    let me = NodeKind::Pbft(r);
-    let name = me.name();
-    let addresses_file = dep.layout.addresses().display().to_string();
-    let bind = match args.listen {
-        Some(a) => a,
-        None => *addresses
-            .get(name.as_str())
-            .ok_or_else(|| anyhow!("{addresses_file}: no address for {name}"))?,
-    };
-    let transport = transport_config(
+    let transport = replica_transport(
+        &dep,
+        args,
         Protocol::Pbft,
-        me,
+        NodeKind::Pbft(r),
         site,
-        identity,
-        ca,
-        bind,
-        &dep.topology,
-        dep.manifest.clients,
-        &addresses,
-        &addresses_file,
-        args.wan,
-        match args.wan {
-            steward_runtime::WanMode::Emulate => {
-                steward_runtime::open_wan_queues(&args.deployment, &dep.topology)?
-            }
-            _ => None,
-        },
+        dep.pbft_tls(r)?,
     )?;
     let keys = PublicKeys::load(&dep)?;
-    let seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
     let crypto = Crypto::new(Box::new(RealCrypto::new(
         Some(signing),
         None,
         Vec::new(),
         keys.replicas,
         keys.clients,
-        seed,
+        time_seed(),
     )));
     let mut cfg = ReplicaConfig::new(
         r,
@@ -246,17 +221,10 @@ pub fn replica_setup(args: &NodeArgs) -> Result<NodeSetup> {
         placement.primary,
     );
     cfg.batch = args.batch;
-    let wan_peers: HashSet<_> = placement
-        .replicas
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| **s != site)
-        .map(|(i, _)| NodeKind::Pbft(i as u32).name())
-        .collect();
     Ok(NodeSetup {
         transport,
         core: Box::new(ReplicaCore::new(Replica::new(cfg, crypto))),
-        wan_peers,
+        wan_peers: wan_peers(Protocol::Pbft, &dep.topology, site),
         description: format!(
             "pbft, wan {}, {} replicas (f = {}), {} client keys, batch {}",
             args.wan,

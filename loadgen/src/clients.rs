@@ -224,3 +224,47 @@ impl Clients {
         })
     }
 }
+
+/// The propagation lower bound of an update for clients `0..n` of a deployment, averaged over
+/// their sites (the `lat_bound_ms` column).
+pub fn latency_bound(protocol: Protocol, dep: &Deployment, n: u32) -> f64 {
+    let sum: f64 = (0..n)
+        .map(|c| client_site(&dep.topology, dep.manifest.clients, c))
+        .map(|s| match protocol {
+            Protocol::Steward => steward::simulation::update_latency_bound(
+                &dep.topology,
+                s,
+                steward_config::SiteId(0),
+            ),
+            Protocol::Pbft => pbft::simulation::update_latency_bound(&dep.topology, s),
+        })
+        .sum();
+    sum / f64::from(n.max(1))
+}
+
+impl ClientReport {
+    /// (mean, p50, p99, max) latency in ms; zeros when nothing completed.
+    pub fn latency_ms(&self) -> (f64, f64, f64, f64) {
+        let h = &self.histogram;
+        let ms = |us: u64| us as f64 / 1e3;
+        let mean = if self.completed > 0 {
+            h.mean() / 1e3
+        } else {
+            0.0
+        };
+        (
+            mean,
+            ms(h.value_at_quantile(0.5)),
+            ms(h.value_at_quantile(0.99)),
+            ms(h.max()),
+        )
+    }
+
+    /// The `safety` column: "ok" or the bad replies.
+    pub fn safety(&self) -> String {
+        match &self.first_bad {
+            None => "ok".to_string(),
+            Some(why) => format!("{} bad replies (first: {why})", self.bad_replies),
+        }
+    }
+}

@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use steward_config::{SiteId, Topology};
+use steward_config::Topology;
 use steward_crypto::signature::Scheme;
 use steward_deploy::{write_addresses, Addresses, Deployment, KeygenOptions, Layout};
-use steward_runtime::{client_site, process_cpu_time, NodeKind, Protocol, WanMode};
+use steward_runtime::{process_cpu_time, NodeKind, Protocol, WanMode};
 
 use crate::clients::{self, Window};
 use crate::results::{self, parse_duration, Row};
@@ -327,8 +327,6 @@ fn row_of(
     m: &Measured,
     wall: Duration,
 ) -> Row {
-    let h = &m.report.histogram;
-    let ms = |us: u64| us as f64 / 1e3;
     let measured_s = m.measured.as_secs_f64();
     let completed = m.report.completed;
     let per = |x: u64| {
@@ -338,23 +336,7 @@ fn row_of(
             0.0
         }
     };
-    let sites: Vec<SiteId> = (0..n)
-        .map(|c| client_site(&dep.topology, dep.manifest.clients, c))
-        .collect();
-    let bound = sites
-        .iter()
-        .map(|&s| match protocol {
-            Protocol::Steward => {
-                steward::simulation::update_latency_bound(&dep.topology, s, SiteId(0))
-            }
-            Protocol::Pbft => pbft::simulation::update_latency_bound(&dep.topology, s),
-        })
-        .sum::<f64>()
-        / sites.len() as f64;
-    let safety = match &m.report.first_bad {
-        None => "ok".to_string(),
-        Some(why) => format!("{} bad replies (first: {why})", m.report.bad_replies),
-    };
+    let (mean, p50, p99, max) = m.report.latency_ms();
     Row {
         protocol: protocol.name().into(),
         mode: "local".into(),
@@ -365,14 +347,14 @@ fn row_of(
         duration_s: measured_s,
         completed,
         throughput_ops_s: completed as f64 / measured_s,
-        lat_mean_ms: if completed > 0 { h.mean() / 1e3 } else { 0.0 },
-        lat_p50_ms: ms(h.value_at_quantile(0.5)),
-        lat_p99_ms: ms(h.value_at_quantile(0.99)),
-        lat_max_ms: ms(h.max()),
-        lat_bound_ms: bound,
+        lat_mean_ms: mean,
+        lat_p50_ms: p50,
+        lat_p99_ms: p99,
+        lat_max_ms: max,
+        lat_bound_ms: clients::latency_bound(protocol, dep, n),
         wan_msgs_per_update: per(m.wan.0),
         wan_bytes_per_update: per(m.wan.1),
-        safety,
+        safety: m.report.safety(),
         seed: 0,
         costs: "real".into(),
         wall_s: wall.as_secs_f64(),

@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use steward_config::SiteId;
 use steward_deploy::Deployment;
-use steward_runtime::{client_site, NodeKind, Protocol, WanMode};
+use steward_runtime::{NodeKind, Protocol, WanMode};
 
 use crate::clients::{self, Window};
 use crate::results::{self, parse_duration, Row};
@@ -135,27 +134,13 @@ pub fn run(a: RunArgs) -> Result<()> {
             }
             running.stop().await
         })?;
-        let h = &report.histogram;
-        let ms = |us: u64| us as f64 / 1e3;
         let completed = report.completed;
-        let sites: Vec<SiteId> = (0..n)
-            .map(|c| client_site(&dep.topology, dep.manifest.clients, c))
-            .collect();
-        let bound = sites
-            .iter()
-            .map(|&s| match protocol {
-                Protocol::Steward => {
-                    steward::simulation::update_latency_bound(&dep.topology, s, SiteId(0))
-                }
-                Protocol::Pbft => pbft::simulation::update_latency_bound(&dep.topology, s),
-            })
-            .sum::<f64>()
-            / sites.len() as f64;
+        let (mean, p50, p99, max) = report.latency_ms();
         let name = format!(
             "{protocol}-{}-c{n}-w{}-b1-remote",
             dep.topology.name, a.write_pct
         );
-        results::write_hdr_log(&a.out, &name, h, a.warmup, a.duration)?;
+        results::write_hdr_log(&a.out, &name, &report.histogram, a.warmup, a.duration)?;
         rows.push(Row {
             protocol: protocol.name().into(),
             mode: "remote".into(),
@@ -166,17 +151,14 @@ pub fn run(a: RunArgs) -> Result<()> {
             duration_s: a.duration.as_secs_f64(),
             completed,
             throughput_ops_s: completed as f64 / a.duration.as_secs_f64(),
-            lat_mean_ms: if completed > 0 { h.mean() / 1e3 } else { 0.0 },
-            lat_p50_ms: ms(h.value_at_quantile(0.5)),
-            lat_p99_ms: ms(h.value_at_quantile(0.99)),
-            lat_max_ms: ms(h.max()),
-            lat_bound_ms: bound,
+            lat_mean_ms: mean,
+            lat_p50_ms: p50,
+            lat_p99_ms: p99,
+            lat_max_ms: max,
+            lat_bound_ms: clients::latency_bound(protocol, &dep, n),
             wan_msgs_per_update: 0.0,
             wan_bytes_per_update: 0.0,
-            safety: match &report.first_bad {
-                None => "ok".into(),
-                Some(why) => format!("{} bad replies (first: {why})", report.bad_replies),
-            },
+            safety: report.safety(),
             seed: 0,
             costs: "real".into(),
             wall_s: wall.elapsed().as_secs_f64(),

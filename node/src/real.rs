@@ -1,13 +1,15 @@
 //! Steward on the real network: the replica and client as [`Core`]s for the runtime's driver,
 //! and their set-up from a deployment directory. Used by `steward-node` and by `loadgen`.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use steward_config::ServerId;
 use steward_deploy::Deployment;
-use steward_runtime::{transport_config, Core, Effect, NodeArgs, NodeKind, NodeSetup, Protocol};
+use steward_runtime::{
+    replica_transport, time_seed, wan_peers, Core, Effect, NodeArgs, NodeKind, NodeSetup, Protocol,
+};
 
 use crate::client::{Client, ClientAction, ClientConfig};
 use crate::crypto::{Crypto, RealCrypto};
@@ -187,15 +189,6 @@ fn client_keys(dep: &Deployment) -> Result<Vec<steward_crypto::signature::Verify
         .collect::<Result<Vec<_>, _>>()?)
 }
 
-/// A seed for the replica's randomness (it need not be reproducible on the real network).
-fn time_seed() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-        ^ u64::from(std::process::id()) << 32
-}
-
 /// Everything a Steward replica process needs, from its command-line arguments.
 pub fn replica_setup(args: &NodeArgs) -> Result<NodeSetup> {
     let id = ServerId::parse(&args.id).map_err(|e| anyhow!("--id: {e}"))?;
@@ -211,36 +204,13 @@ pub fn replica_setup(args: &NodeArgs) -> Result<NodeSetup> {
     }
     let secrets = dep.steward_secrets(id)?;
     let sites = site_keys(&dep)?;
-    let identity = dep.steward_tls(id)?;
-    let ca = dep.ca_cert()?;
-    let addresses = dep.addresses()?;
-    let me = NodeKind::Server(id);
-    let name = me.name();
-    let addresses_file = dep.layout.addresses().display().to_string();
-    let bind = match args.listen {
-        Some(a) => a,
-        None => *addresses
-            .get(name.as_str())
-            .ok_or_else(|| anyhow!("{addresses_file}: no address for {name}"))?,
-    };
-    let transport = transport_config(
+    let transport = replica_transport(
+        &dep,
+        args,
         Protocol::Steward,
-        me,
+        NodeKind::Server(id),
         id.site,
-        identity,
-        ca,
-        bind,
-        &dep.topology,
-        dep.manifest.clients,
-        &addresses,
-        &addresses_file,
-        args.wan,
-        match args.wan {
-            steward_runtime::WanMode::Emulate => {
-                steward_runtime::open_wan_queues(&args.deployment, &dep.topology)?
-            }
-            _ => None,
-        },
+        dep.steward_tls(id)?,
     )?;
     let own_site = sites[id.site.index()].clone();
     let crypto = Crypto::new(Box::new(RealCrypto::new(
@@ -255,16 +225,10 @@ pub fn replica_setup(args: &NodeArgs) -> Result<NodeSetup> {
     let fs: Vec<u32> = dep.topology.sites.iter().map(|s| s.f).collect();
     let mut rcfg = ReplicaConfig::new(id, sizes, fs);
     rcfg.batch = args.batch;
-    let wan_peers: HashSet<_> = dep
-        .topology
-        .steward_servers()
-        .filter(|s| s.site != id.site)
-        .map(|s| NodeKind::Server(s).name())
-        .collect();
     Ok(NodeSetup {
         transport,
         core: Box::new(ReplicaCore::new(Replica::new(rcfg, crypto))),
-        wan_peers,
+        wan_peers: wan_peers(Protocol::Steward, &dep.topology, id.site),
         description: format!(
             "steward, wan {}, {} sites, {} client keys, batch {}",
             args.wan,

@@ -9,7 +9,9 @@ pub mod core;
 pub mod serve;
 
 pub use crate::core::{drive, Core, DriveStats, Effect};
-pub use crate::serve::{serve, Log, LogFormat, NodeArgs, NodeSetup};
+pub use crate::serve::{
+    replica_transport, serve, time_seed, wan_peers, Log, LogFormat, NodeArgs, NodeSetup,
+};
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;

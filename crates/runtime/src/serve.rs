@@ -15,11 +15,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Context, Result};
 use clap::ValueEnum;
-use steward_net::{PeerName, Transport, TransportConfig};
+use steward_config::{SiteId, Topology};
+use steward_deploy::Deployment;
+use steward_net::{NodeCert, PeerName, Transport, TransportConfig};
 use tokio::sync::oneshot;
 
 use crate::core::{drive, Core};
-use crate::WanMode;
+use crate::{open_wan_queues, transport_config, NodeKind, Protocol, WanMode};
 
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -85,6 +87,67 @@ impl Log {
         };
         eprintln!("{line}");
     }
+}
+
+/// The transport of replica `me` (at `site`, running `protocol`) of the deployment in
+/// `args.deployment`: it binds `--listen` or its entry in addresses.json, dials its protocol's
+/// replicas, accepts the deployment's clients, and with `--wan emulate` shapes its WAN traffic
+/// on the deployment's shared WAN queues (when a launcher created them).
+pub fn replica_transport(
+    dep: &Deployment,
+    args: &NodeArgs,
+    protocol: Protocol,
+    me: NodeKind,
+    site: SiteId,
+    identity: NodeCert,
+) -> Result<TransportConfig> {
+    let ca = dep.ca_cert()?;
+    let addresses = dep.addresses()?;
+    let name = me.name();
+    let addresses_file = dep.layout.addresses().display().to_string();
+    let bind = match args.listen {
+        Some(a) => a,
+        None => *addresses
+            .get(name.as_str())
+            .ok_or_else(|| anyhow!("{addresses_file}: no address for {name}"))?,
+    };
+    let wan_queues = match args.wan {
+        WanMode::Emulate => open_wan_queues(&args.deployment, &dep.topology)?,
+        WanMode::Netem | WanMode::Off => None,
+    };
+    Ok(transport_config(
+        protocol,
+        me,
+        site,
+        identity,
+        ca,
+        bind,
+        &dep.topology,
+        dep.manifest.clients,
+        &addresses,
+        &addresses_file,
+        args.wan,
+        wan_queues,
+    )?)
+}
+
+/// The replicas of `protocol` outside `site`: the peers whose traffic is WAN traffic.
+pub fn wan_peers(protocol: Protocol, topology: &Topology, site: SiteId) -> HashSet<PeerName> {
+    protocol
+        .replicas(topology)
+        .into_iter()
+        .filter(|(_, s)| *s != site)
+        .map(|(node, _)| node.name())
+        .collect()
+}
+
+/// A seed for a replica's randomness (it need not be reproducible on the real network).
+pub fn time_seed() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+        ^ u64::from(std::process::id()) << 32
 }
 
 /// Everything a replica process needs to run.
