@@ -423,6 +423,9 @@ pub struct GlobalServerState {
     pub ordered: Vec<OrderProof>,
     /// Proposals above aru without global order.
     pub proposals: Vec<Arc<Proposal>>,
+    /// Prepare certificates above aru from a later view than any Proposal held for the slot
+    /// (leader-site servers: a Proposal may exist that they never received; TDSC Fig. A-20).
+    pub certs: Vec<PrepareCert>,
     /// Sender's signature.
     pub sig: Vec<u8>,
 }
@@ -451,6 +454,8 @@ pub struct GlobalConstraint {
     pub ordered: Vec<OrderProof>,
     /// Proposals in the union.
     pub proposals: Vec<Arc<Proposal>>,
+    /// Prepare certificates in the union (slots whose latest binding is a certificate).
+    pub certs: Vec<PrepareCert>,
     /// Threshold signature over (site, gv, aru, digest of the union).
     pub tsig: Vec<u8>,
 }
@@ -804,11 +809,7 @@ fn put_local_state(w: &mut Writer, st: &LocalServerState, with_sig: bool) {
     }
     w.u32(st.certs.len() as u32);
     for c in &st.certs {
-        put_pre_prepare(w, &c.pre_prepare);
-        w.u32(c.prepares.len() as u32);
-        for p in &c.prepares {
-            put_prepare(w, p);
-        }
+        put_cert(w, c);
     }
     if with_sig {
         w.bytes(&st.sig);
@@ -825,19 +826,7 @@ fn get_local_state(r: &mut Reader) -> Result<LocalServerState, DecodeError> {
         .map(|_| get_proposal(r).map(Arc::new))
         .collect::<Result<_, _>>()?;
     let n = r.list_len("certs", 40)?;
-    let certs = (0..n)
-        .map(|_| {
-            let pre_prepare = Arc::new(get_pre_prepare(r)?);
-            let m = r.list_len("prepares", 60)?;
-            let prepares = (0..m)
-                .map(|_| get_prepare(r).map(Arc::new))
-                .collect::<Result<_, _>>()?;
-            Ok(PrepareCert {
-                pre_prepare,
-                prepares,
-            })
-        })
-        .collect::<Result<_, DecodeError>>()?;
+    let certs = (0..n).map(|_| get_cert(r)).collect::<Result<_, _>>()?;
     Ok(LocalServerState {
         server,
         gv,
@@ -861,7 +850,32 @@ fn get_global_vc(r: &mut Reader) -> Result<GlobalVc, DecodeError> {
     })
 }
 
-fn put_proofs_and_proposals(w: &mut Writer, ordered: &[OrderProof], proposals: &[Arc<Proposal>]) {
+fn put_cert(w: &mut Writer, c: &PrepareCert) {
+    put_pre_prepare(w, &c.pre_prepare);
+    w.u32(c.prepares.len() as u32);
+    for p in &c.prepares {
+        put_prepare(w, p);
+    }
+}
+
+fn get_cert(r: &mut Reader) -> Result<PrepareCert, DecodeError> {
+    let pre_prepare = Arc::new(get_pre_prepare(r)?);
+    let m = r.list_len("prepares", 60)?;
+    let prepares = (0..m)
+        .map(|_| get_prepare(r).map(Arc::new))
+        .collect::<Result<_, _>>()?;
+    Ok(PrepareCert {
+        pre_prepare,
+        prepares,
+    })
+}
+
+fn put_knowledge(
+    w: &mut Writer,
+    ordered: &[OrderProof],
+    proposals: &[Arc<Proposal>],
+    certs: &[PrepareCert],
+) {
     w.u32(ordered.len() as u32);
     for o in ordered {
         put_order_proof(w, o);
@@ -870,25 +884,31 @@ fn put_proofs_and_proposals(w: &mut Writer, ordered: &[OrderProof], proposals: &
     for p in proposals {
         put_proposal(w, p);
     }
+    w.u32(certs.len() as u32);
+    for c in certs {
+        put_cert(w, c);
+    }
 }
 
-type ProofsAndProposals = (Vec<OrderProof>, Vec<Arc<Proposal>>);
+type Knowledge = (Vec<OrderProof>, Vec<Arc<Proposal>>, Vec<PrepareCert>);
 
-fn get_proofs_and_proposals(r: &mut Reader) -> Result<ProofsAndProposals, DecodeError> {
-    let n = r.list_len("ordered", 40)?;
+fn get_knowledge(r: &mut Reader) -> Result<Knowledge, DecodeError> {
+    let n = r.list_len("ordered", 80)?;
     let ordered = (0..n)
         .map(|_| get_order_proof(r))
         .collect::<Result<_, _>>()?;
-    let n = r.list_len("proposals", 40)?;
+    let n = r.list_len("proposals", 80)?;
     let proposals = (0..n)
         .map(|_| get_proposal(r).map(Arc::new))
         .collect::<Result<_, _>>()?;
-    Ok((ordered, proposals))
+    let n = r.list_len("certs", 80)?;
+    let certs = (0..n).map(|_| get_cert(r)).collect::<Result<_, _>>()?;
+    Ok((ordered, proposals, certs))
 }
 
 fn put_global_state(w: &mut Writer, st: &GlobalServerState, with_sig: bool) {
     w.u32(st.server).u64(st.gv).u64(st.aru);
-    put_proofs_and_proposals(w, &st.ordered, &st.proposals);
+    put_knowledge(w, &st.ordered, &st.proposals, &st.certs);
     if with_sig {
         w.bytes(&st.sig);
     }
@@ -898,22 +918,27 @@ fn get_global_state(r: &mut Reader) -> Result<GlobalServerState, DecodeError> {
     let server = r.u32("server")?;
     let gv = r.u64("gv")?;
     let aru = r.u64("aru")?;
-    let (ordered, proposals) = get_proofs_and_proposals(r)?;
+    let (ordered, proposals, certs) = get_knowledge(r)?;
     Ok(GlobalServerState {
         server,
         gv,
         aru,
         ordered,
         proposals,
+        certs,
         sig: r.bytes("sig")?,
     })
 }
 
 impl GlobalConstraint {
     /// Digest of the union this constraint carries.
-    pub fn union_digest(ordered: &[OrderProof], proposals: &[Arc<Proposal>]) -> Digest {
+    pub fn union_digest(
+        ordered: &[OrderProof],
+        proposals: &[Arc<Proposal>],
+        certs: &[PrepareCert],
+    ) -> Digest {
         let mut w = Writer::default();
-        put_proofs_and_proposals(&mut w, ordered, proposals);
+        put_knowledge(&mut w, ordered, proposals, certs);
         sha(&w.buf)
     }
 
@@ -932,7 +957,7 @@ impl GlobalConstraint {
 
 fn put_constraint(w: &mut Writer, c: &GlobalConstraint) {
     w.u16(c.site).u64(c.gv).u64(c.aru);
-    put_proofs_and_proposals(w, &c.ordered, &c.proposals);
+    put_knowledge(w, &c.ordered, &c.proposals, &c.certs);
     w.bytes(&c.tsig);
 }
 
@@ -940,13 +965,14 @@ fn get_constraint(r: &mut Reader) -> Result<GlobalConstraint, DecodeError> {
     let site = r.u16("site")?;
     let gv = r.u64("gv")?;
     let aru = r.u64("aru")?;
-    let (ordered, proposals) = get_proofs_and_proposals(r)?;
+    let (ordered, proposals, certs) = get_knowledge(r)?;
     Ok(GlobalConstraint {
         site,
         gv,
         aru,
         ordered,
         proposals,
+        certs,
         tsig: r.bytes("tsig")?,
     })
 }
@@ -1333,7 +1359,7 @@ impl Envelope {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -1349,7 +1375,8 @@ mod tests {
         })
     }
 
-    fn samples() -> Vec<Message> {
+    /// One sample of every message kind (also used by the replica's robustness tests).
+    pub(crate) fn samples() -> Vec<Message> {
         let batch = vec![sample_update(1), sample_update(2)];
         let proposal = Arc::new(Proposal {
             site: 0,
@@ -1524,6 +1551,7 @@ mod tests {
                         batch: vec![sample_update(4)],
                         tsig: vec![5; 128],
                     })],
+                    certs: vec![],
                     tsig: vec![6; 128],
                 })],
             })),
@@ -1536,6 +1564,24 @@ mod tests {
                     aru: 7,
                     ordered: vec![],
                     proposals: vec![],
+                    certs: vec![PrepareCert {
+                        pre_prepare: Arc::new(PrePrepare {
+                            server: 0,
+                            gv: 0,
+                            lv: 0,
+                            seq: 9,
+                            batch: vec![sample_update(6)],
+                            sig: vec![7; 64],
+                        }),
+                        prepares: vec![Arc::new(Prepare {
+                            server: 2,
+                            gv: 0,
+                            lv: 0,
+                            seq: 9,
+                            digest: [3; 32],
+                            sig: vec![8; 64],
+                        })],
+                    }],
                     sig: vec![3; 64],
                 })],
             })),

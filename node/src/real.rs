@@ -101,6 +101,7 @@ impl Core for ReplicaCore {
             ("state_transfers", r.state_transfers),
             ("queries_answered", r.queries_answered),
             ("combine_fallbacks", r.combine_fallbacks),
+            ("reps_suspected", r.reps_suspected),
         ] {
             m.insert(k.into(), v.into());
         }

@@ -80,6 +80,10 @@ impl Replica {
         }
         slot.proposal = Some(p.clone());
         slot.sent_at = now;
+        if slot.first_seen.is_none() {
+            slot.first_seen = Some(now);
+        }
+        let fresh_work = !slot.ordered && p.seq > self.global_aru;
         let digest = p.digest();
         slot.accepts.retain(|_, a| a.digest == digest);
         if self.in_leader_site() {
@@ -98,6 +102,9 @@ impl Replica {
         }
         for u in &p.batch {
             self.bound.insert(u.digest(), p.seq);
+        }
+        if fresh_work {
+            self.work_appeared();
         }
         self.check_ordered(p.seq);
     }

@@ -14,16 +14,15 @@ use std::sync::Arc;
 
 use steward_config::{ServerId, SiteId};
 
-use super::view::LOCAL_TIMER_BASE;
-use super::{Action, Dest, Replica};
+use super::{Dest, Replica};
 use crate::msg::{
-    AruMessage, CollectedConstraints, GlobalCollected, GlobalConstraint, GlobalPreinstall,
-    GlobalServerState, GlobalVc, Message, OrderProof, Proposal, ReconRequest, RequestGlobalState,
-    SigKind,
+    batch_digest, AruMessage, CollectedConstraints, Digest, GlobalCollected, GlobalConstraint,
+    GlobalPreinstall, GlobalServerState, GlobalVc, Message, OrderProof, PrepareCert, Proposal,
+    ReconRequest, RequestGlobalState, SigKind,
 };
 
-/// Timer tokens at or above this value are global-timer generations.
-pub(crate) const GLOBAL_TIMER_BASE: u64 = 1 << 48;
+/// Order proofs, Proposals and Prepare certificates above some aru.
+pub(crate) type Knowledge = (Vec<OrderProof>, Vec<Arc<Proposal>>, Vec<PrepareCert>);
 
 /// A representative collecting Global_Server_State messages for one invocation aru.
 pub(crate) struct GlobalCollecting {
@@ -45,7 +44,7 @@ pub(crate) struct GlobalViewState {
     pub aru_msg: Option<Arc<AruMessage>>,
     pub aru_share_sent: bool,
     /// The union this server threshold-signs as its site's Global_Constraint.
-    pub union: Option<(u64, Vec<OrderProof>, Vec<Arc<Proposal>>)>,
+    pub union: Option<(u64, Knowledge)>,
     pub my_constraint: Option<Arc<GlobalConstraint>>,
     /// Global_Constraints collected by the leader-site representative, per site.
     pub constraints: BTreeMap<u16, Arc<GlobalConstraint>>,
@@ -58,34 +57,8 @@ impl Replica {
         self.num_sites() / 2 + 1
     }
 
-    // --- global timer ----------------------------------------------------------------------
-
-    fn global_timeout(&self) -> std::time::Duration {
-        // GLOBAL-TIMEOUT = K·2^⌈gv/N⌉ with K = T3 = (f+3)·T2 = (f+3)(f+2)·T1.
-        let f = self.f();
-        let k = self.cfg.t1 * ((f + 2) * (f + 3));
-        let doublings = self.gv.div_ceil(self.num_sites() as u64).min(16) as u32;
-        k * 2u32.pow(doublings)
-    }
-
-    pub(crate) fn arm_global_timer(&mut self) {
-        self.local_timer_gen += 1;
-        self.global_timer = self.local_timer_gen;
-        self.out.push(Action::Timer {
-            after: self.global_timeout(),
-            token: GLOBAL_TIMER_BASE + self.global_timer,
-        });
-    }
-
-    pub(crate) fn on_global_timer(&mut self, generation: u64) {
-        if generation != self.global_timer {
-            return;
-        }
-        if self.pending_seen.is_empty() {
-            self.global_timer = 0;
-            return;
-        }
-        // A1–A5: vote for the next global view.
+    /// A1–A5: vote for the next global view.
+    pub(crate) fn vote_global_vc(&mut self) {
         self.gview.voted = true;
         let next = self.gv + 1;
         self.threshold_sign(
@@ -95,7 +68,6 @@ impl Replica {
             next,
             GlobalVc::signing_bytes(self.site().0, next),
         );
-        self.arm_global_timer();
     }
 
     // --- leader election --------------------------------------------------------------------
@@ -222,9 +194,12 @@ impl Replica {
         }
         self.send_site(Message::GlobalPreinstall(proof.clone()));
         self.reliable_send_to_all_sites(Message::GlobalPreinstall(proof));
-        if !self.pending_seen.is_empty() {
-            self.arm_global_timer();
-            self.arm_local_timer();
+        self.global_epoch = self.now;
+        self.local_epoch = self.now;
+        if self.has_pending() {
+            let (g, l) = (self.global_timeout(), self.local_timeout());
+            self.arm_global_timer(g);
+            self.arm_local_timer(l);
         }
         if self.in_leader_site() && self.is_rep() {
             self.start_global_state(self.global_aru);
@@ -275,27 +250,14 @@ impl Replica {
             );
             return true;
         }
-        let mut ordered = Vec::new();
-        let mut proposals = Vec::new();
-        let top = self.global.keys().next_back().copied().unwrap_or(0);
-        for seq in r.aru + 1..=top {
-            let Some(slot) = self.global.get(&seq) else {
-                continue;
-            };
-            if slot.ordered {
-                if let Some(p) = self.order_proof(seq) {
-                    ordered.push(p);
-                }
-            } else if let Some(p) = &slot.proposal {
-                proposals.push(p.clone());
-            }
-        }
+        let (ordered, proposals, certs) = self.global_knowledge_above(r.aru);
         let mut st = GlobalServerState {
             server: self.cfg.id.index,
             gv: self.gv,
             aru: r.aru,
             ordered,
             proposals,
+            certs,
             sig: Vec::new(),
         };
         st.sig = self
@@ -309,6 +271,54 @@ impl Replica {
             self.threshold_sign(SigKind::Aru, self.gv, self.lv, self.gv, content);
         }
         true
+    }
+
+    /// Construct_Global_Server_State (TDSC Fig. A-20): for every slot above `aru`, the order
+    /// proof if ordered, else the Proposal held and any Prepare certificate of a later view.
+    pub(crate) fn global_knowledge_above(&self, aru: u64) -> Knowledge {
+        let mut ordered = Vec::new();
+        let mut proposals = Vec::new();
+        let mut certs = Vec::new();
+        for (&seq, slot) in self.global.range(aru + 1..) {
+            if slot.ordered {
+                if let Some(p) = self.order_proof(seq) {
+                    ordered.push(p);
+                }
+                continue;
+            }
+            let prop_view = slot.proposal.as_ref().map(|p| (p.gv, p.lv));
+            if let Some(p) = &slot.proposal {
+                proposals.push(p.clone());
+            }
+            if let Some(c) = &slot.cert {
+                if prop_view.is_none_or(|v| (c.pre_prepare.gv, c.pre_prepare.lv) > v) {
+                    certs.push(c.clone());
+                }
+            }
+        }
+        (ordered, proposals, certs)
+    }
+
+    /// What this server would report about `seq` in a Global_Server_State above `aru`: the
+    /// digest bound there, if any (for tests of the constraint invariant).
+    pub fn reported_binding(&self, seq: u64) -> Option<Digest> {
+        let (ordered, proposals, certs) = self.global_knowledge_above(seq.saturating_sub(1));
+        ordered
+            .iter()
+            .find(|o| o.proposal.seq == seq)
+            .map(|o| o.proposal.digest())
+            .or_else(|| {
+                let p = proposals.iter().find(|p| p.seq == seq);
+                let c = certs.iter().find(|c| c.pre_prepare.seq == seq);
+                match (p, c) {
+                    (Some(p), Some(c)) if c.pre_prepare.gv > p.gv => {
+                        Some(batch_digest(&c.pre_prepare.batch))
+                    }
+                    (Some(p), _) => Some(p.digest()),
+                    (None, Some(c)) => Some(batch_digest(&c.pre_prepare.batch)),
+                    (None, None) => None,
+                }
+            })
     }
 
     pub(crate) fn on_global_server_state(
@@ -384,16 +394,61 @@ impl Replica {
                 .verify_site(SiteId(p.site), &p.signing_bytes(), &p.tsig)
     }
 
-    /// Compute_Global_Union: per sequence number, an order proof if any, else the Proposal
-    /// of the highest global view. Invalid entries are skipped.
-    fn global_union(
-        &mut self,
-        aru: u64,
-        entries: Vec<(Vec<OrderProof>, Vec<Arc<Proposal>>)>,
-    ) -> (Vec<OrderProof>, Vec<Arc<Proposal>>) {
+    /// Check a Prepare certificate of any site and global view up to the current one: the
+    /// Pre-Prepare from that view's representative of that view's leader site, 2f matching
+    /// Prepares from distinct other servers of the site, every signature valid.
+    pub(crate) fn valid_any_cert(&mut self, c: &PrepareCert) -> bool {
+        let pp = &c.pre_prepare;
+        if pp.gv > self.gv {
+            return false;
+        }
+        let site = SiteId((pp.gv % self.num_sites() as u64) as u16);
+        let n = self.site_size(site);
+        let need = 2 * self.cfg.f[site.index()] as usize;
+        if u64::from(pp.server) != pp.lv % u64::from(n) {
+            return false;
+        }
+        let digest = batch_digest(&pp.batch);
+        let mut who = std::collections::BTreeSet::new();
+        for p in &c.prepares {
+            if p.seq != pp.seq
+                || (p.gv, p.lv) != (pp.gv, pp.lv)
+                || p.digest != digest
+                || p.server == pp.server
+                || p.server >= n
+                || !who.insert(p.server)
+            {
+                return false;
+            }
+        }
+        if who.len() < need {
+            return false;
+        }
+        let rep = ServerId::new(site, pp.server);
+        if !self.crypto.verify_server(
+            rep,
+            &Message::PrePrepare(pp.clone()).signing_bytes(),
+            &pp.sig,
+        ) {
+            return false;
+        }
+        c.prepares.iter().all(|p| {
+            self.crypto.verify_server(
+                ServerId::new(site, p.server),
+                &Message::Prepare(p.clone()).signing_bytes(),
+                &p.sig,
+            )
+        })
+    }
+
+    /// Compute_Global_Union (TDSC Fig. A-21): per sequence number, an order proof if any;
+    /// else the entry of the latest global view: its Proposal (latest local view) if one
+    /// exists, else its Prepare certificate (latest local view). Invalid entries are skipped.
+    fn global_union(&mut self, aru: u64, entries: Vec<Knowledge>) -> Knowledge {
         let mut ordered: BTreeMap<u64, OrderProof> = BTreeMap::new();
         let mut props: BTreeMap<u64, Arc<Proposal>> = BTreeMap::new();
-        for (os, ps) in entries {
+        let mut certs: BTreeMap<u64, PrepareCert> = BTreeMap::new();
+        for (os, ps, cs) in entries {
             for o in os {
                 let seq = o.proposal.seq;
                 if seq > aru && !ordered.contains_key(&seq) && self.valid_order_proof(&o) {
@@ -401,16 +456,30 @@ impl Replica {
                 }
             }
             for p in ps {
-                let better = props.get(&p.seq).is_none_or(|q| p.gv > q.gv);
+                let better = props
+                    .get(&p.seq)
+                    .is_none_or(|q| (p.gv, p.lv) > (q.gv, q.lv));
                 if p.seq > aru && better && self.valid_old_proposal(&p) {
                     props.insert(p.seq, p);
                 }
             }
+            for c in cs {
+                let seq = c.pre_prepare.seq;
+                let view = |c: &PrepareCert| (c.pre_prepare.gv, c.pre_prepare.lv);
+                let better = certs.get(&seq).is_none_or(|q| view(&c) > view(q));
+                if seq > aru && better && self.valid_any_cert(&c) {
+                    certs.insert(seq, c);
+                }
+            }
         }
         props.retain(|seq, _| !ordered.contains_key(seq));
+        certs.retain(|seq, c| {
+            !ordered.contains_key(seq) && props.get(seq).is_none_or(|p| c.pre_prepare.gv > p.gv)
+        });
         (
             ordered.into_values().collect(),
             props.into_values().collect(),
+            certs.into_values().collect(),
         )
     }
 
@@ -441,12 +510,12 @@ impl Replica {
         let entries = c
             .states
             .iter()
-            .map(|st| (st.ordered.clone(), st.proposals.clone()))
+            .map(|st| (st.ordered.clone(), st.proposals.clone(), st.certs.clone()))
             .collect();
-        let (ordered, proposals) = self.global_union(c.aru, entries);
-        let digest = GlobalConstraint::union_digest(&ordered, &proposals);
+        let (ordered, proposals, certs) = self.global_union(c.aru, entries);
+        let digest = GlobalConstraint::union_digest(&ordered, &proposals, &certs);
         let content = GlobalConstraint::signing_bytes(self.site().0, self.gv, c.aru, &digest);
-        self.gview.union = Some((c.aru, ordered, proposals));
+        self.gview.union = Some((c.aru, (ordered, proposals, certs)));
         self.threshold_sign(SigKind::Constraint, self.gv, self.lv, self.gv, content);
         true
     }
@@ -503,7 +572,7 @@ impl Replica {
 
     /// This site's Global_Constraint is threshold-signed.
     pub(crate) fn on_own_constraint_signed(&mut self, tsig: Vec<u8>) {
-        let Some((aru, ordered, proposals)) = self.gview.union.clone() else {
+        let Some((aru, (ordered, proposals, certs))) = self.gview.union.clone() else {
             return;
         };
         let gc = Arc::new(GlobalConstraint {
@@ -512,6 +581,7 @@ impl Replica {
             aru,
             ordered,
             proposals,
+            certs,
             tsig,
         });
         self.gview.my_constraint = Some(gc.clone());
@@ -548,7 +618,7 @@ impl Replica {
         {
             return false;
         }
-        let digest = GlobalConstraint::union_digest(&gc.ordered, &gc.proposals);
+        let digest = GlobalConstraint::union_digest(&gc.ordered, &gc.proposals, &gc.certs);
         self.crypto.verify_site(
             SiteId(gc.site),
             &GlobalConstraint::signing_bytes(gc.site, gc.gv, gc.aru, &digest),
@@ -592,7 +662,7 @@ impl Replica {
             if gc.gv != cc.gv || gc.aru != cc.aru || !sites.insert(gc.site) {
                 return false;
             }
-            let digest = GlobalConstraint::union_digest(&gc.ordered, &gc.proposals);
+            let digest = GlobalConstraint::union_digest(&gc.ordered, &gc.proposals, &gc.certs);
             if !self.crypto.verify_site(
                 SiteId(gc.site),
                 &GlobalConstraint::signing_bytes(gc.site, gc.gv, gc.aru, &digest),
@@ -607,9 +677,9 @@ impl Replica {
         let entries = cc
             .constraints
             .iter()
-            .map(|gc| (gc.ordered.clone(), gc.proposals.clone()))
+            .map(|gc| (gc.ordered.clone(), gc.proposals.clone(), gc.certs.clone()))
             .collect();
-        let (ordered, proposals) = self.global_union(cc.aru, entries);
+        let (ordered, proposals, certs) = self.global_union(cc.aru, entries);
         for o in ordered {
             self.apply_order_proof(&o);
         }
@@ -617,6 +687,15 @@ impl Replica {
             let slot = self.global.entry(p.seq).or_default();
             if !slot.ordered && slot.proposal.as_ref().is_none_or(|q| q.gv < p.gv) {
                 slot.proposal = Some(p);
+            }
+        }
+        for c in certs {
+            if !self
+                .global
+                .get(&c.pre_prepare.seq)
+                .is_some_and(|g| g.ordered)
+            {
+                self.note_cert(c);
             }
         }
         self.globally_constrained = true;
@@ -649,15 +728,5 @@ impl Replica {
         if self.is_rep() && !self.in_leader_site() && self.gview.my_constraint.is_none() {
             self.send_request_global_state();
         }
-    }
-
-    /// Whether a token belongs to the global timer.
-    pub(crate) fn is_global_token(token: u64) -> bool {
-        token >= GLOBAL_TIMER_BASE
-    }
-
-    /// Whether a token belongs to the local timer.
-    pub(crate) fn is_local_token(token: u64) -> bool {
-        (LOCAL_TIMER_BASE..GLOBAL_TIMER_BASE).contains(&token)
     }
 }

@@ -13,6 +13,7 @@ impl Replica {
     /// sequence numbers while both windows allow.
     pub(crate) fn try_propose(&mut self) {
         if !(self.is_rep()
+            && !self.stopped_sequencing
             && self.in_leader_site()
             && self.locally_constrained
             && self.globally_constrained)
@@ -40,10 +41,11 @@ impl Replica {
             if slot.is_some_and(|s| s.pre_prepare.is_some()) {
                 return; // already pre-prepared in this view
             }
-            // Bound by an earlier global view's Proposal or an earlier local view's certificate.
+            // Bound by an earlier global view's Proposal or certificate (from the global
+            // constraint), or by an earlier local view's certificate.
             let carried = global
-                .and_then(|g| g.proposal.as_ref())
-                .map(|p| p.batch.clone())
+                .and_then(|g| g.binding(gv))
+                .map(|(batch, _)| batch.to_vec())
                 .or_else(|| {
                     slot.and_then(|s| s.cert.as_ref())
                         .map(|c| c.pre_prepare.batch.clone())
@@ -51,10 +53,13 @@ impl Replica {
             let constrained_later = self
                 .global
                 .range(seq + 1..)
-                .any(|(_, g)| !g.ordered && g.proposal.as_ref().is_some_and(|p| p.gv < gv));
+                .any(|(_, g)| g.bound_earlier(gv));
             let carried_some = carried.is_some();
+            // Byzantine test behaviour: fake progress with empty batches while clients wait.
+            let fake =
+                self.cfg.fault == Fault::EmptyBatches && !carried_some && !self.pool.is_empty();
             let mut batch: Vec<Arc<Update>> = carried.unwrap_or_default();
-            while !carried_some && batch.len() < self.cfg.batch.max(1) {
+            while !carried_some && !fake && batch.len() < self.cfg.batch.max(1) {
                 let Some(u) = self.pool.pop_front() else {
                     break;
                 };
@@ -64,7 +69,7 @@ impl Replica {
                 }
             }
             // An empty batch fills a gap below constrained slots (a no-op).
-            if batch.is_empty() && !carried_some && !constrained_later {
+            if batch.is_empty() && !carried_some && !constrained_later && !fake {
                 return;
             }
             let mut pp = PrePrepare {
@@ -130,6 +135,19 @@ impl Replica {
         if !self.in_local_window(pp.seq) {
             return false;
         }
+        // An empty batch is only a no-op filling a gap below a slot an earlier view bound
+        // (every correct server applied the same global constraint, so each can check it);
+        // anything else is a representative faking progress.
+        let gv = self.gv;
+        if pp.batch.is_empty()
+            && !self
+                .global
+                .range(pp.seq + 1..)
+                .any(|(_, g)| g.bound_earlier(gv))
+        {
+            self.suspect_rep_if_signed(pp);
+            return false;
+        }
         let digest = batch_digest(&pp.batch);
         // TDSC Fig. A-8 A10/A12: a slot bound by an earlier view keeps its update.
         if let Some(slot) = self.local.get(&pp.seq) {
@@ -142,15 +160,26 @@ impl Replica {
                 return false;
             }
         }
-        // Fig. A-8 A15/A18: a Proposal or order from an earlier global view binds the slot.
+        // Fig. A-8 A15/A18: a Proposal, certificate or order from an earlier global view
+        // binds the slot.
         if let Some(g) = self.global.get(&pp.seq) {
-            if g.ordered || g.proposal.as_ref().is_some_and(|p| p.digest() != digest) {
+            if g.ordered || g.binding(self.gv).is_some_and(|(_, d)| d != digest) {
                 return false;
             }
         }
         if let Some(existing) = self.local.get(&pp.seq).and_then(|s| s.digest) {
             if existing != digest {
-                return false; // conflicting binding for seq (TDSC A8)
+                // Conflicting binding for seq (TDSC A8). Two signed Pre-Prepares for one
+                // (gv, lv, seq) are proof that the representative equivocates.
+                let same_view = self
+                    .local
+                    .get(&pp.seq)
+                    .and_then(|s| s.pre_prepare.as_ref())
+                    .is_some_and(|mine| (mine.gv, mine.lv) == (pp.gv, pp.lv));
+                if same_view {
+                    self.suspect_rep_if_signed(pp);
+                }
+                return false;
             }
             // Duplicate: the representative is retransmitting; answer again.
             self.resend_local(pp.seq);
@@ -185,6 +214,7 @@ impl Replica {
         slot.sent_at = now;
         // Prepares that arrived first and do not match are dropped now.
         slot.prepares.retain(|_, p| p.digest == digest);
+        self.work_appeared();
         if self.cfg.id != rep {
             let mut prep = Prepare {
                 server: self.cfg.id.index,
@@ -256,6 +286,11 @@ impl Replica {
             return;
         }
         slot.share_sent = true;
+        let cert = crate::msg::PrepareCert {
+            pre_prepare: pp.clone(),
+            prepares: slot.prepares.values().take(needed).cloned().collect(),
+        };
+        self.note_cert(cert);
         let proposal = Proposal {
             site: self.site().0,
             gv: pp.gv,
@@ -269,6 +304,34 @@ impl Replica {
         self.threshold_sign(SigKind::Proposal, pp.gv, pp.lv, seq, content);
         if let Some(set) = self.shares.get_mut(&key) {
             set.proposal = Some(proposal);
+        }
+    }
+
+    /// A Pre-Prepare that no correct representative sends (an unjustified empty batch, or a
+    /// second binding for a slot): if the representative really signed it, vote to replace
+    /// it now instead of waiting for a timeout.
+    fn suspect_rep_if_signed(&mut self, pp: &Arc<PrePrepare>) {
+        let rep = self.rep_of(self.site());
+        let voted = self.new_reps.get(&self.cfg.id.index).map_or(0, |n| n.lv);
+        if voted > self.lv
+            || !self.crypto.verify_server(
+                rep,
+                &Message::PrePrepare(pp.clone()).signing_bytes(),
+                &pp.sig,
+            )
+        {
+            return;
+        }
+        self.stats.reps_suspected += 1;
+        self.vote_new_rep();
+    }
+
+    /// Remember a Prepare certificate for its slot's global record if it is the latest known.
+    pub(crate) fn note_cert(&mut self, cert: crate::msg::PrepareCert) {
+        let view = |c: &crate::msg::PrepareCert| (c.pre_prepare.gv, c.pre_prepare.lv);
+        let slot = self.global.entry(cert.pre_prepare.seq).or_default();
+        if slot.cert.as_ref().is_none_or(|c| view(c) < view(&cert)) {
+            slot.cert = Some(cert);
         }
     }
 

@@ -10,9 +10,13 @@ mod client_io;
 mod global;
 mod global_view;
 mod local;
+mod progress;
 mod recon;
 mod threshold;
 mod view;
+
+#[cfg(test)]
+mod robustness;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
@@ -91,6 +95,19 @@ pub enum Fault {
     DropUpdates,
     /// As non-leader-site representative, never sends its site's Accepts to other sites.
     WithholdAccepts,
+    /// As leader-site representative, sequences only empty batches while clients wait (fake
+    /// progress).
+    EmptyBatches,
+    /// As leader-site representative, from `at` on: sends the next Proposal it combines only
+    /// to the representatives of the sites in the bit mask `sites` (never to its own site),
+    /// then stops sequencing but keeps taking part in everything else, view changes included
+    /// (the split-brain attack of the red team).
+    SelectiveProposal {
+        /// When the attack starts.
+        at: Duration,
+        /// Bit i set: site i receives the Proposal.
+        sites: u64,
+    },
 }
 
 /// Static configuration of one replica.
@@ -152,6 +169,9 @@ pub struct ReplicaStats {
     pub queries_answered: u64,
     /// Combine attempts that needed the proof-checking fallback.
     pub combine_fallbacks: u64,
+    /// Votes to replace the own representative on proof of misbehaviour (a signed
+    /// equivocation or fake-progress Pre-Prepare), before any timeout.
+    pub reps_suspected: u64,
 }
 
 /// Per-sequence-number state at the leader site (Local_History).
@@ -171,11 +191,48 @@ pub(crate) struct LocalSlot {
 #[derive(Default)]
 pub(crate) struct GlobalSlot {
     pub proposal: Option<Arc<Proposal>>,
+    /// When this server first held a Proposal for the slot (pending work for the timers).
+    pub first_seen: Option<Duration>,
     pub accepts: BTreeMap<u16, Arc<Accept>>,
     pub own_accept: Option<Arc<Accept>>,
     pub accept_share_sent: bool,
     pub ordered: bool,
     pub sent_at: Duration,
+    /// The latest Prepare certificate known for the slot. Kept across global views: a
+    /// leader-site server that prepared a slot may never receive the Proposal its site signed
+    /// (a Byzantine representative need not send it), and the certificate is what it reports
+    /// in the next global view change (TDSC Fig. A-20, Invariant A.1).
+    pub cert: Option<crate::msg::PrepareCert>,
+}
+
+impl GlobalSlot {
+    /// The binding an earlier global view left on this slot (TDSC Compute_Constraint_Union):
+    /// the Proposal or Prepare certificate of the latest global view below `gv`, a Proposal
+    /// winning a tie. Proposals of the current view are not "earlier" but bind all the same,
+    /// so they are returned too.
+    pub(crate) fn binding(&self, gv: u64) -> Option<(&[Arc<Update>], Digest)> {
+        let prop = self.proposal.as_ref();
+        let cert = self.cert.as_ref().filter(|c| c.pre_prepare.gv < gv);
+        match (prop, cert) {
+            (Some(p), Some(c)) if c.pre_prepare.gv > p.gv => Some((
+                &c.pre_prepare.batch,
+                crate::msg::batch_digest(&c.pre_prepare.batch),
+            )),
+            (Some(p), _) => Some((&p.batch, p.digest())),
+            (None, Some(c)) => Some((
+                &c.pre_prepare.batch,
+                crate::msg::batch_digest(&c.pre_prepare.batch),
+            )),
+            (None, None) => None,
+        }
+    }
+
+    /// True when a view before `gv` bound this slot and it is not ordered yet.
+    pub(crate) fn bound_earlier(&self, gv: u64) -> bool {
+        !self.ordered
+            && (self.proposal.as_ref().is_some_and(|p| p.gv < gv)
+                || self.cert.as_ref().is_some_and(|c| c.pre_prepare.gv < gv))
+    }
 }
 
 /// Shares collected for one piece of content.
@@ -229,8 +286,19 @@ pub struct Replica {
     pub(crate) locally_constrained: bool,
     /// CONSTRUCT-LOCAL-CONSTRAINT in progress at a new leader-site representative.
     pub(crate) collecting: Option<view::Collecting>,
-    /// Updates this server knows of that are not executed yet (client → timestamp).
-    pub(crate) pending_seen: BTreeMap<ClientId, u64>,
+    /// Updates this server knows of that are not executed yet (client → timestamp, and when
+    /// this server first saw that update).
+    pub(crate) pending_seen: BTreeMap<ClientId, (u64, Duration)>,
+    /// When this server last executed something.
+    pub(crate) last_progress: Duration,
+    /// When the armed timers went from idle to busy (pending work appeared).
+    pub(crate) busy_since: Duration,
+    /// When the current local view was installed.
+    pub(crate) local_epoch: Duration,
+    /// When the current global view was installed.
+    pub(crate) global_epoch: Duration,
+    /// When each client's starving update was last pushed to the leader site.
+    pub(crate) starving_pushed: BTreeMap<ClientId, Duration>,
     /// Generation of the armed local timer (0 = not armed).
     pub(crate) local_timer: u64,
     pub(crate) local_timer_gen: u64,
@@ -250,15 +318,19 @@ pub struct Replica {
     /// The latest checkpoint (for state transfer to far-behind servers).
     pub(crate) checkpoint: Option<recon::Checkpoint>,
     /// Snapshot claims received: (seq, digest) → servers vouching.
-    pub(crate) snapshot_votes: BTreeMap<(u64, Digest), std::collections::BTreeSet<ServerId>>,
+    /// Snapshot claims: each server's latest (seq, digest). One vote per server, so junk
+    /// votes can neither grow this nor push out the votes of correct servers.
+    pub(crate) snapshot_votes: BTreeMap<ServerId, (u64, Digest)>,
     /// Full snapshot states received, by digest, until enough servers vouch for one.
-    pub(crate) snapshot_state: BTreeMap<Digest, Vec<u8>>,
+    pub(crate) snapshot_state: BTreeMap<ServerId, (Digest, Vec<u8>)>,
     pub(crate) kv: KvStore,
     /// global_aru at the previous retransmission tick (to notice being stuck).
     pub(crate) aru_at_last_tick: u64,
     /// When each peer's reconciliation request was last answered.
     pub(crate) recon_answered: BTreeMap<ServerId, Duration>,
     pub(crate) now: Duration,
+    /// A Byzantine leader representative stopped sequencing (after a selective Proposal).
+    pub(crate) stopped_sequencing: bool,
     pub(crate) out: Vec<Action>,
     pub(crate) stats: ReplicaStats,
 }
@@ -296,6 +368,11 @@ impl Replica {
             locally_constrained: true,
             collecting: None,
             pending_seen: BTreeMap::new(),
+            last_progress: Duration::ZERO,
+            busy_since: Duration::ZERO,
+            local_epoch: Duration::ZERO,
+            global_epoch: Duration::ZERO,
+            starving_pushed: BTreeMap::new(),
             local_timer: 0,
             local_timer_gen: 0,
             global_timer: 0,
@@ -312,6 +389,7 @@ impl Replica {
             aru_at_last_tick: 0,
             recon_answered: BTreeMap::new(),
             now: Duration::ZERO,
+            stopped_sequencing: false,
             out: Vec::new(),
             stats: ReplicaStats::default(),
         }
@@ -460,10 +538,10 @@ impl Replica {
         if self.crashed() {
             return Vec::new();
         }
-        if Self::is_global_token(token) {
-            self.on_global_timer(token - global_view::GLOBAL_TIMER_BASE);
-        } else if Self::is_local_token(token) {
-            self.on_local_timer(token - view::LOCAL_TIMER_BASE);
+        if progress::is_global_token(token) {
+            self.on_global_timer(token - progress::GLOBAL_TIMER_BASE);
+        } else if progress::is_local_token(token) {
+            self.on_local_timer(token - progress::LOCAL_TIMER_BASE);
         } else if token == TICK {
             self.retransmit();
             self.maybe_request_recon();
@@ -578,14 +656,36 @@ impl Replica {
             for pp in stale_pp {
                 self.send_site(Message::PrePrepare(pp));
             }
-            let stale_prop: Vec<Arc<Proposal>> = self
+            // A site that has not accepted after one retransmission gets the Proposal at
+            // every server, not only at the representative this server believes in: a dead
+            // or stale representative must not hide it from the site's timers.
+            let stale_prop: Vec<(Arc<Proposal>, bool, Vec<u16>)> = self
                 .global
                 .range(self.global_aru + 1..)
                 .filter(|(_, s)| !s.ordered && old(s.sent_at, now, period))
-                .filter_map(|(_, s)| s.proposal.clone())
+                .filter_map(|(_, s)| {
+                    let p = s.proposal.clone()?;
+                    let twice = old(s.sent_at, now, 2 * period);
+                    let accepted: Vec<u16> = s.accepts.keys().copied().collect();
+                    Some((p, twice, accepted))
+                })
                 .collect();
-            for p in stale_prop {
-                self.send_other_sites(Message::Proposal(p));
+            for (p, twice, accepted) in stale_prop {
+                let msg = Message::Proposal(p);
+                for s in 0..self.num_sites() as u16 {
+                    let site = SiteId(s);
+                    if site == self.site() || accepted.contains(&s) {
+                        continue;
+                    }
+                    if twice {
+                        for i in 0..self.site_size(site) {
+                            self.send(Dest::Server(ServerId::new(site, i)), msg.clone());
+                        }
+                    } else {
+                        let rep = self.rep_of(site);
+                        self.send(Dest::Server(rep), msg.clone());
+                    }
+                }
             }
         }
     }

@@ -104,27 +104,35 @@ impl Replica {
         if sn.seq <= self.global_aru {
             return true;
         }
-        // A snapshot with an empty state only vouches for the digest.
+        if sn.seq == u64::MAX {
+            return false;
+        }
+        // A snapshot with an empty state only vouches for the digest. Each server holds one
+        // vote and at most one state here (its latest): memory is bounded by the number of
+        // servers, and nobody can evict another server's vote.
         if !sn.state.is_empty() {
             if steward_crypto::sha256(&sn.state) != sn.digest {
                 return false;
             }
-            if self.snapshot_state.len() > 8 {
-                self.snapshot_state.clear();
-            }
-            self.snapshot_state.insert(sn.digest, sn.state.clone());
+            self.snapshot_state
+                .insert(from, (sn.digest, sn.state.clone()));
         }
-        let votes = self.snapshot_votes.entry((sn.seq, sn.digest)).or_default();
-        votes.insert(from);
+        self.snapshot_votes.insert(from, (sn.seq, sn.digest));
         let needed = self.cfg.f[from.site.index()] as usize + 1;
-        let vouched = votes.iter().filter(|s| s.site == from.site).count();
+        let vouched = self
+            .snapshot_votes
+            .iter()
+            .filter(|(s, v)| s.site == from.site && **v == (sn.seq, sn.digest))
+            .count();
         if vouched < needed {
-            if self.snapshot_votes.len() > 64 {
-                self.snapshot_votes.clear();
-            }
             return true;
         }
-        let Some(state) = self.snapshot_state.get(&sn.digest).cloned() else {
+        let Some(state) = self
+            .snapshot_state
+            .values()
+            .find(|(d, _)| *d == sn.digest)
+            .map(|(_, st)| st.clone())
+        else {
             return true; // vouched for, but nobody sent the state yet
         };
         let mut r = Reader::new(&state);
@@ -171,6 +179,9 @@ impl Replica {
     pub(crate) fn on_recon_request(&mut self, from: ServerId, r: &ReconRequest) -> bool {
         if from == self.cfg.id {
             return false;
+        }
+        if r.aru >= self.global_aru {
+            return true; // not behind us: nothing to give (also keeps `aru + n` from overflowing)
         }
         let last = self.recon_answered.get(&from).copied();
         if last.is_some_and(|t| self.now.saturating_sub(t) < self.cfg.retransmit) {

@@ -305,6 +305,19 @@ impl Replica {
             return; // a global view change overtook it
         }
         let proposal = Arc::new(Proposal { tsig, ..unsigned });
+        if let Fault::SelectiveProposal { at, sites } = self.cfg.fault {
+            if self.now >= at {
+                for s in 0..self.num_sites() as u16 {
+                    let site = steward_config::SiteId(s);
+                    if site != self.site() && sites & (1 << s) != 0 {
+                        let rep = self.rep_of(site);
+                        self.send(Dest::Server(rep), Message::Proposal(proposal.clone()));
+                    }
+                }
+                self.stopped_sequencing = true;
+                return;
+            }
+        }
         self.apply_proposal(&proposal);
         self.send_site(Message::Proposal(proposal.clone()));
         self.send_other_sites(Message::Proposal(proposal));

@@ -19,9 +19,6 @@ use crate::msg::{
     Proposal, RequestLocalState,
 };
 
-/// Timer tokens at or above this value are local-timer generations.
-pub(crate) const LOCAL_TIMER_BASE: u64 = 1 << 32;
-
 /// A new leader-site representative collecting Local_Server_State messages.
 pub(crate) struct Collecting {
     aru: u64,
@@ -29,63 +26,8 @@ pub(crate) struct Collecting {
 }
 
 impl Replica {
-    // --- local timer ------------------------------------------------------------------------
-
-    fn local_timeout(&self) -> std::time::Duration {
-        if self.in_leader_site() {
-            self.cfg.t1 * (self.f() + 2)
-        } else {
-            self.cfg.t1
-        }
-    }
-
-    pub(crate) fn arm_local_timer(&mut self) {
-        self.local_timer_gen += 1;
-        self.local_timer = self.local_timer_gen;
-        self.out.push(Action::Timer {
-            after: self.local_timeout(),
-            token: LOCAL_TIMER_BASE + self.local_timer,
-        });
-    }
-
-    fn has_pending(&self) -> bool {
-        !self.pending_seen.is_empty()
-    }
-
-    /// A client update this server has not executed yet: start the local timer if idle.
-    pub(crate) fn note_pending(&mut self, client: u32, ts: u64) {
-        let e = self.pending_seen.entry(client).or_insert(ts);
-        *e = (*e).max(ts);
-        if self.local_timer == 0 {
-            self.arm_local_timer();
-        }
-        if self.global_timer == 0 {
-            self.arm_global_timer();
-        }
-    }
-
-    /// Global progress resets the local timer (TDSC Fig. A-4 C7–C9).
-    pub(crate) fn on_global_progress(&mut self) {
-        let executed = &self.executed_ts;
-        self.pending_seen
-            .retain(|c, ts| executed.get(c).is_none_or(|done| done < ts));
-        if self.has_pending() {
-            self.arm_local_timer();
-            self.arm_global_timer();
-        } else {
-            self.local_timer = 0;
-            self.global_timer = 0;
-        }
-    }
-
-    pub(crate) fn on_local_timer(&mut self, generation: u64) {
-        if generation != self.local_timer {
-            return; // reset or superseded
-        }
-        if !self.has_pending() {
-            self.local_timer = 0;
-            return;
-        }
+    /// A1–A5: suggest the next local view (and keep suggesting while no progress).
+    pub(crate) fn vote_new_rep(&mut self) {
         // A1–A5: suggest the next local view (and keep suggesting while no progress).
         let mine = self.new_reps.get(&self.cfg.id.index).map_or(0, |n| n.lv);
         let lv = mine.max(self.lv) + 1;
@@ -100,7 +42,6 @@ impl Replica {
         let vote = Arc::new(vote);
         self.new_reps.insert(self.cfg.id.index, vote.clone());
         self.send_site(Message::NewRep(vote));
-        self.arm_local_timer();
     }
 
     // --- votes and preinstallation ----------------------------------------------------------
@@ -132,6 +73,14 @@ impl Replica {
     /// Preinstalled view: the highest lv that 2f+1 servers voted for (or beyond).
     fn check_preinstall(&mut self) {
         let quorum = (2 * self.f() + 1) as usize;
+        // f+1 servers asking to replace the representative include a correct one: join them
+        // (as in PBFT), so that misbehaviour only some correct servers can see, such as an
+        // equivocation, still gathers the 2f+1 votes a new view needs.
+        let mine = self.new_reps.get(&self.cfg.id.index).map_or(0, |n| n.lv);
+        let asking = self.new_reps.values().filter(|n| n.lv > self.lv).count();
+        if mine <= self.lv && asking > self.f() as usize {
+            self.vote_new_rep();
+        }
         let mut lvs: Vec<u64> = self.new_reps.values().map(|n| n.lv).collect();
         lvs.sort_unstable_by(|a, b| b.cmp(a));
         let Some(&lv) = lvs.get(quorum - 1) else {
@@ -187,8 +136,10 @@ impl Replica {
                 self.start_accept(seq);
             }
         }
+        self.local_epoch = self.now;
         if self.has_pending() {
-            self.arm_local_timer();
+            let t = self.local_timeout();
+            self.arm_local_timer(t);
         }
         self.reinject();
     }
@@ -394,7 +345,7 @@ impl Replica {
         let site = self.site();
         let n = u64::from(self.site_size(site));
         let need = 2 * self.f() as usize;
-        if pp.gv != self.gv || u64::from(pp.server) != pp.lv % n || pp.batch.is_empty() {
+        if pp.gv != self.gv || u64::from(pp.server) != pp.lv % n {
             return false;
         }
         let digest = batch_digest(&pp.batch);
@@ -560,6 +511,7 @@ impl Replica {
             }
         }
         for (seq, pc) in certs {
+            self.note_cert(pc.clone());
             let slot = self.local.entry(seq).or_default();
             if slot.proposal.is_none() {
                 for u in &pc.pre_prepare.batch {

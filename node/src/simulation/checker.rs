@@ -22,12 +22,37 @@ pub struct SafetyChecker {
     executions: u64,
     /// Virtual time at which each (seq, index) was first executed by a correct server.
     first_exec: Vec<std::time::Duration>,
+    /// When each client completed an operation (per-client liveness).
+    completions: HashMap<ClientId, Vec<std::time::Duration>>,
 }
 
 impl SafetyChecker {
     /// A client proposed an update.
     pub fn proposed(&mut self, p: &Proposed) {
         self.proposed.insert((p.client, p.ts), p.digest);
+    }
+
+    /// A client completed an operation at virtual time `now`.
+    pub fn completed(&mut self, client: ClientId, now: std::time::Duration) {
+        self.completions.entry(client).or_default().push(now);
+    }
+
+    /// Clients among `0..clients` that completed nothing in [from, to): per-client liveness
+    /// (one starved client is a failure even when the others progress).
+    pub fn starved_clients(
+        &self,
+        clients: u32,
+        from: std::time::Duration,
+        to: std::time::Duration,
+    ) -> Vec<ClientId> {
+        (0..clients)
+            .filter(|c| {
+                !self
+                    .completions
+                    .get(c)
+                    .is_some_and(|ts| ts.iter().any(|t| *t >= from && *t < to))
+            })
+            .collect()
     }
 
     /// A correct server executed an update at virtual time `now`.

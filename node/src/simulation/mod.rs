@@ -63,6 +63,11 @@ pub enum Byzantine {
     DropUpdates,
     /// Non-leader-site representative that withholds its site's Accepts.
     WithholdAccepts,
+    /// Leader-site representative that sequences only empty batches (fake progress).
+    EmptyBatches,
+    /// Leader-site representative that sends one Proposal only to the sites in the mask
+    /// (never its own) from the given time on, then falls silent.
+    SelectiveProposal(Duration, u64),
 }
 
 /// Everything a simulated Steward run needs.
@@ -254,7 +259,11 @@ impl ClientProc {
                     ctx.send(self.shared.book.proc_of(Dest::Server(to)), env)
                 }
                 ClientAction::Timer { after, token } => ctx.set_timer(after, token),
-                ClientAction::Completed { kind, latency, .. } => ctx.record(kind, latency),
+                ClientAction::Completed { kind, latency, .. } => {
+                    ctx.record(kind, latency);
+                    let (c, now) = (self.client_id(), ctx.now());
+                    self.shared.checker.borrow_mut().completed(c, now);
+                }
                 ClientAction::BadReply(why) => {
                     if let Some(Dest::Server(s)) = from {
                         if !self.shared.byzantine.contains_key(&s) {
@@ -393,6 +402,10 @@ impl World {
                             Some(Byzantine::Equivocate) => Fault::Equivocate,
                             Some(Byzantine::DropUpdates) => Fault::DropUpdates,
                             Some(Byzantine::WithholdAccepts) => Fault::WithholdAccepts,
+                            Some(Byzantine::EmptyBatches) => Fault::EmptyBatches,
+                            Some(Byzantine::SelectiveProposal(at, sites)) => {
+                                Fault::SelectiveProposal { at, sites }
+                            }
                             _ => Fault::None,
                         };
                         let slow = match other {
@@ -687,3 +700,6 @@ impl Keys {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod redteam;

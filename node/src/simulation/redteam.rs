@@ -1,0 +1,188 @@
+//! Regression tests for the attacks of the white-box red team (issue "Steward survives a
+//! white-box red team"). Each test mounts one attack with at most f Byzantine servers per site
+//! and fixed seeds; a failure names its seed, and rerunning that seed replays it exactly.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use steward_config::{ServerId, SiteId, Topology};
+
+use super::*;
+
+/// A shipped topology with its client placement replaced by `weights` (TOML inline table
+/// body) and extra WAN links appended.
+fn variant(name: &str, weights: &str, extra_links: &str) -> Topology {
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../topologies")
+            .join(name),
+    )
+    .expect("shipped topology");
+    let start = text.find("[clients]").expect("clients section");
+    let end = start + text[start..].find("\n\n").expect("end of clients section");
+    let text = format!(
+        "{}[clients]\nweights = {{ {weights} }}{}\n{extra_links}",
+        &text[..start],
+        &text[end..]
+    );
+    Topology::from_toml_str(&text, name).expect("valid variant")
+}
+
+fn slow_link(a: &str, b: &str, ms: u32) -> String {
+    format!(
+        "\n[[wan.link]]\nbetween = [\"{a}\", \"{b}\"]\nlatency_ms = {ms}\nbandwidth = \"10Mbps\"\n"
+    )
+}
+
+fn run_world(cfg: WorldConfig, secs: u64) -> (World, RunReport) {
+    let seed = cfg.sim.seed;
+    let mut w = World::build(cfg).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    w.run_until(Duration::from_secs(secs))
+        .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    let r = w.report();
+    (w, r)
+}
+
+/// Attack 1 (split brain): the leader-site representative sends a Proposal only to the two
+/// sites farthest from the next leader site, never to its own site, then falls silent. Those
+/// two sites plus the leader site are a majority that may have ordered it; the next leader
+/// site must learn the binding from whichever majority answers its global view change (the
+/// old leader site's correct servers hold Prepare certificates for it).
+#[test]
+fn selective_proposal_by_leader_representative_keeps_safety() {
+    let links = [
+        slow_link("site1", "site3", 55),
+        slow_link("site1", "site4", 55),
+    ]
+    .concat();
+    for seed in [201, 202, 203] {
+        let topo = variant(
+            "local-symmetric-10mbps.toml",
+            "site1 = 1, site2 = 1, site3 = 1, site4 = 1",
+            &links,
+        );
+        let mut cfg = WorldConfig::new(topo, 8, seed);
+        cfg.sim.warmup = Duration::from_secs(1);
+        cfg.byzantine = vec![(
+            ServerId::new(SiteId(0), 0),
+            Byzantine::SelectiveProposal(Duration::from_secs(3), 0b11000),
+        )];
+        let mut w = World::build(cfg).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        w.run_until(Duration::from_millis(3600)).unwrap();
+        // The slot the two accepting sites ordered without the leader site's knowledge.
+        let s3 = w.replica(ServerId::new(SiteId(3), 1)).unwrap();
+        let seq = s3.global_aru();
+        let digest = s3.global[&seq].proposal.as_ref().unwrap().digest();
+        let leader_view = w.replica(ServerId::new(SiteId(0), 1)).unwrap().global_aru();
+        assert!(
+            leader_view < seq,
+            "seed {seed}: the attack did not withhold seq {seq}"
+        );
+        // Invariant: every 2f+1 of the old leader site's servers include a correct one that
+        // reports the binding, i.e. at least f+1 correct servers there report it.
+        let reporting = (1..4)
+            .filter(|i| {
+                w.replica(ServerId::new(SiteId(0), *i))
+                    .unwrap()
+                    .reported_binding(seq)
+                    == Some(digest)
+            })
+            .count();
+        assert!(
+            reporting >= 2,
+            "seed {seed}: only {reporting} correct leader-site servers report seq {seq}"
+        );
+        w.run_until(Duration::from_secs(90)).unwrap();
+        let r = w.report();
+        assert_eq!(r.safety, "ok", "seed {seed}: split brain");
+        let s = ServerId::new(SiteId(2), 1);
+        let before = w
+            .checker()
+            .executions_between(Duration::ZERO, Duration::from_secs(3));
+        let after = w
+            .checker()
+            .executions_between(Duration::from_secs(3), Duration::from_secs(90));
+        assert!(
+            after > 10,
+            "seed {seed}: ordering did not resume after the attack ({before} before, {after} after; {})",
+            w.replica(s).unwrap().debug_state()
+        );
+    }
+}
+
+/// Every client completes something in the last `window` of the run, and the run is safe.
+fn assert_every_client_progresses(w: &World, r: &RunReport, seed: u64, end: Duration, what: &str) {
+    assert_eq!(r.safety, "ok", "{what}: seed {seed}: safety");
+    let window = Duration::from_secs(10);
+    let starved = w
+        .checker()
+        .starved_clients(w.cfg.clients, end - window, end);
+    assert!(
+        starved.is_empty(),
+        "{what}: seed {seed}: clients {starved:?} completed nothing in the last {window:?}"
+    );
+}
+
+/// Attack 2 (fake progress): a leader-site representative that orders only empty batches used
+/// to stall every client with zero view changes. Correct servers now refuse an unjustified
+/// empty batch, and its signature is proof enough to vote the representative out.
+#[test]
+fn empty_batches_from_leader_representative_get_it_replaced() {
+    for (f5, seed) in [(false, 211), (true, 212)] {
+        let topo = if f5 {
+            variant("paper-symmetric-10mbps.toml", "site0 = 1", "")
+        } else {
+            variant("local-symmetric-10mbps.toml", "site0 = 1", "")
+        };
+        let mut cfg = WorldConfig::new(topo, 5, seed);
+        cfg.byzantine = vec![(ServerId::new(SiteId(0), 0), Byzantine::EmptyBatches)];
+        let end = Duration::from_secs(30);
+        let (w, r) = run_world(cfg, end.as_secs());
+        assert_every_client_progresses(&w, &r, seed, end, "empty batches");
+        let s = w.replica(ServerId::new(SiteId(0), 1)).unwrap();
+        assert!(s.local_view() >= 1, "seed {seed}: representative kept");
+    }
+}
+
+/// Attack 3 (crash faults): one non-leader representative crashed in each of three sites,
+/// clients only at site 0. Those sites have no client updates of their own; they must still
+/// notice the Proposals they cannot accept and replace their representatives.
+#[test]
+fn three_crashed_non_leader_representatives_are_replaced() {
+    for seed in [221, 222] {
+        let topo = variant("local-symmetric-10mbps.toml", "site0 = 1", "");
+        let mut cfg = WorldConfig::new(topo, 5, seed);
+        let crash = Duration::from_secs(3);
+        cfg.byzantine = (1..4)
+            .map(|s| (ServerId::new(SiteId(s), 0), Byzantine::CrashAt(crash)))
+            .collect();
+        let end = Duration::from_secs(40);
+        let (w, r) = run_world(cfg, end.as_secs());
+        assert_every_client_progresses(&w, &r, seed, end, "three crashed representatives");
+        for s in 1..4 {
+            let x = w.replica(ServerId::new(SiteId(s), 1)).unwrap();
+            assert!(
+                x.local_view() >= 1,
+                "seed {seed}: site {s} kept its dead representative"
+            );
+        }
+    }
+}
+
+/// Attack 4 (per-client liveness): a non-leader representative drops its own site's client
+/// updates while the other sites keep the system busy. That site's clients must not starve.
+#[test]
+fn clients_behind_an_update_dropping_representative_do_not_starve() {
+    for seed in [231, 232] {
+        let topo = variant(
+            "local-symmetric-10mbps.toml",
+            "site0 = 1, site1 = 1, site2 = 1, site3 = 1, site4 = 1",
+            "",
+        );
+        let mut cfg = WorldConfig::new(topo, 10, seed);
+        cfg.byzantine = vec![(ServerId::new(SiteId(2), 0), Byzantine::DropUpdates)];
+        let end = Duration::from_secs(40);
+        let (w, r) = run_world(cfg, end.as_secs());
+        assert_every_client_progresses(&w, &r, seed, end, "update-dropping representative");
+    }
+}
