@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use steward::simulation::campaign;
+use steward::simulation::{campaign_seed, CampaignOutcome};
 use steward_config::Topology;
 
 use crate::simulate::Protocol;
@@ -24,6 +24,9 @@ pub struct CampaignArgs {
     /// Topology (default: the embedded local-symmetric-10mbps, 5 sites of 4 servers).
     #[arg(long)]
     topology: Option<PathBuf>,
+    /// Seeds run in parallel (default: the number of cores).
+    #[arg(long)]
+    jobs: Option<usize>,
 }
 
 const DEFAULT_TOPOLOGY: &str = include_str!("../../topologies/local-symmetric-10mbps.toml");
@@ -40,16 +43,21 @@ pub fn run(a: CampaignArgs) -> Result<()> {
         Some(p) => Topology::load(p)?,
         None => Topology::from_toml_str(DEFAULT_TOPOLOGY, "local-symmetric-10mbps.toml")?,
     };
-    let mut done = 0u64;
-    let out = campaign(&topology, a.start_seed, a.seeds, &mut |seed, verdict| {
-        done += 1;
-        if verdict != "ok" {
-            eprintln!("campaign: seed {seed}: {verdict} failure (replay: loadgen campaign --seeds 1 --start-seed {seed})");
-        } else if done % 50 == 0 {
-            eprintln!("campaign: {done}/{} seeds", a.seeds);
-        }
-    })
-    .map_err(anyhow::Error::msg)?;
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let started = std::time::Instant::now();
+    let out = parallel_campaign(&topology, a.start_seed, a.seeds, jobs)?;
+    let hours = started.elapsed().as_secs_f64() / 3600.0;
+    if hours > 0.0 {
+        eprintln!(
+            "campaign: {} seeds in {:.1} s on {jobs} workers ({:.0} seeds/hour)",
+            out.seeds,
+            hours * 3600.0,
+            out.seeds as f64 / hours
+        );
+    }
     for (seed, v) in &out.safety_violations {
         eprintln!("safety violation at seed {seed}: {v}");
     }
@@ -66,6 +74,64 @@ pub fn run(a: CampaignArgs) -> Result<()> {
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// Run the Steward campaign's seeds on `jobs` threads (each seed is an independent,
+/// deterministic world, so the outcome does not depend on the number of threads).
+fn parallel_campaign(
+    topology: &Topology,
+    start: u64,
+    count: u64,
+    jobs: usize,
+) -> Result<CampaignOutcome> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Mutex;
+    let next = AtomicU64::new(0);
+    let done = AtomicU64::new(0);
+    let results: Mutex<Vec<(u64, String, bool)>> = Mutex::new(Vec::new());
+    let error: Mutex<Option<String>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count || error.lock().expect("lock").is_some() {
+                    break;
+                }
+                let seed = start + i;
+                match campaign_seed(topology, seed) {
+                    Ok((world, live)) => {
+                        let verdict = world.checker().verdict();
+                        if verdict != "ok" || !live {
+                            let kind = if verdict != "ok" { "safety" } else { "liveness" };
+                            eprintln!("campaign: seed {seed}: {kind} failure (replay: loadgen campaign --seeds 1 --start-seed {seed})");
+                        }
+                        results.lock().expect("lock").push((seed, verdict, live));
+                        let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+                        if d % 50 == 0 {
+                            eprintln!("campaign: {d}/{count} seeds");
+                        }
+                    }
+                    Err(e) => *error.lock().expect("lock") = Some(e),
+                }
+            });
+        }
+    });
+    if let Some(e) = error.into_inner().expect("lock") {
+        bail!(e);
+    }
+    let mut results = results.into_inner().expect("lock");
+    results.sort_by_key(|r| r.0);
+    let mut out = CampaignOutcome::default();
+    for (seed, verdict, live) in results {
+        out.seeds += 1;
+        if verdict != "ok" {
+            out.safety_violations.push((seed, verdict));
+        }
+        if !live {
+            out.liveness_failures.push(seed);
+        }
+    }
+    Ok(out)
 }
 
 /// The PBFT campaign (baseline-bft's randomized fault scenarios), same output contract.

@@ -56,6 +56,8 @@ pub enum ClientAction {
     },
     /// An operation completed.
     Completed {
+        /// The operation's timestamp.
+        ts: u64,
         /// "update" or "query".
         kind: &'static str,
         /// Time from first send to the verified reply.
@@ -82,6 +84,8 @@ enum Pending {
     Update {
         update: Arc<Update>,
         sent: Duration,
+        /// Verified results by replying server.
+        results: HashMap<ServerId, Vec<u8>>,
     },
     Query {
         query: Arc<Query>,
@@ -156,6 +160,16 @@ impl Client {
         ServerId::new(self.cfg.site, self.cfg.id % n)
     }
 
+    /// The home server and the f servers after it.
+    fn reply_set(&self) -> Vec<ServerId> {
+        let site = self.cfg.site.index();
+        let (n, f) = (self.cfg.servers[site], self.cfg.f[site]);
+        let home = self.home().index;
+        (0..=f.min(n - 1))
+            .map(|k| ServerId::new(self.cfg.site, (home + k) % n))
+            .collect()
+    }
+
     fn send(&mut self, to: ServerId, msg: Message) {
         self.out.push(ClientAction::Send {
             to,
@@ -193,11 +207,16 @@ impl Client {
                 ts: u.ts,
                 digest: u.digest(),
             });
-            let home = self.home();
-            self.send(home, Message::Update(u.clone()));
+            // f+1 servers of the site (the home server and the next f) each owe a reply, so
+            // that a result is accepted only when f+1 servers computed it (one of them is
+            // correct); a single server's signature on the result proves nothing.
+            for s in self.reply_set() {
+                self.send(s, Message::Update(u.clone()));
+            }
             self.pending = Some(Pending::Update {
                 update: u,
                 sent: self.now,
+                results: HashMap::new(),
             });
         } else {
             let mut q = Query {
@@ -286,24 +305,39 @@ impl Client {
         Ok(())
     }
 
+    /// A reply counts once its order proof and signature verify; the update completes when
+    /// f+1 distinct servers reported the same result.
     fn on_reply(&mut self, from: ServerId, r: &Arc<Reply>) {
-        let Some(Pending::Update { update, sent }) = &self.pending else {
+        let f = self.cfg.f[self.cfg.site.index()] as usize;
+        let Some(Pending::Update {
+            update, results, ..
+        }) = &self.pending
+        else {
             return;
         };
-        if r.ts != update.ts {
-            return; // a late reply to an earlier update
+        if r.ts != update.ts || results.contains_key(&from) {
+            return; // a late reply to an earlier update, or a duplicate
         }
-        let (update, sent) = (update.clone(), *sent);
-        match self.verify_reply(from, r, &update) {
-            Ok(()) => {
-                self.out.push(ClientAction::Completed {
-                    kind: "update",
-                    latency: self.now - sent,
-                    result: r.result.clone(),
-                });
-                self.next_op();
-            }
-            Err(why) => self.out.push(ClientAction::BadReply(why)),
+        let update = update.clone();
+        if let Err(why) = self.verify_reply(from, r, &update) {
+            self.out.push(ClientAction::BadReply(why));
+            return;
+        }
+        let Some(Pending::Update { sent, results, .. }) = &mut self.pending else {
+            return;
+        };
+        results.insert(from, r.result.clone());
+        let matching = results.values().filter(|v| **v == r.result).count();
+        if matching > f {
+            let latency = self.now - *sent;
+            let ts = self.ts;
+            self.out.push(ClientAction::Completed {
+                ts,
+                kind: "update",
+                latency,
+                result: r.result.clone(),
+            });
+            self.next_op();
         }
     }
 
@@ -335,7 +369,9 @@ impl Client {
         let matching = answers.values().filter(|v| **v == q.result).count();
         if matching > f {
             let latency = self.now - *sent;
+            let ts = self.ts;
             self.out.push(ClientAction::Completed {
+                ts,
                 kind: "query",
                 latency,
                 result: q.result.clone(),

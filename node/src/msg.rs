@@ -397,6 +397,20 @@ impl AruMessage {
         w.u8(WIRE_VERSION).u8(b'R').u16(site).u64(gv).u64(aru);
         w.buf
     }
+
+    /// The aru inside content made by [`AruMessage::signing_bytes`].
+    pub fn aru_of(content: &[u8]) -> Option<u64> {
+        let mut r = Reader::new(content);
+        let (_, _, _, _) = (
+            r.u8("v").ok()?,
+            r.u8("tag").ok()?,
+            r.u16("site").ok()?,
+            r.u64("gv").ok()?,
+        );
+        let aru = r.u64("aru").ok()?;
+        r.finish().ok()?;
+        Some(aru)
+    }
 }
 
 /// Request_Global_State(gv, lv, aru) from a representative to its site.

@@ -407,6 +407,7 @@ impl Replica {
                         client: u.client,
                         ts: u.ts,
                         digest: u.digest(),
+                        result: steward_crypto::sha256(&result),
                     }));
                     self.reply(u.client, u.ts, false, result);
                 }

@@ -57,8 +57,18 @@ impl Replica {
                 self.try_propose();
             }
         } else if self.is_rep() {
-            let leader_rep = self.rep_of(self.leader_site());
-            self.send(Dest::Server(leader_rep), Message::Update(u.clone()));
+            // f+1 servers of the client's site forward the same update: send it over the WAN
+            // once per retransmission period.
+            let now = self.now;
+            let recent = self
+                .forwarded
+                .get(&u.client)
+                .is_some_and(|(ts, at)| *ts == u.ts && now < *at + self.cfg.retransmit);
+            if !recent {
+                self.forwarded.insert(u.client, (u.ts, now));
+                let leader_rep = self.rep_of(self.leader_site());
+                self.send(Dest::Server(leader_rep), Message::Update(u.clone()));
+            }
         } else {
             let rep = self.rep_of(self.site());
             self.send(Dest::Server(rep), Message::Update(u.clone()));

@@ -262,7 +262,11 @@ impl Replica {
                 if u.ts <= done {
                     continue; // an update is executed at most once
                 }
-                let result = self.kv.apply(&u.op);
+                let mut result = self.kv.apply(&u.op);
+                let result_digest = steward_crypto::sha256(&result);
+                if self.cfg.fault == super::Fault::WrongResults {
+                    result = b"forged".to_vec(); // Byzantine test behaviour
+                }
                 self.executed_ts.insert(u.client, u.ts);
                 self.stats.executed += 1;
                 self.out.push(Action::Executed(Executed {
@@ -271,6 +275,7 @@ impl Replica {
                     client: u.client,
                     ts: u.ts,
                     digest: u.digest(),
+                    result: result_digest,
                 }));
                 let mut reply = Reply {
                     server: self.cfg.id,

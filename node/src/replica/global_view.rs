@@ -42,7 +42,10 @@ pub(crate) struct GlobalViewState {
     pub voted: bool,
     pub collecting: Option<GlobalCollecting>,
     pub aru_msg: Option<Arc<AruMessage>>,
-    pub aru_share_sent: bool,
+    /// The invocation aru this server shared an Aru_Message signature for.
+    pub aru_shared: Option<u64>,
+    /// Local view of the representative whose bundle `union` came from.
+    pub union_lv: u64,
     /// The union this server threshold-signs as its site's Global_Constraint.
     pub union: Option<(u64, Knowledge)>,
     pub my_constraint: Option<Arc<GlobalConstraint>>,
@@ -210,6 +213,9 @@ impl Replica {
     // --- CONSTRUCT-ARU and CONSTRUCT-GLOBAL-CONSTRAINT -------------------------------------
 
     fn start_global_state(&mut self, aru: u64) {
+        if self.cfg.fault == super::Fault::SilentInGlobalViewChange {
+            return; // Byzantine test behaviour
+        }
         self.gview.collecting = Some(GlobalCollecting {
             aru,
             states: BTreeMap::new(),
@@ -264,11 +270,16 @@ impl Replica {
             .crypto
             .sign(&Message::GlobalServerState(Arc::new(st.clone())).signing_bytes());
         self.send(Dest::Server(from), Message::GlobalServerState(Arc::new(st)));
-        if self.in_leader_site() && !self.gview.aru_share_sent {
-            // CONSTRUCT-ARU: vouch for the invocation aru (this server executed up to it).
-            self.gview.aru_share_sent = true;
-            let content = AruMessage::signing_bytes(self.site().0, self.gv, r.aru);
-            self.threshold_sign(SigKind::Aru, self.gv, self.lv, self.gv, content);
+        if self.in_leader_site() {
+            if self.gview.aru_shared == Some(r.aru) {
+                // A new representative asks again: its share retransmission goes to it.
+                self.resend_share(SigKind::Aru, self.gv);
+            } else {
+                // CONSTRUCT-ARU: vouch for the invocation aru (this server executed up to it).
+                self.gview.aru_shared = Some(r.aru);
+                let content = AruMessage::signing_bytes(self.site().0, self.gv, r.aru);
+                self.threshold_sign(SigKind::Aru, self.gv, self.lv, self.gv, content);
+            }
         }
         true
     }
@@ -484,7 +495,10 @@ impl Replica {
     }
 
     pub(crate) fn on_global_collected(&mut self, from: ServerId, c: &Arc<GlobalCollected>) -> bool {
-        if from != self.rep_of(self.site()) || c.gv != self.gv || self.gview.union.is_some() {
+        // One union per representative: a new representative (after a local view change
+        // during the global view change) may bundle other states, and its site follows it.
+        let done = self.gview.union.is_some() && self.gview.union_lv >= self.lv;
+        if from != self.rep_of(self.site()) || c.gv != self.gv || done {
             return from == self.rep_of(self.site());
         }
         let quorum = (2 * self.f() + 1) as usize;
@@ -516,13 +530,16 @@ impl Replica {
         let digest = GlobalConstraint::union_digest(&ordered, &proposals, &certs);
         let content = GlobalConstraint::signing_bytes(self.site().0, self.gv, c.aru, &digest);
         self.gview.union = Some((c.aru, (ordered, proposals, certs)));
+        self.gview.union_lv = self.lv;
         self.threshold_sign(SigKind::Constraint, self.gv, self.lv, self.gv, content);
         true
     }
 
     /// The new leader site's Aru_Message is threshold-signed: send it to every site.
-    pub(crate) fn on_own_aru_signed(&mut self, gv: u64, tsig: Vec<u8>) {
-        let Some(aru) = self.gview.collecting.as_ref().map(|c| c.aru) else {
+    pub(crate) fn on_own_aru_signed(&mut self, gv: u64, content: &[u8], tsig: Vec<u8>) {
+        // The aru is the one the shares signed (a share set of an earlier representative may
+        // combine here), not necessarily the one this server asked for.
+        let Some(aru) = AruMessage::aru_of(content) else {
             return;
         };
         let msg = Arc::new(AruMessage {
@@ -549,6 +566,9 @@ impl Replica {
             if self.is_rep() && from.site != self.site() {
                 if let Some(gc) = self.gview.my_constraint.clone() {
                     self.send(Dest::Server(from), Message::GlobalConstraint(gc));
+                } else if self.gview.collecting.is_none() {
+                    // Representative since the Aru first arrived: construct it now.
+                    self.start_global_state(a.aru);
                 } else {
                     self.send_request_global_state();
                 }
@@ -707,9 +727,41 @@ impl Replica {
         true
     }
 
+    /// A new representative takes over a global view change in progress (TDSC: the first
+    /// correct representative completes it): CONSTRUCT-ARU at the leader site, the site's
+    /// Global_Constraint elsewhere once the Aru_Message is known.
+    pub(crate) fn resume_global_view_change(&mut self) {
+        if !self.is_rep() {
+            return;
+        }
+        if self.in_leader_site() {
+            if !self.globally_constrained {
+                self.start_global_state(self.global_aru);
+            }
+        } else if self.gview.my_constraint.is_none() {
+            if let Some(a) = self.gview.aru_msg.clone() {
+                self.start_global_state(a.aru);
+            }
+        }
+    }
+
     /// Retransmissions of the global view change, on the periodic tick.
     pub(crate) fn global_view_retransmit(&mut self) {
         self.gview.ticks += 1;
+        // Shares of a global view change in progress go again to the current representative
+        // (one silent or replaced representative must not cost the whole global view).
+        let constraining = if self.in_leader_site() {
+            !self.globally_constrained
+        } else {
+            self.gview.my_constraint.is_none()
+        };
+        if constraining && self.gview.union.is_some() {
+            self.resend_share(SigKind::Constraint, self.gv);
+        }
+        if self.in_leader_site() && self.gview.aru_msg.is_none() && self.gview.aru_shared.is_some()
+        {
+            self.resend_share(SigKind::Aru, self.gv);
+        }
         if self.gview.voted {
             self.resend_share(SigKind::GlobalVc, self.gv + 1);
         }

@@ -53,6 +53,8 @@ pub struct Executed {
     pub ts: u64,
     /// Update digest.
     pub digest: Digest,
+    /// SHA-256 of the execution result (correct servers must agree on it).
+    pub result: Digest,
 }
 
 /// What the replica asks its driver to do.
@@ -95,6 +97,11 @@ pub enum Fault {
     DropUpdates,
     /// As non-leader-site representative, never sends its site's Accepts to other sites.
     WithholdAccepts,
+    /// Signs replies whose result no correct server computed.
+    WrongResults,
+    /// Correct in everything but the global view change, where it stays silent (as
+    /// representative it never collects; it drops every global-view-change message).
+    SilentInGlobalViewChange,
     /// As leader-site representative, sequences only empty batches while clients wait (fake
     /// progress).
     EmptyBatches,
@@ -297,6 +304,8 @@ pub struct Replica {
     pub(crate) local_epoch: Duration,
     /// When the current global view was installed.
     pub(crate) global_epoch: Duration,
+    /// The update (timestamp) a non-leader representative last forwarded per client, and when.
+    pub(crate) forwarded: BTreeMap<ClientId, (u64, Duration)>,
     /// When each client's starving update was last pushed to the leader site.
     pub(crate) starving_pushed: BTreeMap<ClientId, Duration>,
     /// Generation of the armed local timer (0 = not armed).
@@ -373,6 +382,7 @@ impl Replica {
             local_epoch: Duration::ZERO,
             global_epoch: Duration::ZERO,
             starving_pushed: BTreeMap::new(),
+            forwarded: BTreeMap::new(),
             local_timer: 0,
             local_timer_gen: 0,
             global_timer: 0,
@@ -485,6 +495,9 @@ impl Replica {
         if self.crashed() {
             return Vec::new();
         }
+        if self.cfg.fault == Fault::SilentInGlobalViewChange && Self::global_vc_message(msg) {
+            return Vec::new(); // Byzantine test behaviour
+        }
         let ok = match (from, msg) {
             (_, Message::Update(u)) => self.on_update(from, u),
             (Dest::Client(c), Message::Query(q)) => self.on_query(c, q),
@@ -553,6 +566,19 @@ impl Replica {
             });
         }
         std::mem::take(&mut self.out)
+    }
+
+    fn global_vc_message(msg: &Message) -> bool {
+        match msg {
+            Message::PartialSig(p) => matches!(p.kind, SigKind::Aru | SigKind::Constraint),
+            Message::RequestGlobalState(_)
+            | Message::GlobalServerState(_)
+            | Message::GlobalCollected(_)
+            | Message::Aru(_)
+            | Message::GlobalConstraint(_)
+            | Message::CollectedConstraints(_) => true,
+            _ => false,
+        }
     }
 
     fn crashed(&self) -> bool {

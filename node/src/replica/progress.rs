@@ -143,6 +143,8 @@ impl Replica {
             .retain(|c, (ts, _)| executed.get(c).is_none_or(|done| done < ts));
         self.starving_pushed
             .retain(|c, _| self.pending_seen.contains_key(c));
+        self.forwarded
+            .retain(|c, (ts, _)| executed.get(c).is_none_or(|done| done < ts));
         if !self.has_pending() {
             self.local_timer = 0;
             self.global_timer = 0;

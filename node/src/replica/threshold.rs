@@ -186,7 +186,7 @@ impl Replica {
                 }
             }
             SigKind::GlobalVc => self.on_own_global_vc_signed(seq, tsig),
-            SigKind::Aru => self.on_own_aru_signed(seq, tsig),
+            SigKind::Aru => self.on_own_aru_signed(seq, &content, tsig),
             SigKind::Constraint => self.on_own_constraint_signed(tsig),
         }
     }

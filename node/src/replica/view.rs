@@ -137,6 +137,7 @@ impl Replica {
             }
         }
         self.local_epoch = self.now;
+        self.resume_global_view_change();
         if self.has_pending() {
             let t = self.local_timeout();
             self.arm_local_timer(t);

@@ -22,6 +22,10 @@ pub struct SafetyChecker {
     executions: u64,
     /// Virtual time at which each (seq, index) was first executed by a correct server.
     first_exec: Vec<std::time::Duration>,
+    /// Result digest of each update as the correct servers computed it.
+    results: HashMap<(ClientId, u64), Digest>,
+    /// Result digest each client accepted for its update.
+    accepted: HashMap<(ClientId, u64), Digest>,
     /// When each client completed an operation (per-client liveness).
     completions: HashMap<ClientId, Vec<std::time::Duration>>,
 }
@@ -116,6 +120,25 @@ impl SafetyChecker {
                 e.client, e.ts
             )),
         }
+        // State agreement: correct servers compute the same result for an update, and it is
+        // the one the client accepted.
+        let key = (e.client, e.ts);
+        match self.results.get(&key) {
+            Some(r) if *r != e.result => self.violate(format!(
+                "state: {server} computed another result for (client {}, ts {})",
+                e.client, e.ts
+            )),
+            Some(_) => {}
+            None => {
+                self.results.insert(key, e.result);
+            }
+        }
+        if self.accepted.get(&key).is_some_and(|a| *a != e.result) {
+            self.violate(format!(
+                "result: client {} accepted for ts {} a result no correct server computed",
+                e.client, e.ts
+            ));
+        }
         let last = self.last_ts.insert((server, e.client), e.ts).unwrap_or(0);
         if e.ts <= last {
             self.violate(format!(
@@ -123,6 +146,20 @@ impl SafetyChecker {
                 e.client, e.ts
             ));
         }
+    }
+
+    /// A client accepted `result` (its digest) as the result of its update `ts`.
+    pub fn accepted_result(&mut self, client: ClientId, ts: u64, result: Digest) {
+        if self
+            .results
+            .get(&(client, ts))
+            .is_some_and(|r| *r != result)
+        {
+            self.violate(format!(
+                "result: client {client} accepted for ts {ts} a result no correct server computed"
+            ));
+        }
+        self.accepted.insert((client, ts), result);
     }
 
     /// A client rejected a reply from a correct server.
@@ -169,6 +206,7 @@ mod tests {
             client,
             ts,
             digest: [d; 32],
+            result: [0; 32],
         }
     }
 

@@ -63,6 +63,10 @@ pub enum Byzantine {
     DropUpdates,
     /// Non-leader-site representative that withholds its site's Accepts.
     WithholdAccepts,
+    /// Signs replies with results no correct server computed.
+    WrongResults,
+    /// Silent in the global view change only.
+    SilentInGlobalViewChange,
     /// Leader-site representative that sequences only empty batches (fake progress).
     EmptyBatches,
     /// Leader-site representative that sends one Proposal only to the sites in the mask
@@ -259,10 +263,19 @@ impl ClientProc {
                     ctx.send(self.shared.book.proc_of(Dest::Server(to)), env)
                 }
                 ClientAction::Timer { after, token } => ctx.set_timer(after, token),
-                ClientAction::Completed { kind, latency, .. } => {
+                ClientAction::Completed {
+                    kind,
+                    latency,
+                    ts,
+                    result,
+                } => {
                     ctx.record(kind, latency);
                     let (c, now) = (self.client_id(), ctx.now());
-                    self.shared.checker.borrow_mut().completed(c, now);
+                    let mut checker = self.shared.checker.borrow_mut();
+                    checker.completed(c, now);
+                    if kind == "update" {
+                        checker.accepted_result(c, ts, steward_crypto::sha256(&result));
+                    }
                 }
                 ClientAction::BadReply(why) => {
                     if let Some(Dest::Server(s)) = from {
@@ -403,6 +416,10 @@ impl World {
                             Some(Byzantine::DropUpdates) => Fault::DropUpdates,
                             Some(Byzantine::WithholdAccepts) => Fault::WithholdAccepts,
                             Some(Byzantine::EmptyBatches) => Fault::EmptyBatches,
+                            Some(Byzantine::WrongResults) => Fault::WrongResults,
+                            Some(Byzantine::SilentInGlobalViewChange) => {
+                                Fault::SilentInGlobalViewChange
+                            }
                             Some(Byzantine::SelectiveProposal(at, sites)) => {
                                 Fault::SelectiveProposal { at, sites }
                             }

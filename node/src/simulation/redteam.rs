@@ -186,3 +186,87 @@ fn clients_behind_an_update_dropping_representative_do_not_starve() {
         assert_every_client_progresses(&w, &r, seed, end, "update-dropping representative");
     }
 }
+
+/// Attack 5 (forged results): a server signs replies with results nobody computed. The order
+/// proof in a reply covers the update, not the result; the client now needs f+1 servers to
+/// report the same result, and the checker compares every accepted result with what the
+/// correct servers computed.
+#[test]
+fn forged_results_are_never_accepted() {
+    for (f5, seed) in [(false, 241), (true, 242)] {
+        let topo = if f5 {
+            variant(
+                "paper-symmetric-10mbps.toml",
+                "site0 = 1, site1 = 1, site2 = 1, site3 = 1, site4 = 1",
+                "",
+            )
+        } else {
+            variant(
+                "local-symmetric-10mbps.toml",
+                "site0 = 1, site1 = 1, site2 = 1, site3 = 1, site4 = 1",
+                "",
+            )
+        };
+        let f = topo.sites[0].f;
+        let mut cfg = WorldConfig::new(topo.clone(), 10, seed);
+        // f liars in every site, placed where the clients' replies come from.
+        for s in &topo.sites {
+            for k in 0..f {
+                cfg.byzantine
+                    .push((ServerId::new(s.id, k + 1), Byzantine::WrongResults));
+            }
+        }
+        let end = Duration::from_secs(20);
+        let (w, r) = run_world(cfg, end.as_secs());
+        assert_every_client_progresses(&w, &r, seed, end, "forged results");
+    }
+}
+
+/// Attack 6 (one silent server costs a global view): the new leader site's representative
+/// stays silent in the global view change. Its site replaces it, and the new representative
+/// must finish the global view change (TDSC: the first correct representative completes it)
+/// instead of waiting for the next global view, whose timeout is twice as long.
+#[test]
+fn silent_representative_in_global_view_change_costs_only_a_local_view() {
+    for seed in [251, 252] {
+        let topo = variant(
+            "local-symmetric-10mbps.toml",
+            "site0 = 1, site1 = 1, site2 = 1, site3 = 1, site4 = 1",
+            "",
+        );
+        let mut cfg = WorldConfig::new(topo, 10, seed);
+        cfg.byzantine = vec![(
+            ServerId::new(SiteId(1), 0),
+            Byzantine::SilentInGlobalViewChange,
+        )];
+        let cut = Duration::from_secs(4);
+        let heal = Duration::from_secs(40);
+        cfg.partitions = vec![
+            (cut, vec![vec![SiteId(0)], (1..5).map(SiteId).collect()]),
+            (heal, Vec::new()),
+        ];
+        let mut w = World::build(cfg).unwrap();
+        // Find when global view 1 is installed at a correct server of the new leader site.
+        let s = ServerId::new(SiteId(1), 1);
+        let mut t = cut;
+        while w.replica(s).unwrap().global_view() == 0 {
+            t += Duration::from_millis(100);
+            assert!(t < heal, "seed {seed}: no global view change");
+            w.run_until(t).unwrap();
+        }
+        // The global timeout of view 1 is T3 · 2 = 12 s: ordering must resume well before.
+        let t3 = Duration::from_secs(6);
+        w.run_until(t + t3).unwrap();
+        let x = w.replica(s).unwrap();
+        let resumed = w.checker().executions_between(t, t + t3);
+        assert!(
+            resumed > 10 && x.global_view() == 1,
+            "seed {seed}: {resumed} executions in the {t3:?} after global view 1 at {t:?}; \
+             now gv {} lv {}",
+            x.global_view(),
+            x.local_view()
+        );
+        w.run_until(heal).unwrap();
+        assert_eq!(w.report().safety, "ok", "seed {seed}");
+    }
+}
