@@ -264,10 +264,24 @@ impl Client {
         r: &Arc<Reply>,
         u: &Update,
     ) -> Result<(), &'static str> {
-        let p = &r.proof.proposal;
         if r.server != from || r.client != u.client || r.ts != u.ts {
             return Err("reply for another update");
         }
+        if from.site != self.cfg.site {
+            return Err("reply from another site");
+        }
+        if !self
+            .crypto
+            .verify_server(from, &Message::Reply(r.clone()).signing_bytes(), &r.sig)
+        {
+            return Err("bad server signature on reply");
+        }
+        // Without a proof (the server caught up by state transfer) the reply only counts
+        // towards the f+1 matching results.
+        let Some(proof) = &r.proof else {
+            return Ok(());
+        };
+        let p = &proof.proposal;
         if !p.batch.iter().any(|x| x.digest() == u.digest()) {
             return Err("proposal does not contain the update");
         }
@@ -278,7 +292,7 @@ impl Client {
         }
         let digest = p.digest();
         let mut seen = std::collections::HashSet::new();
-        for a in &r.proof.accepts {
+        for a in &proof.accepts {
             let asite = SiteId(a.site);
             if a.site == p.site
                 || asite.index() >= sites
@@ -295,12 +309,6 @@ impl Client {
         }
         if seen.len() < sites / 2 {
             return Err("too few accepts");
-        }
-        if !self
-            .crypto
-            .verify_server(from, &Message::Reply(r.clone()).signing_bytes(), &r.sig)
-        {
-            return Err("bad server signature on reply");
         }
         Ok(())
     }

@@ -229,8 +229,9 @@ pub struct Reply {
     pub client: ClientId,
     /// The update's timestamp.
     pub ts: u64,
-    /// Proof that the update was globally ordered.
-    pub proof: OrderProof,
+    /// Proof that the update was globally ordered. None from a server that caught up by state
+    /// transfer and no longer holds it: the client's f+1 matching results are the evidence.
+    pub proof: Option<OrderProof>,
     /// Execution result.
     pub result: Vec<u8>,
     /// The server's signature.
@@ -1103,7 +1104,15 @@ impl Message {
             Message::Reply(rp) => {
                 put_server(w, rp.server);
                 w.u32(rp.client).u64(rp.ts);
-                put_order_proof(w, &rp.proof);
+                match &rp.proof {
+                    Some(p) => {
+                        w.u8(1);
+                        put_order_proof(w, p);
+                    }
+                    None => {
+                        w.u8(0);
+                    }
+                }
                 w.bytes(&rp.result);
                 sig(w, &rp.sig);
             }
@@ -1218,7 +1227,11 @@ impl Message {
                 let server = get_server(&mut r)?;
                 let client = r.u32("client")?;
                 let ts = r.u64("ts")?;
-                let proof = get_order_proof(&mut r)?;
+                let proof = match r.u8("proof flag")? {
+                    0 => None,
+                    1 => Some(get_order_proof(&mut r)?),
+                    f => return Err(DecodeError(format!("bad proof flag {f}"))),
+                };
                 Message::Reply(Arc::new(Reply {
                     server,
                     client,
@@ -1453,10 +1466,18 @@ pub(crate) mod tests {
                 server: ServerId::new(SiteId(0), 1),
                 client: 7,
                 ts: 1,
-                proof: OrderProof {
+                proof: Some(OrderProof {
                     proposal,
                     accepts: vec![accept.clone(), accept],
-                },
+                }),
+                result: b"ok".to_vec(),
+                sig: vec![1; 64],
+            })),
+            Message::Reply(Arc::new(Reply {
+                server: ServerId::new(SiteId(0), 2),
+                client: 7,
+                ts: 2,
+                proof: None,
                 result: b"ok".to_vec(),
                 sig: vec![1; 64],
             })),

@@ -23,6 +23,10 @@ pub enum Fault {
     /// Runs the protocol but corrupts two of every three messages it sends: garbage
     /// signatures, or wrong digests, results and states signed with its own key.
     Corrupt,
+    /// As primary, never orders the requests of client 0 (censorship); otherwise correct.
+    CensoringPrimary,
+    /// As primary, orders empty batches while requests wait (fake progress).
+    EmptyBatchPrimary,
 }
 
 impl Replica {

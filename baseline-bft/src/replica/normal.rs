@@ -121,12 +121,20 @@ impl Replica {
                     break;
                 };
                 let assigned = self.assigned.get(&u.client).copied().unwrap_or(0);
+                if self.cfg.fault == Fault::CensoringPrimary && u.client == 0 {
+                    continue; // Byzantine test behaviour
+                }
+                if self.cfg.fault == Fault::EmptyBatchPrimary {
+                    self.pool.push_front(u);
+                    break; // Byzantine test behaviour: the batch stays empty
+                }
                 if u.ts > self.state.last_ts(u.client) && u.ts > assigned {
                     self.assigned.insert(u.client, u.ts);
                     batch.push(u);
                 }
             }
-            if batch.is_empty() {
+            let faking = self.cfg.fault == Fault::EmptyBatchPrimary && !self.pool.is_empty();
+            if batch.is_empty() && !faking {
                 return;
             }
             self.issue(batch);

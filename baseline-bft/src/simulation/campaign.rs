@@ -30,6 +30,8 @@ pub struct CampaignRun {
     pub completed: u64,
     /// Operations completed after the fault window.
     pub completed_after_faults: u64,
+    /// Clients that completed nothing after the fault window (per-client liveness).
+    pub starved_clients: Vec<u32>,
     /// Highest view any correct replica reached.
     pub max_view: u64,
     /// "ok" or the first safety violation.
@@ -39,14 +41,16 @@ pub struct CampaignRun {
 impl CampaignRun {
     /// Safe, and ordering resumed after the faults.
     pub fn ok(&self) -> bool {
-        self.safety == "ok" && self.completed_after_faults > 0
+        self.safety == "ok" && self.completed_after_faults > 0 && self.starved_clients.is_empty()
     }
 }
 
-const SCENARIOS: [&str; 7] = [
+const SCENARIOS: [&str; 9] = [
     "lossy-links",
     "silent-primary",
     "equivocating-primary",
+    "censoring-primary",
+    "empty-batch-primary",
     "corrupt-f",
     "partitioned-replica",
     "restarted-replica",
@@ -121,6 +125,8 @@ fn run_one(seed: u64) -> CampaignRun {
         }
         "silent-primary" => cfg.byzantine = vec![(primary, Fault::SilentPrimary)],
         "equivocating-primary" => cfg.byzantine = vec![(primary, Fault::EquivocatingPrimary)],
+        "censoring-primary" => cfg.byzantine = vec![(primary, Fault::CensoringPrimary)],
+        "empty-batch-primary" => cfg.byzantine = vec![(primary, Fault::EmptyBatchPrimary)],
         "mixed" => {
             // A silent or equivocating primary and f-1 corrupting backups, over lossy,
             // duplicating, reordering links.
@@ -195,12 +201,16 @@ fn run_one(seed: u64) -> CampaignRun {
         .max()
         .unwrap_or(0);
     let safety = w.report().safety;
+    let starved_clients = w
+        .checker()
+        .starved_clients(w.config().clients, fault_end, end);
     CampaignRun {
         seed,
         scenario,
         n,
         completed,
         completed_after_faults: completed - at_fault_end,
+        starved_clients,
         max_view,
         safety,
     }

@@ -240,7 +240,11 @@ impl ClientProc {
                     ctx.send(self.shared.proc_of(Dest::Replica(to)), env)
                 }
                 ClientAction::Timer { after, token } => ctx.set_timer(after, token),
-                ClientAction::Completed { kind, latency, .. } => ctx.record(kind, latency),
+                ClientAction::Completed { kind, latency, .. } => {
+                    ctx.record(kind, latency);
+                    let c = self.client.id();
+                    self.shared.checker.borrow_mut().completed(c, ctx.now());
+                }
                 ClientAction::BadReply(why) => {
                     if let Some(Dest::Replica(j)) = from {
                         if !self.shared.byzantine.contains_key(&j) {

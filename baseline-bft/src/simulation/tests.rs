@@ -416,7 +416,12 @@ fn randomized_campaign_has_no_safety_violation() {
     let bad: Vec<&CampaignRun> = runs.iter().filter(|r| !r.ok()).collect();
     assert!(bad.is_empty(), "failed seeds: {bad:#?}");
     // Every scenario ran, and the faulty-primary ones changed views.
-    for s in ["silent-primary", "equivocating-primary"] {
+    for s in [
+        "silent-primary",
+        "equivocating-primary",
+        "censoring-primary",
+        "empty-batch-primary",
+    ] {
         assert!(
             runs.iter()
                 .filter(|r| r.scenario == s)

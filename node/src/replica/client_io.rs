@@ -22,7 +22,17 @@ impl Replica {
         }
         let executed = self.executed_ts.get(&u.client).copied().unwrap_or(0);
         if u.ts <= executed {
-            // Already executed: answer a direct retransmission with the cached proof.
+            // Already executed: answer a direct retransmission with the cached proof (or, after
+            // a state transfer, with the kept result alone).
+            let cached = self.last_reply.get(&u.client).is_some_and(|r| r.ts == u.ts);
+            if let Dest::Client(c) = from {
+                if !cached && u.ts == executed {
+                    if let Some(r) = self.proofless_reply(c, u.ts) {
+                        self.send(Dest::Client(c), Message::Reply(r));
+                    }
+                    return true;
+                }
+            }
             if let (Dest::Client(c), Some(r)) = (from, self.last_reply.get(&u.client).cloned()) {
                 if r.ts == u.ts {
                     let r = if r.sig.is_empty() {

@@ -264,6 +264,7 @@ impl Replica {
                 }
                 let mut result = self.kv.apply(&u.op);
                 let result_digest = steward_crypto::sha256(&result);
+                self.last_result.insert(u.client, result.clone());
                 if self.cfg.fault == super::Fault::WrongResults {
                     result = b"forged".to_vec(); // Byzantine test behaviour
                 }
@@ -281,7 +282,7 @@ impl Replica {
                     server: self.cfg.id,
                     client: u.client,
                     ts: u.ts,
-                    proof: proof.clone(),
+                    proof: Some(proof.clone()),
                     result,
                     sig: Vec::new(),
                 };

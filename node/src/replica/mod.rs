@@ -281,6 +281,9 @@ pub struct Replica {
     /// Update digests bound to a sequence number and not yet executed.
     pub(crate) bound: BTreeMap<Digest, u64>,
     pub(crate) executed_ts: BTreeMap<ClientId, u64>,
+    /// The result of each client's last executed update (part of checkpoints, so a server
+    /// that catches up by state transfer can still answer the client).
+    pub(crate) last_result: BTreeMap<ClientId, Vec<u8>>,
     pub(crate) last_reply: BTreeMap<ClientId, Arc<Reply>>,
     /// Clients whose update reached this server directly: it owes them the reply (and
     /// re-injects the update after a local view change).
@@ -370,6 +373,7 @@ impl Replica {
             pending_ts: BTreeMap::new(),
             bound: BTreeMap::new(),
             executed_ts: BTreeMap::new(),
+            last_result: BTreeMap::new(),
             last_reply: BTreeMap::new(),
             responsible: BTreeMap::new(),
             lv_of: vec![0; cfg_sites],

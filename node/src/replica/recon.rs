@@ -89,7 +89,8 @@ impl Replica {
         clients.sort_unstable();
         w.u32(clients.len() as u32);
         for (c, ts) in clients {
-            w.u32(*c).u64(*ts);
+            let result = self.last_result.get(c).map_or(&[][..], Vec::as_slice);
+            w.u32(*c).u64(*ts).bytes(result);
         }
         let digest = steward_crypto::sha256(&w.buf);
         self.checkpoint = Some(Checkpoint {
@@ -144,17 +145,21 @@ impl Replica {
             return false;
         };
         let mut executed = std::collections::BTreeMap::new();
+        let mut results = std::collections::BTreeMap::new();
         for _ in 0..n {
-            let (Ok(c), Ok(ts)) = (r.u32("client"), r.u64("ts")) else {
+            let (Ok(c), Ok(ts), Ok(result)) = (r.u32("client"), r.u64("ts"), r.bytes("result"))
+            else {
                 return false;
             };
             executed.insert(c, ts);
+            results.insert(c, result);
         }
         if seq != sn.seq || r.finish().is_err() {
             return false;
         }
         self.kv = kv;
         self.executed_ts = executed;
+        self.last_result = results;
         self.global_aru = seq;
         self.pending_aru = self.pending_aru.max(seq);
         self.global_seq = self.global_seq.max(seq + 1);
@@ -169,9 +174,56 @@ impl Replica {
             state,
         });
         self.stats.state_transfers += 1;
+        self.reply_after_state_transfer();
         self.execute_ready();
         self.on_global_progress();
         true
+    }
+
+    /// Replies owed for updates the snapshot executed: without their order proofs (gone with
+    /// the state), the client counts them towards its f+1 matching results.
+    fn reply_after_state_transfer(&mut self) {
+        let owed: Vec<Arc<crate::msg::Update>> = self
+            .responsible
+            .values()
+            .filter(|u| {
+                self.executed_ts
+                    .get(&u.client)
+                    .is_some_and(|ts| *ts >= u.ts)
+            })
+            .cloned()
+            .collect();
+        for u in owed {
+            self.responsible.remove(&u.client);
+            if self.executed_ts.get(&u.client) == Some(&u.ts) {
+                if let Some(reply) = self.proofless_reply(u.client, u.ts) {
+                    self.send(Dest::Client(u.client), Message::Reply(reply));
+                }
+            }
+        }
+    }
+
+    /// A signed reply without order proof from the last result kept for `client`.
+    pub(crate) fn proofless_reply(
+        &mut self,
+        client: crate::msg::ClientId,
+        ts: u64,
+    ) -> Option<Arc<crate::msg::Reply>> {
+        let result = self.last_result.get(&client)?.clone();
+        let mut reply = crate::msg::Reply {
+            server: self.cfg.id,
+            client,
+            ts,
+            proof: None,
+            result,
+            sig: Vec::new(),
+        };
+        reply.sig = self
+            .crypto
+            .sign(&Message::Reply(Arc::new(reply.clone())).signing_bytes());
+        let reply = Arc::new(reply);
+        self.last_reply.insert(client, reply.clone());
+        Some(reply)
     }
 
     /// Answer with the order proofs this server holds above the requester's aru, at most once
@@ -195,11 +247,10 @@ impl Replica {
             .next()
             .copied()
             .unwrap_or(self.global_aru + 1);
-        let far = self
-            .checkpoint
-            .as_ref()
-            .is_some_and(|c| c.seq > r.aru + RECON_BATCH);
-        if r.aru + 1 < oldest || far {
+        // Order proofs are preferred whenever they are still held: executing them sends the
+        // replies the requester owes its clients, which a snapshot cannot (it carries the state,
+        // not the proofs), so a client whose site was cut off would wait forever.
+        if r.aru + 1 < oldest {
             if let Some(c) = self.checkpoint.as_ref().filter(|c| c.seq > r.aru) {
                 let sn = Snapshot {
                     seq: c.seq,

@@ -270,3 +270,40 @@ fn silent_representative_in_global_view_change_costs_only_a_local_view() {
         assert_eq!(w.report().safety, "ok", "seed {seed}");
     }
 }
+
+#[test]
+#[ignore]
+fn debug_campaign_seed() {
+    let seed: u64 = std::env::var("SEED").unwrap().parse().unwrap();
+    let topo = variant("local-symmetric-10mbps.toml", "site0 = 1", "");
+    let (w, live) = campaign_seed(&topo, seed).unwrap();
+    eprintln!(
+        "live {live} byz {:?} parts {:?} clients {}",
+        w.cfg.byzantine, w.cfg.partitions, w.cfg.clients
+    );
+    let end = Duration::from_secs(60);
+    eprintln!(
+        "starved {:?}",
+        w.checker()
+            .starved_clients(w.cfg.clients, end - Duration::from_secs(15), end)
+    );
+    for t in 0..60 {
+        eprint!(
+            "{} ",
+            w.checker()
+                .executions_between(Duration::from_secs(t), Duration::from_secs(t + 1))
+        );
+    }
+    eprintln!();
+    for s in w.cfg.topology.steward_servers() {
+        if let Some(x) = w.replica(s) {
+            eprintln!(
+                "{s} gv {} lv {} {:?} {}",
+                x.global_view(),
+                x.local_view(),
+                x.pending_seen,
+                x.debug_state()
+            );
+        }
+    }
+}
