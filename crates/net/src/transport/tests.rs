@@ -9,7 +9,7 @@ use std::time::Instant;
 
 struct Node {
     t: Transport,
-    rx: mpsc::Receiver<(PeerName, Bytes)>,
+    rx: Inbound,
 }
 
 impl Node {
