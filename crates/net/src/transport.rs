@@ -17,8 +17,25 @@
 //!
 //! **Delivery.** Messages are delivered at most once, intact and in order per sender. A
 //! message is lost only when its connection fails (the message being written when the failure
-//! is noticed is retried once on the new connection). The send queue per peer is bounded in
+//! is noticed is retried once on the new connection); what was written on a failed connection
+//! and not yet settled by the peer's ACK traffic is counted in `messages_dropped` /
+//! `bytes_dropped` (an estimate, see `InFlight`). The send queue per peer is bounded in
 //! bytes; [`Transport::send`] never blocks and reports a full queue.
+//!
+//! **Restarts.** The stateless-reset key and the connection-ID generator's key are both
+//! derived from the node's TLS key, so a restarted process recognises the connection IDs its
+//! predecessor issued and resets those connections on their first packet: peers reconnect
+//! within milliseconds instead of after the idle timeout. A peer without an address (a
+//! client) is answered on the newest connection it dialed.
+//!
+//! **Limits** (what one authenticated peer can make a node hold). One incoming connection per
+//! peer name (a newer one closes the older); at most 4 streams per connection; per connection a
+//! budget of unfinished frame bytes (default one maximal frame, 4 MiB) and a deadline for each
+//! frame's payload (default 30 s), either violation closing the connection; the inbound queue
+//! ([`crate::inbound`]) bounded in bytes per peer (16 MiB per replica, 1 MiB per client, 16 MiB
+//! for all clients), fair between peers, replicas first; connections from peers without an
+//! address start with 1 MiB QUIC windows (raised for replicas); send queues split a 256 MiB
+//! budget by peer count.
 //!
 //! **Authentication.** Both sides present certificates of the deployment CA. The dialer
 //! checks that the server's certificate carries the dialed name; the acceptor reads the name
