@@ -177,7 +177,7 @@ pub async fn drive<C: Core + ?Sized>(
     stats
 }
 
-/// Driver diagnostics go to stderr (the node's log file).
+/// Driver diagnostics go to the `tracing` subscriber (stderr: the node's log file).
 fn log_line(msg: &str) {
-    eprintln!("driver: {msg}");
+    tracing::warn!(target: "driver", "{msg}");
 }

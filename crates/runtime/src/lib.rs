@@ -10,7 +10,8 @@ pub mod serve;
 
 pub use crate::core::{drive, Core, DriveStats, Effect};
 pub use crate::serve::{
-    replica_transport, serve, time_seed, wan_peers, Log, LogFormat, NodeArgs, NodeSetup,
+    init_tracing, replica_transport, serve, time_seed, transport_counters, wan_peers, Log,
+    LogFormat, NodeArgs, NodeSetup,
 };
 
 use std::collections::{HashMap, HashSet};
