@@ -251,7 +251,10 @@ async fn serve_async(setup: NodeSetup, log: &Log) -> Result<()> {
     line.extend(protocol);
     line.extend(transport_counters(&transport));
     let line = serde_json::Value::Object(line);
-    println!("stats {line}");
+    // The launcher may be gone (stdout a broken pipe): the line is then only in the log.
+    if let Err(e) = write_line(&mut std::io::stdout().lock(), &format!("stats {line}")) {
+        log.info(&format!("cannot print the stats line on stdout: {e}"));
+    }
     log.info(&format!("stopped: {line}"));
     Ok(())
 }
@@ -304,6 +307,12 @@ pub fn transport_counters(transport: &Transport) -> serde_json::Map<String, serd
     m
 }
 
+/// Writes and flushes one line; an error (a closed pipe) is returned, never a panic.
+fn write_line(out: &mut impl Write, line: &str) -> std::io::Result<()> {
+    writeln!(out, "{line}")?;
+    out.flush()
+}
+
 /// Prints `wan {"msgs":..,"bytes":..}`: messages and payload bytes sent so far to `wan_peers`.
 fn print_wan(transport: &Transport, wan_peers: &HashSet<PeerName>) {
     let (mut msgs, mut bytes) = (0u64, 0u64);
@@ -313,9 +322,10 @@ fn print_wan(transport: &Transport, wan_peers: &HashSet<PeerName>) {
             bytes += st.bytes_sent;
         }
     }
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "wan {{\"msgs\":{msgs},\"bytes\":{bytes}}}");
-    let _ = out.flush();
+    let _ = write_line(
+        &mut std::io::stdout().lock(),
+        &format!("wan {{\"msgs\":{msgs},\"bytes\":{bytes}}}"),
+    );
 }
 
 #[cfg(test)]
