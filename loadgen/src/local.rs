@@ -224,7 +224,9 @@ pub fn run(a: LocalArgs) -> Result<Vec<Row>> {
                 a.wan,
                 per.as_secs_f64()
             );
-            let addresses = assign_addresses(&dep.topology, protocol, n)?;
+            // Every node's port is bound here and stays bound: replicas inherit their socket,
+            // clients use theirs, so no other process can take a port in between.
+            let (addresses, sockets) = assign_addresses(&dep.topology, protocol, n)?;
             write_addresses(&dep.layout.addresses(), &addresses)?;
             // Fresh (idle) WAN queues shared by every replica and client process of this run.
             let queues = steward_runtime::wan_queues_path(dep.layout.root());
@@ -234,13 +236,14 @@ pub fn run(a: LocalArgs) -> Result<Vec<Row>> {
                 fs::remove_file(&queues).with_context(|| format!("{}", queues.display()))?;
             }
             let log_dir = logs.join(format!("{protocol}-c{n}"));
-            let mut cluster = Cluster::start(&exe, protocol, &dep, &a, &log_dir)?;
+            let mut cluster = Cluster::start(&exe, protocol, &dep, &a, &log_dir, &sockets)?;
             pids.extend(cluster.pids());
             let measured = rt.block_on(measure(
                 protocol,
                 &dep,
                 n,
                 &addresses,
+                &sockets,
                 &a,
                 &mut cluster,
                 &interrupt,
@@ -416,11 +419,13 @@ struct Measured {
 }
 
 /// Runs the clients for warm-up + duration against a started cluster; Ctrl-C aborts.
+#[allow(clippy::too_many_arguments)]
 async fn measure(
     protocol: Protocol,
     dep: &Deployment,
     n: u32,
     addresses: &Addresses,
+    sockets: &clients::Sockets,
     a: &LocalArgs,
     cluster: &mut Cluster,
     interrupt: &Interrupt,
@@ -443,6 +448,7 @@ async fn measure(
         dep,
         n,
         addresses,
+        sockets,
         a.wan,
         a.write_pct,
         window,
@@ -517,8 +523,13 @@ fn ensure_deployment(topology: &Path, dir: &Path, clients: u32) -> Result<Deploy
 }
 
 /// 127.0.0.2, 127.0.0.3, ... for the replicas of `protocol`, then the clients `0..n`; each with a free UDP
-/// port found by binding port 0.
-fn assign_addresses(topology: &Topology, protocol: Protocol, n: u32) -> Result<Addresses> {
+/// port found by binding port 0. The bound sockets are returned too, to be used by the nodes
+/// (a released port could be taken by another process before the node binds it).
+fn assign_addresses(
+    topology: &Topology,
+    protocol: Protocol,
+    n: u32,
+) -> Result<(Addresses, clients::Sockets)> {
     let mut names: Vec<String> = protocol
         .replicas(topology)
         .into_iter()
@@ -526,13 +537,15 @@ fn assign_addresses(topology: &Topology, protocol: Protocol, n: u32) -> Result<A
         .collect();
     names.extend((0..n).map(|c| NodeKind::Client(c).name().to_string()));
     let mut map = BTreeMap::new();
+    let mut sockets = clients::Sockets::new();
     for (i, name) in names.into_iter().enumerate() {
         let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 0, 0, 2)) + i as u32);
-        let probe = UdpSocket::bind((ip, 0)).with_context(|| format!("cannot bind {ip}:0"))?;
-        let addr: SocketAddr = probe.local_addr()?;
-        map.insert(name, addr);
+        let socket = UdpSocket::bind((ip, 0)).with_context(|| format!("cannot bind {ip}:0"))?;
+        let addr: SocketAddr = socket.local_addr()?;
+        map.insert(name.clone(), addr);
+        sockets.insert(name, std::sync::Arc::new(socket));
     }
-    Ok(map)
+    Ok((map, sockets))
 }
 
 /// Replica processes started by this run. Dropping it (or [`Cluster::stop`]) stops every one:
@@ -563,6 +576,7 @@ impl Cluster {
         dep: &Deployment,
         a: &LocalArgs,
         logs: &Path,
+        sockets: &clients::Sockets,
     ) -> Result<Cluster> {
         fs::create_dir_all(logs).with_context(|| format!("{}", logs.display()))?;
         let (tx, ready) = std_mpsc::channel();
@@ -591,7 +605,15 @@ impl Cluster {
             // the child has already been reparented and no signal will ever come: it checks its
             // parent after prctl and gives up.
             let parent = std::process::id() as libc::pid_t;
-            // SAFETY: prctl and getppid are async-signal-safe.
+            // The replica's socket, bound by assign_addresses: inherited (its close-on-exec
+            // flag cleared in the child only) and named by --listen-fd.
+            let fd = sockets
+                .get(node.name().as_str())
+                .map(|s| std::os::fd::AsRawFd::as_raw_fd(&**s));
+            if let Some(fd) = fd {
+                cmd.args(["--listen-fd", &fd.to_string()]);
+            }
+            // SAFETY: prctl, getppid and fcntl are async-signal-safe.
             unsafe {
                 cmd.pre_exec(move || {
                     if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
@@ -599,6 +621,11 @@ impl Cluster {
                     }
                     if libc::getppid() != parent {
                         return Err(std::io::Error::other("loadgen exited during the start"));
+                    }
+                    if let Some(fd) = fd {
+                        if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
                     }
                     Ok(())
                 });

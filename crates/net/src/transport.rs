@@ -145,6 +145,9 @@ pub struct TransportConfig {
     pub ca_cert_der: Vec<u8>,
     /// The UDP address to bind (port 0 picks one).
     pub bind_addr: SocketAddr,
+    /// A socket already bound (for example inherited from a launcher that picked its port),
+    /// used instead of binding `bind_addr`.
+    pub socket: Option<Arc<std::net::UdpSocket>>,
     /// Addresses of the peers this node may dial. These peers may also connect to us.
     pub peers: HashMap<PeerName, SocketAddr>,
     /// Further names accepted on incoming connections (for example clients, whose addresses
@@ -200,6 +203,7 @@ impl TransportConfig {
             identity,
             ca_cert_der,
             bind_addr,
+            socket: None,
             peers: HashMap::new(),
             allowed_peers: HashSet::new(),
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
@@ -473,7 +477,10 @@ impl Transport {
             addr: config.bind_addr,
             source,
         };
-        let std_socket = std::net::UdpSocket::bind(config.bind_addr).map_err(bind_error)?;
+        let std_socket = match &config.socket {
+            Some(socket) => socket.try_clone().map_err(bind_error)?,
+            None => std::net::UdpSocket::bind(config.bind_addr).map_err(bind_error)?,
+        };
         let shaper_sender = match config.shaper {
             ShaperMode::Off => None,
             ShaperMode::Emulate(_) => Some(std_socket.try_clone().map_err(bind_error)?),

@@ -15,7 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use steward_net::PeerStats;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::ValueEnum;
 use steward_config::{SiteId, Topology};
 use steward_deploy::Deployment;
@@ -46,6 +46,11 @@ pub struct NodeArgs {
     /// UDP address to bind (default: this node's entry in addresses.json).
     #[arg(long)]
     pub listen: Option<std::net::SocketAddr>,
+    /// A UDP socket already bound, inherited as this file descriptor (from `loadgen local`,
+    /// which binds every node's port itself, so that no other process can take it between
+    /// choosing and binding). It must be bound to this node's address in addresses.json.
+    #[arg(long, conflicts_with = "listen")]
+    pub listen_fd: Option<i32>,
     /// WAN emulation: emulate (userspace shaper), netem (the kernel shapes) or off.
     #[arg(long, default_value = "emulate")]
     pub wan: WanMode,
@@ -130,7 +135,11 @@ pub fn replica_transport(
         WanMode::Emulate => open_wan_queues(&args.deployment, &dep.topology)?,
         WanMode::Netem | WanMode::Off => None,
     };
-    Ok(transport_config(
+    let socket = match args.listen_fd {
+        Some(fd) => Some(Arc::new(inherited_socket(fd, bind)?)),
+        None => None,
+    };
+    let mut config = transport_config(
         protocol,
         me,
         site,
@@ -143,7 +152,44 @@ pub fn replica_transport(
         &addresses_file,
         args.wan,
         wan_queues,
-    )?)
+    )?;
+    config.socket = socket;
+    Ok(config)
+}
+
+/// The UDP socket inherited as file descriptor `fd`, checked to be a UDP socket bound to
+/// `expected` (the node's address).
+fn inherited_socket(fd: i32, expected: std::net::SocketAddr) -> Result<std::net::UdpSocket> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: fcntl(F_GETFD) only queries the descriptor.
+    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        bail!("--listen-fd {fd}: not an open file descriptor");
+    }
+    let mut kind: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: kind and len are valid for writes of the sizes given.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            (&mut kind as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 || kind != libc::SOCK_DGRAM {
+        bail!("--listen-fd {fd}: not a UDP socket");
+    }
+    // SAFETY: the descriptor is open, a datagram socket, and from here owned by us alone (the
+    // launcher passed it for this purpose).
+    let socket = std::net::UdpSocket::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let local = socket
+        .local_addr()
+        .with_context(|| format!("--listen-fd {fd}"))?;
+    if local != expected {
+        bail!("--listen-fd {fd}: bound to {local}, but this node's address is {expected}");
+    }
+    Ok(socket)
 }
 
 /// The replicas of `protocol` outside `site`: the peers whose traffic is WAN traffic.
@@ -405,6 +451,30 @@ mod tests {
         assert_eq!(events[1]["message"], "refused connection");
         assert_eq!(events[2]["level"], "ERROR");
         assert_eq!(events[0]["node"], "s0.1");
+    }
+
+    #[test]
+    fn inherited_sockets_are_checked() {
+        use std::os::fd::IntoRawFd;
+        let err = inherited_socket(1, "127.0.0.1:9".parse().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("--listen-fd 1"), "{err}");
+        let file = tempfile::tempfile().unwrap();
+        let fd = file.into_raw_fd();
+        let err = inherited_socket(fd, "127.0.0.1:9".parse().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("not a UDP socket"), "{err}");
+        // SAFETY: fd is ours (from into_raw_fd) and closed once.
+        unsafe { libc::close(fd) };
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = socket.local_addr().unwrap();
+        let other = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let other_addr = other.local_addr().unwrap();
+        let err = inherited_socket(other.into_raw_fd(), addr).unwrap_err();
+        assert!(
+            err.to_string().contains(&format!("bound to {other_addr}")),
+            "{err}"
+        );
+        let adopted = inherited_socket(socket.into_raw_fd(), addr).unwrap();
+        assert_eq!(adopted.local_addr().unwrap(), addr);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
