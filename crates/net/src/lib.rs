@@ -41,8 +41,8 @@ pub use shaper::{
 };
 pub use steward_config::LinkParams;
 pub use transport::{
-    PeerStats, QuicTuning, SendError, Transport, TransportConfig, TransportError, TransportUsage,
-    DEFAULT_MAX_FRAME_LEN,
+    HandshakeStats, PeerStats, QuicTuning, SendError, Transport, TransportConfig, TransportError,
+    TransportUsage, DEFAULT_MAX_FRAME_LEN,
 };
 
 use std::borrow::Borrow;

@@ -153,6 +153,20 @@ pub struct TransportConfig {
     /// Further names accepted on incoming connections (for example clients, whose addresses
     /// we need not know). Every name in `peers` is accepted too; any other is rejected.
     pub allowed_peers: HashSet<PeerName>,
+    /// The source IPs connections may come from, when the address map names every peer that
+    /// may connect: a connection attempt from any other IP is ignored before any handshake
+    /// work. `None` (the map is incomplete): every source may try, after a QUIC Retry proved
+    /// it owns its address.
+    pub allowed_sources: Option<HashSet<std::net::IpAddr>>,
+    /// Handshakes one source IP may start per second (after filtering and Retry), with
+    /// bursts of [`TransportConfig::handshake_burst`]; more are ignored. Default 10.
+    pub handshakes_per_second: f64,
+    /// Burst of handshakes per source IP. Default 20.
+    pub handshake_burst: f64,
+    /// Bound on a handshake a peer started with us. Default 3 s.
+    pub accept_timeout: Duration,
+    /// Connection attempts quinn may hold before we decide on them. Default 128.
+    pub max_incoming: usize,
     /// Longest message accepted, in either direction. Default [`DEFAULT_MAX_FRAME_LEN`].
     pub max_frame_len: usize,
     /// Most bytes that may wait in one peer's send queue before [`Transport::send`] refuses
@@ -206,6 +220,11 @@ impl TransportConfig {
             socket: None,
             peers: HashMap::new(),
             allowed_peers: HashSet::new(),
+            allowed_sources: None,
+            handshakes_per_second: 10.0,
+            handshake_burst: 20.0,
+            accept_timeout: Duration::from_secs(3),
+            max_incoming: 128,
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             max_queue_bytes: 64 << 20,
             send_budget_bytes: 256 << 20,
@@ -308,6 +327,84 @@ pub struct PeerStats {
     pub rtt: Option<Duration>,
 }
 
+/// What became of incoming connection attempts ([`Transport::handshake_stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HandshakeStats {
+    /// Attempts let through to a TLS handshake.
+    pub accepted: u64,
+    /// Attempts answered with a QUIC Retry (address validation, no state kept).
+    pub retries: u64,
+    /// Attempts from sources outside a complete address map, ignored.
+    pub filtered: u64,
+    /// Attempts over their source's handshake rate, ignored.
+    pub rate_limited: u64,
+}
+
+#[derive(Default)]
+struct HandshakeCounters {
+    accepted: AtomicU64,
+    retries: AtomicU64,
+    filtered: AtomicU64,
+    rate_limited: AtomicU64,
+}
+
+/// Bound on the per-source rate table; past it, sources whose bucket is full are forgotten.
+const MAX_RATE_SOURCES: usize = 4096;
+
+/// The admission decision on a connection attempt.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Accept,
+    Retry,
+    Filtered,
+    RateLimited,
+}
+
+/// Source filter and per-source token buckets.
+struct Admission {
+    allowed_sources: Option<HashSet<std::net::IpAddr>>,
+    rate: f64,
+    burst: f64,
+    /// Source IP -> (tokens, last refill).
+    buckets: HashMap<std::net::IpAddr, (f64, tokio::time::Instant)>,
+}
+
+impl Admission {
+    fn admit(
+        &mut self,
+        source: std::net::IpAddr,
+        validated: bool,
+        may_retry: bool,
+        now: tokio::time::Instant,
+    ) -> Verdict {
+        match &self.allowed_sources {
+            Some(allowed) if !allowed.contains(&source) => return Verdict::Filtered,
+            Some(_) => {}
+            // No complete map: make the source prove its address first (stateless, cheap).
+            None if !validated && may_retry => return Verdict::Retry,
+            None => {}
+        }
+        if self.buckets.len() >= MAX_RATE_SOURCES && !self.buckets.contains_key(&source) {
+            let (rate, burst) = (self.rate, self.burst);
+            self.buckets.retain(|_, (tokens, last)| {
+                *tokens + now.saturating_duration_since(*last).as_secs_f64() * rate < burst
+            });
+            if self.buckets.len() >= MAX_RATE_SOURCES {
+                return Verdict::RateLimited;
+            }
+        }
+        let (tokens, last) = self.buckets.entry(source).or_insert((self.burst, now));
+        *tokens = (*tokens + now.saturating_duration_since(*last).as_secs_f64() * self.rate)
+            .min(self.burst);
+        *last = now;
+        if *tokens < 1.0 {
+            return Verdict::RateLimited;
+        }
+        *tokens -= 1.0;
+        Verdict::Accept
+    }
+}
+
 /// Bytes in a transport's buffers ([`Transport::usage`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TransportUsage {
@@ -383,6 +480,7 @@ struct Settings {
     client_queue_bytes: usize,
     frame_budget_bytes: usize,
     frame_read_timeout: Duration,
+    accept_timeout: Duration,
     replica_receive_window: u64,
     replica_send_window: u64,
     connect_timeout: Duration,
@@ -405,6 +503,8 @@ struct Inner {
     rejected_connections: AtomicU64,
     /// Older connections closed because the same peer dialed a newer one.
     replaced_connections: AtomicU64,
+    admission: Mutex<Admission>,
+    handshake: HandshakeCounters,
     /// Bytes of unfinished frames being read, over all connections.
     unfinished_frame_bytes: AtomicUsize,
     shaper: Option<ShaperHandle>,
@@ -468,7 +568,12 @@ impl Transport {
         let accepted_quic =
             quic_transport_config(&config.quic, shaped, Some(config.client_window))?;
         let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(server_crypto));
-        server_config.transport_config(accepted_quic);
+        server_config
+            .transport_config(accepted_quic)
+            .max_incoming(config.max_incoming.max(1))
+            // Data that may arrive with attempts not yet decided on: 64 KiB each, 8 MiB in all.
+            .incoming_buffer_size(64 << 10)
+            .incoming_buffer_size_total(8 << 20);
         server_config.migration(false);
         let mut client_config = quinn::ClientConfig::new(Arc::new(client_crypto));
         client_config.transport_config(quic);
@@ -534,6 +639,7 @@ impl Transport {
                 client_queue_bytes: share(clients),
                 frame_budget_bytes: config.frame_budget_bytes,
                 frame_read_timeout: config.frame_read_timeout,
+                accept_timeout: config.accept_timeout,
                 replica_receive_window: config.quic.receive_window,
                 replica_send_window: config.quic.send_window,
                 connect_timeout: config.connect_timeout,
@@ -551,6 +657,13 @@ impl Transport {
             rejected_connections: AtomicU64::new(0),
             replaced_connections: AtomicU64::new(0),
             unfinished_frame_bytes: AtomicUsize::new(0),
+            admission: Mutex::new(Admission {
+                allowed_sources: config.allowed_sources,
+                rate: config.handshakes_per_second,
+                burst: config.handshake_burst.max(1.0),
+                buckets: HashMap::new(),
+            }),
+            handshake: HandshakeCounters::default(),
             shaper,
             socket_closed: Mutex::new(Some(closed_rx)),
             runtime,
@@ -644,6 +757,18 @@ impl Transport {
     /// another CA) and unknown names.
     pub fn rejected_connections(&self) -> u64 {
         self.inner.rejected_connections.load(Ordering::Relaxed)
+    }
+
+    /// What became of incoming connection attempts.
+    pub fn handshake_stats(&self) -> HandshakeStats {
+        let c = &self.inner.handshake;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        HandshakeStats {
+            accepted: get(&c.accepted),
+            retries: get(&c.retries),
+            filtered: get(&c.filtered),
+            rate_limited: get(&c.rate_limited),
+        }
     }
 
     /// Older incoming connections closed because the same peer dialed a newer one.
@@ -1000,9 +1125,46 @@ impl Inner {
         }
     }
 
+    /// Decides on each connection attempt before any handshake work: sources outside a
+    /// complete address map are ignored, unvalidated sources get a Retry when the map is
+    /// incomplete, and each source IP has a rate of handshakes.
     async fn accept_loop(self: Arc<Self>, endpoint: Endpoint) {
         while let Some(incoming) = endpoint.accept().await {
-            self.spawn(self.clone().handle_incoming(incoming));
+            let counters = &self.handshake;
+            let verdict = lock(&self.admission).admit(
+                incoming.remote_address().ip(),
+                incoming.remote_address_validated(),
+                incoming.may_retry(),
+                tokio::time::Instant::now(),
+            );
+            match verdict {
+                Verdict::Accept => {
+                    bump(&counters.accepted, 1);
+                    self.spawn(self.clone().handle_incoming(incoming));
+                }
+                Verdict::Retry => {
+                    bump(&counters.retries, 1);
+                    if incoming.retry().is_err() {
+                        debug!(node = %self.name, "retry refused by quinn");
+                    }
+                }
+                Verdict::Filtered => {
+                    let n = counters.filtered.fetch_add(1, Ordering::Relaxed);
+                    if n.is_power_of_two() {
+                        warn!(node = %self.name, source = %incoming.remote_address(),
+                            ignored = n + 1, "ignoring connection attempts from sources outside the address map");
+                    }
+                    incoming.ignore();
+                }
+                Verdict::RateLimited => {
+                    let n = counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+                    if n.is_power_of_two() {
+                        warn!(node = %self.name, source = %incoming.remote_address(),
+                            ignored = n + 1, "ignoring connection attempts over the per-source rate");
+                    }
+                    incoming.ignore();
+                }
+            }
         }
     }
 
@@ -1016,7 +1178,7 @@ impl Inner {
             Ok(connecting) => connecting,
             Err(error) => return reject(error.to_string()),
         };
-        let conn = match tokio::time::timeout(self.settings.connect_timeout, connecting).await {
+        let conn = match tokio::time::timeout(self.settings.accept_timeout, connecting).await {
             Ok(Ok(conn)) => conn,
             Ok(Err(error)) => return reject(format!("handshake failed: {error}")),
             Err(_) => return reject("handshake timed out".into()),

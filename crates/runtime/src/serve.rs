@@ -324,8 +324,8 @@ impl Signals {
     }
 }
 
-/// The transport's counters, summed over peers, for the stats line: connections refused and
-/// replaced, connections accepted and dialed, failed dials, rejected frames, dropped messages
+/// The transport's counters, summed over peers, for the stats line: connection attempts
+/// accepted, retried, filtered and rate-limited; connections refused and replaced, connections accepted and dialed, failed dials, rejected frames, dropped messages
 /// and bytes.
 pub fn transport_counters(transport: &Transport) -> serde_json::Map<String, serde_json::Value> {
     let mut sum = PeerStats::default();
@@ -337,8 +337,13 @@ pub fn transport_counters(transport: &Transport) -> serde_json::Map<String, serd
         sum.connect_failures += st.connect_failures;
         sum.accepts += st.accepts;
     }
+    let handshakes = transport.handshake_stats();
     let mut m = serde_json::Map::new();
     for (k, v) in [
+        ("net_handshakes_accepted", handshakes.accepted),
+        ("net_handshake_retries", handshakes.retries),
+        ("net_handshakes_filtered", handshakes.filtered),
+        ("net_handshakes_rate_limited", handshakes.rate_limited),
         ("net_rejected_connections", transport.rejected_connections()),
         ("net_replaced_connections", transport.replaced_connections()),
         ("net_accepts", sum.accepts),
@@ -523,6 +528,16 @@ mod tests {
         assert_eq!(counters["net_messages_dropped"], 1);
         assert_eq!(counters["net_bytes_dropped"], 80);
         assert_eq!(counters["net_connects"], 0);
+        // The foreign node's attempts were retried (no complete address map here) and then
+        // reached the TLS handshake, which refused them.
+        assert!(
+            counters["net_handshake_retries"].as_u64() >= Some(1),
+            "{counters:?}"
+        );
+        assert!(
+            counters["net_handshakes_accepted"].as_u64() >= Some(1),
+            "{counters:?}"
+        );
         assert_eq!(counters["net_frames_rejected"], 0);
         o.shutdown().await;
         t.shutdown().await;

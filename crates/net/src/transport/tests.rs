@@ -786,3 +786,152 @@ async fn flooding_clients_stay_bounded_while_a_replica_is_served() {
         node.t.shutdown().await;
     }
 }
+
+#[test]
+fn admission_filters_retries_and_rate_limits_per_source() {
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    let t0 = tokio::time::Instant::now();
+    let mut complete = Admission {
+        allowed_sources: Some([ip("127.0.0.2")].into_iter().collect()),
+        rate: 10.0,
+        burst: 3.0,
+        buckets: HashMap::new(),
+    };
+    assert_eq!(
+        complete.admit(ip("127.0.0.9"), true, false, t0),
+        Verdict::Filtered
+    );
+    // A listed source needs no Retry; its burst, then its rate.
+    for _ in 0..3 {
+        assert_eq!(
+            complete.admit(ip("127.0.0.2"), false, true, t0),
+            Verdict::Accept
+        );
+    }
+    assert_eq!(
+        complete.admit(ip("127.0.0.2"), false, true, t0),
+        Verdict::RateLimited
+    );
+    let later = t0 + Duration::from_millis(100);
+    assert_eq!(
+        complete.admit(ip("127.0.0.2"), false, true, later),
+        Verdict::Accept
+    );
+    assert_eq!(
+        complete.admit(ip("127.0.0.2"), false, true, later),
+        Verdict::RateLimited
+    );
+
+    let mut open = Admission {
+        allowed_sources: None,
+        rate: 10.0,
+        burst: 1.0,
+        buckets: HashMap::new(),
+    };
+    assert_eq!(open.admit(ip("10.0.0.1"), false, true, t0), Verdict::Retry);
+    assert_eq!(open.admit(ip("10.0.0.1"), true, false, t0), Verdict::Accept);
+    assert_eq!(
+        open.admit(ip("10.0.0.1"), true, false, t0),
+        Verdict::RateLimited
+    );
+    // Another source has its own bucket; the table stays bounded.
+    assert_eq!(open.admit(ip("10.0.0.2"), true, false, t0), Verdict::Accept);
+    for i in 0..(MAX_RATE_SOURCES as u32 + 100) {
+        let source = std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x0b00_0000 + i));
+        open.admit(source, true, false, t0);
+    }
+    assert!(open.buckets.len() <= MAX_RATE_SOURCES);
+}
+
+/// Connection attempts from one IP, as fast as a QUIC client makes them, for `attempts`
+/// (at most 2 s each; the client does not trust the server, so none completes).
+async fn handshake_flood(target: SocketAddr, attempts: usize) -> Duration {
+    let stranger = DeploymentCa::generate("stranger").unwrap();
+    let endpoint = raw_client(&stranger, "client-0");
+    let start = Instant::now();
+    let mut set = JoinSet::new();
+    for _ in 0..attempts {
+        let Ok(connecting) = endpoint.connect(target, &certs::san_for("pbft-r0")) else {
+            continue;
+        };
+        set.spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(2), connecting).await;
+        });
+    }
+    while set.join_next().await.is_some() {}
+    endpoint.close(VarInt::from_u32(0), b"done");
+    start.elapsed()
+}
+
+/// CPU time of this process (every thread).
+fn process_cpu() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a rusage into the pointer.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// A handshake flood from a source outside a complete address map is ignored before any
+/// handshake work; from an unlisted source without a complete map, it gets Retries and then
+/// the per-source rate. Either way the genuine peer still connects, and the cost per attempt
+/// (CPU of this whole process, the attacker's included, so an upper bound) is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshake_floods_are_filtered_rate_limited_and_counted() {
+    let _serial = crate::TIMING_TESTS.write().await;
+    let ca = DeploymentCa::generate("handshakes").unwrap();
+    let attempts = 1000;
+    // The attacker's own cost: the same flood at a socket that never answers.
+    let sink = std::net::UdpSocket::bind(anywhere()).unwrap();
+    let cpu0 = process_cpu();
+    handshake_flood(sink.local_addr().unwrap(), attempts).await;
+    let attacker_cpu = process_cpu().saturating_sub(cpu0);
+    drop(sink);
+    eprintln!(
+        "handshake flood at a silent socket: {:.1} µs CPU per attempt (the attacker alone)",
+        attacker_cpu.as_secs_f64() * 1e6 / attempts as f64
+    );
+    for complete_map in [true, false] {
+        let peer_ip = random_loopback_ip();
+        let mut r = Node::bind(&ca, "pbft-r0", anywhere(), |c| {
+            if complete_map {
+                c.allowed_sources = Some([peer_ip].into_iter().collect());
+            }
+        });
+        let p = Node::bind(&ca, "pbft-r1", SocketAddr::new(peer_ip, 0), |_| {});
+        r.knows(&p);
+        p.knows(&r);
+        let cpu0 = process_cpu();
+        let wall = handshake_flood(r.t.local_addr(), attempts).await;
+        let cpu = process_cpu().saturating_sub(cpu0);
+        let stats = r.t.handshake_stats();
+        eprintln!(
+            "handshake flood (complete map: {complete_map}): {attempts} attempts in {wall:?}, \
+             {:.1} µs CPU per attempt (whole process); {stats:?}; rejected connections {}",
+            cpu.as_secs_f64() * 1e6 / attempts as f64,
+            r.t.rejected_connections()
+        );
+        if complete_map {
+            assert!(stats.filtered >= attempts as u64, "{stats:?}");
+            assert_eq!((stats.accepted, stats.retries), (0, 0), "{stats:?}");
+        } else {
+            // quinn's client answers Retries, so validated attempts reach the rate limit.
+            assert!(stats.retries >= attempts as u64, "{stats:?}");
+            assert!(stats.rate_limited > 0, "{stats:?}");
+            assert!(
+                stats.accepted <= 20 + 10 * (wall.as_secs() + 1),
+                "{stats:?}"
+            );
+        }
+        // The genuine peer still gets through.
+        p.t.send(&r.name(), Bytes::from_static(b"still here"))
+            .unwrap();
+        let (from, _) = r.recv(Duration::from_secs(10)).await.expect("genuine peer");
+        assert_eq!(from, p.name());
+        r.t.shutdown().await;
+        p.t.shutdown().await;
+    }
+}
