@@ -35,7 +35,9 @@ mod load;
 
 pub use keygen::{generate, KeygenOptions};
 pub use layout::{client_node_name, pbft_node_name, steward_node_name, Layout};
-pub use load::{read_addresses, write_addresses, Addresses, Deployment, StewardSecrets};
+pub use load::{
+    parse_addresses, read_addresses, write_addresses, Addresses, Deployment, StewardSecrets,
+};
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

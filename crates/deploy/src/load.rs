@@ -190,7 +190,12 @@ pub fn read_addresses(path: &Path) -> Result<Addresses, DeployError> {
             format!("cannot read the address map (node name -> address): {e}"),
         )
     })?;
-    let addresses: Addresses = serde_json::from_str(&text)
+    parse_addresses(&text, path)
+}
+
+/// Parses and checks the text of an address map read from `path` (named in errors).
+pub fn parse_addresses(text: &str, path: &Path) -> Result<Addresses, DeployError> {
+    let addresses: Addresses = serde_json::from_str(text)
         .map_err(|e| DeployError::file(path, format!("malformed address map: {e}")))?;
     check_addresses(&addresses).map_err(|reason| DeployError::file(path, reason))?;
     Ok(addresses)
