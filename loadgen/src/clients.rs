@@ -88,9 +88,13 @@ impl Factory {
     }
 }
 
-/// Binds `n` clients (ids `0..n`) of `protocol` and starts them; they run until
-/// [`Clients::stop`]. With a `mark` (the instant of an injected fault), the report tells when
-/// the first operation issued after it completed.
+/// Sockets already bound for some nodes (by name): their transports use them instead of
+/// binding their address.
+pub type Sockets = std::collections::BTreeMap<String, Arc<std::net::UdpSocket>>;
+
+/// Binds `n` clients (ids `0..n`) of `protocol` (on their socket in `sockets`, else on their
+/// address) and starts them; they run until [`Clients::stop`]. With a `mark` (the instant of
+/// an injected fault), the report tells when the first operation issued after it completed.
 #[allow(clippy::too_many_arguments)]
 pub fn start(
     mark: Option<Instant>,
@@ -98,6 +102,7 @@ pub fn start(
     dep: &Deployment,
     n: u32,
     addresses: &Addresses,
+    sockets: &Sockets,
     wan: WanMode,
     write_pct: u32,
     window: Window,
@@ -141,6 +146,8 @@ pub fn start(
             wan,
             wan_queues.clone(),
         )?;
+        let mut cfg = cfg;
+        cfg.socket = sockets.get(name.as_str()).cloned();
         let (transport, inbound) =
             Transport::bind(cfg).with_context(|| format!("{name}: cannot bind {bind}"))?;
         let core = factory.client(dep, c, write_pct)?;

@@ -144,6 +144,15 @@ pub fn run(a: LocalArgs) -> Result<Vec<Row>> {
     if a.wan == WanMode::Netem {
         bail!("--wan netem needs tc-shaped hosts; local runs take emulate or off");
     }
+    // From here on SIGINT is ours (tokio replaces the default action for the whole process),
+    // so it is watched for the whole run, not only inside measurement windows: a Ctrl-C at any
+    // point stops the replicas and ends the run with an error.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    let interrupt = Interrupt::install(&rt)?;
     let out = a.out.clone().unwrap_or_else(|| {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -183,15 +192,10 @@ pub fn run(a: LocalArgs) -> Result<Vec<Row>> {
     }
     let max_clients = *a.clients.iter().max().expect("non-empty");
     let dep = ensure_deployment(&topology_file, &out.join("deployment"), max_clients)?;
+    interrupt.check()?;
     let exe = std::env::current_exe().context("cannot locate the loadgen executable")?;
     let logs = out.join("logs");
     fs::create_dir_all(&logs).with_context(|| format!("{}", logs.display()))?;
-
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?;
     let protocols = a.protocol.protocols();
     let total = protocols.len() * a.clients.len();
     let per = a.warmup + a.duration;
@@ -211,6 +215,7 @@ pub fn run(a: LocalArgs) -> Result<Vec<Row>> {
     let mut done = 0;
     for &protocol in &protocols {
         for &n in &a.clients {
+            interrupt.check()?;
             done += 1;
             let wall = Instant::now();
             eprintln!(
@@ -219,7 +224,9 @@ pub fn run(a: LocalArgs) -> Result<Vec<Row>> {
                 a.wan,
                 per.as_secs_f64()
             );
-            let addresses = assign_addresses(&dep.topology, protocol, n)?;
+            // Every node's port is bound here and stays bound: replicas inherit their socket,
+            // clients use theirs, so no other process can take a port in between.
+            let (addresses, sockets) = assign_addresses(&dep.topology, protocol, n)?;
             write_addresses(&dep.layout.addresses(), &addresses)?;
             // Fresh (idle) WAN queues shared by every replica and client process of this run.
             let queues = steward_runtime::wan_queues_path(dep.layout.root());
@@ -229,9 +236,18 @@ pub fn run(a: LocalArgs) -> Result<Vec<Row>> {
                 fs::remove_file(&queues).with_context(|| format!("{}", queues.display()))?;
             }
             let log_dir = logs.join(format!("{protocol}-c{n}"));
-            let mut cluster = Cluster::start(&exe, protocol, &dep, &a, &log_dir)?;
+            let mut cluster = Cluster::start(&exe, protocol, &dep, &a, &log_dir, &sockets)?;
             pids.extend(cluster.pids());
-            let measured = rt.block_on(measure(protocol, &dep, n, &addresses, &a, &mut cluster));
+            let measured = rt.block_on(measure(
+                protocol,
+                &dep,
+                n,
+                &addresses,
+                &sockets,
+                &a,
+                &mut cluster,
+                &interrupt,
+            ));
             let stopped = cluster.stop();
             let mut m = measured?;
             stopped?;
@@ -295,6 +311,7 @@ pub fn run(a: LocalArgs) -> Result<Vec<Row>> {
         serde_json::to_string_pretty(&manifest)? + "\n",
     )?;
     write_summary(&out, &rows, &cpu)?;
+    interrupt.check()?;
     results::print_table(&rows);
     for (r, c) in rows.iter().zip(&cpu) {
         println!(
@@ -402,15 +419,18 @@ struct Measured {
 }
 
 /// Runs the clients for warm-up + duration against a started cluster; Ctrl-C aborts.
+#[allow(clippy::too_many_arguments)]
 async fn measure(
     protocol: Protocol,
     dep: &Deployment,
     n: u32,
     addresses: &Addresses,
+    sockets: &clients::Sockets,
     a: &LocalArgs,
     cluster: &mut Cluster,
+    interrupt: &Interrupt,
 ) -> Result<Measured> {
-    cluster.wait_ready(Duration::from_secs(30))?;
+    cluster.wait_ready(Duration::from_secs(30), interrupt)?;
     let start = tokio::time::Instant::now();
     let window = Window {
         start: start + a.warmup,
@@ -428,6 +448,7 @@ async fn measure(
         dep,
         n,
         addresses,
+        sockets,
         a.wan,
         a.write_pct,
         window,
@@ -453,7 +474,7 @@ async fn measure(
     };
     let outcome = tokio::select! {
         r = run => r,
-        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        _ = interrupt.wait() => Err(anyhow::anyhow!("interrupted")),
     };
     let report = running.stop().await;
     let (measured, cpu, wan) = outcome?;
@@ -502,8 +523,13 @@ fn ensure_deployment(topology: &Path, dir: &Path, clients: u32) -> Result<Deploy
 }
 
 /// 127.0.0.2, 127.0.0.3, ... for the replicas of `protocol`, then the clients `0..n`; each with a free UDP
-/// port found by binding port 0.
-fn assign_addresses(topology: &Topology, protocol: Protocol, n: u32) -> Result<Addresses> {
+/// port found by binding port 0. The bound sockets are returned too, to be used by the nodes
+/// (a released port could be taken by another process before the node binds it).
+fn assign_addresses(
+    topology: &Topology,
+    protocol: Protocol,
+    n: u32,
+) -> Result<(Addresses, clients::Sockets)> {
     let mut names: Vec<String> = protocol
         .replicas(topology)
         .into_iter()
@@ -511,13 +537,15 @@ fn assign_addresses(topology: &Topology, protocol: Protocol, n: u32) -> Result<A
         .collect();
     names.extend((0..n).map(|c| NodeKind::Client(c).name().to_string()));
     let mut map = BTreeMap::new();
+    let mut sockets = clients::Sockets::new();
     for (i, name) in names.into_iter().enumerate() {
         let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 0, 0, 2)) + i as u32);
-        let probe = UdpSocket::bind((ip, 0)).with_context(|| format!("cannot bind {ip}:0"))?;
-        let addr: SocketAddr = probe.local_addr()?;
-        map.insert(name, addr);
+        let socket = UdpSocket::bind((ip, 0)).with_context(|| format!("cannot bind {ip}:0"))?;
+        let addr: SocketAddr = socket.local_addr()?;
+        map.insert(name.clone(), addr);
+        sockets.insert(name, std::sync::Arc::new(socket));
     }
-    Ok(map)
+    Ok((map, sockets))
 }
 
 /// Replica processes started by this run. Dropping it (or [`Cluster::stop`]) stops every one:
@@ -532,9 +560,13 @@ struct Cluster {
     pending: Vec<(usize, String)>,
 }
 
+/// A replica process. `child` is `Some` only while the process is not reaped, so its pid
+/// cannot have been reused: only then is it signalled.
 struct Node {
     id: String,
     child: Option<Child>,
+    /// How it ended, once reaped without being killed on purpose.
+    exit: Option<std::process::ExitStatus>,
 }
 
 impl Cluster {
@@ -544,6 +576,7 @@ impl Cluster {
         dep: &Deployment,
         a: &LocalArgs,
         logs: &Path,
+        sockets: &clients::Sockets,
     ) -> Result<Cluster> {
         fs::create_dir_all(logs).with_context(|| format!("{}", logs.display()))?;
         let (tx, ready) = std_mpsc::channel();
@@ -568,10 +601,32 @@ impl Cluster {
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(log);
-            // SAFETY: prctl is async-signal-safe; the child gets SIGTERM if loadgen dies.
+            // The child gets SIGTERM if loadgen dies. If loadgen died between fork and prctl,
+            // the child has already been reparented and no signal will ever come: it checks its
+            // parent after prctl and gives up.
+            let parent = std::process::id() as libc::pid_t;
+            // The replica's socket, bound by assign_addresses: inherited (its close-on-exec
+            // flag cleared in the child only) and named by --listen-fd.
+            let fd = sockets
+                .get(node.name().as_str())
+                .map(|s| std::os::fd::AsRawFd::as_raw_fd(&**s));
+            if let Some(fd) = fd {
+                cmd.args(["--listen-fd", &fd.to_string()]);
+            }
+            // SAFETY: prctl, getppid and fcntl are async-signal-safe.
             unsafe {
-                cmd.pre_exec(|| {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                cmd.pre_exec(move || {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    if libc::getppid() != parent {
+                        return Err(std::io::Error::other("loadgen exited during the start"));
+                    }
+                    if let Some(fd) = fd {
+                        if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
                     Ok(())
                 });
             }
@@ -583,6 +638,7 @@ impl Cluster {
             cluster.nodes.push(Node {
                 id,
                 child: Some(child),
+                exit: None,
             });
             let tx = tx.clone();
             cluster.readers.push(std::thread::spawn(move || {
@@ -603,15 +659,20 @@ impl Cluster {
             .collect()
     }
 
-    /// Waits until every node printed `ready`.
-    fn wait_ready(&mut self, limit: Duration) -> Result<()> {
+    /// Waits until every node printed `ready` (or an interrupt).
+    fn wait_ready(&mut self, limit: Duration, interrupt: &Interrupt) -> Result<()> {
         let deadline = Instant::now() + limit;
         let mut ready = vec![false; self.nodes.len()];
         while ready.contains(&false) {
+            interrupt.check()?;
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.ready.recv_timeout(left) {
+            match self
+                .ready
+                .recv_timeout(left.min(Duration::from_millis(100)))
+            {
                 Ok((i, line)) if line.starts_with("ready ") => ready[i] = true,
                 Ok(_) => {}
+                Err(_) if !left.is_zero() => {}
                 Err(_) => {
                     let missing: Vec<String> = self
                         .nodes
@@ -654,15 +715,20 @@ impl Cluster {
         Ok(())
     }
 
-    /// A node that has exited, if any.
+    /// A node that has exited on its own, if any. A node found exited is reaped here, so it
+    /// leaves `child` (its pid may be reused from now on) and is never signalled again.
     fn exited(&mut self) -> Option<String> {
-        self.nodes.iter_mut().find_map(|n| {
-            let c = n.child.as_mut()?;
-            match c.try_wait() {
-                Ok(Some(status)) => Some(format!("replica {} ({status})", n.id)),
-                _ => None,
+        for n in &mut self.nodes {
+            if let Some(c) = n.child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    n.exit = Some(status);
+                    n.child = None;
+                }
             }
-        })
+        }
+        self.nodes
+            .iter()
+            .find_map(|n| n.exit.map(|status| format!("replica {} ({status})", n.id)))
     }
 
     /// Messages and bytes all nodes have sent across sites so far (each node answers SIGUSR1
@@ -776,5 +842,54 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         let _ = self.stop();
+    }
+}
+
+/// SIGINT, watched from the start of the run to its end (see [`run`]).
+struct Interrupt {
+    flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    notify: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl Interrupt {
+    /// Watches SIGINT from now on (the handler is in place when this returns).
+    fn install(rt: &tokio::runtime::Runtime) -> Result<Interrupt> {
+        use std::sync::atomic::Ordering;
+        let _guard = rt.enter();
+        let mut signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .context("cannot watch SIGINT")?;
+        let interrupt = Interrupt {
+            flag: Default::default(),
+            notify: Default::default(),
+        };
+        let (flag, notify) = (interrupt.flag.clone(), interrupt.notify.clone());
+        rt.spawn(async move {
+            while signal.recv().await.is_some() {
+                if !flag.swap(true, Ordering::SeqCst) {
+                    eprintln!("local: interrupted; stopping");
+                }
+                notify.notify_waiters();
+            }
+        });
+        Ok(interrupt)
+    }
+
+    /// An error once SIGINT has arrived.
+    fn check(&self) -> Result<()> {
+        if self.flag.load(std::sync::atomic::Ordering::SeqCst) {
+            bail!("interrupted");
+        }
+        Ok(())
+    }
+
+    /// Completes when SIGINT arrives (at once if it already has).
+    async fn wait(&self) {
+        loop {
+            let notified = self.notify.notified();
+            if self.flag.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
     }
 }

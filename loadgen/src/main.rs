@@ -70,7 +70,7 @@ fn replica(a: ReplicaArgs) -> ! {
     match setup(&a.node).and_then(|s| steward_runtime::serve(s, &log)) {
         Ok(()) => std::process::exit(0),
         Err(e) => {
-            log.info(&format!("error: {e:#}"));
+            log.error(&format!("error: {e:#}"));
             std::process::exit(1);
         }
     }
@@ -78,6 +78,10 @@ fn replica(a: ReplicaArgs) -> ! {
 
 fn main() {
     let cli = Cli::parse();
+    // `replica` installs its own (in the format of its --log).
+    if !matches!(cli.cmd, Cmd::Replica(_)) {
+        steward_runtime::init_tracing(steward_runtime::LogFormat::Human);
+    }
     let result = match cli.cmd {
         Cmd::Keygen(a) => keygen::run(a),
         Cmd::CryptoBench(a) => crypto_bench::run(a),

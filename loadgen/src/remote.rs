@@ -124,6 +124,7 @@ pub fn run(a: RunArgs) -> Result<()> {
                 &dep,
                 n,
                 &addresses,
+                &clients::Sockets::new(),
                 a.wan,
                 a.write_pct,
                 window,

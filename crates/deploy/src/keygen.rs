@@ -199,10 +199,15 @@ fn write_tls(
     ));
     let ca = DeploymentCa::generate(&format!("steward deployment {}", topology.name))
         .map_err(|e| DeployError::Options(format!("deployment CA: {e}")))?;
-    for path in [layout.ca_cert(), layout.ca_key()] {
-        if let Some(dir) = path.parent() {
-            make_private_dir(dir)?;
-        }
+    for dir in [
+        layout
+            .ca_cert()
+            .parent()
+            .expect("has a parent")
+            .to_path_buf(),
+        layout.ca_key_dir(),
+    ] {
+        make_private_dir(&dir)?;
     }
     fs::set_permissions(
         layout.ca_cert().parent().expect("has a parent"),
@@ -318,10 +323,14 @@ fn prepare_out_dir(out: &Path, force: bool) -> Result<(), DeployError> {
             .next()
             .is_none();
         if !empty {
-            if !Layout::new(out).manifest().exists() {
+            let manifest = Layout::new(out).manifest();
+            if !is_deployment_manifest(&manifest) {
                 return Err(DeployError::file(
                     out,
-                    "exists, is not empty and is not a deployment directory (no manifest.json); refusing to touch it",
+                    format!(
+                        "exists, is not empty and is not a deployment directory (no manifest.json \
+                         with format {MANIFEST_FORMAT:?}); refusing to touch it"
+                    ),
                 ));
             }
             if !force {
@@ -333,7 +342,52 @@ fn prepare_out_dir(out: &Path, force: bool) -> Result<(), DeployError> {
             fs::remove_dir_all(out).map_err(|e| DeployError::file(out, e))?;
         }
     }
+    remove_old_ca_key_dir(&Layout::new(out), force)?;
     fs::create_dir_all(out).map_err(|e| DeployError::file(out, e))
+}
+
+/// Whether `path` is a deployment's manifest: JSON whose `format` is [`MANIFEST_FORMAT`] (a
+/// results directory also has a `manifest.json`, of another format).
+fn is_deployment_manifest(path: &Path) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Tag {
+        format: String,
+    }
+    fs::read_to_string(path)
+        .ok()
+        .and_then(|text| serde_json::from_str::<Tag>(&text).ok())
+        .is_some_and(|tag| tag.format == MANIFEST_FORMAT)
+}
+
+/// The CA key folder beside the deployment: absent, or (with `force`) a folder holding only
+/// `ca.key.pem`, which is removed; anything else is refused.
+fn remove_old_ca_key_dir(layout: &Layout, force: bool) -> Result<(), DeployError> {
+    let dir = layout.ca_key_dir();
+    let Ok(meta) = fs::symlink_metadata(&dir) else {
+        return Ok(());
+    };
+    let only_the_key = meta.is_dir()
+        && fs::read_dir(&dir)
+            .map_err(|e| DeployError::file(&dir, e))?
+            .map(|entry| entry.map(|e| e.file_name()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| DeployError::file(&dir, e))?
+            .iter()
+            .all(|name| name == "ca.key.pem");
+    if !only_the_key {
+        return Err(DeployError::file(
+            &dir,
+            "exists and is not a deployment's CA key folder (it should hold only ca.key.pem); \
+             refusing to touch it",
+        ));
+    }
+    if !force {
+        return Err(DeployError::file(
+            &dir,
+            "the CA key of an earlier deployment is here; pass --force to replace it",
+        ));
+    }
+    fs::remove_dir_all(&dir).map_err(|e| DeployError::file(&dir, e))
 }
 
 fn make_private_dir(dir: &Path) -> Result<(), DeployError> {

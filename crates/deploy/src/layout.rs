@@ -98,9 +98,25 @@ impl Layout {
         self.root.join("public/tls/ca.cert.pem")
     }
 
-    /// The deployment CA key (kept in its own private folder, to issue further certificates).
+    /// The deployment CA key: in a private folder *beside* the deployment directory
+    /// (`<dir>.ca/ca.key.pem`), so that copying the deployment to hosts never ships it. No
+    /// program reads it; keep it to issue further certificates, or delete it.
     pub fn ca_key(&self) -> PathBuf {
-        self.root.join("ca/ca.key.pem")
+        self.ca_key_dir().join("ca.key.pem")
+    }
+
+    /// The folder of [`Layout::ca_key`]: `<dir>.ca` beside the deployment directory.
+    pub fn ca_key_dir(&self) -> PathBuf {
+        let absolute = std::path::absolute(&self.root).unwrap_or_else(|_| self.root.clone());
+        match absolute.file_name() {
+            Some(name) => {
+                let mut dir_name = name.to_os_string();
+                dir_name.push(".ca");
+                absolute.with_file_name(dir_name)
+            }
+            // The file-system root as a deployment: nowhere beside it.
+            None => absolute.join("deployment.ca"),
+        }
     }
 
     /// A Steward server's TLS certificate (in its private folder).

@@ -15,7 +15,8 @@
 //! <dir>/pbft/r<i>/signing.key.json
 //! <dir>/clients/c<i>/signing.key.json
 //! <dir>/public/tls/ca.cert.pem             the deployment CA certificate (trust anchor)
-//! <dir>/ca/ca.key.pem                      the CA key (0600, folder 0700)
+//! <dir>.ca/ca.key.pem                      the CA key (0600, folder 0700), *beside* the
+//!                                          deployment so that copying <dir> never ships it
 //! <dir>/steward/s<s>.<i>/tls.{cert,key}.pem  the server's TLS identity `steward-s<s>.<i>`
 //! <dir>/pbft/r<i>/tls.{cert,key}.pem       the PBFT replica's TLS identity `pbft-r<i>`
 //! <dir>/clients/c<i>/tls.{cert,key}.pem    the client's TLS identity `client-<i>`
@@ -23,7 +24,10 @@
 //!                                          `loadgen local`, or by hand for real hosts)
 //! ```
 //!
-//! Deployment loading ([`Deployment`]) checks every file it reads and names the file in errors.
+//! Deployment loading ([`Deployment`]) checks every file it reads and names the file in errors;
+//! it refuses secret keys that the group or others may access (as OpenSSH does), and address
+//! maps with unspecified addresses, port 0 or one address for two nodes. Key files are
+//! created new, never through a symbolic link.
 
 mod keygen;
 mod layout;
@@ -31,7 +35,9 @@ mod load;
 
 pub use keygen::{generate, KeygenOptions};
 pub use layout::{client_node_name, pbft_node_name, steward_node_name, Layout};
-pub use load::{read_addresses, write_addresses, Addresses, Deployment, StewardSecrets};
+pub use load::{
+    parse_addresses, read_addresses, write_addresses, Addresses, Deployment, StewardSecrets,
+};
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

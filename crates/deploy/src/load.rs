@@ -107,6 +107,7 @@ impl Deployment {
         let public = self.site_threshold_key(id.site)?;
         let signing = load_signing(&self.layout.steward_signing_key(id))?;
         let path = self.layout.steward_share(id);
+        read_secret(&path)?;
         let share =
             KeyShare::from_json(&read(&path)?, &public).map_err(|e| DeployError::file(&path, e))?;
         if u32::from(share.id()) != id.index + 1 {
@@ -189,8 +190,36 @@ pub fn read_addresses(path: &Path) -> Result<Addresses, DeployError> {
             format!("cannot read the address map (node name -> address): {e}"),
         )
     })?;
-    serde_json::from_str(&text)
-        .map_err(|e| DeployError::file(path, format!("malformed address map: {e}")))
+    parse_addresses(&text, path)
+}
+
+/// Parses and checks the text of an address map read from `path` (named in errors).
+pub fn parse_addresses(text: &str, path: &Path) -> Result<Addresses, DeployError> {
+    let addresses: Addresses = serde_json::from_str(text)
+        .map_err(|e| DeployError::file(path, format!("malformed address map: {e}")))?;
+    check_addresses(&addresses).map_err(|reason| DeployError::file(path, reason))?;
+    Ok(addresses)
+}
+
+/// Every address must be one a peer can dial (no unspecified IP such as `0.0.0.0`, no port 0)
+/// and belong to one node only.
+fn check_addresses(addresses: &Addresses) -> Result<(), String> {
+    let mut seen: BTreeMap<SocketAddr, &str> = BTreeMap::new();
+    for (name, addr) in addresses {
+        if addr.ip().is_unspecified() {
+            return Err(format!(
+                "{name}: {addr} is not an address peers can reach (unspecified IP); \
+                 give the host's own address"
+            ));
+        }
+        if addr.port() == 0 {
+            return Err(format!("{name}: {addr} has port 0"));
+        }
+        if let Some(other) = seen.insert(*addr, name) {
+            return Err(format!("{other} and {name} have the same address {addr}"));
+        }
+    }
+    Ok(())
 }
 
 /// Writes an address map (replacing any previous one).
@@ -251,5 +280,14 @@ fn load_verifying(path: &Path) -> Result<VerifyingKey, DeployError> {
 }
 
 fn load_signing(path: &Path) -> Result<SigningKey, DeployError> {
+    read_secret(path)?;
     SigningKey::from_json(&read(path)?).map_err(|e| DeployError::file(path, e))
+}
+
+/// Refuses a secret file that the group or others may access.
+fn read_secret(path: &Path) -> Result<(), DeployError> {
+    steward_net::certs::check_private_file(path).map_err(|e| match e {
+        steward_net::CertError::File { path, reason } => DeployError::File { path, reason },
+        other => DeployError::file(path, other),
+    })
 }

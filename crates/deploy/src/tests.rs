@@ -265,3 +265,154 @@ fn writes_a_ca_and_tls_identities_and_an_address_map() {
     let err = dep.addresses().unwrap_err().to_string();
     assert!(err.contains("malformed address map"), "{err}");
 }
+
+#[test]
+fn force_replaces_only_a_deployment_never_a_results_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let topo = setup(tmp.path());
+    let forced = KeygenOptions {
+        force: true,
+        ..opts(Some(1))
+    };
+    // A results directory also has a manifest.json, of another format.
+    let results = tmp.path().join("results");
+    fs::create_dir(&results).unwrap();
+    fs::write(
+        results.join("manifest.json"),
+        r#"{"format": "steward-results/v1", "git": "abc"}"#,
+    )
+    .unwrap();
+    fs::write(results.join("summary.csv"), "precious").unwrap();
+    let err = generate(&topo, &results, &forced, &quiet)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("results") && err.contains(MANIFEST_FORMAT),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read_to_string(results.join("summary.csv")).unwrap(),
+        "precious"
+    );
+    // A malformed manifest.json is no licence either.
+    fs::write(results.join("manifest.json"), "not json").unwrap();
+    assert!(generate(&topo, &results, &forced, &quiet).is_err());
+    assert!(results.join("summary.csv").exists());
+}
+
+#[test]
+fn the_ca_key_lives_beside_the_deployment_not_in_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let topo = setup(tmp.path());
+    let out = tmp.path().join("dep");
+    generate(&topo, &out, &opts(Some(3)), &quiet).unwrap();
+    let layout = Layout::new(&out);
+    let key = layout.ca_key();
+    assert_eq!(key, tmp.path().join("dep.ca").join("ca.key.pem"));
+    assert!(key.exists());
+    assert!(!key.starts_with(&out));
+    // No file inside the deployment holds the CA key: copying it never ships one.
+    let ca = steward_net::DeploymentCa::load(&layout.ca_cert(), &key).unwrap();
+    let key_text = fs::read(&key).unwrap();
+    let mut stack = vec![out.clone()];
+    let mut files = 0;
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files += 1;
+                assert_ne!(fs::read(&path).unwrap(), key_text, "{}", path.display());
+            }
+        }
+    }
+    assert!(files > 20);
+    // --force replaces the deployment and its CA key folder.
+    let forced = KeygenOptions {
+        force: true,
+        ..opts(Some(4))
+    };
+    generate(&topo, &out, &forced, &quiet).unwrap();
+    let again = steward_net::DeploymentCa::load(&layout.ca_cert(), &key).unwrap();
+    assert_ne!(again.key_der(), ca.key_der());
+    // A folder of that name holding anything else is refused, even with --force.
+    fs::write(tmp.path().join("dep.ca").join("notes.txt"), "mine").unwrap();
+    let err = generate(&topo, &out, &forced, &quiet)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("dep.ca"), "{err}");
+    assert!(tmp.path().join("dep.ca/notes.txt").exists());
+}
+
+#[test]
+fn secret_keys_readable_by_others_are_refused_naming_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let topo = setup(tmp.path());
+    let out = tmp.path().join("dep");
+    generate(&topo, &out, &opts(Some(6)), &quiet).unwrap();
+    let dep = Deployment::load(&out).unwrap();
+    let id = ServerId::new(SiteId(0), 1);
+    let chmod = |path: &Path, mode: u32| {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap()
+    };
+    for (path, load) in [
+        (
+            dep.layout.steward_signing_key(id),
+            Box::new(|| dep.steward_secrets(id).map(drop))
+                as Box<dyn Fn() -> Result<(), DeployError>>,
+        ),
+        (
+            dep.layout.steward_share(id),
+            Box::new(|| dep.steward_secrets(id).map(drop)),
+        ),
+        (
+            dep.layout.pbft_signing_key(0),
+            Box::new(|| dep.pbft_secret(0).map(drop)),
+        ),
+        (
+            dep.layout.client_signing_key(2),
+            Box::new(|| dep.client_secret(2).map(drop)),
+        ),
+        (
+            dep.layout.pbft_tls_key(1),
+            Box::new(|| dep.pbft_tls(1).map(drop)),
+        ),
+    ] {
+        assert!(load().is_ok(), "{}", path.display());
+        chmod(&path, 0o644);
+        let err = load().unwrap_err().to_string();
+        let file = path.file_name().unwrap().to_str().unwrap();
+        assert!(
+            err.contains(file) && err.contains("0644") && err.contains("chmod 600"),
+            "{err}"
+        );
+        chmod(&path, 0o600);
+        assert!(load().is_ok());
+    }
+}
+
+#[test]
+fn address_maps_with_unreachable_or_shared_addresses_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("addresses.json");
+    let check = |json: &str| {
+        fs::write(&path, json).unwrap();
+        read_addresses(&path).map_err(|e| e.to_string())
+    };
+    assert!(check(r#"{"pbft-r0": "127.0.0.1:4000", "pbft-r1": "127.0.0.1:4001"}"#).is_ok());
+    let err = check(r#"{"pbft-r0": "0.0.0.0:4000"}"#).unwrap_err();
+    assert!(
+        err.contains("addresses.json") && err.contains("pbft-r0") && err.contains("unspecified"),
+        "{err}"
+    );
+    let err = check(r#"{"pbft-r0": "[::]:4000"}"#).unwrap_err();
+    assert!(err.contains("unspecified"), "{err}");
+    let err = check(r#"{"pbft-r0": "127.0.0.1:0"}"#).unwrap_err();
+    assert!(err.contains("port 0"), "{err}");
+    let err = check(r#"{"pbft-r0": "127.0.0.1:4000", "client-1": "127.0.0.1:4000"}"#).unwrap_err();
+    assert!(
+        err.contains("client-1") && err.contains("pbft-r0") && err.contains("same address"),
+        "{err}"
+    );
+}

@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rand::Rng;
-use tokio::sync::mpsc;
 
 use crate::certs::DeploymentCa;
 use crate::shaper::{
@@ -91,11 +90,11 @@ pub struct ShapedPair {
     /// Node `a` (`pbft-r0`).
     pub a: Transport,
     /// What `a` receives.
-    pub a_rx: mpsc::Receiver<(PeerName, Bytes)>,
+    pub a_rx: crate::Inbound,
     /// Node `b` (`pbft-r1`).
     pub b: Transport,
     /// What `b` receives.
-    pub b_rx: mpsc::Receiver<(PeerName, Bytes)>,
+    pub b_rx: crate::Inbound,
 }
 
 impl ShapedPair {

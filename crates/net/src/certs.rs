@@ -208,6 +208,7 @@ impl DeploymentCa {
     /// key belongs to the certificate.
     pub fn load(cert_path: &Path, key_path: &Path) -> Result<DeploymentCa, CertError> {
         let cert_der = load_cert(cert_path)?;
+        check_private_file(key_path)?;
         let key_der = read_der(key_path, "PRIVATE KEY")?;
         let key = KeyPair::try_from(key_der.as_slice()).map_err(|e| {
             CertError::file(key_path, format!("not a usable PKCS#8 private key: {e}"))
@@ -259,6 +260,7 @@ impl NodeCert {
     pub fn load(cert_path: &Path, key_path: &Path) -> Result<NodeCert, CertError> {
         let cert_der = load_cert(cert_path)?;
         node_name_from_cert(&cert_der).map_err(|e| CertError::file(cert_path, e))?;
+        check_private_file(key_path)?;
         let key_der = read_der(key_path, "PRIVATE KEY")?;
         let key = KeyPair::try_from(key_der.as_slice()).map_err(|e| {
             CertError::file(key_path, format!("not a usable PKCS#8 private key: {e}"))
@@ -274,6 +276,31 @@ pub fn load_cert(path: &Path) -> Result<Vec<u8>, CertError> {
     x509_parser::parse_x509_certificate(&der)
         .map_err(|e| CertError::file(path, format!("not an X.509 certificate: {e}")))?;
     Ok(der)
+}
+
+/// Refuses a secret-key file that its group or other users may read or write (as OpenSSH
+/// does): the error names the file, its mode and the fix.
+pub fn check_private_file(path: &Path) -> Result<(), CertError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta =
+            fs::metadata(path).map_err(|e| CertError::file(path, format!("cannot read: {e}")))?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(CertError::file(
+                path,
+                format!(
+                    "secret key is accessible by group or others (mode {mode:04o}); \
+                     refusing to use it (run: chmod 600 {})",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Writes a certificate (DER) as a PEM file.
@@ -337,18 +364,23 @@ fn write_pem(path: &Path, tag: &str, der: &[u8], secret: bool) -> Result<(), Cer
         &pem::Pem::new(tag, der.to_vec()),
         pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
     );
+    // A new file only, and never through a symbolic link: an existing file (or a link planted
+    // where a key is to be written) is an error, not something to overwrite.
     let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
-    if secret {
+    {
         use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+        options.custom_flags(libc::O_NOFOLLOW);
+        if secret {
+            options.mode(0o600);
+        }
     }
     #[cfg(not(unix))]
     let _ = secret;
     let mut file = options
         .open(path)
-        .map_err(|e| CertError::file(path, format!("cannot create: {e}")))?;
+        .map_err(|e| CertError::file(path, format!("cannot create a new file: {e}")))?;
     file.write_all(text.as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(|e| CertError::file(path, format!("cannot write: {e}")))
@@ -417,15 +449,19 @@ mod tests {
         let (cert_der, key_der) = (dir.path().join("n.der"), dir.path().join("n.key.der"));
         fs::write(&cert_der, &node.cert_der).unwrap();
         fs::write(&key_der, &node.key_der).unwrap();
+        set_mode(&key_der, 0o600);
         assert_eq!(NodeCert::load(&cert_der, &key_der).unwrap(), node);
 
         // Errors name the file.
         let missing = dir.path().join("missing.pem");
         let err = NodeCert::load(&missing, &key).unwrap_err().to_string();
         assert!(err.contains("missing.pem"), "{err}");
-        let err = NodeCert::load(&cert, &ca_cert).unwrap_err().to_string();
+        let not_a_key = dir.path().join("ca-copy.pem");
+        fs::copy(&ca_cert, &not_a_key).unwrap();
+        set_mode(&not_a_key, 0o600);
+        let err = NodeCert::load(&cert, &not_a_key).unwrap_err().to_string();
         assert!(
-            err.contains("ca.pem") && err.contains("PRIVATE KEY"),
+            err.contains("ca-copy.pem") && err.contains("PRIVATE KEY"),
             "{err}"
         );
         let other = ca.issue("pbft-r6").unwrap();
@@ -445,5 +481,70 @@ mod tests {
         // The CA certificate is not a node certificate.
         let err = NodeCert::load(&ca_cert, &ca_key).unwrap_err().to_string();
         assert!(err.contains("ca.pem"), "{err}");
+    }
+
+    fn set_mode(path: &Path, mode: u32) {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn keys_readable_by_others_are_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = DeploymentCa::generate("modes").unwrap();
+        let node = ca.issue("pbft-r1").unwrap();
+        let (cert, key) = (dir.path().join("n.pem"), dir.path().join("n.key"));
+        node.save(&cert, &key).unwrap();
+        assert!(NodeCert::load(&cert, &key).is_ok());
+        for mode in [0o640, 0o604, 0o660, 0o606] {
+            set_mode(&key, mode);
+            let err = NodeCert::load(&cert, &key).unwrap_err().to_string();
+            assert!(
+                err.contains("n.key")
+                    && err.contains(&format!("{mode:04o}"))
+                    && err.contains("chmod 600"),
+                "{err}"
+            );
+        }
+        set_mode(&key, 0o400);
+        assert!(NodeCert::load(&cert, &key).is_ok());
+        let (ca_cert, ca_key) = (dir.path().join("ca.pem"), dir.path().join("ca.key"));
+        ca.save(&ca_cert, &ca_key).unwrap();
+        set_mode(&ca_key, 0o644);
+        let err = DeploymentCa::load(&ca_cert, &ca_key)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ca.key") && err.contains("0644"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn keys_are_written_to_new_files_only_never_through_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = DeploymentCa::generate("write").unwrap();
+        let node = ca.issue("pbft-r1").unwrap();
+        let (cert, key) = (dir.path().join("n.pem"), dir.path().join("n.key"));
+        node.save(&cert, &key).unwrap();
+        // An existing file is not truncated or overwritten.
+        let again = ca.issue("pbft-r2").unwrap();
+        let err = again.save(&cert, &key).unwrap_err().to_string();
+        assert!(err.contains("n.pem") && err.contains("new file"), "{err}");
+        assert_eq!(NodeCert::load(&cert, &key).unwrap(), node);
+        // A symbolic link where the key goes (even to a missing file) is not followed.
+        let victim = dir.path().join("victim.txt");
+        fs::write(&victim, "precious").unwrap();
+        let (cert2, key2) = (dir.path().join("m.pem"), dir.path().join("m.key"));
+        std::os::unix::fs::symlink(&victim, &key2).unwrap();
+        let err = again.save(&cert2, &key2).unwrap_err().to_string();
+        assert!(err.contains("m.key"), "{err}");
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+        let dangling = dir.path().join("dangling.pem");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+        assert!(save_cert(&dangling, &node.cert_der).is_err());
+        assert!(!dir.path().join("nowhere").exists());
     }
 }

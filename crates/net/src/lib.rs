@@ -23,6 +23,7 @@
 
 pub mod accuracy;
 pub mod certs;
+pub mod inbound;
 pub mod shaper;
 pub mod transport;
 
@@ -33,14 +34,15 @@ pub mod transport;
 pub(crate) static TIMING_TESTS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 pub use certs::{CertError, DeploymentCa, NodeCert};
+pub use inbound::{Inbound, InboundLimits, InboundUsage};
 pub use shaper::{
     LinkStats, ShaperConfig, ShaperHandle, ShaperMode, SharedWan, SharedWanError, SharedWanQueues,
     WanQueueModel,
 };
 pub use steward_config::LinkParams;
 pub use transport::{
-    PeerStats, QuicTuning, SendError, Transport, TransportConfig, TransportError,
-    DEFAULT_MAX_FRAME_LEN,
+    HandshakeStats, PeerStats, QuicTuning, SendError, Transport, TransportConfig, TransportError,
+    TransportUsage, DEFAULT_MAX_FRAME_LEN,
 };
 
 use std::borrow::Borrow;

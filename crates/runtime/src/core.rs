@@ -9,8 +9,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
-use steward_net::{PeerName, Transport};
-use tokio::sync::mpsc;
+use steward_net::{Inbound, PeerName, Transport};
 use tokio::time::Instant;
 
 use crate::NodeKind;
@@ -108,7 +107,7 @@ impl DriveStats {
 /// timers and executions are handled here; every other effect goes to `on_effect`.
 pub async fn drive<C: Core + ?Sized>(
     core: &mut C,
-    inbound: &mut mpsc::Receiver<(PeerName, Bytes)>,
+    inbound: &mut Inbound,
     transport: &Transport,
     stop: impl Future<Output = ()>,
     mut on_effect: impl FnMut(&Effect),
@@ -178,7 +177,7 @@ pub async fn drive<C: Core + ?Sized>(
     stats
 }
 
-/// Driver diagnostics go to stderr (the node's log file).
+/// Driver diagnostics go to the `tracing` subscriber (stderr: the node's log file).
 fn log_line(msg: &str) {
-    eprintln!("driver: {msg}");
+    tracing::warn!(target: "driver", "{msg}");
 }

@@ -10,7 +10,8 @@ pub mod serve;
 
 pub use crate::core::{drive, Core, DriveStats, Effect};
 pub use crate::serve::{
-    replica_transport, serve, time_seed, wan_peers, Log, LogFormat, NodeArgs, NodeSetup,
+    init_tracing, replica_transport, serve, time_seed, transport_counters, wan_peers, Log,
+    LogFormat, NodeArgs, NodeSetup,
 };
 
 use std::collections::{HashMap, HashSet};
@@ -232,17 +233,27 @@ pub fn transport_config(
         }
     }
     let mut allowed = HashSet::new();
+    // The source IPs of everyone who may connect, if the address map names them all.
+    let mut sources: Option<HashSet<std::net::IpAddr>> =
+        Some(peers.values().map(|a| a.ip()).collect());
     if me.is_replica() {
         for c in 0..clients {
             let name = NodeKind::Client(c).name();
-            if let Some(addr) = addresses.get(name.as_str()) {
-                shaped.push((*addr, client_site(topology, clients, c)));
+            match addresses.get(name.as_str()) {
+                Some(addr) => {
+                    shaped.push((*addr, client_site(topology, clients, c)));
+                    if let Some(s) = sources.as_mut() {
+                        s.insert(addr.ip());
+                    }
+                }
+                None => sources = None,
             }
             allowed.insert(name);
         }
     }
     cfg.peers = peers;
     cfg.allowed_peers = allowed;
+    cfg.allowed_sources = sources;
     cfg.shaper = match wan {
         WanMode::Emulate => {
             let mut c = ShaperConfig::from_topology_shared(topology, site, shaped, wan_queues);
@@ -310,6 +321,68 @@ mod tests {
         ] {
             assert_eq!(NodeKind::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn sources_are_filtered_only_when_the_address_map_names_every_client() {
+        let topology = Topology::from_toml_str(
+            r#"
+name = "t"
+[lan]
+latency_ms = 0.1
+bandwidth = "1Gbps"
+[wan.default]
+latency_ms = 5
+bandwidth = "10Mbps"
+[[site]]
+name = "a"
+f = 1
+servers = 4
+[pbft]
+servers_per_site = { a = 4 }
+"#,
+            "t.toml",
+        )
+        .unwrap();
+        let ca = steward_net::DeploymentCa::generate("t").unwrap();
+        let mut addresses = Addresses::new();
+        for r in 0..4 {
+            addresses.insert(
+                format!("pbft-r{r}"),
+                format!("127.0.1.{}:4000", r + 1).parse().unwrap(),
+            );
+        }
+        addresses.insert("client-0".into(), "127.0.2.1:5000".parse().unwrap());
+        let config = |clients: u32| {
+            transport_config(
+                Protocol::Pbft,
+                NodeKind::Pbft(0),
+                SiteId(0),
+                ca.issue("pbft-r0").unwrap(),
+                ca.cert_der().to_vec(),
+                addresses["pbft-r0"],
+                &topology,
+                clients,
+                &addresses,
+                "addresses.json",
+                WanMode::Off,
+                None,
+            )
+            .unwrap()
+        };
+        let complete = config(1)
+            .allowed_sources
+            .expect("every client has an address");
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert_eq!(
+            complete,
+            ["127.0.1.2", "127.0.1.3", "127.0.1.4", "127.0.2.1"]
+                .map(ip)
+                .into_iter()
+                .collect()
+        );
+        // client-1 has no address: anyone may try (after a Retry).
+        assert_eq!(config(2).allowed_sources, None);
     }
 
     #[test]

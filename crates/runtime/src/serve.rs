@@ -13,7 +13,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{anyhow, Context, Result};
+use steward_net::PeerStats;
+
+use anyhow::{anyhow, bail, Context, Result};
 use clap::ValueEnum;
 use steward_config::{SiteId, Topology};
 use steward_deploy::Deployment;
@@ -44,6 +46,11 @@ pub struct NodeArgs {
     /// UDP address to bind (default: this node's entry in addresses.json).
     #[arg(long)]
     pub listen: Option<std::net::SocketAddr>,
+    /// A UDP socket already bound, inherited as this file descriptor (from `loadgen local`,
+    /// which binds every node's port itself, so that no other process can take it between
+    /// choosing and binding). It must be bound to this node's address in addresses.json.
+    #[arg(long, conflicts_with = "listen")]
+    pub listen_fd: Option<i32>,
     /// WAN emulation: emulate (userspace shaper), netem (the kernel shapes) or off.
     #[arg(long, default_value = "emulate")]
     pub wan: WanMode,
@@ -55,10 +62,28 @@ pub struct NodeArgs {
     pub batch: usize,
 }
 
-/// A logger writing to stderr in the chosen format.
+/// Installs the process's `tracing` subscriber (once; later calls do nothing): events go to
+/// stderr, as text lines or one JSON object per line, filtered by `RUST_LOG` (for example
+/// `RUST_LOG=steward_net=debug`; default `info`, so the transport's warnings about refused
+/// connections and rejected frames are seen).
+pub fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(filter());
+    // An error means a subscriber is already installed, which is what the caller wants.
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// A replica's logger: installs the `tracing` subscriber ([`init_tracing`]) and tags its own
+/// lines with the program and node.
 #[derive(Clone)]
 pub struct Log {
-    format: LogFormat,
     program: &'static str,
     node: Arc<str>,
 }
@@ -66,26 +91,21 @@ pub struct Log {
 impl Log {
     /// A logger for `node` of `program`.
     pub fn new(format: LogFormat, program: &'static str, node: &str) -> Log {
+        init_tracing(format);
         Log {
-            format,
             program,
             node: node.into(),
         }
     }
 
-    /// Writes one line.
+    /// Logs one line at level INFO.
     pub fn info(&self, msg: &str) {
-        let line = match self.format {
-            LogFormat::Human => format!("{} {}: {msg}", self.program, self.node),
-            LogFormat::Json => serde_json::json!({
-                "ts": SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
-                "program": self.program,
-                "node": &*self.node,
-                "msg": msg,
-            })
-            .to_string(),
-        };
-        eprintln!("{line}");
+        tracing::info!(program = self.program, node = &*self.node, "{msg}");
+    }
+
+    /// Logs one line at level ERROR.
+    pub fn error(&self, msg: &str) {
+        tracing::error!(program = self.program, node = &*self.node, "{msg}");
     }
 }
 
@@ -115,7 +135,11 @@ pub fn replica_transport(
         WanMode::Emulate => open_wan_queues(&args.deployment, &dep.topology)?,
         WanMode::Netem | WanMode::Off => None,
     };
-    Ok(transport_config(
+    let socket = match args.listen_fd {
+        Some(fd) => Some(Arc::new(inherited_socket(fd, bind)?)),
+        None => None,
+    };
+    let mut config = transport_config(
         protocol,
         me,
         site,
@@ -128,7 +152,44 @@ pub fn replica_transport(
         &addresses_file,
         args.wan,
         wan_queues,
-    )?)
+    )?;
+    config.socket = socket;
+    Ok(config)
+}
+
+/// The UDP socket inherited as file descriptor `fd`, checked to be a UDP socket bound to
+/// `expected` (the node's address).
+fn inherited_socket(fd: i32, expected: std::net::SocketAddr) -> Result<std::net::UdpSocket> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: fcntl(F_GETFD) only queries the descriptor.
+    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        bail!("--listen-fd {fd}: not an open file descriptor");
+    }
+    let mut kind: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: kind and len are valid for writes of the sizes given.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            (&mut kind as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 || kind != libc::SOCK_DGRAM {
+        bail!("--listen-fd {fd}: not a UDP socket");
+    }
+    // SAFETY: the descriptor is open, a datagram socket, and from here owned by us alone (the
+    // launcher passed it for this purpose).
+    let socket = std::net::UdpSocket::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let local = socket
+        .local_addr()
+        .with_context(|| format!("--listen-fd {fd}"))?;
+    if local != expected {
+        bail!("--listen-fd {fd}: bound to {local}, but this node's address is {expected}");
+    }
+    Ok(socket)
 }
 
 /// The replicas of `protocol` outside `site`: the peers whose traffic is WAN traffic.
@@ -234,8 +295,12 @@ async fn serve_async(setup: NodeSetup, log: &Log) -> Result<()> {
     line.insert("node".into(), name.as_str().into());
     line.extend(driver.to_json());
     line.extend(protocol);
+    line.extend(transport_counters(&transport));
     let line = serde_json::Value::Object(line);
-    println!("stats {line}");
+    // The launcher may be gone (stdout a broken pipe): the line is then only in the log.
+    if let Err(e) = write_line(&mut std::io::stdout().lock(), &format!("stats {line}")) {
+        log.info(&format!("cannot print the stats line on stdout: {e}"));
+    }
     log.info(&format!("stopped: {line}"));
     Ok(())
 }
@@ -259,6 +324,46 @@ impl Signals {
     }
 }
 
+/// The transport's counters, summed over peers, for the stats line: connection attempts
+/// accepted, retried, filtered and rate-limited; connections refused and replaced, connections accepted and dialed, failed dials, rejected frames, dropped messages
+/// and bytes.
+pub fn transport_counters(transport: &Transport) -> serde_json::Map<String, serde_json::Value> {
+    let mut sum = PeerStats::default();
+    for st in transport.all_stats().values() {
+        sum.messages_dropped += st.messages_dropped;
+        sum.bytes_dropped += st.bytes_dropped;
+        sum.frames_rejected += st.frames_rejected;
+        sum.connects += st.connects;
+        sum.connect_failures += st.connect_failures;
+        sum.accepts += st.accepts;
+    }
+    let handshakes = transport.handshake_stats();
+    let mut m = serde_json::Map::new();
+    for (k, v) in [
+        ("net_handshakes_accepted", handshakes.accepted),
+        ("net_handshake_retries", handshakes.retries),
+        ("net_handshakes_filtered", handshakes.filtered),
+        ("net_handshakes_rate_limited", handshakes.rate_limited),
+        ("net_rejected_connections", transport.rejected_connections()),
+        ("net_replaced_connections", transport.replaced_connections()),
+        ("net_accepts", sum.accepts),
+        ("net_connects", sum.connects),
+        ("net_connect_failures", sum.connect_failures),
+        ("net_frames_rejected", sum.frames_rejected),
+        ("net_messages_dropped", sum.messages_dropped),
+        ("net_bytes_dropped", sum.bytes_dropped),
+    ] {
+        m.insert(k.into(), v.into());
+    }
+    m
+}
+
+/// Writes and flushes one line; an error (a closed pipe) is returned, never a panic.
+fn write_line(out: &mut impl Write, line: &str) -> std::io::Result<()> {
+    writeln!(out, "{line}")?;
+    out.flush()
+}
+
 /// Prints `wan {"msgs":..,"bytes":..}`: messages and payload bytes sent so far to `wan_peers`.
 fn print_wan(transport: &Transport, wan_peers: &HashSet<PeerName>) {
     let (mut msgs, mut bytes) = (0u64, 0u64);
@@ -268,7 +373,173 @@ fn print_wan(transport: &Transport, wan_peers: &HashSet<PeerName>) {
             bytes += st.bytes_sent;
         }
     }
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "wan {{\"msgs\":{msgs},\"bytes\":{bytes}}}");
-    let _ = out.flush();
+    let _ = write_line(
+        &mut std::io::stdout().lock(),
+        &format!("wan {{\"msgs\":{msgs},\"bytes\":{bytes}}}"),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+    use std::time::Duration;
+    use steward_net::DeploymentCa;
+
+    const CHILD_ENV: &str = "STEWARD_RUNTIME_LOG_CHILD";
+
+    /// Entry point of the child process of `logs_go_to_stderr_filtered_in_either_format`:
+    /// installs the subscriber in the format named by the variable and logs at every level.
+    #[test]
+    fn log_child() {
+        let Ok(format) = std::env::var(CHILD_ENV) else {
+            return;
+        };
+        let format = if format == "json" {
+            LogFormat::Json
+        } else {
+            LogFormat::Human
+        };
+        let log = Log::new(format, "steward-node", "s0.1");
+        log.info("listening");
+        tracing::warn!(target: "steward_net::transport", node = "steward-s0.1", "refused connection");
+        tracing::debug!(target: "steward_net::transport", "send stream failed");
+        log.error("error: boom");
+    }
+
+    fn child_stderr(format: &str, rust_log: Option<&str>) -> String {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--exact", "serve::tests::log_child", "--nocapture"])
+            .env(CHILD_ENV, format)
+            .env_remove("RUST_LOG");
+        if let Some(filter) = rust_log {
+            cmd.env("RUST_LOG", filter);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    #[test]
+    fn logs_go_to_stderr_filtered_in_either_format() {
+        if std::env::var(CHILD_ENV).is_ok() {
+            return;
+        }
+        // Default filter: info and above, the transport's warnings included.
+        let human = child_stderr("human", None);
+        assert!(
+            human.contains("INFO") && human.contains("listening"),
+            "{human}"
+        );
+        assert!(
+            human.contains("node=\"s0.1\"") || human.contains("node=s0.1"),
+            "{human}"
+        );
+        assert!(
+            human.contains("WARN") && human.contains("refused connection"),
+            "{human}"
+        );
+        assert!(!human.contains("send stream failed"), "{human}");
+        // RUST_LOG selects: debug of the transport only.
+        let debug = child_stderr("human", Some("steward_net=debug"));
+        assert!(debug.contains("send stream failed"), "{debug}");
+        assert!(!debug.contains("listening"), "{debug}");
+        // JSON: one object per line.
+        let json = child_stderr("json", None);
+        let events: Vec<serde_json::Value> = json
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(events.len(), 3, "{json}");
+        assert_eq!(events[1]["level"], "WARN");
+        assert_eq!(events[1]["message"], "refused connection");
+        assert_eq!(events[2]["level"], "ERROR");
+        assert_eq!(events[0]["node"], "s0.1");
+    }
+
+    #[test]
+    fn inherited_sockets_are_checked() {
+        use std::os::fd::IntoRawFd;
+        let err = inherited_socket(1, "127.0.0.1:9".parse().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("--listen-fd 1"), "{err}");
+        let file = tempfile::tempfile().unwrap();
+        let fd = file.into_raw_fd();
+        let err = inherited_socket(fd, "127.0.0.1:9".parse().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("not a UDP socket"), "{err}");
+        // SAFETY: fd is ours (from into_raw_fd) and closed once.
+        unsafe { libc::close(fd) };
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = socket.local_addr().unwrap();
+        let other = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let other_addr = other.local_addr().unwrap();
+        let err = inherited_socket(other.into_raw_fd(), addr).unwrap_err();
+        assert!(
+            err.to_string().contains(&format!("bound to {other_addr}")),
+            "{err}"
+        );
+        let adopted = inherited_socket(socket.into_raw_fd(), addr).unwrap();
+        assert_eq!(adopted.local_addr().unwrap(), addr);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stats_line_counts_refused_connections_failed_dials_and_drops() {
+        let ca = DeploymentCa::generate("counters").unwrap();
+        let ip = std::net::Ipv4Addr::new(127, 0, 3, 7);
+        let bind = std::net::SocketAddr::from((ip, 0));
+        let mut cfg = TransportConfig::new(
+            "pbft-r0",
+            ca.issue("pbft-r0").unwrap(),
+            ca.cert_der().to_vec(),
+            bind,
+        );
+        cfg.connect_timeout = Duration::from_millis(200);
+        cfg.max_queue_bytes = 100;
+        // A replica address where nobody listens.
+        let dead = PeerName::from("pbft-r1");
+        cfg.peers
+            .insert(dead.clone(), std::net::SocketAddr::from((ip, 9)));
+        let (t, _rx) = Transport::bind(cfg).unwrap();
+        // A node of another deployment dials us: refused.
+        let other = DeploymentCa::generate("elsewhere").unwrap();
+        let mut ocfg = TransportConfig::new(
+            "pbft-r1",
+            other.issue("pbft-r1").unwrap(),
+            ca.cert_der().to_vec(),
+            bind,
+        );
+        ocfg.peers.insert(PeerName::from("pbft-r0"), t.local_addr());
+        let (o, _orx) = Transport::bind(ocfg).unwrap();
+        o.send(&PeerName::from("pbft-r0"), bytes::Bytes::from_static(b"x"))
+            .unwrap();
+        t.send(&dead, bytes::Bytes::from(vec![0u8; 80])).unwrap();
+        assert!(t.send(&dead, bytes::Bytes::from(vec![0u8; 80])).is_err());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let counters = loop {
+            let c = transport_counters(&t);
+            if c["net_rejected_connections"].as_u64() >= Some(1)
+                && c["net_connect_failures"].as_u64() >= Some(1)
+            {
+                break c;
+            }
+            assert!(std::time::Instant::now() < deadline, "{c:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert_eq!(counters["net_messages_dropped"], 1);
+        assert_eq!(counters["net_bytes_dropped"], 80);
+        assert_eq!(counters["net_connects"], 0);
+        // The foreign node's attempts were retried (no complete address map here) and then
+        // reached the TLS handshake, which refused them.
+        assert!(
+            counters["net_handshake_retries"].as_u64() >= Some(1),
+            "{counters:?}"
+        );
+        assert!(
+            counters["net_handshakes_accepted"].as_u64() >= Some(1),
+            "{counters:?}"
+        );
+        assert_eq!(counters["net_frames_rejected"], 0);
+        o.shutdown().await;
+        t.shutdown().await;
+    }
 }

@@ -20,7 +20,7 @@ fn main() {
     let log = Log::new(args.node.log, "steward-node", &args.node.id);
     let result = steward::real::replica_setup(&args.node).and_then(|setup| serve(setup, &log));
     if let Err(e) = result {
-        log.info(&format!("error: {e:#}"));
+        log.error(&format!("error: {e:#}"));
         std::process::exit(1);
     }
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 struct Node {
     t: Transport,
-    rx: mpsc::Receiver<(PeerName, Bytes)>,
+    rx: Inbound,
 }
 
 impl Node {
@@ -581,4 +581,357 @@ async fn bulk_transfer_fills_configured_bandwidth() {
         result.link_bps,
         result.goodput_bps
     );
+}
+
+/// A raw QUIC client with `identity`, for attacks the transport itself never makes.
+fn raw_client(ca: &DeploymentCa, name: &str) -> Endpoint {
+    let config = TransportConfig::new(
+        name,
+        ca.issue(name).unwrap(),
+        ca.cert_der().to_vec(),
+        anywhere(),
+    );
+    let (_, client_crypto) = tls_configs(&config).unwrap();
+    let mut client = quinn::ClientConfig::new(Arc::new(client_crypto));
+    client.transport_config(quic_transport_config(&config.quic, false, None).unwrap());
+    let mut endpoint = Endpoint::client(anywhere()).unwrap();
+    endpoint.set_default_client_config(client);
+    endpoint
+}
+
+/// Bounds of the flood test: what the replica's own buffers may hold at most.
+/// Inbound: the client pool (16 MiB) plus small replica messages; unfinished frames: one
+/// 4 MiB budget for each of the (at most six) connections being read; no send queues.
+const FLOOD_BOUND: usize = 48 << 20;
+
+/// Three authenticated clients flood a replica with complete 1 MiB frames; another, with raw
+/// QUIC, opens connection after connection, each with several streams of unfinished 4 MiB
+/// frames or one stalled frame. Before the hardening this took a replica from 11 MB to 846 MB
+/// and delayed replica messages by 13 s. Now the replica's buffers stay under
+/// [`FLOOD_BOUND`], the attacker's connections are closed, and the messages of a replica peer
+/// keep arriving promptly and complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flooding_clients_stay_bounded_while_a_replica_is_served() {
+    let _serial = crate::TIMING_TESTS.write().await;
+    let ca = DeploymentCa::generate("flood").unwrap();
+    let mut r = Node::bind(&ca, "pbft-r0", anywhere(), |c| {
+        for i in 0..4 {
+            c.allowed_peers
+                .insert(PeerName::from(format!("client-{i}")));
+        }
+        c.frame_read_timeout = Duration::from_secs(1);
+    });
+    let p = Node::bind(&ca, "pbft-r1", anywhere(), |_| {});
+    let flooders: Vec<Node> = (1..4)
+        .map(|i| Node::bind(&ca, &format!("client-{i}"), anywhere(), |_| {}))
+        .collect();
+    r.knows(&p);
+    p.knows(&r);
+    for f in &flooders {
+        f.knows(&r);
+    }
+    let r_addr = r.t.local_addr();
+    let r_name = r.name();
+    let base = Instant::now();
+    let flood_for = Duration::from_secs(3);
+
+    // The replica peer: one timestamped message every 10 ms.
+    let replica_sender = {
+        let t = p.t.clone();
+        let r_name = r_name.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            let mut sent = 0u64;
+            while base.elapsed() < flood_for {
+                tick.tick().await;
+                let micros = base.elapsed().as_micros() as u64;
+                if t.send(&r_name, Bytes::copy_from_slice(&micros.to_be_bytes()))
+                    .is_ok()
+                {
+                    sent += 1;
+                }
+            }
+            sent
+        })
+    };
+    // The complete-frame flooders: 1 MiB messages whenever their send queues take them.
+    let mut complete_flood = JoinSet::new();
+    for f in &flooders {
+        let t = f.t.clone();
+        let r_name = r_name.clone();
+        complete_flood.spawn(async move {
+            let frame = Bytes::from(vec![0x5a; 1 << 20]);
+            let mut tick = tokio::time::interval(Duration::from_millis(2));
+            while base.elapsed() < flood_for {
+                tick.tick().await;
+                let _ = t.send(&r_name, frame.clone());
+            }
+        });
+    }
+    // The raw attacker: a new connection every 150 ms; even rounds open every stream with an
+    // unfinished 4 MiB frame, odd rounds stall one.
+    let raw_attack = tokio::spawn(async move {
+        let endpoint = raw_client(&ca, "client-0");
+        let mut round = 0u32;
+        let mut streams = JoinSet::new();
+        let mut conns = Vec::new();
+        while base.elapsed() < flood_for {
+            let connecting = endpoint
+                .connect(r_addr, &certs::san_for("pbft-r0"))
+                .unwrap();
+            let Ok(Ok(conn)) = tokio::time::timeout(Duration::from_secs(1), connecting).await
+            else {
+                continue;
+            };
+            let stream_count = if round % 2 == 0 { MAX_STREAMS } else { 1 };
+            for _ in 0..stream_count {
+                let conn = conn.clone();
+                streams.spawn(async move {
+                    let Ok(mut s) = conn.open_uni().await else {
+                        return;
+                    };
+                    let len = DEFAULT_MAX_FRAME_LEN as u32 - 1;
+                    let _ = s.write_all(&len.to_be_bytes()).await;
+                    let chunk = vec![0xa5u8; 64 << 10];
+                    // All but the last byte when flooding, a quarter when stalling.
+                    let upto = if stream_count > 1 {
+                        len as usize - 1
+                    } else {
+                        len as usize / 4
+                    };
+                    let mut written = 0;
+                    while written < upto {
+                        let n = chunk.len().min(upto - written);
+                        if s.write_all(&chunk[..n]).await.is_err() {
+                            return;
+                        }
+                        written += n;
+                    }
+                    // Hold the stream open (unfinished) until the connection is closed.
+                    let _ = conn.closed().await;
+                });
+            }
+            conns.push(conn);
+            round += 1;
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        streams.abort_all();
+        for conn in conns {
+            conn.close(VarInt::from_u32(0), b"done");
+        }
+        endpoint.close(VarInt::from_u32(0), b"done");
+        round
+    });
+
+    // The replica: takes messages (a client frame costs eight SHA-256 of it, so the replica
+    // is slower than the flood and its queue fills), records the delay of
+    // the replica peer's messages and the largest size of its transport's buffers.
+    let mut replica_messages = 0u64;
+    let mut client_messages = 0u64;
+    let mut worst_delay = Duration::ZERO;
+    let mut peak = 0usize;
+    let deadline = Instant::now() + flood_for + Duration::from_secs(5);
+    let mut sampler = tokio::time::interval(Duration::from_millis(5));
+    while Instant::now() < deadline {
+        tokio::select! {
+            m = r.rx.recv() => {
+                let Some((from, payload)) = m else { break };
+                if from == p.name() {
+                    let micros = u64::from_be_bytes(payload[..8].try_into().unwrap());
+                    let delay = base.elapsed().saturating_sub(Duration::from_micros(micros));
+                    worst_delay = worst_delay.max(delay);
+                    replica_messages += 1;
+                } else {
+                    for _ in 0..8 {
+                        let _ = ring::digest::digest(&ring::digest::SHA256, &payload);
+                    }
+                    client_messages += 1;
+                }
+            }
+            _ = sampler.tick() => {
+                peak = peak.max(r.t.usage().total_bytes());
+                if replica_sender.is_finished() && base.elapsed() > flood_for + Duration::from_secs(1) {
+                    break;
+                }
+            }
+        }
+    }
+    let sent = replica_sender.await.unwrap();
+    complete_flood.abort_all();
+    let rounds = raw_attack.await.unwrap();
+    let attacker = r.t.stats(&PeerName::from("client-0")).unwrap();
+    eprintln!(
+        "flood: peak transport buffers {:.1} MiB (bound {} MiB); replica messages {replica_messages}/{sent}, \
+         worst delay {worst_delay:?}; flooders' messages taken {client_messages}; attacker rounds {rounds}, \
+         accepts {}, frames rejected {}, connections replaced {}",
+        peak as f64 / (1 << 20) as f64,
+        FLOOD_BOUND >> 20,
+        attacker.accepts,
+        attacker.frames_rejected,
+        r.t.replaced_connections(),
+    );
+    assert!(peak <= FLOOD_BOUND, "peak {peak} bytes");
+    assert_eq!(replica_messages, sent, "every replica message arrives");
+    assert!(
+        worst_delay < Duration::from_secs(1),
+        "worst delay {worst_delay:?}"
+    );
+    assert!(
+        client_messages > 0,
+        "the flooding client is served too, within its budget"
+    );
+    assert!(attacker.frames_rejected >= 1, "{attacker:?}");
+    assert!(r.t.replaced_connections() >= 1);
+    for node in [&r, &p].into_iter().chain(&flooders) {
+        node.t.shutdown().await;
+    }
+}
+
+#[test]
+fn admission_filters_retries_and_rate_limits_per_source() {
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    let t0 = tokio::time::Instant::now();
+    let mut complete = Admission {
+        allowed_sources: Some([ip("127.0.0.2")].into_iter().collect()),
+        rate: 10.0,
+        burst: 3.0,
+        buckets: HashMap::new(),
+    };
+    assert_eq!(
+        complete.admit(ip("127.0.0.9"), true, false, t0),
+        Verdict::Filtered
+    );
+    // A listed source needs no Retry; its burst, then its rate.
+    for _ in 0..3 {
+        assert_eq!(
+            complete.admit(ip("127.0.0.2"), false, true, t0),
+            Verdict::Accept
+        );
+    }
+    assert_eq!(
+        complete.admit(ip("127.0.0.2"), false, true, t0),
+        Verdict::RateLimited
+    );
+    let later = t0 + Duration::from_millis(100);
+    assert_eq!(
+        complete.admit(ip("127.0.0.2"), false, true, later),
+        Verdict::Accept
+    );
+    assert_eq!(
+        complete.admit(ip("127.0.0.2"), false, true, later),
+        Verdict::RateLimited
+    );
+
+    let mut open = Admission {
+        allowed_sources: None,
+        rate: 10.0,
+        burst: 1.0,
+        buckets: HashMap::new(),
+    };
+    assert_eq!(open.admit(ip("10.0.0.1"), false, true, t0), Verdict::Retry);
+    assert_eq!(open.admit(ip("10.0.0.1"), true, false, t0), Verdict::Accept);
+    assert_eq!(
+        open.admit(ip("10.0.0.1"), true, false, t0),
+        Verdict::RateLimited
+    );
+    // Another source has its own bucket; the table stays bounded.
+    assert_eq!(open.admit(ip("10.0.0.2"), true, false, t0), Verdict::Accept);
+    for i in 0..(MAX_RATE_SOURCES as u32 + 100) {
+        let source = std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x0b00_0000 + i));
+        open.admit(source, true, false, t0);
+    }
+    assert!(open.buckets.len() <= MAX_RATE_SOURCES);
+}
+
+/// Connection attempts from one IP, as fast as a QUIC client makes them, for `attempts`
+/// (at most 2 s each; the client does not trust the server, so none completes).
+async fn handshake_flood(target: SocketAddr, attempts: usize) -> Duration {
+    let stranger = DeploymentCa::generate("stranger").unwrap();
+    let endpoint = raw_client(&stranger, "client-0");
+    let start = Instant::now();
+    let mut set = JoinSet::new();
+    for _ in 0..attempts {
+        let Ok(connecting) = endpoint.connect(target, &certs::san_for("pbft-r0")) else {
+            continue;
+        };
+        set.spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(2), connecting).await;
+        });
+    }
+    while set.join_next().await.is_some() {}
+    endpoint.close(VarInt::from_u32(0), b"done");
+    start.elapsed()
+}
+
+/// CPU time of this process (every thread).
+fn process_cpu() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a rusage into the pointer.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// A handshake flood from a source outside a complete address map is ignored before any
+/// handshake work; from an unlisted source without a complete map, it gets Retries and then
+/// the per-source rate. Either way the genuine peer still connects, and the cost per attempt
+/// (CPU of this whole process, the attacker's included, so an upper bound) is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshake_floods_are_filtered_rate_limited_and_counted() {
+    let _serial = crate::TIMING_TESTS.write().await;
+    let ca = DeploymentCa::generate("handshakes").unwrap();
+    let attempts = 1000;
+    // The attacker's own cost: the same flood at a socket that never answers.
+    let sink = std::net::UdpSocket::bind(anywhere()).unwrap();
+    let cpu0 = process_cpu();
+    handshake_flood(sink.local_addr().unwrap(), attempts).await;
+    let attacker_cpu = process_cpu().saturating_sub(cpu0);
+    drop(sink);
+    eprintln!(
+        "handshake flood at a silent socket: {:.1} µs CPU per attempt (the attacker alone)",
+        attacker_cpu.as_secs_f64() * 1e6 / attempts as f64
+    );
+    for complete_map in [true, false] {
+        let peer_ip = random_loopback_ip();
+        let mut r = Node::bind(&ca, "pbft-r0", anywhere(), |c| {
+            if complete_map {
+                c.allowed_sources = Some([peer_ip].into_iter().collect());
+            }
+        });
+        let p = Node::bind(&ca, "pbft-r1", SocketAddr::new(peer_ip, 0), |_| {});
+        r.knows(&p);
+        p.knows(&r);
+        let cpu0 = process_cpu();
+        let wall = handshake_flood(r.t.local_addr(), attempts).await;
+        let cpu = process_cpu().saturating_sub(cpu0);
+        let stats = r.t.handshake_stats();
+        eprintln!(
+            "handshake flood (complete map: {complete_map}): {attempts} attempts in {wall:?}, \
+             {:.1} µs CPU per attempt (whole process); {stats:?}; rejected connections {}",
+            cpu.as_secs_f64() * 1e6 / attempts as f64,
+            r.t.rejected_connections()
+        );
+        if complete_map {
+            assert!(stats.filtered >= attempts as u64, "{stats:?}");
+            assert_eq!((stats.accepted, stats.retries), (0, 0), "{stats:?}");
+        } else {
+            // quinn's client answers Retries, so validated attempts reach the rate limit.
+            assert!(stats.retries >= attempts as u64, "{stats:?}");
+            assert!(stats.rate_limited > 0, "{stats:?}");
+            assert!(
+                stats.accepted <= 20 + 10 * (wall.as_secs() + 1),
+                "{stats:?}"
+            );
+        }
+        // The genuine peer still gets through.
+        p.t.send(&r.name(), Bytes::from_static(b"still here"))
+            .unwrap();
+        let (from, _) = r.recv(Duration::from_secs(10)).await.expect("genuine peer");
+        assert_eq!(from, p.name());
+        r.t.shutdown().await;
+        p.t.shutdown().await;
+    }
 }
