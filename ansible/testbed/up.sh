@@ -71,9 +71,6 @@ ip link set "$bridge" up
   echo "    ansible_become: false"
   echo "    ansible_ssh_args: \"-o ControlMaster=auto -o ControlPersist=60s\""
   echo "    ansible_control_path_dir: \"$state/cp\""
-  echo "    steward_supervisor: process"
-  echo "    steward_service_user: root"
-  echo "    shape_dev: eth0"
   echo "  hosts:"
 } >"$state/testbed.yml"
 
@@ -119,6 +116,10 @@ EOF
   {
     echo "    $name:"
     echo "      ansible_host: \"$addr\""
+    # Host vars: they override the playbooks' group_vars/all.yml (a group var here would not).
+    echo "      steward_supervisor: process"
+    echo "      steward_service_user: root"
+    echo "      shape_dev: eth0"
   } >>"$state/testbed.yml"
   i=$((i + 1))
 done
