@@ -26,6 +26,8 @@ for tool in ip tc ssh-keygen unshare /usr/sbin/sshd; do
 done
 
 state="$1"; shift
+# The hosts share this machine's filesystem: their Python is the controller's.
+py="$(python3 -c 'import sys; print(sys.executable)')" || die "python3 is missing"
 [ -e "$state/testbed.env" ] && die "$state already holds a testbed; run down.sh $state first"
 mkdir -p "$state"
 state="$(cd "$state" && pwd)"
@@ -67,7 +69,7 @@ ip link set "$bridge" up
   echo "    ansible_user: root"
   echo "    ansible_ssh_private_key_file: \"$state/id_ed25519\""
   echo "    ansible_ssh_common_args: \"-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR\""
-  echo "    ansible_python_interpreter: /usr/bin/python3"
+  echo "    ansible_python_interpreter: \"$py\""
   echo "    ansible_become: false"
   echo "    ansible_ssh_args: \"-o ControlMaster=auto -o ControlPersist=60s\""
   echo "    ansible_control_path_dir: \"$state/cp\""
