@@ -30,8 +30,8 @@ done
 
 fail() { echo "e2e: FAILED: $*" >&2; exit 1; }
 step() { echo "== e2e $(date +%T) $*"; }
-for b in loadgen steward-node pbft-node; do
-  [ -x "$bin_dir/$b" ] || fail "$bin_dir/$b is missing (cargo build -p loadgen -p steward -p pbft)"
+for b in loadgen steward-node pbft-node analysis; do
+  [ -x "$bin_dir/$b" ] || fail "$bin_dir/$b is missing (cargo build -p loadgen -p steward -p pbft -p analysis)"
 done
 command -v ansible-playbook >/dev/null || fail "ansible-playbook not on PATH (pip install -r ansible/requirements.txt)"
 start_s=$(date +%s)
@@ -226,6 +226,45 @@ EOF
   done
   grep -q '^stats ' "$state/hosts/site0-0/root/run/$first.out" || fail "stop: $first printed no stats line"
 done
+
+step "loadgen matrix with remote points (from the client host), then analysis report"
+quoted=$(echo "$protocols" | sed 's/[^,][^,]*/"&"/g; s/,/, /g')
+cat >"$work/remote-matrix.toml" <<EOF
+name = "testbed-remote"
+description = "e2e: the protocols on the namespace testbed through the start/stop playbooks"
+[[run]]
+mode = "remote"
+deployment = "dep"
+inventory = ["inv/inventory.yml", "testbed/testbed.yml"]
+protocols = [$quoted]
+clients = [2]
+duration = "3s"
+warmup = "1s"
+wan = "emulate"
+ansible_dir = "$ansible_dir"
+EOF
+ip netns exec "$(ns_of site0-client0)" "$bin_dir/loadgen" matrix --spec "$work/remote-matrix.toml" \
+  --out "$work/results/matrix" >"$work/matrix.log" 2>&1 || fail "loadgen matrix: $(tail -20 "$work/matrix.log")"
+python3 - "$work/results/matrix" "$protocols" <<'EOF' || fail "matrix results check"
+import csv, json, sys
+out, protocols = sys.argv[1], sys.argv[2].split(",")
+rows = list(csv.DictReader(open(f"{out}/summary.csv")))
+assert sorted(r["protocol"] for r in rows) == sorted(protocols), rows
+for r in rows:
+    assert r["mode"] == "remote" and r["safety"] == "ok" and float(r["throughput_ops_s"]) > 0, r
+m = json.load(open(f"{out}/manifest.json"))
+hosts = m["remote"][0]["hosts"]
+assert set(hosts) == {"site0-0", "site1-0", "site2-0", "site0-client0"}, hosts
+assert m["remote_shaping"] == ["emulate"] and m["machine"]["git_revision"], m
+print(f"e2e: matrix: {len(rows)} remote points, hosts {sorted(hosts)}, safety ok")
+EOF
+# Resuming a finished sweep runs nothing (no playbook either).
+ip netns exec "$(ns_of site0-client0)" "$bin_dir/loadgen" matrix --spec "$work/remote-matrix.toml" \
+  --out "$work/results/matrix" >"$work/matrix2.log" 2>&1 || fail "loadgen matrix resume: $(tail -5 "$work/matrix2.log")"
+if grep -q 'ansible-playbook' "$work/matrix2.log"; then fail "the resumed matrix ran a playbook"; fi
+"$bin_dir/analysis" report "$work/results/matrix" --out "$work/results/matrix-report" --no-plots \
+  >"$work/report.log" 2>&1 || fail "analysis report: $(tail -5 "$work/report.log")"
+[ -s "$work/results/matrix-report/REPORT.md" ] || fail "analysis report wrote no REPORT.md"
 
 step "unshape"
 play unshape.yml

@@ -12,6 +12,7 @@ mod remote;
 mod results;
 mod shaping;
 mod simulate;
+mod testbed;
 mod topology;
 mod yaml;
 
@@ -45,6 +46,9 @@ enum Cmd {
     /// Place a topology's nodes on hosts: an Ansible inventory (with each host's rendered
     /// tc shaping) and addresses.json.
     Inventory(inventory::InventoryArgs),
+    /// An Emulab NS file or a CloudLab geni-lib profile for a topology (delay nodes shape
+    /// the links; node names as `inventory` reads them).
+    Testbed(testbed::TestbedArgs),
     /// Randomized fault campaign in the simulator (safety checker on every run).
     Campaign(campaign::CampaignArgs),
     /// Run one replica (what `local` starts per replica; same as steward-node / pbft-node).
@@ -95,6 +99,7 @@ fn main() {
         Cmd::Matrix(a) => matrix::run(a),
         Cmd::Run(a) => remote::run(a),
         Cmd::Inventory(a) => inventory::run(a),
+        Cmd::Testbed(a) => testbed::run(a),
         Cmd::Replica(a) => replica(a),
     };
     if let Err(e) = result {
