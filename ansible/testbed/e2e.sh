@@ -266,6 +266,17 @@ if grep -q 'ansible-playbook' "$work/matrix2.log"; then fail "the resumed matrix
   >"$work/report.log" 2>&1 || fail "analysis report: $(tail -5 "$work/report.log")"
 [ -s "$work/results/matrix-report/REPORT.md" ] || fail "analysis report wrote no REPORT.md"
 
+step "an unreachable host stops the matrix with an error that names it"
+# site1-0's ssh port becomes 9 (closed, inside its namespace): connection refused.
+printf 'all:\n  hosts:\n    site1-0:\n      ansible_port: 9\n' >"$work/unreachable.yml"
+sed 's|"testbed/testbed.yml"]|"testbed/testbed.yml", "unreachable.yml"]|' "$work/remote-matrix.toml" >"$work/unreachable.toml"
+if ip netns exec "$(ns_of site0-client0)" "$bin_dir/loadgen" matrix --spec "$work/unreachable.toml" \
+  --out "$work/results/unreachable" >"$work/unreachable.log" 2>&1; then
+  fail "the matrix passed with an unreachable host"
+fi
+grep -q 'error: .*ansible-playbook stop.yml failed.*fatal: \[site1-0\]: UNREACHABLE!' "$work/unreachable.log" ||
+  fail "no error naming the unreachable host: $(tail -5 "$work/unreachable.log")"
+
 step "unshape"
 play unshape.yml
 for h in "${hosts[@]}"; do
