@@ -3,13 +3,18 @@
 mod campaign;
 mod clients;
 mod crypto_bench;
+mod hosts;
+mod inventory;
 mod keygen;
 mod local;
 mod matrix;
 mod remote;
 mod results;
+mod shaping;
 mod simulate;
+mod testbed;
 mod topology;
+mod yaml;
 
 use clap::{Parser, Subcommand};
 
@@ -38,6 +43,12 @@ enum Cmd {
     /// A sweep (modes × protocols × topologies × clients × write mixes × batch) from an
     /// experiment spec into one results directory; resumable.
     Matrix(matrix::MatrixArgs),
+    /// Place a topology's nodes on hosts: an Ansible inventory (with each host's rendered
+    /// tc shaping) and addresses.json.
+    Inventory(inventory::InventoryArgs),
+    /// An Emulab NS file or a CloudLab geni-lib profile for a topology (delay nodes shape
+    /// the links; node names as `inventory` reads them).
+    Testbed(testbed::TestbedArgs),
     /// Randomized fault campaign in the simulator (safety checker on every run).
     Campaign(campaign::CampaignArgs),
     /// Run one replica (what `local` starts per replica; same as steward-node / pbft-node).
@@ -91,6 +102,8 @@ fn main() {
         Cmd::Local(a) => local::run(a).map(|_| ()),
         Cmd::Matrix(a) => matrix::run(a),
         Cmd::Run(a) => remote::run(a),
+        Cmd::Inventory(a) => inventory::run(a),
+        Cmd::Testbed(a) => testbed::run(a),
         Cmd::Replica(a) => replica(a),
     };
     if let Err(e) = result {

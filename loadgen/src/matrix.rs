@@ -26,7 +26,23 @@
 //! seed = 1                           # sim (default 1)
 //! wan_queue_kib = 1024               # sim: WAN drop-tail limit (default 1024)
 //! wan = "emulate"                    # local: emulate | off (default emulate)
+//!
+//! [[run]]                            # on real hosts (README "Real hosts")
+//! mode = "remote"
+//! deployment = "../deployments/lab"  # keygen + `loadgen inventory --deployment`
+//! inventory = ["../deployments/lab-inventory/inventory.yml"]  # -i for ansible-playbook
+//! protocols = ["steward", "pbft"]    # topologies: optional, must be the deployment's
+//! clients = [1, 5, 10]
+//! duration = "30s"
+//! wan = "netem"                      # remote: netem | emulate | off (default netem)
+//! ansible_dir = "../ansible"         # default: this checkout's ansible/
 //! ```
+//!
+//! Remote points run grouped by deployment, protocol and batch: before each group the
+//! stop playbook clears the hosts and the start playbook starts that protocol (with the
+//! group's `wan` and `batch`); `loadgen run` then drives the clients for each point; after
+//! the last group the stop playbook stops everything (also when a point fails). Playbook
+//! output goes to `<out>/ansible/`.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -39,7 +55,10 @@ use serde::Deserialize;
 use steward_config::Topology;
 use steward_runtime::WanMode;
 
+use std::process::{Command, Stdio};
+
 use crate::local::{self, LocalArgs, ProtocolChoice};
+use crate::remote::{self, RunArgs};
 use crate::results::{self, parse_duration};
 use crate::simulate::{self, Costs, CryptoArg, SimulateArgs};
 
@@ -74,6 +93,7 @@ struct Spec {
 struct RunSpec {
     mode: String,
     protocols: Vec<String>,
+    #[serde(default)]
     topologies: Vec<PathBuf>,
     clients: Vec<u32>,
     #[serde(default = "default_write")]
@@ -91,6 +111,12 @@ struct RunSpec {
     wan_queue_kib: Option<u64>,
     #[serde(default)]
     wan: Option<String>,
+    #[serde(default)]
+    deployment: Option<PathBuf>,
+    #[serde(default)]
+    inventory: Vec<PathBuf>,
+    #[serde(default)]
+    ansible_dir: Option<PathBuf>,
 }
 
 fn default_write() -> Vec<u32> {
@@ -108,6 +134,25 @@ fn default_warmup() -> String {
 enum Mode {
     Sim,
     Local,
+    Remote,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Sim => "sim",
+            Mode::Local => "local",
+            Mode::Remote => "remote",
+        }
+    }
+}
+
+/// Where a remote point runs: a deployment on hosts that an Ansible inventory names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Remote {
+    deployment: PathBuf,
+    inventory: Vec<PathBuf>,
+    ansible_dir: PathBuf,
 }
 
 /// One configuration of the sweep.
@@ -126,15 +171,13 @@ struct Point {
     seed: u64,
     wan_queue_kib: u64,
     wan: WanMode,
+    remote: Option<Remote>,
 }
 
 impl Point {
     /// The point's directory name; unique within a sweep.
     fn key(&self) -> String {
-        let mode = match self.mode {
-            Mode::Sim => "sim",
-            Mode::Local => "local",
-        };
+        let mode = self.mode.name();
         format!(
             "{mode}-{}-{}-c{}-w{}-b{}",
             self.protocol, self.topology_name, self.clients, self.write_pct, self.batch
@@ -158,8 +201,9 @@ fn load_spec(path: &Path) -> Result<Vec<Point>> {
         let mode = match run.mode.as_str() {
             "sim" => Mode::Sim,
             "local" => Mode::Local,
+            "remote" => Mode::Remote,
             other => bail!(
-                "{}: must be \"sim\" or \"local\", got {other:?}",
+                "{}: must be \"sim\", \"local\" or \"remote\", got {other:?}",
                 at("mode")
             ),
         };
@@ -176,12 +220,16 @@ fn load_spec(path: &Path) -> Result<Vec<Point>> {
             Some("zero") => Costs::Zero,
             Some(other) => bail!("{}: paper, measured or zero, got {other:?}", at("costs")),
         };
-        let wan = match run.wan.as_deref() {
-            None | Some("emulate") => WanMode::Emulate,
-            Some("off") => WanMode::Off,
-            Some(other) => bail!("{}: emulate or off, got {other:?}", at("wan")),
+        let wan = match (run.wan.as_deref(), mode) {
+            (None, Mode::Remote) | (Some("netem"), Mode::Remote) => WanMode::Netem,
+            (None, _) | (Some("emulate"), _) => WanMode::Emulate,
+            (Some("off"), _) => WanMode::Off,
+            (Some(other), Mode::Remote) => {
+                bail!("{}: netem, emulate or off, got {other:?}", at("wan"))
+            }
+            (Some(other), _) => bail!("{}: emulate or off, got {other:?}", at("wan")),
         };
-        if mode == Mode::Local
+        if mode != Mode::Sim
             && (run.costs.is_some() || run.seed.is_some() || run.wan_queue_kib.is_some())
         {
             bail!(
@@ -189,12 +237,97 @@ fn load_spec(path: &Path) -> Result<Vec<Point>> {
                 at("mode")
             );
         }
+        if mode != Mode::Remote
+            && (run.deployment.is_some() || !run.inventory.is_empty() || run.ansible_dir.is_some())
+        {
+            bail!(
+                "{}: deployment, inventory and ansible_dir apply to remote runs only",
+                at("mode")
+            );
+        }
+        let remote = if mode == Mode::Remote {
+            let deployment = base.join(run.deployment.as_ref().with_context(|| {
+                format!(
+                    "{}: remote runs need the deployment directory",
+                    at("deployment")
+                )
+            })?);
+            if run.inventory.is_empty() {
+                bail!(
+                    "{}: remote runs need the Ansible inventory (a list of files)",
+                    at("inventory")
+                );
+            }
+            let inventory: Vec<PathBuf> = run.inventory.iter().map(|i| base.join(i)).collect();
+            for i in &inventory {
+                if !i.exists() {
+                    bail!("{}: {} does not exist", at("inventory"), i.display());
+                }
+            }
+            let ansible_dir = match &run.ansible_dir {
+                Some(d) => base.join(d),
+                None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../ansible")),
+            };
+            if !ansible_dir.join("start.yml").exists() {
+                bail!(
+                    "{}: {} holds no start.yml",
+                    at("ansible_dir"),
+                    ansible_dir.display()
+                );
+            }
+            let dep =
+                steward_deploy::Deployment::load(&deployment).with_context(|| at("deployment"))?;
+            let topologies = if run.topologies.is_empty() {
+                vec![(deployment.join("topology.toml"), dep.topology.clone())]
+            } else {
+                let mut v = Vec::new();
+                for t in &run.topologies {
+                    let file = base.join(t);
+                    let topo = Topology::load(&file).with_context(|| at("topologies"))?;
+                    if topo != dep.topology {
+                        bail!(
+                            "{}: {} is topology {}, but the deployment {} was generated for {}",
+                            at("topologies"),
+                            file.display(),
+                            topo.name,
+                            deployment.display(),
+                            dep.topology.name
+                        );
+                    }
+                    v.push((file, topo));
+                }
+                v
+            };
+            if let Some(&max) = run.clients.iter().max() {
+                if max > dep.manifest.clients {
+                    bail!(
+                        "{}: {max} clients, but the deployment {} has keys for {}",
+                        at("clients"),
+                        deployment.display(),
+                        dep.manifest.clients
+                    );
+                }
+            }
+            Some((
+                Remote {
+                    deployment,
+                    inventory,
+                    ansible_dir,
+                },
+                topologies,
+            ))
+        } else {
+            None
+        };
         if mode == Mode::Sim && run.wan.is_some() {
             bail!("{}: wan applies to local runs only", at("mode"));
         }
         for (name, empty) in [
             ("protocols", run.protocols.is_empty()),
-            ("topologies", run.topologies.is_empty()),
+            (
+                "topologies",
+                run.topologies.is_empty() && mode != Mode::Remote,
+            ),
             ("clients", run.clients.is_empty()),
             ("write_pct", run.write_pct.is_empty()),
             ("batch", run.batch.is_empty()),
@@ -220,9 +353,21 @@ fn load_spec(path: &Path) -> Result<Vec<Point>> {
                 other => bail!("{}: steward or pbft, got {other:?}", at("protocols")),
             });
         }
-        for t in &run.topologies {
-            let file = base.join(t);
-            let topo = Topology::load(&file).with_context(|| at("topologies"))?;
+        let topologies = match &remote {
+            Some((_, t)) => t.clone(),
+            None => {
+                let mut v = Vec::new();
+                for t in &run.topologies {
+                    let file = base.join(t);
+                    v.push((
+                        file.clone(),
+                        Topology::load(&file).with_context(|| at("topologies"))?,
+                    ));
+                }
+                v
+            }
+        };
+        for (file, topo) in &topologies {
             for &protocol in &protocols {
                 for &clients in &run.clients {
                     for &write_pct in &run.write_pct {
@@ -241,6 +386,7 @@ fn load_spec(path: &Path) -> Result<Vec<Point>> {
                                 seed: run.seed.unwrap_or(1),
                                 wan_queue_kib: run.wan_queue_kib.unwrap_or(1024),
                                 wan,
+                                remote: remote.as_ref().map(|(r, _)| r.clone()),
                             });
                         }
                     }
@@ -282,21 +428,181 @@ pub fn run(a: MatrixArgs) -> Result<()> {
     }
     fs::create_dir_all(&points_dir).with_context(|| format!("{}", points_dir.display()))?;
     fs::write(a.out.join("spec.toml"), &spec_text)?;
-    for (i, p) in points.iter().enumerate() {
-        let dir = points_dir.join(p.key());
-        if is_done(&dir) {
-            eprintln!("matrix: [{}/{total}] {} (done, skipped)", i + 1, p.key());
-            continue;
+    // Every remote deployment's hosts, read with ansible-inventory (which also checks the
+    // inventory before anything starts).
+    let mut remotes: Vec<(Remote, serde_json::Value)> = Vec::new();
+    for p in &points {
+        if let Some(r) = &p.remote {
+            if !remotes.iter().any(|(x, _)| x == r) {
+                let hosts = ansible_hosts(r)?;
+                remotes.push((r.clone(), hosts));
+            }
         }
-        eprintln!("matrix: [{}/{total}] {}", i + 1, p.key());
-        // A half-written point from an interrupted run starts over.
-        if dir.exists() {
-            fs::remove_dir_all(&dir).with_context(|| format!("{}", dir.display()))?;
-        }
-        run_point(p, &dir).with_context(|| format!("point {}", p.key()))?;
     }
-    merge(&a.out, &points, &spec_text)?;
+    let mut started: Option<(Remote, &'static str, usize, WanMode)> = None;
+    let mut playbook_runs = 0;
+    let outcome = (|| -> Result<()> {
+        for (i, p) in points.iter().enumerate() {
+            let dir = points_dir.join(p.key());
+            if is_done(&dir) {
+                eprintln!("matrix: [{}/{total}] {} (done, skipped)", i + 1, p.key());
+                continue;
+            }
+            eprintln!("matrix: [{}/{total}] {}", i + 1, p.key());
+            if let Some(r) = &p.remote {
+                let want = (r.clone(), p.protocol, p.batch, p.wan);
+                if started.as_ref() != Some(&want) {
+                    // Stop whatever runs (the other protocol, or leftovers), then start.
+                    started = None;
+                    playbook_runs += 1;
+                    playbook(r, "stop.yml", &[], &a.out, playbook_runs)?;
+                    playbook_runs += 1;
+                    playbook(
+                        r,
+                        "start.yml",
+                        &[
+                            ("steward_protocol", p.protocol.to_string()),
+                            ("steward_wan", p.wan.to_string()),
+                            ("steward_batch", p.batch.to_string()),
+                        ],
+                        &a.out,
+                        playbook_runs,
+                    )?;
+                    started = Some(want);
+                }
+            }
+            // A half-written point from an interrupted run starts over.
+            if dir.exists() {
+                fs::remove_dir_all(&dir).with_context(|| format!("{}", dir.display()))?;
+            }
+            run_point(p, &dir).with_context(|| format!("point {}", p.key()))?;
+        }
+        Ok(())
+    })();
+    if let Some((r, ..)) = &started {
+        playbook_runs += 1;
+        let stopped = playbook(r, "stop.yml", &[], &a.out, playbook_runs);
+        if outcome.is_ok() {
+            stopped?;
+        } else if let Err(e) = stopped {
+            eprintln!("matrix: {e:#}");
+        }
+    }
+    outcome?;
+    merge(&a.out, &points, &spec_text, &remotes)?;
     Ok(())
+}
+
+/// Runs `ansible-playbook <name>` of `r`'s ansible folder against its inventory, with `vars`
+/// as extra variables; output in `<out>/ansible/<seq>-<name>.log`. A failure is an error that
+/// quotes the failing hosts' lines (unreachable hosts, failed tasks).
+fn playbook(r: &Remote, name: &str, vars: &[(&str, String)], out: &Path, seq: usize) -> Result<()> {
+    let logs = out.join("ansible");
+    fs::create_dir_all(&logs).with_context(|| format!("{}", logs.display()))?;
+    let log_path = logs.join(format!("{seq:03}-{name}.log"));
+    let log = fs::File::create(&log_path).with_context(|| format!("{}", log_path.display()))?;
+    let mut cmd = Command::new("ansible-playbook");
+    cmd.current_dir(&r.ansible_dir)
+        .env("ANSIBLE_CONFIG", r.ansible_dir.join("ansible.cfg"))
+        .env("ANSIBLE_NOCOLOR", "1");
+    for i in &r.inventory {
+        cmd.arg("-i")
+            .arg(fs::canonicalize(i).unwrap_or_else(|_| i.clone()));
+    }
+    let dep = fs::canonicalize(&r.deployment).unwrap_or_else(|_| r.deployment.clone());
+    cmd.arg("-e")
+        .arg(format!("steward_local_deployment={}", dep.display()));
+    for (k, v) in vars {
+        cmd.arg("-e").arg(format!("{k}={v}"));
+    }
+    cmd.arg(name)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    eprintln!(
+        "matrix: ansible-playbook {name} {}",
+        vars.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let status = cmd.status().map_err(|e| {
+        anyhow::anyhow!("cannot run ansible-playbook ({e}); install it: pip install -r ansible/requirements.txt")
+    })?;
+    if !status.success() {
+        let text = fs::read_to_string(&log_path).unwrap_or_default();
+        let why: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                l.contains("UNREACHABLE!")
+                    || l.starts_with("fatal:")
+                    || l.contains("ERROR!")
+                    || l.trim_start().starts_with("msg:")
+            })
+            .take(8)
+            .collect();
+        bail!(
+            "ansible-playbook {name} failed ({status}): {}; full output in {}",
+            if why.is_empty() {
+                "see the log".to_string()
+            } else {
+                why.join(" | ")
+            },
+            log_path.display()
+        );
+    }
+    Ok(())
+}
+
+/// The hosts of `r`'s inventory (name -> ansible_host, node_address, site, groups), from
+/// `ansible-inventory --list`.
+fn ansible_hosts(r: &Remote) -> Result<serde_json::Value> {
+    let mut cmd = Command::new("ansible-inventory");
+    cmd.env("ANSIBLE_CONFIG", r.ansible_dir.join("ansible.cfg"));
+    for i in &r.inventory {
+        cmd.arg("-i").arg(i);
+    }
+    let o = cmd.arg("--list").stdin(Stdio::null()).output().map_err(|e| {
+        anyhow::anyhow!("cannot run ansible-inventory ({e}); install Ansible: pip install -r ansible/requirements.txt")
+    })?;
+    let files = r
+        .inventory
+        .iter()
+        .map(|i| i.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if !o.status.success() {
+        bail!(
+            "{files}: ansible-inventory failed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        );
+    }
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .with_context(|| format!("{files}: ansible-inventory printed no JSON"))?;
+    let mut hosts = serde_json::Map::new();
+    if let Some(hv) = v["_meta"]["hostvars"].as_object() {
+        for (name, vars) in hv {
+            hosts.insert(
+                name.clone(),
+                serde_json::json!({
+                    "ansible_host": vars["ansible_host"],
+                    "node_address": vars["node_address"],
+                    "site": vars["site"],
+                    "steward_nodes": vars["steward_nodes"].as_array().map(|a| a.len()).unwrap_or(0),
+                    "pbft_nodes": vars["pbft_nodes"].as_array().map(|a| a.len()).unwrap_or(0),
+                    "client_nodes": vars["client_nodes"].as_array().map(|a| a.len()).unwrap_or(0),
+                }),
+            );
+        }
+    }
+    if hosts.is_empty() {
+        bail!("{files}: the inventory names no hosts");
+    }
+    Ok(serde_json::json!({
+        "deployment": r.deployment.display().to_string(),
+        "inventory": r.inventory.iter().map(|i| i.display().to_string()).collect::<Vec<_>>(),
+        "hosts": hosts,
+    }))
 }
 
 fn run_point(p: &Point, dir: &Path) -> Result<()> {
@@ -338,12 +644,34 @@ fn run_point(p: &Point, dir: &Path) -> Result<()> {
             kill: Vec::new(),
         })
         .map(|_| ()),
+        Mode::Remote => {
+            let r = p
+                .remote
+                .as_ref()
+                .expect("remote points carry their deployment");
+            remote::run(RunArgs::new(
+                r.deployment.clone(),
+                p.protocol == "pbft",
+                vec![p.clients],
+                p.duration,
+                p.warmup,
+                p.write_pct,
+                p.batch,
+                p.wan,
+                dir.to_path_buf(),
+            ))
+        }
     }
 }
 
 /// Writes the sweep's summary.csv (union of the points' columns, in first-seen order), copies
 /// the histograms and writes manifest.json.
-fn merge(out: &Path, points: &[Point], spec_text: &str) -> Result<()> {
+fn merge(
+    out: &Path,
+    points: &[Point],
+    spec_text: &str,
+    remotes: &[(Remote, serde_json::Value)],
+) -> Result<()> {
     let mut header: Vec<String> = Vec::new();
     let mut rows: Vec<Vec<(String, String)>> = Vec::new();
     let hdr_out = out.join("hdr");
@@ -390,12 +718,11 @@ fn merge(out: &Path, points: &[Point], spec_text: &str) -> Result<()> {
         }))?;
     }
     w.flush()?;
-    let modes: BTreeSet<&str> = points
+    let modes: BTreeSet<&str> = points.iter().map(|p| p.mode.name()).collect();
+    let wan: BTreeSet<String> = points
         .iter()
-        .map(|p| match p.mode {
-            Mode::Sim => "sim",
-            Mode::Local => "local",
-        })
+        .filter(|p| p.mode == Mode::Remote)
+        .map(|p| p.wan.to_string())
         .collect();
     let manifest = serde_json::json!({
         "command": "matrix",
@@ -404,6 +731,8 @@ fn merge(out: &Path, points: &[Point], spec_text: &str) -> Result<()> {
         "points": points.len(),
         "machine": results::environment(),
         "point_manifests": manifests,
+        "remote": remotes.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>(),
+        "remote_shaping": wan,
     });
     fs::write(
         out.join("manifest.json"),
@@ -492,5 +821,94 @@ costs = "paper"
             assert!(err.contains("s.toml") || err.contains("missing.toml"), "{err}");
             assert!(err.contains(needle), "{needle}: {err}");
         }
+    }
+
+    #[test]
+    fn remote_runs_check_deployment_inventory_and_topology() {
+        let tmp = tempfile::tempdir().unwrap();
+        let topo = write(tmp.path(), "t.toml", TOPO);
+        write(
+            tmp.path(),
+            "o.toml",
+            &TOPO.replace("latency_ms = 10", "latency_ms = 20"),
+        );
+        let dep = tmp.path().join("dep");
+        steward_deploy::generate(
+            &topo,
+            &dep,
+            &steward_deploy::KeygenOptions {
+                scheme: steward_crypto::signature::Scheme::Ed25519,
+                threshold_bits: 1024,
+                clients: 2,
+                seed: Some(7),
+                force: false,
+            },
+            &|_| {},
+        )
+        .unwrap();
+        write(tmp.path(), "inv.yml", "all:\n  hosts:\n    h0:\n");
+        let ansible = write(tmp.path(), "start.yml", "---\n");
+        let ansible_dir = ansible.parent().unwrap().display().to_string();
+        let head = format!("name = \"x\"\n[[run]]\nmode = \"remote\"\nprotocols = [\"steward\", \"pbft\"]\nclients = [1, 2]\nduration = \"1s\"\nansible_dir = \"{ansible_dir}\"\n");
+        let ok = write(
+            tmp.path(),
+            "s.toml",
+            &format!("{head}deployment = \"dep\"\ninventory = [\"inv.yml\"]\n"),
+        );
+        let points = load_spec(&ok).unwrap();
+        assert_eq!(points.len(), 4);
+        assert_eq!(points[0].key(), "remote-steward-tiny-c1-w100-b1");
+        assert_eq!(points[3].key(), "remote-pbft-tiny-c2-w100-b1");
+        assert!(points
+            .iter()
+            .all(|p| p.wan == WanMode::Netem && p.remote.as_ref().unwrap().deployment == dep));
+        for (extra, needle) in [
+            (
+                "inventory = [\"inv.yml\"]\n",
+                "run[0].deployment: remote runs need the deployment directory",
+            ),
+            (
+                "deployment = \"dep\"\n",
+                "run[0].inventory: remote runs need the Ansible inventory",
+            ),
+            (
+                "deployment = \"dep\"\ninventory = [\"nope.yml\"]\n",
+                "nope.yml does not exist",
+            ),
+            (
+                "deployment = \"nodep\"\ninventory = [\"inv.yml\"]\n",
+                "run[0].deployment",
+            ),
+            (
+                "deployment = \"dep\"\ninventory = [\"inv.yml\"]\ntopologies = [\"o.toml\"]\n",
+                "o.toml is topology tiny, but the deployment",
+            ),
+            (
+                "deployment = \"dep\"\ninventory = [\"inv.yml\"]\nwan = \"tc\"\n",
+                "run[0].wan: netem, emulate or off",
+            ),
+            (
+                "deployment = \"dep\"\ninventory = [\"inv.yml\"]\nseed = 3\n",
+                "sim runs only",
+            ),
+        ] {
+            let spec = write(tmp.path(), "s.toml", &format!("{head}{extra}"));
+            let err = format!("{:#}", load_spec(&spec).unwrap_err());
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+        let many = write(
+            tmp.path(),
+            "s.toml",
+            &format!("{head}deployment = \"dep\"\ninventory = [\"inv.yml\"]\n")
+                .replace("[1, 2]", "[1, 3]"),
+        );
+        let err = format!("{:#}", load_spec(&many).unwrap_err());
+        assert!(
+            err.contains("run[0].clients: 3 clients, but the deployment"),
+            "{err}"
+        );
+        let sim = write(tmp.path(), "s.toml", "name = \"x\"\n[[run]]\nmode = \"sim\"\nprotocols = [\"pbft\"]\ntopologies = [\"t.toml\"]\nclients = [1]\nduration = \"1s\"\ndeployment = \"dep\"\n");
+        let err = format!("{:#}", load_spec(&sim).unwrap_err());
+        assert!(err.contains("apply to remote runs only"), "{err}");
     }
 }

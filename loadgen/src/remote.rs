@@ -37,6 +37,9 @@ pub struct RunArgs {
     /// Percentage of operations that are updates.
     #[arg(long, default_value_t = 100)]
     write_pct: u32,
+    /// The replicas' batch size (they were started with it; recorded in the results).
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
     /// Shaping of the clients' own traffic: netem (hosts shaped by tc: send unshaped), off, or
     /// emulate (shape as if each client ran in its site).
     #[arg(long, default_value = "netem")]
@@ -48,6 +51,39 @@ pub struct RunArgs {
     /// Results directory.
     #[arg(long)]
     out: PathBuf,
+}
+
+impl RunArgs {
+    /// The arguments of one `loadgen run` (as `loadgen matrix` runs a remote point).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        deployment: PathBuf,
+        pbft: bool,
+        clients: Vec<u32>,
+        duration: Duration,
+        warmup: Duration,
+        write_pct: u32,
+        batch: usize,
+        wan: WanMode,
+        out: PathBuf,
+    ) -> RunArgs {
+        RunArgs {
+            deployment,
+            protocol: if pbft {
+                RemoteProtocol::Pbft
+            } else {
+                RemoteProtocol::Steward
+            },
+            clients,
+            duration,
+            warmup,
+            write_pct,
+            batch,
+            wan,
+            bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            out,
+        }
+    }
 }
 
 /// The protocol of the running deployment.
@@ -65,6 +101,9 @@ pub fn run(a: RunArgs) -> Result<()> {
     };
     if a.clients.is_empty() || a.clients.contains(&0) {
         bail!("--clients needs positive counts, e.g. 1,5");
+    }
+    if a.batch == 0 {
+        bail!("--batch must be at least 1");
     }
     if a.write_pct > 100 {
         bail!("--write-pct must be 0..=100, got {}", a.write_pct);
@@ -138,8 +177,8 @@ pub fn run(a: RunArgs) -> Result<()> {
         let completed = report.completed;
         let (mean, p50, p99, max) = report.latency_ms();
         let name = format!(
-            "{protocol}-{}-c{n}-w{}-b1-remote",
-            dep.topology.name, a.write_pct
+            "{protocol}-{}-c{n}-w{}-b{}-remote",
+            dep.topology.name, a.write_pct, a.batch
         );
         results::write_hdr_log(&a.out, &name, &report.histogram, a.warmup, a.duration)?;
         rows.push(Row {
@@ -148,7 +187,7 @@ pub fn run(a: RunArgs) -> Result<()> {
             topology: dep.topology.name.clone(),
             clients: n,
             write_pct: a.write_pct,
-            batch: 1,
+            batch: a.batch,
             duration_s: a.duration.as_secs_f64(),
             completed,
             throughput_ops_s: completed as f64 / a.duration.as_secs_f64(),
@@ -179,6 +218,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         "duration_s": a.duration.as_secs_f64(),
         "warmup_s": a.warmup.as_secs_f64(),
         "write_pct": a.write_pct,
+        "batch": a.batch,
         "emulation": match a.wan {
             WanMode::Netem => "remote hosts, kernel shaping (tc netem) or a real WAN",
             WanMode::Off => "remote hosts, no emulation",
