@@ -313,23 +313,12 @@ impl Replica {
     /// What this server would report about `seq` in a Global_Server_State above `aru`: the
     /// digest bound there, if any (for tests of the constraint invariant).
     pub fn reported_binding(&self, seq: u64) -> Option<Digest> {
-        let (ordered, proposals, certs) = self.global_knowledge_above(seq.saturating_sub(1));
-        ordered
-            .iter()
-            .find(|o| o.proposal.seq == seq)
-            .map(|o| o.proposal.digest())
-            .or_else(|| {
-                let p = proposals.iter().find(|p| p.seq == seq);
-                let c = certs.iter().find(|c| c.pre_prepare.seq == seq);
-                match (p, c) {
-                    (Some(p), Some(c)) if c.pre_prepare.gv > p.gv => {
-                        Some(batch_digest(&c.pre_prepare.batch))
-                    }
-                    (Some(p), _) => Some(p.digest()),
-                    (None, Some(c)) => Some(batch_digest(&c.pre_prepare.batch)),
-                    (None, None) => None,
-                }
-            })
+        let slot = self.global.get(&seq)?;
+        if slot.ordered {
+            return slot.proposal.as_ref().map(|p| p.digest());
+        }
+        // The union rule over what `global_knowledge_above` reports for an unordered slot.
+        slot.binding(u64::MAX).map(|(_, d)| d)
     }
 
     pub(crate) fn on_global_server_state(

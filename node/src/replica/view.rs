@@ -15,8 +15,8 @@ use steward_config::{ServerId, SiteId};
 
 use super::{Action, Dest, Replica};
 use crate::msg::{
-    batch_digest, LocalCollected, LocalPreinstall, LocalServerState, Message, NewRep, PrepareCert,
-    Proposal, RequestLocalState,
+    LocalCollected, LocalPreinstall, LocalServerState, Message, NewRep, PrepareCert, Proposal,
+    RequestLocalState,
 };
 
 /// A new leader-site representative collecting Local_Server_State messages.
@@ -340,44 +340,10 @@ impl Replica {
         slot.cert.clone()
     }
 
-    /// Check a Prepare certificate's signatures and structure.
+    /// A Prepare certificate of this global view (the leader site's own, since the local
+    /// constraint runs there): structure and signatures as for any certificate.
     fn valid_cert(&mut self, c: &PrepareCert) -> bool {
-        let pp = &c.pre_prepare;
-        let site = self.site();
-        let n = u64::from(self.site_size(site));
-        let need = 2 * self.f() as usize;
-        if pp.gv != self.gv || u64::from(pp.server) != pp.lv % n {
-            return false;
-        }
-        let digest = batch_digest(&pp.batch);
-        let mut who = std::collections::BTreeSet::new();
-        for p in &c.prepares {
-            if p.seq != pp.seq
-                || (p.gv, p.lv) != (pp.gv, pp.lv)
-                || p.digest != digest
-                || p.server == pp.server
-                || p.server >= self.site_size(site)
-                || !who.insert(p.server)
-            {
-                return false;
-            }
-        }
-        if who.len() < need {
-            return false;
-        }
-        let rep = ServerId::new(site, pp.server);
-        if !self.crypto.verify_server(
-            rep,
-            &Message::PrePrepare(pp.clone()).signing_bytes(),
-            &pp.sig,
-        ) {
-            return false;
-        }
-        c.prepares.iter().all(|p| {
-            let s = ServerId::new(site, p.server);
-            self.crypto
-                .verify_server(s, &Message::Prepare(p.clone()).signing_bytes(), &p.sig)
-        })
+        c.pre_prepare.gv == self.gv && self.valid_any_cert(c)
     }
 
     fn valid_proposal(&mut self, p: &Proposal) -> bool {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use steward_config::{ServerId, SiteId, Topology};
 
+use super::tests::run;
 use super::*;
 
 /// A shipped topology with its client placement replaced by `weights` (TOML inline table
@@ -32,15 +33,6 @@ fn slow_link(a: &str, b: &str, ms: u32) -> String {
     format!(
         "\n[[wan.link]]\nbetween = [\"{a}\", \"{b}\"]\nlatency_ms = {ms}\nbandwidth = \"10Mbps\"\n"
     )
-}
-
-fn run_world(cfg: WorldConfig, secs: u64) -> (World, RunReport) {
-    let seed = cfg.sim.seed;
-    let mut w = World::build(cfg).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
-    w.run_until(Duration::from_secs(secs))
-        .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
-    let r = w.report();
-    (w, r)
 }
 
 /// Attack 1 (split brain): the leader-site representative sends a Proposal only to the two
@@ -137,7 +129,7 @@ fn empty_batches_from_leader_representative_get_it_replaced() {
         let mut cfg = WorldConfig::new(topo, 5, seed);
         cfg.byzantine = vec![(ServerId::new(SiteId(0), 0), Byzantine::EmptyBatches)];
         let end = Duration::from_secs(30);
-        let (w, r) = run_world(cfg, end.as_secs());
+        let (w, r) = run(cfg, end.as_secs());
         assert_every_client_progresses(&w, &r, seed, end, "empty batches");
         let s = w.replica(ServerId::new(SiteId(0), 1)).unwrap();
         assert!(s.local_view() >= 1, "seed {seed}: representative kept");
@@ -157,7 +149,7 @@ fn three_crashed_non_leader_representatives_are_replaced() {
             .map(|s| (ServerId::new(SiteId(s), 0), Byzantine::CrashAt(crash)))
             .collect();
         let end = Duration::from_secs(40);
-        let (w, r) = run_world(cfg, end.as_secs());
+        let (w, r) = run(cfg, end.as_secs());
         assert_every_client_progresses(&w, &r, seed, end, "three crashed representatives");
         for s in 1..4 {
             let x = w.replica(ServerId::new(SiteId(s), 1)).unwrap();
@@ -182,7 +174,7 @@ fn clients_behind_an_update_dropping_representative_do_not_starve() {
         let mut cfg = WorldConfig::new(topo, 10, seed);
         cfg.byzantine = vec![(ServerId::new(SiteId(2), 0), Byzantine::DropUpdates)];
         let end = Duration::from_secs(40);
-        let (w, r) = run_world(cfg, end.as_secs());
+        let (w, r) = run(cfg, end.as_secs());
         assert_every_client_progresses(&w, &r, seed, end, "update-dropping representative");
     }
 }
@@ -217,7 +209,7 @@ fn forged_results_are_never_accepted() {
             }
         }
         let end = Duration::from_secs(20);
-        let (w, r) = run_world(cfg, end.as_secs());
+        let (w, r) = run(cfg, end.as_secs());
         assert_every_client_progresses(&w, &r, seed, end, "forged results");
     }
 }

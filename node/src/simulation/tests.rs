@@ -16,7 +16,7 @@ fn topology(name: &str) -> Topology {
     Topology::load(&path).expect("shipped topology")
 }
 
-fn run(cfg: WorldConfig, secs: u64) -> (World, RunReport) {
+pub(super) fn run(cfg: WorldConfig, secs: u64) -> (World, RunReport) {
     let seed = cfg.sim.seed;
     let mut w = World::build(cfg).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
     w.run_until(Duration::from_secs(secs))
