@@ -247,6 +247,30 @@ pub struct Sim<M: SimMessage> {
     trace: u64,
 }
 
+/// With `STEWARD_SIM_TRACE_LOG=<file>` set, every simulator appends its seed, final virtual
+/// time and [`Sim::trace_hash`] to that file when it is dropped: a refactoring check (record
+/// the lines of a test run before and after a change and compare them sorted).
+impl<M: SimMessage> Drop for Sim<M> {
+    fn drop(&mut self) {
+        let Some(path) = std::env::var_os("STEWARD_SIM_TRACE_LOG") else {
+            return;
+        };
+        use std::io::Write;
+        let line = format!(
+            "seed={} now_ns={} trace={:016x}\n",
+            self.config.seed, self.now, self.trace
+        );
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            // One write per line, so parallel tests append whole lines.
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
+}
+
 impl<M: SimMessage> Sim<M> {
     /// A simulation over `topology`, at virtual time zero, with no processes.
     ///
