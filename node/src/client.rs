@@ -69,16 +69,7 @@ pub enum ClientAction {
     BadReply(&'static str),
 }
 
-/// One proposed update, for the safety checker: (client, ts, digest).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Proposed {
-    /// Client.
-    pub client: ClientId,
-    /// Timestamp.
-    pub ts: u64,
-    /// Update digest.
-    pub digest: [u8; 32],
-}
+pub use bft_core::Proposed;
 
 enum Pending {
     Update {

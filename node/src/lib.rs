@@ -6,12 +6,15 @@
 //! * [`msg`] and [`codec`]: messages and their bounded binary encoding.
 //! * [`crypto`]: the crypto interface, real and fast-double backends, op counters and costs.
 //! * [`kv`]: the replicated key-value store.
+//!
+//! The codec, the crypto interface and the store live in the protocol-neutral `bft-core`
+//! crate, re-exported here under their old paths.
+
+pub use bft_core::{codec, crypto, kv};
 
 pub mod client;
-pub mod codec;
-pub mod crypto;
-pub mod kv;
 pub mod msg;
+pub mod nodes;
 pub mod real;
 pub mod replica;
 pub mod simulation;

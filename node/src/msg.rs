@@ -10,50 +10,11 @@ use sha2::{Digest as _, Sha256};
 use steward_config::{ServerId, SiteId};
 
 use crate::codec::{DecodeError, Reader, Writer};
+pub use bft_core::request::{batch_digest, ClientId, Digest, Op, Update};
+use bft_core::request::{get_batch, put_batch};
 
 /// Wire format version.
 pub const WIRE_VERSION: u8 = 1;
-
-/// A SHA-256 digest.
-pub type Digest = [u8; 32];
-
-/// A client's identifier.
-pub type ClientId = u32;
-
-/// An operation on the replicated key-value store.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Op {
-    /// Set `key` to `value`.
-    Put {
-        /// Key.
-        key: Vec<u8>,
-        /// Value.
-        value: Vec<u8>,
-    },
-    /// Read `key`.
-    Get {
-        /// Key.
-        key: Vec<u8>,
-    },
-    /// Remove `key`.
-    Delete {
-        /// Key.
-        key: Vec<u8>,
-    },
-}
-
-/// A client update (client_id, timestamp, client_update, sig).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Update {
-    /// Who proposed it.
-    pub client: ClientId,
-    /// The client's logical timestamp: (client, ts) identifies the update.
-    pub ts: u64,
-    /// The operation.
-    pub op: Op,
-    /// The client's signature over the rest.
-    pub sig: Vec<u8>,
-}
 
 /// Pre-Prepare(server_id, gv, lv, seq, Update), here carrying a batch of updates.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -559,93 +520,6 @@ pub enum Message {
 
 fn sha(bytes: &[u8]) -> Digest {
     Sha256::digest(bytes).into()
-}
-
-fn put_op(w: &mut Writer, op: &Op) {
-    match op {
-        Op::Put { key, value } => {
-            w.u8(0).bytes(key).bytes(value);
-        }
-        Op::Get { key } => {
-            w.u8(1).bytes(key);
-        }
-        Op::Delete { key } => {
-            w.u8(2).bytes(key);
-        }
-    }
-}
-
-fn get_op(r: &mut Reader) -> Result<Op, DecodeError> {
-    match r.u8("op tag")? {
-        0 => Ok(Op::Put {
-            key: r.bytes("key")?,
-            value: r.bytes("value")?,
-        }),
-        1 => Ok(Op::Get {
-            key: r.bytes("key")?,
-        }),
-        2 => Ok(Op::Delete {
-            key: r.bytes("key")?,
-        }),
-        t => Err(DecodeError(format!("unknown op tag {t}"))),
-    }
-}
-
-impl Update {
-    /// Bytes the client signs.
-    pub fn signing_bytes(&self) -> Vec<u8> {
-        let mut w = Writer::default();
-        w.u8(WIRE_VERSION).u8(b'U').u32(self.client).u64(self.ts);
-        put_op(&mut w, &self.op);
-        w.buf
-    }
-
-    /// Digest identifying the update (over its signed content).
-    pub fn digest(&self) -> Digest {
-        sha(&self.signing_bytes())
-    }
-
-    /// True for operations that do not change state.
-    pub fn is_read(&self) -> bool {
-        matches!(self.op, Op::Get { .. })
-    }
-
-    fn put(&self, w: &mut Writer) {
-        w.u32(self.client).u64(self.ts);
-        put_op(w, &self.op);
-        w.bytes(&self.sig);
-    }
-
-    fn get(r: &mut Reader) -> Result<Self, DecodeError> {
-        Ok(Update {
-            client: r.u32("client")?,
-            ts: r.u64("ts")?,
-            op: get_op(r)?,
-            sig: r.bytes("client sig")?,
-        })
-    }
-}
-
-/// Digest of a batch: SHA-256 over the updates' digests.
-pub fn batch_digest(batch: &[Arc<Update>]) -> Digest {
-    let mut h = Sha256::new();
-    h.update(b"steward/batch/v1");
-    for u in batch {
-        h.update(u.digest());
-    }
-    h.finalize().into()
-}
-
-fn put_batch(w: &mut Writer, batch: &[Arc<Update>]) {
-    w.u32(batch.len() as u32);
-    for u in batch {
-        u.put(w);
-    }
-}
-
-fn get_batch(r: &mut Reader) -> Result<Vec<Arc<Update>>, DecodeError> {
-    let n = r.list_len("batch", 17)?;
-    (0..n).map(|_| Update::get(r).map(Arc::new)).collect()
 }
 
 fn put_server(w: &mut Writer, s: ServerId) {
@@ -1362,26 +1236,18 @@ impl Message {
     }
 }
 
-/// A message with its encoded size computed once (for bandwidth accounting).
-#[derive(Clone, Debug)]
-pub struct Envelope {
-    /// The message.
-    pub msg: Message,
-    /// Its wire size in bytes.
-    pub size: u32,
-    /// Its encoding, made once and shared by every destination of a broadcast.
-    pub wire: bytes::Bytes,
-}
+/// A Steward message with its encoding made once.
+pub type Envelope = bft_core::Envelope<Message>;
 
-impl Envelope {
-    /// Wrap `msg`, encoding it once.
-    pub fn new(msg: Message) -> Self {
-        let wire = bytes::Bytes::from(msg.encode());
-        Envelope {
-            msg,
-            size: wire.len() as u32,
-            wire,
-        }
+impl bft_core::Wire for Message {
+    fn encode(&self) -> Vec<u8> {
+        Message::encode(self)
+    }
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        Message::decode(bytes)
+    }
+    fn kind(&self) -> &'static str {
+        Message::kind(self)
     }
 }
 

@@ -40,22 +40,7 @@ pub enum Dest {
     Client(ClientId),
 }
 
-/// One executed update, reported for the safety checker.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Executed {
-    /// Global sequence number.
-    pub seq: u64,
-    /// Position in the sequence number's batch.
-    pub index: u32,
-    /// Proposing client.
-    pub client: ClientId,
-    /// Client timestamp.
-    pub ts: u64,
-    /// Update digest.
-    pub digest: Digest,
-    /// SHA-256 of the execution result (correct servers must agree on it).
-    pub result: Digest,
-}
+pub use bft_core::Executed;
 
 /// What the replica asks its driver to do.
 #[derive(Clone, Debug)]

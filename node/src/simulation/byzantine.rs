@@ -52,7 +52,7 @@ impl Spammer {
             .expect("known server")
     }
 
-    fn burst(&mut self, ctx: &mut Ctx<'_, Envelope>) {
+    fn burst(&mut self, ctx: &mut Ctx<'_, super::SimPacket>) {
         let mut out: Vec<(ServerId, Message)> = Vec::new();
         let site_peers: Vec<ServerId> = self
             .servers
@@ -168,24 +168,24 @@ impl Spammer {
         }
         for (to, m) in out {
             self.sent += 1;
-            ctx.send(self.proc_of(to), Envelope::new(m));
+            ctx.send(self.proc_of(to), bft_harness::Packet(Envelope::new(m)));
         }
     }
 }
 
-impl Process<Envelope> for Spammer {
-    fn init(&mut self, ctx: &mut Ctx<'_, Envelope>) {
+impl Process<super::SimPacket> for Spammer {
+    fn init(&mut self, ctx: &mut Ctx<'_, super::SimPacket>) {
         ctx.set_timer(PERIOD, 0);
     }
 
-    fn on_message(&mut self, _ctx: &mut Ctx<'_, Envelope>, _from: ProcId, msg: Envelope) {
+    fn on_message(&mut self, _ctx: &mut Ctx<'_, super::SimPacket>, _from: ProcId, msg: super::SimPacket) {
         if self.seen.len() >= 64 {
             self.seen.pop_front();
         }
-        self.seen.push_back(msg);
+        self.seen.push_back(msg.0);
     }
 
-    fn on_timer(&mut self, ctx: &mut Ctx<'_, Envelope>, _token: u64) {
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, super::SimPacket>, _token: u64) {
         self.burst(ctx);
         ctx.set_timer(PERIOD, 0);
     }

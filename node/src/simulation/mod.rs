@@ -2,47 +2,39 @@
 //! processes, the crypto cost model, Byzantine variants, the safety checker and a run report.
 
 mod byzantine;
-mod checker;
 mod scenario;
 
+pub use bft_harness::{CryptoMode, RunReport, SafetyChecker};
 pub use byzantine::Spammer;
-pub use checker::SafetyChecker;
 pub use scenario::{
     apply_scenario, campaign, campaign_seed, CampaignOutcome, ScenarioStats, SCENARIOS,
 };
 
-use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bft_core::NodeId;
+use bft_harness::{AddressBook, CostTable, NodeProc, Packet, Shared};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use steward_config::{ServerId, SiteId, Topology};
 use steward_crypto::signature::{MessageSigner, Scheme, SigningKey};
 use steward_crypto::threshold::deal;
-use steward_sim::{Ctx, Histogram, ProcId, Process, Sim, SimConfig, SimError, SimMessage};
+use steward_sim::{Sim, SimConfig, SimError};
 
-use crate::client::{Client, ClientAction, ClientConfig};
-use crate::crypto::{CostTable, Crypto, FastCrypto, FastIdentity, FastWorld, RealCrypto};
-use crate::msg::Envelope;
-use crate::replica::{Action, Dest, Fault, Replica, ReplicaConfig};
+use crate::client::{Client, ClientConfig};
+use crate::crypto::{Crypto, FastCrypto, FastIdentity, FastWorld, RealCrypto};
+use crate::msg::Message;
+use crate::replica::{Fault, Replica, ReplicaConfig};
 
-impl SimMessage for Envelope {
-    fn wire_size(&self) -> usize {
-        self.size as usize
-    }
-}
-
-/// Which crypto the simulated nodes use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CryptoMode {
-    /// Keyed-hash double with the real schemes' sizes and accept/reject behaviour.
-    Fast,
-    /// The real schemes (Ed25519 or RSA signatures, 1024-bit Shoup threshold RSA).
-    Real,
-}
+/// A Steward message in flight in the simulator.
+pub type SimPacket = Packet<Message>;
+/// A Steward replica as a simulator process.
+pub type ReplicaProc = NodeProc<Replica>;
+/// A Steward client as a simulator process.
+pub type ClientProc = NodeProc<Client>;
 
 /// How a simulated server misbehaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,241 +118,16 @@ impl WorldConfig {
     }
 }
 
-/// Who is who in the simulation.
-#[derive(Debug, Default)]
-struct AddressBook {
-    site_offset: Vec<usize>,
-    servers: Vec<ServerId>,
-    client_base: usize,
-}
-
-impl AddressBook {
-    fn proc_of(&self, d: Dest) -> ProcId {
-        match d {
-            Dest::Server(s) => self.site_offset[s.site.index()] + s.index as usize,
-            Dest::Client(c) => self.client_base + c as usize,
-        }
-    }
-
-    fn dest_of(&self, p: ProcId) -> Dest {
-        if p < self.client_base {
-            Dest::Server(self.servers[p])
-        } else {
-            Dest::Client((p - self.client_base) as u32)
-        }
-    }
-}
-
-struct Shared {
-    book: AddressBook,
-    checker: RefCell<SafetyChecker>,
-    byzantine: HashMap<ServerId, Byzantine>,
-    costs: CostTable,
-}
-
-/// A replica as a simulator process.
-pub struct ReplicaProc {
-    replica: Replica,
-    shared: Rc<Shared>,
-    correct: bool,
-    slow: Option<Duration>,
-}
-
-impl ReplicaProc {
-    /// The replica inside.
-    pub fn replica(&self) -> &Replica {
-        &self.replica
-    }
-
-    fn apply(
-        &mut self,
-        ctx: &mut Ctx<'_, Envelope>,
-        actions: Vec<Action>,
-        before: crate::crypto::CryptoCounters,
-    ) {
-        let spent = self.replica.crypto_counters().since(&before);
-        let k = self.replica.crypto.quorum(self.replica.id().site);
-        ctx.charge_cpu(self.shared.costs.charge(&spent, k));
-        let sends = actions
-            .iter()
-            .filter(|a| matches!(a, Action::Send { .. }))
-            .count();
-        ctx.charge_cpu(self.shared.costs.messages(sends));
-        if let Some(d) = self.slow {
-            ctx.charge_cpu(d);
-        }
-        for a in actions {
-            match a {
-                Action::Send { to, env } => ctx.send(self.shared.book.proc_of(to), env),
-                Action::Timer { after, token } => ctx.set_timer(after, token),
-                Action::Executed(e) => {
-                    if self.correct {
-                        let now = ctx.now();
-                        self.shared
-                            .checker
-                            .borrow_mut()
-                            .executed_at(self.replica.id(), &e, now);
-                    }
-                }
-            }
-        }
-    }
-}
-
-impl Process<Envelope> for ReplicaProc {
-    fn init(&mut self, ctx: &mut Ctx<'_, Envelope>) {
-        let before = self.replica.crypto_counters();
-        let a = self.replica.start(ctx.now());
-        self.apply(ctx, a, before);
-    }
-
-    fn on_message(&mut self, ctx: &mut Ctx<'_, Envelope>, from: ProcId, msg: Envelope) {
-        let before = self.replica.crypto_counters();
-        let a = self
-            .replica
-            .on_message(ctx.now(), self.shared.book.dest_of(from), &msg.msg);
-        ctx.charge_cpu(self.shared.costs.messages(1));
-        self.apply(ctx, a, before);
-    }
-
-    fn on_timer(&mut self, ctx: &mut Ctx<'_, Envelope>, token: u64) {
-        let before = self.replica.crypto_counters();
-        let a = self.replica.on_timer(ctx.now(), token);
-        self.apply(ctx, a, before);
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
-    }
-}
-
-/// A client as a simulator process.
-pub struct ClientProc {
-    client: Client,
-    shared: Rc<Shared>,
-}
-
-impl ClientProc {
-    fn apply(
-        &mut self,
-        ctx: &mut Ctx<'_, Envelope>,
-        actions: Vec<ClientAction>,
-        before: crate::crypto::CryptoCounters,
-        from: Option<Dest>,
-    ) {
-        let spent = self.client.crypto_counters().since(&before);
-        ctx.charge_cpu(self.shared.costs.charge(&spent, 3));
-        for p in self.client.take_proposed() {
-            self.shared.checker.borrow_mut().proposed(&p);
-        }
-        for a in actions {
-            match a {
-                ClientAction::Send { to, env } => {
-                    ctx.send(self.shared.book.proc_of(Dest::Server(to)), env)
-                }
-                ClientAction::Timer { after, token } => ctx.set_timer(after, token),
-                ClientAction::Completed {
-                    kind,
-                    latency,
-                    ts,
-                    result,
-                } => {
-                    ctx.record(kind, latency);
-                    let (c, now) = (self.client_id(), ctx.now());
-                    let mut checker = self.shared.checker.borrow_mut();
-                    checker.completed(c, now);
-                    if kind == "update" {
-                        checker.accepted_result(c, ts, steward_crypto::sha256(&result));
-                    }
-                }
-                ClientAction::BadReply(why) => {
-                    if let Some(Dest::Server(s)) = from {
-                        if !self.shared.byzantine.contains_key(&s) {
-                            let c = self.client_id();
-                            self.shared.checker.borrow_mut().bad_reply(c, s, why);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    fn client_id(&self) -> u32 {
-        self.client.id()
-    }
-}
-
-impl Process<Envelope> for ClientProc {
-    fn init(&mut self, ctx: &mut Ctx<'_, Envelope>) {
-        let before = self.client.crypto_counters();
-        let a = self.client.start(ctx.now());
-        self.apply(ctx, a, before, None);
-    }
-
-    fn on_message(&mut self, ctx: &mut Ctx<'_, Envelope>, from: ProcId, msg: Envelope) {
-        let before = self.client.crypto_counters();
-        let from = self.shared.book.dest_of(from);
-        let a = self.client.on_message(ctx.now(), from, &msg.msg);
-        self.apply(ctx, a, before, Some(from));
-    }
-
-    fn on_timer(&mut self, ctx: &mut Ctx<'_, Envelope>, token: u64) {
-        let before = self.client.crypto_counters();
-        let a = self.client.on_timer(ctx.now(), token);
-        self.apply(ctx, a, before, None);
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
-    }
-}
-
 /// A simulated Steward deployment.
 pub struct World {
     /// The simulator.
-    pub sim: Sim<Envelope>,
+    pub sim: Sim<SimPacket>,
     shared: Rc<Shared>,
     cfg: WorldConfig,
     client_sites: Vec<SiteId>,
-}
-
-/// What a run measured (after the warm-up).
-#[derive(Clone, Debug)]
-pub struct RunReport {
-    /// Operations completed in the measurement window (updates + queries).
-    pub completed: u64,
-    /// Updates completed.
-    pub updates: u64,
-    /// Length of the measurement window in seconds.
-    pub measured_s: f64,
-    /// Operations per second.
-    pub throughput: f64,
-    /// Latency mean, p50, p99, max in ms (all operations).
-    pub lat_mean_ms: f64,
-    /// Median latency.
-    pub lat_p50_ms: f64,
-    /// 99th percentile.
-    pub lat_p99_ms: f64,
-    /// Maximum.
-    pub lat_max_ms: f64,
-    /// The topology's propagation lower bound for an update from the placed clients (ms, mean).
-    pub lat_bound_ms: f64,
-    /// WAN messages per completed update.
-    pub wan_msgs_per_update: f64,
-    /// WAN bytes per completed update.
-    pub wan_bytes_per_update: f64,
-    /// "ok" or the first safety violation.
-    pub safety: String,
-    /// All latencies (µs), updates and queries.
-    pub histogram: Histogram<u64>,
+    /// Servers that are not correct (their executions are not checked).
+    byzantine: HashSet<ServerId>,
+    client_base: usize,
 }
 
 impl World {
@@ -375,36 +142,31 @@ impl World {
             .iter()
             .map(|s| (s.servers + s.f + 1).div_ceil(2) as usize)
             .collect();
-        let mut book = AddressBook::default();
-        let mut off = 0;
-        for s in &topo.sites {
-            book.site_offset.push(off);
-            off += s.servers as usize;
-            book.servers.extend(s.server_ids());
-        }
-        book.client_base = off;
+        let byzantine: HashMap<ServerId, Byzantine> = cfg.byzantine.iter().copied().collect();
         let client_sites = topo.place_clients(cfg.clients);
-        let shared = Rc::new(Shared {
-            book,
-            checker: RefCell::new(SafetyChecker::default()),
-            byzantine: cfg.byzantine.iter().copied().collect(),
-            costs: cfg.costs.clone(),
-        });
+        let mut book = AddressBook::default();
+        for s in &topo.sites {
+            for id in s.server_ids() {
+                book.register(NodeId::Server(id), id.site, !byzantine.contains_key(&id));
+            }
+        }
+        let client_base = book.len();
+        for (c, site) in client_sites.iter().enumerate() {
+            book.register(NodeId::Client(c as u32), *site, true);
+        }
+        let all_servers: Vec<ServerId> = topo.steward_servers().collect();
+        let shared = Shared::new(book, cfg.costs.clone());
         let mut keys = Keys::new(&cfg, &topo, &quorums);
         for s in &topo.sites {
             for id in s.server_ids() {
                 let mut rc = ReplicaConfig::new(id, servers.clone(), f.clone());
                 rc.batch = cfg.batch;
                 rc.t1 = local_timeout_t1(&topo);
-                let byz = shared.byzantine.get(&id).copied();
+                let byz = byzantine.get(&id).copied();
                 let proc_id = match byz {
                     Some(Byzantine::Spammer) => sim.add_process(
                         id.site,
-                        Box::new(Spammer::new(
-                            id,
-                            shared.book.servers.clone(),
-                            keys.server(id),
-                        )),
+                        Box::new(Spammer::new(id, all_servers.clone(), keys.server(id))),
                     ),
                     other => {
                         rc.fault = match other {
@@ -425,23 +187,16 @@ impl World {
                             }
                             _ => Fault::None,
                         };
-                        let slow = match other {
-                            Some(Byzantine::Slow(d)) => Some(d),
-                            _ => None,
-                        };
                         let crypto = keys.server(id);
-                        sim.add_process(
-                            id.site,
-                            Box::new(ReplicaProc {
-                                replica: Replica::new(rc, crypto),
-                                shared: shared.clone(),
-                                correct: other.is_none(),
-                                slow,
-                            }),
-                        )
+                        let mut proc =
+                            NodeProc::replica(Replica::new(rc, crypto), shared.clone(), other.is_none());
+                        if let Some(Byzantine::Slow(d)) = other {
+                            proc = proc.slow(d);
+                        }
+                        sim.add_process(id.site, Box::new(proc))
                     }
                 };
-                debug_assert_eq!(proc_id, shared.book.proc_of(Dest::Server(id)));
+                debug_assert_eq!(proc_id, shared.book.proc_of(NodeId::Server(id)));
             }
         }
         for (c, site) in client_sites.iter().enumerate() {
@@ -459,10 +214,7 @@ impl World {
             let crypto = keys.client(c);
             sim.add_process(
                 *site,
-                Box::new(ClientProc {
-                    client: Client::new(ccfg, crypto),
-                    shared: shared.clone(),
-                }),
+                Box::new(NodeProc::client(Client::new(ccfg, crypto), shared.clone())),
             );
         }
         for (at, groups) in &cfg.partitions {
@@ -477,6 +229,8 @@ impl World {
             shared,
             cfg,
             client_sites,
+            byzantine: byzantine.keys().copied().collect(),
+            client_base,
         })
     }
 
@@ -487,10 +241,9 @@ impl World {
 
     /// Let every client finish its current operation and issue no more.
     pub fn stop_clients(&mut self) {
-        let base = self.shared.book.client_base;
         for c in 0..self.client_sites.len() {
-            if let Some(p) = self.sim.process_as_mut::<ClientProc>(base + c) {
-                p.client.stop();
+            if let Some(p) = self.sim.process_as_mut::<ClientProc>(self.client_base + c) {
+                p.node_mut().stop();
             }
         }
     }
@@ -500,11 +253,21 @@ impl World {
         self.shared.checker.borrow()
     }
 
+    /// Whether server `id` is Byzantine in this run.
+    pub fn is_byzantine(&self, id: ServerId) -> bool {
+        self.byzantine.contains(&id)
+    }
+
+    /// The simulator process of server `id`.
+    pub fn proc_of(&self, id: ServerId) -> steward_sim::ProcId {
+        self.shared.book.proc_of(NodeId::Server(id))
+    }
+
     /// The replica of server `id` (None for a spammer).
     pub fn replica(&self, id: ServerId) -> Option<&Replica> {
         self.sim
-            .process_as::<ReplicaProc>(self.shared.book.proc_of(Dest::Server(id)))
-            .map(|p| &p.replica)
+            .process_as::<ReplicaProc>(self.proc_of(id))
+            .map(|p| p.node())
     }
 
     /// Propagation lower bound of an update latency for a client at `site` (ms).
@@ -514,52 +277,12 @@ impl World {
 
     /// Summarise the measurement window.
     pub fn report(&self) -> RunReport {
-        let mut hist = Histogram::<u64>::new(3).expect("valid sigfig");
-        for kind in ["update", "query"] {
-            if let Some(h) = self.sim.histogram(kind) {
-                hist.add(h).expect("compatible histograms");
-            }
-        }
-        let measured_s = (self.sim.now().saturating_sub(self.cfg.sim.warmup)).as_secs_f64();
-        let updates = self.sim.completed("update");
-        let completed = updates + self.sim.completed("query");
-        let net = &self.sim.stats().measured;
-        let per = |x: u64| {
-            if updates == 0 {
-                0.0
-            } else {
-                x as f64 / updates as f64
-            }
-        };
-        let ms = |us: u64| us as f64 / 1e3;
-        let bound = if self.client_sites.is_empty() {
-            0.0
-        } else {
-            self.client_sites
-                .iter()
-                .map(|s| self.update_latency_bound_ms(*s))
-                .sum::<f64>()
-                / self.client_sites.len() as f64
-        };
-        RunReport {
-            completed,
-            updates,
-            measured_s,
-            throughput: if measured_s > 0.0 {
-                completed as f64 / measured_s
-            } else {
-                0.0
-            },
-            lat_mean_ms: hist.mean() / 1e3,
-            lat_p50_ms: ms(hist.value_at_quantile(0.5)),
-            lat_p99_ms: ms(hist.value_at_quantile(0.99)),
-            lat_max_ms: ms(hist.max()),
-            lat_bound_ms: bound,
-            wan_msgs_per_update: per(net.wan_messages),
-            wan_bytes_per_update: per(net.wan_bytes),
-            safety: self.checker().verdict(),
-            histogram: hist,
-        }
+        let bounds: Vec<f64> = self
+            .client_sites
+            .iter()
+            .map(|s| self.update_latency_bound_ms(*s))
+            .collect();
+        RunReport::from_sim(&self.sim, self.cfg.sim.warmup, &bounds, self.checker().verdict())
     }
 }
 

@@ -147,7 +147,7 @@ impl World {
         for site in &self.cfg.topology.sites {
             let mut site_max = 0;
             for id in site.server_ids() {
-                if self.shared.byzantine.contains_key(&id) {
+                if self.is_byzantine(id) {
                     continue;
                 }
                 if let Some(r) = self.replica(id) {

@@ -7,7 +7,6 @@ use std::time::Duration;
 use steward_config::{ServerId, SiteId, Topology};
 
 use super::*;
-use crate::replica::Dest;
 
 fn topology(name: &str) -> Topology {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -215,9 +214,7 @@ fn spamming_byzantine_servers_are_absorbed() {
     let spammer = w
         .sim
         .process_as::<Spammer>(
-            w.shared
-                .book
-                .proc_of(Dest::Server(ServerId::new(SiteId(0), 3))),
+            w.proc_of(ServerId::new(SiteId(0), 3)),
         )
         .unwrap();
     assert!(

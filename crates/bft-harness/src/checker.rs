@@ -1,4 +1,5 @@
-//! The safety checker every simulated run uses.
+//! The safety checker every simulated run of either protocol uses: it judges executions and
+//! replies, not protocol messages.
 //!
 //! * S1 (safety): no two correct servers execute different updates at the same (seq, index).
 //! * S2 (validity): only updates a client proposed execute, and each at most once per server.
@@ -8,9 +9,7 @@ use std::collections::HashMap;
 
 use steward_config::ServerId;
 
-use crate::client::Proposed;
-use crate::msg::{ClientId, Digest};
-use crate::replica::Executed;
+use bft_core::{ClientId, Digest, Executed, Proposed};
 
 /// Incremental checker; records the first violation it sees.
 #[derive(Default, Debug)]

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::msg::Op;
+use crate::request::Op;
 
 /// An in-memory key-value store.
 #[derive(Default, Debug, Clone, PartialEq, Eq)]

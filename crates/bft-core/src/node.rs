@@ -1,0 +1,151 @@
+//! The one interface every protocol core implements, so that one simulator adapter and one
+//! runtime adapter drive Steward's and PBFT's replicas and clients alike.
+
+use std::time::Duration;
+
+use steward_config::ServerId;
+
+use crate::crypto::CryptoCounters;
+use crate::request::{ClientId, Digest};
+use crate::wire::{Envelope, Wire};
+
+/// A participant of either protocol, as a sender or a destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NodeId {
+    /// A Steward server (site and index in the site).
+    Server(ServerId),
+    /// A flat replica (PBFT), numbered from 0 as in the topology's `[pbft]` placement.
+    Replica(u32),
+    /// A client.
+    Client(ClientId),
+}
+
+/// One executed update, reported for the safety checker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Executed {
+    /// Global sequence number.
+    pub seq: u64,
+    /// Position in the sequence number's batch.
+    pub index: u32,
+    /// Proposing client.
+    pub client: ClientId,
+    /// Client timestamp.
+    pub ts: u64,
+    /// Update digest.
+    pub digest: Digest,
+    /// SHA-256 of the execution result (correct servers must agree on it).
+    pub result: Digest,
+}
+
+/// One update a client proposed, for the safety checker: (client, ts, digest).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proposed {
+    /// Client.
+    pub client: ClientId,
+    /// Timestamp.
+    pub ts: u64,
+    /// Update digest.
+    pub digest: Digest,
+}
+
+/// What a core asks its driver to do.
+#[derive(Clone, Debug)]
+pub enum Output<M> {
+    /// Send a message (a message to oneself is delivered by the driver before the next input).
+    Send {
+        /// Destination.
+        to: NodeId,
+        /// The message and its encoding.
+        env: Envelope<M>,
+    },
+    /// Call [`Node::on_timer`] with `token` after `after`.
+    Timer {
+        /// Delay.
+        after: Duration,
+        /// Token handed back.
+        token: u64,
+    },
+    /// A replica executed an update.
+    Executed(Executed),
+    /// A client proposed an update.
+    Proposed(Proposed),
+    /// A client's operation completed.
+    Completed {
+        /// The operation's timestamp.
+        ts: u64,
+        /// "update" or "query".
+        kind: &'static str,
+        /// From the first send to the accepted result.
+        latency: Duration,
+        /// The update's execution result, or the agreed query result.
+        result: Vec<u8>,
+    },
+    /// A client rejected a reply (a correct replica never causes one).
+    BadReply(&'static str),
+}
+
+/// A sans-IO protocol participant: inputs in, [`Output`]s out. `now` is the driver's clock.
+pub trait Node {
+    /// The protocol's messages.
+    type Msg: Wire;
+    /// Who this node is.
+    fn id(&self) -> NodeId;
+    /// First outputs (timers, initial sends).
+    fn start(&mut self, now: Duration, out: &mut Vec<Output<Self::Msg>>);
+    /// A decoded message from `from` (authenticated by the transport).
+    fn on_message(
+        &mut self,
+        now: Duration,
+        from: NodeId,
+        msg: &Self::Msg,
+        out: &mut Vec<Output<Self::Msg>>,
+    );
+    /// A timer armed by [`Output::Timer`] fired.
+    fn on_timer(&mut self, now: Duration, token: u64, out: &mut Vec<Output<Self::Msg>>);
+    /// Crypto operations so far (the simulator charges their cost).
+    fn crypto_counters(&self) -> CryptoCounters;
+    /// Shares a threshold combine of this node takes (the combine's cost depends on it).
+    fn combine_shares(&self) -> usize {
+        3
+    }
+    /// A client stops issuing operations (replicas ignore it).
+    fn stop(&mut self) {}
+    /// Protocol counters for reports and the node's final `stats` line.
+    fn stats(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
+}
+
+impl<N: Node + ?Sized> Node for Box<N> {
+    type Msg = N::Msg;
+    fn id(&self) -> NodeId {
+        (**self).id()
+    }
+    fn start(&mut self, now: Duration, out: &mut Vec<Output<Self::Msg>>) {
+        (**self).start(now, out)
+    }
+    fn on_message(
+        &mut self,
+        now: Duration,
+        from: NodeId,
+        msg: &Self::Msg,
+        out: &mut Vec<Output<Self::Msg>>,
+    ) {
+        (**self).on_message(now, from, msg, out)
+    }
+    fn on_timer(&mut self, now: Duration, token: u64, out: &mut Vec<Output<Self::Msg>>) {
+        (**self).on_timer(now, token, out)
+    }
+    fn crypto_counters(&self) -> CryptoCounters {
+        (**self).crypto_counters()
+    }
+    fn combine_shares(&self) -> usize {
+        (**self).combine_shares()
+    }
+    fn stop(&mut self) {
+        (**self).stop()
+    }
+    fn stats(&self) -> Vec<(&'static str, u64)> {
+        (**self).stats()
+    }
+}
