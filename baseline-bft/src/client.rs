@@ -1,5 +1,5 @@
 //! The closed-loop PBFT client: one outstanding operation at a time, in Steward's update
-//! format ([`steward::msg::Update`], client-signed).
+//! format ([`bft_core::request::Update`], client-signed).
 //!
 //! * An update goes to the primary of the latest view the client knows; on timeout it is
 //!   re-sent to every replica (which forward it to the primary and start their view-change
@@ -12,11 +12,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bft_core::crypto::{Crypto, CryptoCounters};
+use bft_core::request::{ClientId, Op, Update};
+use bft_core::Proposed;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use steward::client::Proposed;
-use steward::crypto::{Crypto, CryptoCounters};
-use steward::msg::{ClientId, Op, Update};
 use steward_config::{ServerId, SiteId};
 
 use crate::msg::{Envelope, Message, Reply};
@@ -65,6 +65,8 @@ pub enum ClientAction {
     },
     /// An operation completed.
     Completed {
+        /// The operation's timestamp.
+        ts: u64,
         /// "update" or "query".
         kind: &'static str,
         /// Time from the first send to the accepted result.
@@ -288,6 +290,7 @@ impl Client {
                 self.view = self.view.max(views[views.len() - need]);
             }
             self.out.push(ClientAction::Completed {
+                ts: p.update.ts,
                 kind,
                 latency,
                 result: r.result.clone(),

@@ -15,6 +15,7 @@
 
 pub mod client;
 pub mod msg;
+pub mod nodes;
 pub mod real;
 pub mod replica;
 pub mod simulation;

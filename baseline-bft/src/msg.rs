@@ -1,19 +1,20 @@
 //! PBFT's messages (Castro & Liskov, OSDI 1999 / TOCS 2002, the signature variant) and their
-//! versioned, bounded binary encoding, built on [`steward::codec`].
+//! versioned, bounded binary encoding, built on [`bft_core::codec`].
 //!
 //! Every message is encoded as `version (u8) | type (u8) | body`. Protocol messages between
 //! replicas carry the sender's signature over [`PrePrepare::signing_bytes`] and friends: the
 //! type byte and every field but the signature (a Pre-Prepare signs its header with the batch
 //! digest, so that certificates can carry it without the requests). Client updates use the
-//! same format and signature as Steward ([`steward::msg::Update`]). `Status` and `FetchState`
+//! same format and signature as Steward ([`bft_core::request::Update`]). `Status` and `FetchState`
 //! are unsigned hints: the transport authenticates their sender and they only trigger the
 //! retransmission of self-verifying messages.
 
 use std::sync::Arc;
 
+use bft_core::codec::{DecodeError, Reader, Writer};
+pub use bft_core::request::{batch_digest, ClientId, Digest, Op, Update};
+use bft_core::request::{get_batch, put_batch};
 use sha2::{Digest as _, Sha256};
-use steward::codec::{DecodeError, Reader, Writer};
-use steward::msg::{batch_digest, ClientId, Digest, Op, Update};
 
 /// Wire format version of the PBFT messages.
 pub const WIRE_VERSION: u8 = 1;
@@ -33,8 +34,6 @@ const T_STABLE_PROOF: u8 = 12;
 const T_FETCH_STATE: u8 = 13;
 const T_STATE: u8 = 14;
 
-/// Smallest encoding of one update (Get with empty key and signature).
-const MIN_UPDATE: usize = 21;
 /// Smallest encoding of a Pre-Prepare body (empty batch and signature).
 const MIN_PRE_PREPARE: usize = 8 + 8 + 32 + 4 + 4 + 4;
 /// Smallest encoding of a Prepare, Commit or Checkpoint body.
@@ -270,60 +269,6 @@ fn sha(parts: &[&[u8]]) -> Digest {
         h.update(p);
     }
     h.finalize().into()
-}
-
-// --- updates (same layout as Steward's) ------------------------------------------------------
-
-fn put_update(w: &mut Writer, u: &Update) {
-    w.u32(u.client).u64(u.ts);
-    match &u.op {
-        Op::Put { key, value } => {
-            w.u8(0).bytes(key).bytes(value);
-        }
-        Op::Get { key } => {
-            w.u8(1).bytes(key);
-        }
-        Op::Delete { key } => {
-            w.u8(2).bytes(key);
-        }
-    }
-    w.bytes(&u.sig);
-}
-
-fn get_update(r: &mut Reader) -> Result<Update, DecodeError> {
-    let client = r.u32("client")?;
-    let ts = r.u64("ts")?;
-    let op = match r.u8("op tag")? {
-        0 => Op::Put {
-            key: r.bytes("key")?,
-            value: r.bytes("value")?,
-        },
-        1 => Op::Get {
-            key: r.bytes("key")?,
-        },
-        2 => Op::Delete {
-            key: r.bytes("key")?,
-        },
-        t => return Err(DecodeError(format!("unknown op tag {t}"))),
-    };
-    Ok(Update {
-        client,
-        ts,
-        op,
-        sig: r.bytes("client sig")?,
-    })
-}
-
-fn put_batch(w: &mut Writer, batch: &[Arc<Update>]) {
-    w.u32(batch.len() as u32);
-    for u in batch {
-        put_update(w, u);
-    }
-}
-
-fn get_batch(r: &mut Reader) -> Result<Vec<Arc<Update>>, DecodeError> {
-    let n = r.list_len("batch", MIN_UPDATE)?;
-    (0..n).map(|_| get_update(r).map(Arc::new)).collect()
 }
 
 fn list<T>(
@@ -662,7 +607,7 @@ impl Message {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = prefix(self.tag());
         match self {
-            Message::Request(u) | Message::Read(u) => put_update(&mut w, u),
+            Message::Request(u) | Message::Read(u) => u.put(&mut w),
             Message::PrePrepare(p) => p.put(&mut w),
             Message::Prepare(p) => p.put(&mut w),
             Message::Commit(c) => c.put(&mut w),
@@ -715,8 +660,8 @@ impl Message {
         }
         let r = &mut r;
         let msg = match r.u8("type")? {
-            T_REQUEST => Message::Request(Arc::new(get_update(r)?)),
-            T_READ => Message::Read(Arc::new(get_update(r)?)),
+            T_REQUEST => Message::Request(Arc::new(Update::get(r)?)),
+            T_READ => Message::Read(Arc::new(Update::get(r)?)),
             T_PRE_PREPARE => Message::PrePrepare(Arc::new(PrePrepare::get(r)?)),
             T_PREPARE => Message::Prepare(Arc::new(Prepare::get(r)?)),
             T_COMMIT => Message::Commit(Arc::new(Commit::get(r)?)),
@@ -756,26 +701,18 @@ impl Message {
     }
 }
 
-/// A message with its encoded size computed once (for the simulator's bandwidth accounting).
-#[derive(Clone, Debug)]
-pub struct Envelope {
-    /// The message.
-    pub msg: Message,
-    /// Its wire size in bytes.
-    pub size: u32,
-    /// Its encoding, made once and shared by every destination of a broadcast.
-    pub wire: bytes::Bytes,
-}
+/// A PBFT message with its encoding made once.
+pub type Envelope = bft_core::Envelope<Message>;
 
-impl Envelope {
-    /// Wrap `msg`, encoding it once.
-    pub fn new(msg: Message) -> Self {
-        let wire = bytes::Bytes::from(msg.encode());
-        Envelope {
-            msg,
-            size: wire.len() as u32,
-            wire,
-        }
+impl bft_core::Wire for Message {
+    fn encode(&self) -> Vec<u8> {
+        Message::encode(self)
+    }
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        Message::decode(bytes)
+    }
+    fn kind(&self) -> &'static str {
+        Message::kind(self)
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
-use steward::crypto::{Crypto, RealCrypto};
+use bft_core::crypto::{Crypto, RealCrypto};
 use steward_config::ServerId;
 use steward_crypto::signature::VerifyingKey;
 use steward_deploy::Deployment;

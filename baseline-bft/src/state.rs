@@ -1,4 +1,4 @@
-//! The replicated service: Steward's key-value store ([`steward::kv::KvStore`]) plus the client
+//! The replicated service: Steward's key-value store ([`bft_core::kv::KvStore`]) plus the client
 //! table PBFT needs for exactly-once execution (last timestamp and result per client), with
 //! snapshots for checkpoints and state transfer.
 //!
@@ -7,8 +7,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use steward::kv::KvStore;
-use steward::msg::{ClientId, Op, Update};
+use bft_core::kv::KvStore;
+use bft_core::request::{ClientId, Op, Update};
 
 use crate::msg::{ClientRecord, Snapshot};
 

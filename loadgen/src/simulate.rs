@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use bft_harness::CostTable;
 use clap::{Args, ValueEnum};
 use pbft::simulation::{PbftWorld, PbftWorldConfig};
-use steward::crypto::CostTable;
 use steward::simulation::{
     apply_scenario, CryptoMode, RunReport, ScenarioStats, World, WorldConfig, SCENARIOS,
 };

@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use steward::msg::Digest;
+use bft_core::request::Digest;
 
 use super::{Dest, Lag, Replica, Stable};
 use crate::msg::{

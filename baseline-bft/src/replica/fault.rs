@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use steward::msg::batch_digest;
+use bft_core::request::batch_digest;
 
 use super::{Action, Dest, Replica};
 use crate::msg::{Envelope, Message, PrePrepare};

@@ -21,9 +21,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use steward::crypto::{Crypto, CryptoCounters};
-use steward::kv::KvStore;
-use steward::msg::{ClientId, Digest, Update};
+use bft_core::crypto::{Crypto, CryptoCounters};
+use bft_core::kv::KvStore;
+use bft_core::request::{ClientId, Digest, Update};
 use steward_config::{ServerId, SiteId};
 
 use crate::msg::{
@@ -44,7 +44,7 @@ pub enum Dest {
 }
 
 /// One executed update, reported for the safety checker.
-pub type Executed = steward::replica::Executed;
+pub use bft_core::Executed;
 
 /// What the replica asks its driver to do.
 #[derive(Clone, Debug)]

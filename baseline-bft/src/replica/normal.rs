@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use steward::msg::{batch_digest, ClientId, Digest, Op, Update};
+use bft_core::request::{batch_digest, ClientId, Digest, Op, Update};
 
 use super::{Action, Dest, Executed, Fault, Replica};
 use crate::msg::{Commit, CommitProof, Message, PrePrepare, Prepare, PreparedCert, Reply};

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bft_core::crypto::{Crypto, FastCrypto, FastIdentity, FastWorld};
+use bft_core::request::{batch_digest, Op, Update};
 use proptest::prelude::*;
-use steward::crypto::{Crypto, FastCrypto, FastIdentity, FastWorld};
-use steward::msg::{batch_digest, Op, Update};
 use steward_config::{ServerId, SiteId};
 
 use super::*;

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use steward::msg::{batch_digest, Digest, Update};
+use bft_core::request::{batch_digest, Digest, Update};
 
 use super::{Dest, Fault, Lag, Replica, Stable};
 use crate::msg::{Checkpoint, Message, NewView, PrePrepare, PreparedCert, ViewChange};

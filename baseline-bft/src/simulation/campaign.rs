@@ -8,10 +8,10 @@
 
 use std::time::Duration;
 
+use bft_harness::CostTable;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use steward::crypto::CostTable;
 use steward_config::{SiteId, Topology};
 
 use super::{PbftWorld, PbftWorldConfig};

@@ -6,31 +6,31 @@ mod campaign;
 
 pub use campaign::{campaign, CampaignRun};
 
-use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bft_core::crypto::{Crypto, FastCrypto, FastIdentity, FastWorld, RealCrypto};
+use bft_core::NodeId;
+use bft_harness::{AddressBook, NodeProc, Packet, Shared};
+pub use bft_harness::{CostTable, CryptoMode, RunReport, SafetyChecker};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use steward::crypto::{
-    CostTable, Crypto, CryptoCounters, FastCrypto, FastIdentity, FastWorld, RealCrypto,
-};
-use steward::simulation::{CryptoMode, RunReport, SafetyChecker};
 use steward_config::{ServerId, SiteId, Topology};
 use steward_crypto::signature::{MessageSigner, Scheme, SigningKey, VerifyingKey};
-use steward_sim::{Ctx, Histogram, ProcId, Process, Sim, SimConfig, SimError, SimMessage};
+use steward_sim::{Sim, SimConfig, SimError};
 
-use crate::client::{Client, ClientAction, ClientConfig};
-use crate::msg::Envelope;
-use crate::replica::{Action, Dest, Fault, Replica, ReplicaConfig};
+use crate::client::{Client, ClientConfig};
+use crate::msg::Message;
+use crate::replica::{Fault, Replica, ReplicaConfig};
 
-impl SimMessage for Envelope {
-    fn wire_size(&self) -> usize {
-        self.size as usize
-    }
-}
+/// A PBFT message in flight in the simulator.
+pub type SimPacket = Packet<Message>;
+/// A PBFT replica as a simulator process.
+pub type ReplicaProc = NodeProc<Replica>;
+/// A PBFT client as a simulator process.
+pub type ClientProc = NodeProc<Client>;
 
 /// Everything a simulated PBFT run needs (mirrors `steward::simulation::WorldConfig`).
 #[derive(Clone, Debug)]
@@ -109,190 +109,12 @@ impl PbftWorldConfig {
     }
 }
 
-struct Shared {
-    n: u32,
-    sites: Vec<SiteId>,
-    checker: RefCell<SafetyChecker>,
-    byzantine: BTreeMap<u32, Fault>,
-    costs: CostTable,
-}
-
-impl Shared {
-    fn proc_of(&self, d: Dest) -> ProcId {
-        match d {
-            Dest::Replica(i) => i as usize,
-            Dest::Client(c) => self.n as usize + c as usize,
-        }
-    }
-
-    fn dest_of(&self, p: ProcId) -> Dest {
-        if p < self.n as usize {
-            Dest::Replica(p as u32)
-        } else {
-            Dest::Client((p - self.n as usize) as u32)
-        }
-    }
-
-    fn server(&self, i: u32) -> ServerId {
-        ServerId::new(self.sites[i as usize], i)
-    }
-}
-
-/// A replica as a simulator process.
-pub struct ReplicaProc {
-    replica: Replica,
-    shared: Rc<Shared>,
-    correct: bool,
-    /// The identity executions are reported under: a restarted replica lost its state and
-    /// re-executes what followed its last stable checkpoint, so each incarnation is checked
-    /// as its own server (S1 covers every execution; "at most once" holds per incarnation).
-    checker_id: ServerId,
-}
-
-impl ReplicaProc {
-    /// The replica inside.
-    pub fn replica(&self) -> &Replica {
-        &self.replica
-    }
-
-    fn apply(&mut self, ctx: &mut Ctx<'_, Envelope>, actions: Vec<Action>, before: CryptoCounters) {
-        let spent = self.replica.crypto_counters().since(&before);
-        ctx.charge_cpu(self.shared.costs.charge(&spent, 3));
-        let sends = actions
-            .iter()
-            .filter(|a| matches!(a, Action::Send { .. }))
-            .count();
-        ctx.charge_cpu(self.shared.costs.messages(sends));
-        for a in actions {
-            match a {
-                Action::Send { to, env } => ctx.send(self.shared.proc_of(to), env),
-                Action::Timer { after, token } => ctx.set_timer(after, token),
-                Action::Executed(e) => {
-                    if self.correct {
-                        self.shared
-                            .checker
-                            .borrow_mut()
-                            .executed(self.checker_id, &e);
-                    }
-                }
-            }
-        }
-    }
-}
-
-impl Process<Envelope> for ReplicaProc {
-    fn init(&mut self, ctx: &mut Ctx<'_, Envelope>) {
-        let before = self.replica.crypto_counters();
-        let a = self.replica.start(ctx.now());
-        self.apply(ctx, a, before);
-    }
-
-    fn on_message(&mut self, ctx: &mut Ctx<'_, Envelope>, from: ProcId, msg: Envelope) {
-        let before = self.replica.crypto_counters();
-        let from = self.shared.dest_of(from);
-        let a = self.replica.on_message(ctx.now(), from, &msg.msg);
-        ctx.charge_cpu(self.shared.costs.messages(1));
-        self.apply(ctx, a, before);
-    }
-
-    fn on_timer(&mut self, ctx: &mut Ctx<'_, Envelope>, token: u64) {
-        let before = self.replica.crypto_counters();
-        let a = self.replica.on_timer(ctx.now(), token);
-        self.apply(ctx, a, before);
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
-    }
-}
-
-/// A client as a simulator process.
-pub struct ClientProc {
-    client: Client,
-    shared: Rc<Shared>,
-}
-
-impl ClientProc {
-    /// The client inside.
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
-    fn apply(
-        &mut self,
-        ctx: &mut Ctx<'_, Envelope>,
-        actions: Vec<ClientAction>,
-        before: CryptoCounters,
-        from: Option<Dest>,
-    ) {
-        let spent = self.client.crypto_counters().since(&before);
-        ctx.charge_cpu(self.shared.costs.charge(&spent, 3));
-        for p in self.client.take_proposed() {
-            self.shared.checker.borrow_mut().proposed(&p);
-        }
-        for a in actions {
-            match a {
-                ClientAction::Send { to, env } => {
-                    ctx.send(self.shared.proc_of(Dest::Replica(to)), env)
-                }
-                ClientAction::Timer { after, token } => ctx.set_timer(after, token),
-                ClientAction::Completed { kind, latency, .. } => {
-                    ctx.record(kind, latency);
-                    let c = self.client.id();
-                    self.shared.checker.borrow_mut().completed(c, ctx.now());
-                }
-                ClientAction::BadReply(why) => {
-                    if let Some(Dest::Replica(j)) = from {
-                        if !self.shared.byzantine.contains_key(&j) {
-                            let s = self.shared.server(j);
-                            let c = self.client.id();
-                            self.shared.checker.borrow_mut().bad_reply(c, s, why);
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-impl Process<Envelope> for ClientProc {
-    fn init(&mut self, ctx: &mut Ctx<'_, Envelope>) {
-        let before = self.client.crypto_counters();
-        let a = self.client.start(ctx.now());
-        self.apply(ctx, a, before, None);
-    }
-
-    fn on_message(&mut self, ctx: &mut Ctx<'_, Envelope>, from: ProcId, msg: Envelope) {
-        let before = self.client.crypto_counters();
-        let from = self.shared.dest_of(from);
-        let a = self.client.on_message(ctx.now(), from, &msg.msg);
-        self.apply(ctx, a, before, Some(from));
-    }
-
-    fn on_timer(&mut self, ctx: &mut Ctx<'_, Envelope>, token: u64) {
-        let before = self.client.crypto_counters();
-        let a = self.client.on_timer(ctx.now(), token);
-        self.apply(ctx, a, before, None);
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
-    }
-}
-
 /// A simulated PBFT deployment.
 pub struct PbftWorld {
     /// The simulator.
-    pub sim: Sim<Envelope>,
+    pub sim: Sim<SimPacket>,
     shared: Rc<Shared>,
+    n: u32,
     cfg: PbftWorldConfig,
     client_sites: Vec<SiteId>,
     keys: Keys,
@@ -308,28 +130,34 @@ impl PbftWorld {
         let placement = &topo.pbft;
         let n = placement.n();
         let client_sites = topo.place_clients(cfg.clients);
-        let shared = Rc::new(Shared {
-            n,
-            sites: placement.replicas.clone(),
-            checker: RefCell::new(SafetyChecker::default()),
-            byzantine: cfg.byzantine.iter().copied().collect(),
-            costs: cfg.costs.clone(),
-        });
+        let mut book = AddressBook::default();
+        let configs: Vec<ReplicaConfig> = (0..n).map(|i| cfg.replica_config(i)).collect();
+        for (i, rc) in configs.iter().enumerate() {
+            let site = placement.replicas[i];
+            book.register(NodeId::Replica(i as u32), site, rc.fault == Fault::None);
+        }
+        for (c, site) in client_sites.iter().enumerate() {
+            book.register(NodeId::Client(c as u32), *site, true);
+        }
+        let shared = Shared::new(book, cfg.costs.clone());
         let mut keys = Keys::new(&cfg, &placement.replicas);
-        for i in 0..n {
-            let rc = cfg.replica_config(i);
+        for (i, rc) in configs.into_iter().enumerate() {
+            let i = i as u32;
             let correct = rc.fault == Fault::None;
-            let crypto = keys.replica(shared.server(i));
+            let crypto = keys.replica(server_of(placement.replicas[i as usize], i));
             let p = sim.add_process(
                 placement.replicas[i as usize],
-                Box::new(ReplicaProc {
-                    replica: Replica::new(rc, crypto),
-                    shared: shared.clone(),
+                Box::new(NodeProc::replica(
+                    Replica::new(rc, crypto),
+                    shared.clone(),
                     correct,
-                    checker_id: shared.server(i),
-                }),
+                )),
             );
-            debug_assert_eq!(p, shared.proc_of(Dest::Replica(i)));
+            debug_assert_eq!(p, shared.book.proc_of(NodeId::Replica(i)));
+            // Executions are checked as server s<site>.<i>.
+            if let Some(proc) = sim.process_as_mut::<ReplicaProc>(p) {
+                proc.set_checker_id(server_of(placement.replicas[i as usize], i));
+            }
         }
         for (c, site) in client_sites.iter().enumerate() {
             let c = c as u32;
@@ -347,15 +175,13 @@ impl PbftWorld {
             let crypto = keys.client(c);
             sim.add_process(
                 *site,
-                Box::new(ClientProc {
-                    client: Client::new(ccfg, crypto),
-                    shared: shared.clone(),
-                }),
+                Box::new(NodeProc::client(Client::new(ccfg, crypto), shared.clone())),
             );
         }
         Ok(PbftWorld {
             sim,
             shared,
+            n,
             cfg,
             client_sites,
             keys,
@@ -370,7 +196,7 @@ impl PbftWorld {
 
     /// Number of replicas.
     pub fn n(&self) -> u32 {
-        self.shared.n
+        self.n
     }
 
     /// Run until virtual time `t`.
@@ -380,10 +206,10 @@ impl PbftWorld {
 
     /// Let every client finish its current operation and issue no more.
     pub fn stop_clients(&mut self) {
-        let base = self.shared.n as usize;
-        for c in 0..self.client_sites.len() {
-            if let Some(p) = self.sim.process_as_mut::<ClientProc>(base + c) {
-                p.client.stop();
+        for c in 0..self.client_sites.len() as u32 {
+            let p = self.shared.book.proc_of(NodeId::Client(c));
+            if let Some(p) = self.sim.process_as_mut::<ClientProc>(p) {
+                bft_core::Node::stop(p.node_mut());
             }
         }
     }
@@ -395,19 +221,22 @@ impl PbftWorld {
 
     /// Replica `i`.
     pub fn replica(&self, i: u32) -> Option<&Replica> {
-        if i >= self.shared.n {
+        if i >= self.n {
             return None;
         }
         self.sim
-            .process_as::<ReplicaProc>(i as usize)
-            .map(|p| &p.replica)
+            .process_as::<ReplicaProc>(self.shared.book.proc_of(NodeId::Replica(i)))
+            .map(|p| p.node())
     }
 
     /// Client `c`.
     pub fn client(&self, c: u32) -> Option<&Client> {
+        if c as usize >= self.client_sites.len() {
+            return None;
+        }
         self.sim
-            .process_as::<ClientProc>(self.shared.n as usize + c as usize)
-            .map(|p| &p.client)
+            .process_as::<ClientProc>(self.shared.book.proc_of(NodeId::Client(c)))
+            .map(|p| p.node())
     }
 
     /// Replace replica `i` by a fresh one with an empty state (a crash and restart that lost
@@ -416,70 +245,38 @@ impl PbftWorld {
     pub fn restart_replica(&mut self, i: u32) {
         self.restarts += 1;
         let rc = self.cfg.replica_config(i);
-        let crypto = self.keys.replica(self.shared.server(i));
+        let site = self.cfg.topology.pbft.replicas[i as usize];
+        let crypto = self.keys.replica(server_of(site, i));
         let fresh = Replica::restarted(rc, crypto, self.restarts);
-        if let Some(p) = self.sim.process_as_mut::<ReplicaProc>(i as usize) {
+        let p = self.shared.book.proc_of(NodeId::Replica(i));
+        if let Some(p) = self.sim.process_as_mut::<ReplicaProc>(p) {
             // The old incarnation's tick keeps firing; the new replica re-arms it under its
             // own incarnation on the first one it sees.
-            p.replica = fresh;
-            p.replica.adopt_ticks();
-            p.checker_id = ServerId::new(p.checker_id.site, i + 10_000 * self.restarts);
+            *p.node_mut() = fresh;
+            p.node_mut().adopt_ticks();
+            p.set_checker_id(ServerId::new(site, i + 10_000 * self.restarts));
         }
     }
 
     /// Summarise the measurement window.
     pub fn report(&self) -> RunReport {
-        let mut hist = Histogram::<u64>::new(3).expect("valid sigfig");
-        for kind in ["update", "query"] {
-            if let Some(h) = self.sim.histogram(kind) {
-                hist.add(h).expect("compatible histograms");
-            }
-        }
-        let measured_s = self
-            .sim
-            .now()
-            .saturating_sub(self.cfg.sim.warmup)
-            .as_secs_f64();
-        let updates = self.sim.completed("update");
-        let completed = updates + self.sim.completed("query");
-        let net = &self.sim.stats().measured;
-        let per = |x: u64| {
-            if updates == 0 {
-                0.0
-            } else {
-                x as f64 / updates as f64
-            }
-        };
-        let ms = |us: u64| us as f64 / 1e3;
-        let bound = if self.client_sites.is_empty() {
-            0.0
-        } else {
-            self.client_sites
-                .iter()
-                .map(|s| update_latency_bound(&self.cfg.topology, *s))
-                .sum::<f64>()
-                / self.client_sites.len() as f64
-        };
-        RunReport {
-            completed,
-            updates,
-            measured_s,
-            throughput: if measured_s > 0.0 {
-                completed as f64 / measured_s
-            } else {
-                0.0
-            },
-            lat_mean_ms: hist.mean() / 1e3,
-            lat_p50_ms: ms(hist.value_at_quantile(0.5)),
-            lat_p99_ms: ms(hist.value_at_quantile(0.99)),
-            lat_max_ms: ms(hist.max()),
-            lat_bound_ms: bound,
-            wan_msgs_per_update: per(net.wan_messages),
-            wan_bytes_per_update: per(net.wan_bytes),
-            safety: self.checker().verdict(),
-            histogram: hist,
-        }
+        let bounds: Vec<f64> = self
+            .client_sites
+            .iter()
+            .map(|s| update_latency_bound(&self.cfg.topology, *s))
+            .collect();
+        RunReport::from_sim(
+            &self.sim,
+            self.cfg.sim.warmup,
+            &bounds,
+            self.checker().verdict(),
+        )
     }
+}
+
+/// The server identity of flat replica `i` at `site` (for keys and the safety checker).
+fn server_of(site: SiteId, i: u32) -> ServerId {
+    ServerId::new(site, i)
 }
 
 /// Propagation-only lower bound (ms) of a PBFT update's latency in view 0 for a client at

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use steward::crypto::CostTable;
-use steward::simulation::CryptoMode;
+use bft_harness::CostTable;
+use bft_harness::CryptoMode;
 use steward_config::{SiteId, Topology};
 use steward_crypto::signature::Scheme;
 

@@ -152,4 +152,3 @@ pub fn get_batch(r: &mut Reader) -> Result<Vec<Arc<Update>>, DecodeError> {
     let n = r.list_len("batch", MIN_UPDATE)?;
     (0..n).map(|_| Update::get(r).map(Arc::new)).collect()
 }
-

@@ -126,5 +126,4 @@ mod tests {
         assert_eq!(m.combine(3), m.combine_k3);
         assert_eq!(m.combine(11), m.combine_k11);
     }
-
 }

@@ -178,7 +178,12 @@ impl Process<super::SimPacket> for Spammer {
         ctx.set_timer(PERIOD, 0);
     }
 
-    fn on_message(&mut self, _ctx: &mut Ctx<'_, super::SimPacket>, _from: ProcId, msg: super::SimPacket) {
+    fn on_message(
+        &mut self,
+        _ctx: &mut Ctx<'_, super::SimPacket>,
+        _from: ProcId,
+        msg: super::SimPacket,
+    ) {
         if self.seen.len() >= 64 {
             self.seen.pop_front();
         }

@@ -188,8 +188,11 @@ impl World {
                             _ => Fault::None,
                         };
                         let crypto = keys.server(id);
-                        let mut proc =
-                            NodeProc::replica(Replica::new(rc, crypto), shared.clone(), other.is_none());
+                        let mut proc = NodeProc::replica(
+                            Replica::new(rc, crypto),
+                            shared.clone(),
+                            other.is_none(),
+                        );
                         if let Some(Byzantine::Slow(d)) = other {
                             proc = proc.slow(d);
                         }
@@ -282,7 +285,12 @@ impl World {
             .iter()
             .map(|s| self.update_latency_bound_ms(*s))
             .collect();
-        RunReport::from_sim(&self.sim, self.cfg.sim.warmup, &bounds, self.checker().verdict())
+        RunReport::from_sim(
+            &self.sim,
+            self.cfg.sim.warmup,
+            &bounds,
+            self.checker().verdict(),
+        )
     }
 }
 

@@ -213,9 +213,7 @@ fn spamming_byzantine_servers_are_absorbed() {
     assert!(r.updates > 200, "seed {seed}: only {} updates", r.updates);
     let spammer = w
         .sim
-        .process_as::<Spammer>(
-            w.proc_of(ServerId::new(SiteId(0), 3)),
-        )
+        .process_as::<Spammer>(w.proc_of(ServerId::new(SiteId(0), 3)))
         .unwrap();
     assert!(
         spammer.sent > 1000 && spammer.malformed > 0,
