@@ -10,7 +10,7 @@
 #
 #   ansible/testbed/e2e.sh [--protocols steward,pbft] [--bin-dir target/debug] [--keep <dir>]
 # Needs root, ansible-playbook on PATH, iproute2, openssh-server, and built binaries
-# (cargo build -p loadgen -p steward -p pbft). Cleans up on failure and on Ctrl-C.
+# (cargo build -p loadgen -p bft-nodes). Cleans up on failure and on Ctrl-C.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -31,7 +31,7 @@ done
 fail() { echo "e2e: FAILED: $*" >&2; exit 1; }
 step() { echo "== e2e $(date +%T) $*"; }
 for b in loadgen steward-node pbft-node analysis; do
-  [ -x "$bin_dir/$b" ] || fail "$bin_dir/$b is missing (cargo build -p loadgen -p steward -p pbft -p analysis)"
+  [ -x "$bin_dir/$b" ] || fail "$bin_dir/$b is missing (cargo build -p loadgen -p bft-nodes -p analysis)"
 done
 command -v ansible-playbook >/dev/null || fail "ansible-playbook not on PATH (pip install -r ansible/requirements.txt)"
 start_s=$(date +%s)

@@ -16,7 +16,6 @@
 pub mod client;
 pub mod msg;
 pub mod nodes;
-pub mod real;
 pub mod replica;
 pub mod simulation;
 pub mod state;

@@ -65,15 +65,15 @@ pub struct Clients {
 
 /// The client cores of one protocol, sharing the public keys loaded once.
 enum Factory {
-    Steward(steward::real::ClientKeys),
-    Pbft(pbft::real::PublicKeys),
+    Steward(bft_nodes::steward::ClientKeys),
+    Pbft(bft_nodes::pbft::PublicKeys),
 }
 
 impl Factory {
     fn new(protocol: Protocol, dep: &Deployment) -> Result<Factory> {
         Ok(match protocol {
-            Protocol::Steward => Factory::Steward(steward::real::ClientKeys::load(dep)?),
-            Protocol::Pbft => Factory::Pbft(pbft::real::PublicKeys::load(dep)?),
+            Protocol::Steward => Factory::Steward(bft_nodes::steward::ClientKeys::load(dep)?),
+            Protocol::Pbft => Factory::Pbft(bft_nodes::pbft::PublicKeys::load(dep)?),
         })
     }
 
@@ -81,9 +81,9 @@ impl Factory {
         let seed = rand::random();
         Ok(match self {
             Factory::Steward(k) => {
-                Box::new(steward::real::client_core(dep, k, c, write_pct, seed)?)
+                Box::new(bft_nodes::steward::client_core(dep, k, c, write_pct, seed)?)
             }
-            Factory::Pbft(k) => Box::new(pbft::real::client_core(dep, k, c, write_pct, seed)?),
+            Factory::Pbft(k) => Box::new(bft_nodes::pbft::client_core(dep, k, c, write_pct, seed)?),
         })
     }
 }

@@ -74,8 +74,8 @@ enum ReplicaProtocol {
 
 fn replica(a: ReplicaArgs) -> ! {
     let (program, setup): (&'static str, fn(&steward_runtime::NodeArgs) -> _) = match a.protocol {
-        ReplicaProtocol::Steward => ("steward-node", steward::real::replica_setup),
-        ReplicaProtocol::Pbft => ("pbft-node", pbft::real::replica_setup),
+        ReplicaProtocol::Steward => ("steward-node", bft_nodes::steward::replica_setup),
+        ReplicaProtocol::Pbft => ("pbft-node", bft_nodes::pbft::replica_setup),
     };
     let log = steward_runtime::Log::new(a.node.log, program, &a.node.id);
     match setup(&a.node).and_then(|s| steward_runtime::serve(s, &log)) {

@@ -6,9 +6,11 @@
 //! defines the seam ([`Core`], [`Effect`], [`drive`]) and [`serve`] the replica process.
 
 pub mod core;
+pub mod node_core;
 pub mod serve;
 
 pub use crate::core::{drive, Core, DriveStats, Effect};
+pub use crate::node_core::NodeCore;
 pub use crate::serve::{
     init_tracing, replica_transport, serve, time_seed, transport_counters, wan_peers, Log,
     LogFormat, NodeArgs, NodeSetup,

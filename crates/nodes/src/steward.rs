@@ -1,168 +1,23 @@
-//! Steward on the real network: the replica and client as [`Core`]s for the runtime's driver,
-//! and their set-up from a deployment directory. Used by `steward-node` and by `loadgen`.
+//! Steward on the real network: its replica and client set up from a deployment directory,
+//! driven by the runtime's generic [`NodeCore`]. Used by `steward-node` and by `loadgen`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
+use steward::client::{Client, ClientConfig};
+use steward::crypto::{Crypto, RealCrypto};
+use steward::replica::{Replica, ReplicaConfig};
 use steward_config::ServerId;
 use steward_deploy::Deployment;
 use steward_runtime::{
-    replica_transport, time_seed, wan_peers, Core, Effect, NodeArgs, NodeKind, NodeSetup, Protocol,
+    replica_transport, time_seed, wan_peers, NodeArgs, NodeCore, NodeKind, NodeSetup, Protocol,
 };
 
-use crate::client::{Client, ClientAction, ClientConfig};
-use crate::crypto::{Crypto, RealCrypto};
-use crate::msg::Message;
-use crate::replica::{Action, Dest, Replica, ReplicaConfig};
-
-fn node_of(d: Dest) -> NodeKind {
-    match d {
-        Dest::Server(s) => NodeKind::Server(s),
-        Dest::Client(c) => NodeKind::Client(c),
-    }
-}
-
-/// A Steward replica as a runtime [`Core`]; messages it sends to itself are delivered before
-/// the next input.
-pub struct ReplicaCore {
-    replica: Replica,
-    me: Dest,
-}
-
-impl ReplicaCore {
-    /// Wraps a replica.
-    pub fn new(replica: Replica) -> Self {
-        let me = Dest::Server(replica.id());
-        ReplicaCore { replica, me }
-    }
-
-    fn emit(&mut self, now: Duration, mut actions: Vec<Action>, out: &mut Vec<Effect>) {
-        let mut loopback = VecDeque::new();
-        loop {
-            for a in actions.drain(..) {
-                match a {
-                    Action::Send { to, env } if to == self.me => loopback.push_back(env.msg),
-                    Action::Send { to, env } => out.push(Effect::Send {
-                        to: node_of(to),
-                        bytes: env.wire,
-                    }),
-                    Action::Timer { after, token } => out.push(Effect::Timer { after, token }),
-                    Action::Executed(_) => out.push(Effect::Executed),
-                }
-            }
-            match loopback.pop_front() {
-                Some(msg) => actions = self.replica.on_message(now, self.me, &msg),
-                None => break,
-            }
-        }
-    }
-}
-
-impl Core for ReplicaCore {
-    fn start(&mut self, now: Duration, out: &mut Vec<Effect>) {
-        let a = self.replica.start(now);
-        self.emit(now, a, out);
-    }
-
-    fn on_bytes(
-        &mut self,
-        now: Duration,
-        from: NodeKind,
-        bytes: &[u8],
-        out: &mut Vec<Effect>,
-    ) -> bool {
-        let from = match from {
-            NodeKind::Server(s) => Dest::Server(s),
-            NodeKind::Client(c) => Dest::Client(c),
-            NodeKind::Pbft(_) => return false,
-        };
-        let Ok(msg) = Message::decode(bytes) else {
-            return false;
-        };
-        let a = self.replica.on_message(now, from, &msg);
-        self.emit(now, a, out);
-        true
-    }
-
-    fn on_timer(&mut self, now: Duration, token: u64, out: &mut Vec<Effect>) {
-        let a = self.replica.on_timer(now, token);
-        self.emit(now, a, out);
-    }
-
-    fn stats(&self) -> serde_json::Map<String, serde_json::Value> {
-        let r = self.replica.stats();
-        let mut m = serde_json::Map::new();
-        for (k, v) in [
-            ("dropped_invalid", r.dropped_invalid),
-            ("blacklisted", r.blacklisted),
-            ("local_view_changes", r.local_view_changes),
-            ("global_view_changes", r.global_view_changes),
-            ("state_transfers", r.state_transfers),
-            ("queries_answered", r.queries_answered),
-            ("combine_fallbacks", r.combine_fallbacks),
-            ("reps_suspected", r.reps_suspected),
-        ] {
-            m.insert(k.into(), v.into());
-        }
-        m
-    }
-}
-
-/// A closed-loop Steward client as a runtime [`Core`].
-pub struct ClientCore {
-    client: Client,
-}
-
-impl ClientCore {
-    fn emit(&mut self, actions: Vec<ClientAction>, out: &mut Vec<Effect>) {
-        for a in actions {
-            out.push(match a {
-                ClientAction::Send { to, env } => Effect::Send {
-                    to: NodeKind::Server(to),
-                    bytes: env.wire,
-                },
-                ClientAction::Timer { after, token } => Effect::Timer { after, token },
-                ClientAction::Completed { latency, .. } => Effect::Completed { latency },
-                ClientAction::BadReply(why) => Effect::BadReply(why),
-            });
-        }
-    }
-}
-
-impl Core for ClientCore {
-    fn start(&mut self, now: Duration, out: &mut Vec<Effect>) {
-        let a = self.client.start(now);
-        self.emit(a, out);
-    }
-
-    fn on_bytes(
-        &mut self,
-        now: Duration,
-        from: NodeKind,
-        bytes: &[u8],
-        out: &mut Vec<Effect>,
-    ) -> bool {
-        let NodeKind::Server(s) = from else {
-            return false;
-        };
-        let Ok(msg) = Message::decode(bytes) else {
-            return false;
-        };
-        let a = self.client.on_message(now, Dest::Server(s), &msg);
-        self.emit(a, out);
-        true
-    }
-
-    fn on_timer(&mut self, now: Duration, token: u64, out: &mut Vec<Effect>) {
-        let a = self.client.on_timer(now, token);
-        self.emit(a, out);
-    }
-
-    fn stop(&mut self) {
-        self.client.stop();
-    }
-}
+/// A Steward replica driven by the runtime.
+pub type ReplicaCore = NodeCore<Replica>;
+/// A closed-loop Steward client driven by the runtime.
+pub type ClientCore = NodeCore<Client>;
 
 /// Verifying keys of every Steward server of a deployment.
 fn server_keys(
@@ -228,7 +83,7 @@ pub fn replica_setup(args: &NodeArgs) -> Result<NodeSetup> {
     rcfg.batch = args.batch;
     Ok(NodeSetup {
         transport,
-        core: Box::new(ReplicaCore::new(Replica::new(rcfg, crypto))),
+        core: Box::new(NodeCore::new(Replica::new(rcfg, crypto))),
         wan_peers: wan_peers(Protocol::Steward, &dep.topology, id.site),
         description: format!(
             "steward, wan {}, {} sites, {} client keys, batch {}",
@@ -289,7 +144,7 @@ pub fn client_core(
         },
         crypto,
     );
-    Ok(ClientCore { client })
+    Ok(NodeCore::new(client))
 }
 
 #[cfg(test)]
@@ -302,7 +157,7 @@ mod tests {
     use steward_runtime::drive;
 
     use super::*;
-    use crate::crypto::{FastCrypto, FastIdentity, FastWorld};
+    use steward::crypto::{FastCrypto, FastIdentity, FastWorld};
 
     /// Garbage from an authenticated client is counted and dropped; the replica keeps running
     /// and the driver ends cleanly when the transport closes.
@@ -332,7 +187,7 @@ mod tests {
 
         let world = FastWorld::new(1, 64, 307, 128, vec![3]);
         let crypto = Crypto::new(Box::new(FastCrypto::new(world, FastIdentity::Server(id))));
-        let mut core = ReplicaCore::new(Replica::new(
+        let mut core = NodeCore::new(Replica::new(
             ReplicaConfig::new(id, vec![4], vec![1]),
             crypto,
         ));

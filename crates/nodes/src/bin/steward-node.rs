@@ -18,7 +18,7 @@ struct Args {
 fn main() {
     let args = Args::parse();
     let log = Log::new(args.node.log, "steward-node", &args.node.id);
-    let result = steward::real::replica_setup(&args.node).and_then(|setup| serve(setup, &log));
+    let result = bft_nodes::steward::replica_setup(&args.node).and_then(|setup| serve(setup, &log));
     if let Err(e) = result {
         log.error(&format!("error: {e:#}"));
         std::process::exit(1);

@@ -1,0 +1,125 @@
+//! Any [`bft_core::Node`] as a runtime [`Core`]: bytes are decoded here, self-addressed
+//! messages are delivered here (before the next input), and the node's counters become the
+//! `stats` line, once for every protocol, replica and client.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use bft_core::{Node, NodeId, Output, Wire};
+
+use crate::core::{Core, Effect};
+use crate::NodeKind;
+
+impl From<NodeId> for NodeKind {
+    fn from(id: NodeId) -> NodeKind {
+        match id {
+            NodeId::Server(s) => NodeKind::Server(s),
+            NodeId::Replica(r) => NodeKind::Pbft(r),
+            NodeId::Client(c) => NodeKind::Client(c),
+        }
+    }
+}
+
+impl From<NodeKind> for NodeId {
+    fn from(kind: NodeKind) -> NodeId {
+        match kind {
+            NodeKind::Server(s) => NodeId::Server(s),
+            NodeKind::Pbft(r) => NodeId::Replica(r),
+            NodeKind::Client(c) => NodeId::Client(c),
+        }
+    }
+}
+
+/// A node driven by the runtime.
+pub struct NodeCore<N: Node> {
+    node: N,
+    me: NodeId,
+    outputs: Vec<Output<N::Msg>>,
+    loopback: VecDeque<N::Msg>,
+}
+
+impl<N: Node> NodeCore<N> {
+    /// Wraps `node`.
+    pub fn new(node: N) -> Self {
+        let me = node.id();
+        NodeCore {
+            node,
+            me,
+            outputs: Vec::new(),
+            loopback: VecDeque::new(),
+        }
+    }
+
+    /// The node inside.
+    pub fn node(&self) -> &N {
+        &self.node
+    }
+
+    /// Turns the node's outputs into effects; messages to itself are handled at once, in
+    /// order, until none is left.
+    fn emit(&mut self, now: Duration, out: &mut Vec<Effect>) {
+        loop {
+            for o in self.outputs.drain(..) {
+                match o {
+                    Output::Send { to, env } if to == self.me => self.loopback.push_back(env.msg),
+                    Output::Send { to, env } => out.push(Effect::Send {
+                        to: to.into(),
+                        bytes: env.wire,
+                    }),
+                    Output::Timer { after, token } => out.push(Effect::Timer { after, token }),
+                    Output::Executed(_) => out.push(Effect::Executed),
+                    Output::Completed { latency, .. } => out.push(Effect::Completed { latency }),
+                    Output::BadReply(why) => out.push(Effect::BadReply(why)),
+                    Output::Proposed(_) => {}
+                }
+            }
+            let Some(msg) = self.loopback.pop_front() else {
+                break;
+            };
+            self.node.on_message(now, self.me, &msg, &mut self.outputs);
+        }
+    }
+}
+
+impl<N: Node + Send> Core for NodeCore<N>
+where
+    N::Msg: Send,
+{
+    fn start(&mut self, now: Duration, out: &mut Vec<Effect>) {
+        self.node.start(now, &mut self.outputs);
+        self.emit(now, out);
+    }
+
+    fn on_bytes(
+        &mut self,
+        now: Duration,
+        from: NodeKind,
+        bytes: &[u8],
+        out: &mut Vec<Effect>,
+    ) -> bool {
+        let Ok(msg) = N::Msg::decode(bytes) else {
+            return false;
+        };
+        self.node
+            .on_message(now, from.into(), &msg, &mut self.outputs);
+        self.emit(now, out);
+        true
+    }
+
+    fn on_timer(&mut self, now: Duration, token: u64, out: &mut Vec<Effect>) {
+        self.node.on_timer(now, token, &mut self.outputs);
+        self.emit(now, out);
+    }
+
+    fn stop(&mut self) {
+        self.node.stop();
+    }
+
+    fn stats(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.node
+            .stats()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.into()))
+            .collect()
+    }
+}
