@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use steward_config::Protocol;
+
 /// One of the paper's experiments, or a topology the paper has no figure for.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Experiment {
@@ -112,21 +114,43 @@ impl fmt::Display for Experiment {
     }
 }
 
-/// "pbft" → "bft" (the paper's name for the baseline); other names unchanged.
+/// The paper's name of a protocol in its series names: `steward`, `bft`.
+pub fn paper_name(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Steward => "steward",
+        Protocol::Pbft => "bft",
+    }
+}
+
+/// The protocol whose paper name ([`paper_name`]) is exactly `name` (as in the protocol part of
+/// a paper series name: `steward`, `bft`); `None` otherwise.
+pub fn from_paper_name(name: &str) -> Option<Protocol> {
+    Protocol::ALL.into_iter().find(|&p| paper_name(p) == name)
+}
+
+/// The protocol a label of our results or of the paper names: ours (`steward`, `pbft`) or the
+/// paper's (`bft`), in any case; `None` for any other label.
+pub fn protocol_of(label: &str) -> Option<Protocol> {
+    label
+        .parse()
+        .ok()
+        .or_else(|| from_paper_name(&label.to_ascii_lowercase()))
+}
+
+/// "pbft" → "bft" (the paper's name for the baseline); other names unchanged (lowercase).
 pub fn paper_protocol(protocol: &str) -> String {
-    if protocol.eq_ignore_ascii_case("pbft") || protocol.eq_ignore_ascii_case("bft") {
-        "bft".into()
-    } else {
-        protocol.to_ascii_lowercase()
+    match protocol_of(protocol) {
+        Some(p) => paper_name(p).into(),
+        None => protocol.to_ascii_lowercase(),
     }
 }
 
 /// Display name of a protocol: "Steward", "PBFT", or the name as given.
 pub fn protocol_display(protocol: &str) -> String {
-    match protocol.to_ascii_lowercase().as_str() {
-        "steward" => "Steward".into(),
-        "pbft" | "bft" => "PBFT".into(),
-        _ => protocol.to_string(),
+    match protocol_of(protocol) {
+        Some(Protocol::Steward) => "Steward".into(),
+        Some(Protocol::Pbft) => "PBFT".into(),
+        None => protocol.to_string(),
     }
 }
 
@@ -280,6 +304,32 @@ mod tests {
             Experiment::Other("My Topo".into()).key(),
             "other-my-topo".to_string()
         );
+    }
+
+    #[test]
+    fn protocol_labels_parse_into_protocols() {
+        for (label, p) in [
+            ("steward", Some(Protocol::Steward)),
+            ("Steward", Some(Protocol::Steward)),
+            ("pbft", Some(Protocol::Pbft)),
+            ("PBFT", Some(Protocol::Pbft)),
+            ("bft", Some(Protocol::Pbft)),
+            ("BFT", Some(Protocol::Pbft)),
+            ("raft", None),
+            ("steward-10mbps", None),
+            ("", None),
+        ] {
+            assert_eq!(protocol_of(label), p, "{label}");
+        }
+        assert_eq!(from_paper_name("bft"), Some(Protocol::Pbft));
+        assert_eq!(from_paper_name("pbft"), None);
+        assert_eq!(from_paper_name("Steward"), None);
+        assert_eq!(paper_protocol("PBFT"), "bft");
+        assert_eq!(paper_protocol("Steward"), "steward");
+        assert_eq!(paper_protocol("Raft"), "raft");
+        assert_eq!(protocol_display("bft"), "PBFT");
+        assert_eq!(protocol_display("steward"), "Steward");
+        assert_eq!(protocol_display("Raft"), "Raft");
     }
 
     #[test]

@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use steward_config::Protocol;
 
-use crate::experiment::{paper_protocol, Experiment};
+use crate::experiment::{protocol_of, Experiment};
 use crate::figures::ObservedSeries;
 use crate::paper::{peak_of, PaperData};
 
@@ -179,16 +180,16 @@ pub fn peak_ratios(observed: &[ObservedSeries], paper: &PaperData) -> Vec<PeakRa
         };
         let swap = |p: Option<(f64, f64)>| p.map(|(x, y)| (y, x));
         (
-            swap(paper.peak(fig, &e.series("steward"))),
-            swap(paper.peak(fig, &e.series("pbft"))),
+            swap(paper.peak(fig, &e.series(Protocol::Steward.name()))),
+            swap(paper.peak(fig, &e.series(Protocol::Pbft.name()))),
         )
     };
     let mut out = Vec::new();
     for ((experiment, mode), series) in &groups {
-        let peak = |proto: &str| {
+        let peak = |proto: Protocol| {
             series
                 .iter()
-                .filter(|o| paper_protocol(&o.protocol) == proto)
+                .filter(|o| protocol_of(&o.protocol) == Some(proto))
                 .filter_map(|o| peak_of(&o.points))
                 .fold(None, |best: Option<(f64, f64)>, (x, y)| match best {
                     Some(b) if b.0 >= y => Some(b),
@@ -213,8 +214,8 @@ pub fn peak_ratios(observed: &[ObservedSeries], paper: &PaperData) -> Vec<PeakRa
             } else {
                 format!("{lo}-{hi}")
             },
-            steward: peak("steward"),
-            bft: peak("bft"),
+            steward: peak(Protocol::Steward),
+            bft: peak(Protocol::Pbft),
             paper_steward: ps,
             paper_bft: pb,
         });

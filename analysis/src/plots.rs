@@ -9,7 +9,9 @@ use anyhow::{anyhow, bail, Result};
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use steward_config::Protocol;
 
+use crate::experiment::protocol_of;
 use crate::font::{registered, registered_font, FAMILY};
 use crate::raster::TextFixBackend;
 
@@ -119,10 +121,10 @@ pub struct Chart {
 
 /// Colour of a protocol's curves: Steward blue, PBFT vermilion, others grey.
 pub fn protocol_color(protocol: &str) -> (u8, u8, u8) {
-    match protocol.to_ascii_lowercase().as_str() {
-        "steward" => (0, 90, 181),
-        "pbft" | "bft" => (220, 50, 32),
-        _ => (90, 90, 90),
+    match protocol_of(protocol) {
+        Some(Protocol::Steward) => (0, 90, 181),
+        Some(Protocol::Pbft) => (220, 50, 32),
+        None => (90, 90, 90),
     }
 }
 

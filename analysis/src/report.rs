@@ -17,8 +17,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
+use steward_config::Protocol;
 
-use crate::experiment::{paper_protocol, protocol_display, slug, Experiment};
+use crate::experiment::{
+    from_paper_name, paper_name, protocol_display, protocol_of, slug, Experiment,
+};
 use crate::fidelity::{fidelity, peak_ratios, write_fidelity_csv, FidelityRow, PeakRatio};
 use crate::figures::{distinct, figure_series, observed_series, ObservedSeries};
 use crate::font;
@@ -310,10 +313,10 @@ fn fmt_x(x: f64) -> String {
 
 fn series_display(series: &str) -> String {
     let (proto, rest) = series.split_once('-').unwrap_or((series, ""));
-    let name = match proto {
-        "steward" => "Steward",
-        "bft" => "BFT",
-        other => other,
+    let name = match from_paper_name(proto) {
+        Some(Protocol::Steward) => "Steward",
+        Some(Protocol::Pbft) => "BFT",
+        None => proto,
     };
     if rest.is_empty() {
         name.to_string()
@@ -624,7 +627,12 @@ impl<'a> Ctx<'a> {
             let exp = Experiment::from_topology(&topo);
             let mut curves = Vec::new();
             let mut ours: Vec<&ObservedSeries> = series.iter().collect();
-            ours.sort_by_key(|o| (paper_protocol(&o.protocol) != "steward", o.series.clone()));
+            ours.sort_by_key(|o| {
+                (
+                    protocol_of(&o.protocol) != Some(Protocol::Steward),
+                    o.series.clone(),
+                )
+            });
             for o in &ours {
                 curves.push(Curve {
                     label: format!("{} (ours)", protocol_display(&o.protocol)),
@@ -633,14 +641,14 @@ impl<'a> Ctx<'a> {
                     style: CurveStyle::Measured,
                 });
             }
-            for proto in ["steward", "pbft"] {
-                let s = figure_series(fig, &exp, proto);
+            for proto in Protocol::ALL {
+                let s = figure_series(fig, &exp, proto.name());
                 let pts = self.paper.series(fig, &s);
                 if !pts.is_empty() {
                     curves.push(Curve {
-                        label: format!("{} (paper)", series_display(&paper_protocol(proto))),
+                        label: format!("{} (paper)", series_display(paper_name(proto))),
                         points: pts,
-                        color: protocol_color(proto),
+                        color: protocol_color(proto.name()),
                         style: CurveStyle::Paper,
                     });
                 }
@@ -1110,7 +1118,7 @@ impl<'a> Ctx<'a> {
                 li.tdsc
             );
             self.runs_summary(&mut s, exp);
-            let series = vec![exp.series("steward"), exp.series("pbft")];
+            let series: Vec<String> = Protocol::ALL.iter().map(|p| exp.series(p.name())).collect();
             for (fig, what) in [
                 (tf, "Update throughput (updates/s)"),
                 (lf, "Mean update latency (ms)"),
@@ -1127,7 +1135,10 @@ impl<'a> Ctx<'a> {
                 self.embed_plots(&mut s, plots, &exp.key(), &format!("dsn06-fig{fig}-"));
             }
             if exp.has_mix_figures() {
-                let mix = vec!["steward".to_string(), "bft".to_string()];
+                let mix: Vec<String> = Protocol::ALL
+                    .iter()
+                    .map(|p| paper_name(*p).into())
+                    .collect();
                 for (fig, what) in [
                     (3u8, "Mix throughput (operations/s)"),
                     (4, "Mix mean latency (ms)"),
@@ -1321,10 +1332,10 @@ type RunOrder = (
 
 /// Steward first, then PBFT, then others by name.
 fn proto_order(protocol: &str) -> RunOrderProto {
-    let rank = match paper_protocol(protocol).as_str() {
-        "steward" => 0,
-        "bft" => 1,
-        _ => 2,
+    let rank = match protocol_of(protocol) {
+        Some(Protocol::Steward) => 0,
+        Some(Protocol::Pbft) => 1,
+        None => 2,
     };
     (rank, protocol.to_string())
 }

@@ -5,16 +5,16 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::Args;
 use steward::simulation::{campaign_seed, CampaignOutcome};
-use steward_config::Topology;
+use steward_config::{Protocol, Topology};
 
-use crate::simulate::Protocol;
+use crate::protocols::ProtocolSelection;
 
 /// Arguments of `loadgen campaign`.
 #[derive(Args, Debug)]
 pub struct CampaignArgs {
     /// Protocol to test.
     #[arg(long, value_enum, default_value = "steward")]
-    protocol: Protocol,
+    protocol: ProtocolSelection,
     /// Number of seeds.
     #[arg(long, default_value_t = 100)]
     seeds: u64,
@@ -34,10 +34,10 @@ const DEFAULT_TOPOLOGY: &str = include_str!("../../topologies/local-symmetric-10
 /// Run `loadgen campaign`. Prints one line per failing seed and a final summary line; fails if
 /// any seed violated safety or liveness.
 pub fn run(a: CampaignArgs) -> Result<()> {
-    match a.protocol {
-        Protocol::Steward => {}
-        Protocol::Pbft => return run_pbft(&a),
-        Protocol::Both => bail!("campaign runs one protocol at a time: --protocol steward or pbft"),
+    match a.protocol.single() {
+        Some(Protocol::Steward) => {}
+        Some(Protocol::Pbft) => return run_pbft(&a),
+        None => bail!("campaign runs one protocol at a time: --protocol steward or pbft"),
     }
     let topology = match &a.topology {
         Some(p) => Topology::load(p)?,

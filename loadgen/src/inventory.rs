@@ -25,7 +25,7 @@ use std::str::FromStr;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::{json, Value};
-use steward_config::{ServerId, SiteId, Topology};
+use steward_config::{Protocol, ServerId, SiteId, Topology};
 use steward_deploy::{write_addresses, Addresses, Deployment};
 
 use crate::hosts::{self, Host};
@@ -403,10 +403,10 @@ impl Plan {
                     .insert(h.name.clone(), json!({}));
             };
             if !steward.is_empty() {
-                member("steward".into());
+                member(Protocol::Steward.name().into());
             }
             if !pbft.is_empty() {
-                member("pbft".into());
+                member(Protocol::Pbft.name().into());
             }
             if !clients.is_empty() {
                 member("clients".into());

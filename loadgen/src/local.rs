@@ -20,42 +20,21 @@ use clap::Args;
 use steward_config::Topology;
 use steward_crypto::signature::Scheme;
 use steward_deploy::{write_addresses, Addresses, Deployment, KeygenOptions, Layout};
-use steward_runtime::{process_cpu_time, NodeKind, Protocol, WanMode};
+use steward_runtime::{process_cpu_time, protocol_replicas, NodeKind, Protocol, WanMode};
 
 use crate::clients::{self, Window};
+use crate::protocols::ProtocolSelection;
 use crate::results::{self, parse_duration, Row};
 
 /// The default topology of `loadgen local` (topologies/local-symmetric-10mbps.toml).
 const DEFAULT_TOPOLOGY: &str = include_str!("../../topologies/local-symmetric-10mbps.toml");
-
-/// Protocol selection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum ProtocolChoice {
-    /// Steward.
-    Steward,
-    /// Flat PBFT.
-    Pbft,
-    /// Both, on the same topology and client counts.
-    Both,
-}
-
-impl ProtocolChoice {
-    /// The protocols to run, in order.
-    pub fn protocols(self) -> Vec<Protocol> {
-        match self {
-            ProtocolChoice::Steward => vec![Protocol::Steward],
-            ProtocolChoice::Pbft => vec![Protocol::Pbft],
-            ProtocolChoice::Both => vec![Protocol::Steward, Protocol::Pbft],
-        }
-    }
-}
 
 /// Arguments of `loadgen local`.
 #[derive(Args, Debug, Clone)]
 pub struct LocalArgs {
     /// Protocol(s) to run.
     #[arg(long, value_enum, default_value = "both")]
-    pub protocol: ProtocolChoice,
+    pub protocol: ProtocolSelection,
     /// Topology file (default: the embedded local-symmetric-10mbps.toml).
     #[arg(long)]
     pub topology: Option<PathBuf>,
@@ -172,7 +151,7 @@ pub fn run(a: LocalArgs) -> Result<Vec<Row>> {
     let topology = Topology::load(&topology_file)?;
     for k in &a.kill {
         let exists = a.protocol.protocols().iter().any(|p| {
-            p.replicas(&topology)
+            protocol_replicas(*p, &topology)
                 .iter()
                 .any(|(node, _)| replica_arg(*node) == k.replica)
         });
@@ -355,7 +334,7 @@ fn row_of(
     };
     let (mean, p50, p99, max) = m.report.latency_ms();
     Row {
-        protocol: protocol.name().into(),
+        protocol,
         mode: "local".into(),
         topology: topology.name.clone(),
         clients: n,
@@ -530,8 +509,7 @@ fn assign_addresses(
     protocol: Protocol,
     n: u32,
 ) -> Result<(Addresses, clients::Sockets)> {
-    let mut names: Vec<String> = protocol
-        .replicas(topology)
+    let mut names: Vec<String> = protocol_replicas(protocol, topology)
         .into_iter()
         .map(|(node, _)| node.name().to_string())
         .collect();
@@ -587,7 +565,7 @@ impl Cluster {
             stats: Vec::new(),
             pending: Vec::new(),
         };
-        for (node, _) in protocol.replicas(&dep.topology) {
+        for (node, _) in protocol_replicas(protocol, &dep.topology) {
             let id = replica_arg(node);
             let log_path = logs.join(format!("{id}.log"));
             let log =

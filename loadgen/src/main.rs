@@ -8,6 +8,7 @@ mod inventory;
 mod keygen;
 mod local;
 mod matrix;
+mod protocols;
 mod remote;
 mod results;
 mod shaping;
@@ -61,21 +62,15 @@ enum Cmd {
 struct ReplicaArgs {
     /// steward or pbft.
     #[arg(long)]
-    protocol: ReplicaProtocol,
+    protocol: steward_config::Protocol,
     #[command(flatten)]
     node: steward_runtime::NodeArgs,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum ReplicaProtocol {
-    Steward,
-    Pbft,
-}
-
 fn replica(a: ReplicaArgs) -> ! {
     let (program, setup): (&'static str, fn(&steward_runtime::NodeArgs) -> _) = match a.protocol {
-        ReplicaProtocol::Steward => ("steward-node", bft_nodes::steward::replica_setup),
-        ReplicaProtocol::Pbft => ("pbft-node", bft_nodes::pbft::replica_setup),
+        steward_config::Protocol::Steward => ("steward-node", bft_nodes::steward::replica_setup),
+        steward_config::Protocol::Pbft => ("pbft-node", bft_nodes::pbft::replica_setup),
     };
     let log = steward_runtime::Log::new(a.node.log, program, &a.node.id);
     match setup(&a.node).and_then(|s| steward_runtime::serve(s, &log)) {

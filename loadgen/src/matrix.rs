@@ -52,12 +52,13 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde::Deserialize;
-use steward_config::Topology;
+use steward_config::{Protocol, Topology};
 use steward_runtime::WanMode;
 
 use std::process::{Command, Stdio};
 
-use crate::local::{self, LocalArgs, ProtocolChoice};
+use crate::local::{self, LocalArgs};
+use crate::protocols::ProtocolSelection;
 use crate::remote::{self, RunArgs};
 use crate::results::{self, parse_duration};
 use crate::simulate::{self, Costs, CryptoArg, SimulateArgs};
@@ -92,6 +93,7 @@ struct Spec {
 #[serde(deny_unknown_fields)]
 struct RunSpec {
     mode: String,
+    /// Protocol names, parsed into `Protocol` by `load_spec` (so errors name the file and field).
     protocols: Vec<String>,
     #[serde(default)]
     topologies: Vec<PathBuf>,
@@ -159,7 +161,7 @@ struct Remote {
 #[derive(Clone, Debug)]
 struct Point {
     mode: Mode,
-    protocol: &'static str,
+    protocol: Protocol,
     topology: PathBuf,
     topology_name: String,
     clients: u32,
@@ -347,11 +349,10 @@ fn load_spec(path: &Path) -> Result<Vec<Point>> {
         }
         let mut protocols = Vec::new();
         for p in &run.protocols {
-            protocols.push(match p.as_str() {
-                "steward" => "steward",
-                "pbft" => "pbft",
-                other => bail!("{}: steward or pbft, got {other:?}", at("protocols")),
-            });
+            protocols.push(
+                p.parse::<Protocol>()
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", at("protocols")))?,
+            );
         }
         let topologies = match &remote {
             Some((_, t)) => t.clone(),
@@ -439,7 +440,7 @@ pub fn run(a: MatrixArgs) -> Result<()> {
             }
         }
     }
-    let mut started: Option<(Remote, &'static str, usize, WanMode)> = None;
+    let mut started: Option<(Remote, Protocol, usize, WanMode)> = None;
     let mut playbook_runs = 0;
     let outcome = (|| -> Result<()> {
         for (i, p) in points.iter().enumerate() {
@@ -608,11 +609,7 @@ fn ansible_hosts(r: &Remote) -> Result<serde_json::Value> {
 fn run_point(p: &Point, dir: &Path) -> Result<()> {
     match p.mode {
         Mode::Sim => simulate::run(SimulateArgs {
-            protocol: if p.protocol == "pbft" {
-                simulate::Protocol::Pbft
-            } else {
-                simulate::Protocol::Steward
-            },
+            protocol: ProtocolSelection::from(p.protocol),
             topology: Some(p.topology.clone()),
             clients: vec![p.clients],
             duration: p.duration,
@@ -628,11 +625,7 @@ fn run_point(p: &Point, dir: &Path) -> Result<()> {
             out: Some(dir.to_path_buf()),
         }),
         Mode::Local => local::run(LocalArgs {
-            protocol: if p.protocol == "pbft" {
-                ProtocolChoice::Pbft
-            } else {
-                ProtocolChoice::Steward
-            },
+            protocol: ProtocolSelection::from(p.protocol),
             topology: Some(p.topology.clone()),
             clients: vec![p.clients],
             duration: p.duration,
@@ -651,7 +644,7 @@ fn run_point(p: &Point, dir: &Path) -> Result<()> {
                 .expect("remote points carry their deployment");
             remote::run(RunArgs::new(
                 r.deployment.clone(),
-                p.protocol == "pbft",
+                p.protocol,
                 vec![p.clients],
                 p.duration,
                 p.warmup,
@@ -810,7 +803,7 @@ costs = "paper"
         write(tmp.path(), "t.toml", TOPO);
         for (text, needle) in [
             ("name = \"x\"\n[[run]]\nmode = \"cloud\"\nprotocols = [\"steward\"]\ntopologies = [\"t.toml\"]\nclients = [1]\nduration = \"1s\"\n", "run[0].mode"),
-            ("name = \"x\"\n[[run]]\nmode = \"sim\"\nprotocols = [\"raft\"]\ntopologies = [\"t.toml\"]\nclients = [1]\nduration = \"1s\"\n", "run[0].protocols"),
+            ("name = \"x\"\n[[run]]\nmode = \"sim\"\nprotocols = [\"raft\"]\ntopologies = [\"t.toml\"]\nclients = [1]\nduration = \"1s\"\n", "run[0].protocols: unknown protocol \"raft\": expected steward or pbft"),
             ("name = \"x\"\n[[run]]\nmode = \"sim\"\nprotocols = [\"pbft\"]\ntopologies = [\"t.toml\"]\nclients = [0]\nduration = \"1s\"\n", "run[0].clients"),
             ("name = \"x\"\n[[run]]\nmode = \"local\"\nprotocols = [\"pbft\"]\ntopologies = [\"t.toml\"]\nclients = [1]\nduration = \"1s\"\ncosts = \"paper\"\n", "sim runs only"),
             ("name = \"x\"\n[[run]]\nmode = \"sim\"\nprotocols = [\"pbft\"]\ntopologies = [\"missing.toml\"]\nclients = [1]\nduration = \"1s\"\n", "run[0].topologies"),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use steward_deploy::Deployment;
-use steward_runtime::{NodeKind, Protocol, WanMode};
+use steward_runtime::{protocol_replicas, NodeKind, Protocol, WanMode};
 
 use crate::clients::{self, Window};
 use crate::results::{self, parse_duration, Row};
@@ -24,7 +24,7 @@ pub struct RunArgs {
     deployment: PathBuf,
     /// steward or pbft.
     #[arg(long)]
-    protocol: RemoteProtocol,
+    protocol: Protocol,
     /// Client counts to sweep, comma-separated (each needs client keys in the deployment).
     #[arg(long, value_delimiter = ',', default_value = "1,5,10")]
     clients: Vec<u32>,
@@ -58,7 +58,7 @@ impl RunArgs {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         deployment: PathBuf,
-        pbft: bool,
+        protocol: Protocol,
         clients: Vec<u32>,
         duration: Duration,
         warmup: Duration,
@@ -69,11 +69,7 @@ impl RunArgs {
     ) -> RunArgs {
         RunArgs {
             deployment,
-            protocol: if pbft {
-                RemoteProtocol::Pbft
-            } else {
-                RemoteProtocol::Steward
-            },
+            protocol,
             clients,
             duration,
             warmup,
@@ -86,19 +82,9 @@ impl RunArgs {
     }
 }
 
-/// The protocol of the running deployment.
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-enum RemoteProtocol {
-    Steward,
-    Pbft,
-}
-
 /// Run `loadgen run`.
 pub fn run(a: RunArgs) -> Result<()> {
-    let protocol = match a.protocol {
-        RemoteProtocol::Steward => Protocol::Steward,
-        RemoteProtocol::Pbft => Protocol::Pbft,
-    };
+    let protocol = a.protocol;
     if a.clients.is_empty() || a.clients.contains(&0) {
         bail!("--clients needs positive counts, e.g. 1,5");
     }
@@ -118,7 +104,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         );
     }
     let mut addresses = dep.addresses()?;
-    for (node, _) in protocol.replicas(&dep.topology) {
+    for (node, _) in protocol_replicas(protocol, &dep.topology) {
         if !addresses.contains_key(node.name().as_str()) {
             bail!(
                 "{}: no address for {}",
@@ -182,7 +168,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         );
         results::write_hdr_log(&a.out, &name, &report.histogram, a.warmup, a.duration)?;
         rows.push(Row {
-            protocol: protocol.name().into(),
+            protocol,
             mode: "remote".into(),
             topology: dep.topology.name.clone(),
             clients: n,

@@ -10,12 +10,13 @@ use hdrhistogram::serialization::interval_log::IntervalLogWriterBuilder;
 use hdrhistogram::serialization::V2Serializer;
 use hdrhistogram::Histogram;
 use serde::Serialize;
+use steward_config::Protocol;
 
 /// One row of summary.csv.
 #[derive(Clone, Debug, Serialize)]
 pub struct Row {
     /// steward or pbft.
-    pub protocol: String,
+    pub protocol: Protocol,
     /// sim, local or remote.
     pub mode: String,
     /// Topology name.

@@ -11,21 +11,11 @@ use pbft::simulation::{PbftWorld, PbftWorldConfig};
 use steward::simulation::{
     apply_scenario, CryptoMode, RunReport, ScenarioStats, World, WorldConfig, SCENARIOS,
 };
-use steward_config::Topology;
+use steward_config::{Protocol, Topology};
 use steward_crypto::signature::Scheme;
 
+use crate::protocols::ProtocolSelection;
 use crate::results::{self, parse_duration, Row};
-
-/// Protocol selection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Protocol {
-    /// Steward.
-    Steward,
-    /// Flat PBFT.
-    Pbft,
-    /// Both, on the same topology, clients and seed.
-    Both,
-}
 
 /// Crypto cost table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -52,7 +42,7 @@ pub enum CryptoArg {
 pub struct SimulateArgs {
     /// Protocol(s) to run.
     #[arg(long, value_enum, default_value = "steward")]
-    pub protocol: Protocol,
+    pub protocol: ProtocolSelection,
     /// Topology file.
     #[arg(long, required_unless_present = "list_scenarios")]
     pub topology: Option<PathBuf>,
@@ -123,12 +113,8 @@ pub fn run(a: SimulateArgs) -> Result<()> {
     if a.clients.is_empty() || a.clients.contains(&0) {
         bail!("--clients needs positive counts, e.g. 1,10,30");
     }
-    let protocols: Vec<&str> = match a.protocol {
-        Protocol::Steward => vec!["steward"],
-        Protocol::Pbft => vec!["pbft"],
-        Protocol::Both => vec!["steward", "pbft"],
-    };
-    if a.protocol != Protocol::Steward && a.scenario != "none" {
+    let protocols = a.protocol.protocols();
+    if protocols != [Protocol::Steward] && a.scenario != "none" {
         bail!(
             "--scenario {:?} is a Steward scenario; PBFT runs take --scenario none",
             a.scenario
@@ -154,7 +140,7 @@ pub fn run(a: SimulateArgs) -> Result<()> {
                 topology.name,
                 (a.warmup + a.duration).as_secs_f64()
             );
-            let (r, sc) = if protocol == "pbft" {
+            let (r, sc) = if protocol == Protocol::Pbft {
                 run_pbft(&a, &topology, clients, &costs, scheme, crypto)?
             } else {
                 let mut cfg = WorldConfig::new(topology.clone(), clients, a.seed);
@@ -178,7 +164,7 @@ pub fn run(a: SimulateArgs) -> Result<()> {
             );
             results::write_hdr_log(&out, &name, &r.histogram, a.warmup, a.duration)?;
             rows.push(Row {
-                protocol: protocol.to_string(),
+                protocol,
                 mode: "sim".into(),
                 topology: topology.name.clone(),
                 clients,
@@ -210,7 +196,7 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         "mode": "sim",
         "topology": { "name": topology.name, "file": topology_path.display().to_string() },
         "scenario": a.scenario,
-        "protocols": rows.iter().map(|r| r.protocol.clone()).collect::<std::collections::BTreeSet<_>>(),
+        "protocols": rows.iter().map(|r| r.protocol.name()).collect::<std::collections::BTreeSet<_>>(),
         "clients": a.clients,
         "duration_s": a.duration.as_secs_f64(),
         "warmup_s": a.warmup.as_secs_f64(),

@@ -82,11 +82,13 @@
 mod error;
 mod ids;
 mod parse;
+mod protocol;
 mod topology;
 mod units;
 
 pub use error::ConfigError;
 pub use ids::{ParseServerIdError, ServerId, SiteId};
 pub use parse::MAX_SITES;
+pub use protocol::{ParseProtocolError, Protocol};
 pub use topology::{ClientPlacement, LinkParams, PbftPlacement, Site, Topology, WanModel};
 pub use units::parse_bandwidth;

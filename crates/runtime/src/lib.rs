@@ -64,45 +64,23 @@ impl fmt::Display for WanMode {
     }
 }
 
-/// The replication protocol a node runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Protocol {
-    /// Steward (hierarchical).
-    Steward,
-    /// Flat PBFT.
-    Pbft,
-}
+/// The replication protocol a node runs (the one type of the suite, from `steward-config`).
+pub use steward_config::Protocol;
 
-impl Protocol {
-    /// "steward" or "pbft".
-    pub fn name(self) -> &'static str {
-        match self {
-            Protocol::Steward => "steward",
-            Protocol::Pbft => "pbft",
-        }
-    }
-
-    /// The replicas of this protocol in `topology`, with their sites.
-    pub fn replicas(self, topology: &Topology) -> Vec<(NodeKind, SiteId)> {
-        match self {
-            Protocol::Steward => topology
-                .steward_servers()
-                .map(|id| (NodeKind::Server(id), id.site))
-                .collect(),
-            Protocol::Pbft => topology
-                .pbft
-                .replicas
-                .iter()
-                .enumerate()
-                .map(|(i, site)| (NodeKind::Pbft(i as u32), *site))
-                .collect(),
-        }
-    }
-}
-
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+/// The replicas of `protocol` in `topology`, with their sites.
+pub fn protocol_replicas(protocol: Protocol, topology: &Topology) -> Vec<(NodeKind, SiteId)> {
+    match protocol {
+        Protocol::Steward => topology
+            .steward_servers()
+            .map(|id| (NodeKind::Server(id), id.site))
+            .collect(),
+        Protocol::Pbft => topology
+            .pbft
+            .replicas
+            .iter()
+            .enumerate()
+            .map(|(i, site)| (NodeKind::Pbft(i as u32), *site))
+            .collect(),
     }
 }
 
@@ -221,7 +199,7 @@ pub fn transport_config(
     let mut cfg = TransportConfig::new(me.name(), identity, ca_cert_der, bind);
     let mut shaped = Vec::new();
     let mut peers = HashMap::new();
-    for (node, node_site) in protocol.replicas(topology) {
+    for (node, node_site) in protocol_replicas(protocol, topology) {
         let name = node.name();
         let addr = *addresses
             .get(name.as_str())

@@ -23,7 +23,7 @@ use steward_net::{NodeCert, PeerName, Transport, TransportConfig};
 use tokio::sync::oneshot;
 
 use crate::core::{drive, Core};
-use crate::{open_wan_queues, transport_config, NodeKind, Protocol, WanMode};
+use crate::{open_wan_queues, protocol_replicas, transport_config, NodeKind, Protocol, WanMode};
 
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -194,8 +194,7 @@ fn inherited_socket(fd: i32, expected: std::net::SocketAddr) -> Result<std::net:
 
 /// The replicas of `protocol` outside `site`: the peers whose traffic is WAN traffic.
 pub fn wan_peers(protocol: Protocol, topology: &Topology, site: SiteId) -> HashSet<PeerName> {
-    protocol
-        .replicas(topology)
+    protocol_replicas(protocol, topology)
         .into_iter()
         .filter(|(_, s)| *s != site)
         .map(|(node, _)| node.name())
