@@ -149,3 +149,28 @@ impl<N: Node + ?Sized> Node for Box<N> {
         (**self).stats()
     }
 }
+
+/// Delivers the messages `node` sent to itself in `out`, in order, until none is left: every
+/// driver (simulator or runtime) calls this after each input, so a node's self-sends take
+/// effect the same way everywhere (before its next input, without a network).
+pub fn deliver_self_sends<N: Node + ?Sized>(
+    node: &mut N,
+    now: Duration,
+    out: &mut Vec<Output<N::Msg>>,
+) {
+    let me = node.id();
+    let mut i = 0;
+    while i < out.len() {
+        let own = match &out[i] {
+            Output::Send { to, env } if *to == me => Some(env.msg.clone()),
+            _ => None,
+        };
+        match own {
+            Some(msg) => {
+                out.remove(i);
+                node.on_message(now, me, &msg, out);
+            }
+            None => i += 1,
+        }
+    }
+}

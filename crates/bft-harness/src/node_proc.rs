@@ -2,7 +2,7 @@
 //! and are decoded at the receiver, as on the real network; the virtual CPU is charged from
 //! the node's crypto counters and the cost table.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -13,13 +13,53 @@ use crate::book::AddressBook;
 use crate::checker::SafetyChecker;
 use crate::costs::CostTable;
 
-/// A protocol message in flight in the simulator (its encoding is what the receiver decodes).
+/// A protocol message in flight in the simulator: its encoding is what the receiver decodes.
+/// Decoding is a pure function of the bytes, so the copies of one encoding (a broadcast, a
+/// duplicate) share one decoding, made by the first receiver.
 #[derive(Clone, Debug)]
-pub struct Packet<M>(pub Envelope<M>);
+pub struct Packet<M> {
+    /// The message as sent, with its encoding.
+    pub env: Envelope<M>,
+    decoded: Rc<OnceCell<Option<M>>>,
+}
+
+impl<M: Wire> Packet<M> {
+    /// A packet carrying `env`.
+    pub fn new(env: Envelope<M>) -> Self {
+        Packet {
+            env,
+            decoded: Rc::new(OnceCell::new()),
+        }
+    }
+
+    /// A packet carrying `env` whose decoding is shared with `other` if they carry the same
+    /// encoding (the same buffer).
+    fn sharing(env: Envelope<M>, other: Option<&Packet<M>>) -> Self {
+        match other {
+            Some(o)
+                if o.env.wire.as_ptr() == env.wire.as_ptr()
+                    && o.env.wire.len() == env.wire.len() =>
+            {
+                Packet {
+                    env,
+                    decoded: o.decoded.clone(),
+                }
+            }
+            _ => Packet::new(env),
+        }
+    }
+
+    /// The message decoded from the bytes on the wire, or `None` if they do not decode.
+    pub fn decode(&self) -> Option<&M> {
+        self.decoded
+            .get_or_init(|| M::decode(&self.env.wire).ok())
+            .as_ref()
+    }
+}
 
 impl<M: Wire> SimMessage for Packet<M> {
     fn wire_size(&self) -> usize {
-        self.0.size as usize
+        self.env.size as usize
     }
 }
 
@@ -132,6 +172,8 @@ impl<N: Node + 'static> NodeProc<N> {
         before: bft_core::crypto::CryptoCounters,
         from: Option<ProcId>,
     ) {
+        // Self-sends are handled now, as on the runtime; their CPU is part of this input's.
+        bft_core::deliver_self_sends(&mut self.node, ctx.now(), &mut self.out);
         let costs = &self.shared.costs;
         let spent = self.node.crypto_counters().since(&before);
         ctx.charge_cpu(costs.charge(&spent, self.node.combine_shares()));
@@ -147,9 +189,16 @@ impl<N: Node + 'static> NodeProc<N> {
             ctx.charge_cpu(d);
         }
         let me = self.node.id();
-        for o in std::mem::take(&mut self.out) {
+        let mut last: Option<Packet<N::Msg>> = None;
+        // Drained, not taken, so the buffer keeps its capacity across inputs.
+        let mut outputs = std::mem::take(&mut self.out);
+        for o in outputs.drain(..) {
             match o {
-                Output::Send { to, env } => ctx.send(self.shared.book.proc_of(to), Packet(env)),
+                Output::Send { to, env } => {
+                    let p = Packet::sharing(env, last.as_ref());
+                    ctx.send(self.shared.book.proc_of(to), p.clone());
+                    last = Some(p);
+                }
                 Output::Timer { after, token } => ctx.set_timer(after, token),
                 Output::Executed(e) => {
                     if let (true, Some(id)) = (self.checked, self.checker_id) {
@@ -184,6 +233,7 @@ impl<N: Node + 'static> NodeProc<N> {
                 }
             }
         }
+        self.out = outputs;
     }
 }
 
@@ -199,13 +249,13 @@ impl<N: Node + 'static> Process<Packet<N::Msg>> for NodeProc<N> {
             ctx.charge_cpu(self.shared.costs.messages(1));
         }
         // The real path: the receiver decodes the bytes it got.
-        let Ok(msg) = N::Msg::decode(&msg.0.wire) else {
+        let Some(msg) = msg.decode() else {
             self.malformed += 1;
             return;
         };
         let before = self.node.crypto_counters();
         let sender = self.shared.book.id_of(from);
-        self.node.on_message(ctx.now(), sender, &msg, &mut self.out);
+        self.node.on_message(ctx.now(), sender, msg, &mut self.out);
         self.apply(ctx, before, Some(from));
     }
 

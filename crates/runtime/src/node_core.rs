@@ -1,11 +1,10 @@
 //! Any [`bft_core::Node`] as a runtime [`Core`]: bytes are decoded here, self-addressed
-//! messages are delivered here (before the next input), and the node's counters become the
-//! `stats` line, once for every protocol, replica and client.
+//! messages are delivered by [`deliver_self_sends`] (as in the simulator), and the node's
+//! counters become the `stats` line, once for every protocol, replica and client.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
-use bft_core::{Node, NodeId, Output, Wire};
+use bft_core::{deliver_self_sends, Node, NodeId, Output, Wire};
 
 use crate::core::{Core, Effect};
 use crate::NodeKind;
@@ -33,20 +32,15 @@ impl From<NodeKind> for NodeId {
 /// A node driven by the runtime.
 pub struct NodeCore<N: Node> {
     node: N,
-    me: NodeId,
     outputs: Vec<Output<N::Msg>>,
-    loopback: VecDeque<N::Msg>,
 }
 
 impl<N: Node> NodeCore<N> {
     /// Wraps `node`.
     pub fn new(node: N) -> Self {
-        let me = node.id();
         NodeCore {
             node,
-            me,
             outputs: Vec::new(),
-            loopback: VecDeque::new(),
         }
     }
 
@@ -55,28 +49,21 @@ impl<N: Node> NodeCore<N> {
         &self.node
     }
 
-    /// Turns the node's outputs into effects; messages to itself are handled at once, in
-    /// order, until none is left.
+    /// Delivers the node's messages to itself, then turns its outputs into effects.
     fn emit(&mut self, now: Duration, out: &mut Vec<Effect>) {
-        loop {
-            for o in self.outputs.drain(..) {
-                match o {
-                    Output::Send { to, env } if to == self.me => self.loopback.push_back(env.msg),
-                    Output::Send { to, env } => out.push(Effect::Send {
-                        to: to.into(),
-                        bytes: env.wire,
-                    }),
-                    Output::Timer { after, token } => out.push(Effect::Timer { after, token }),
-                    Output::Executed(_) => out.push(Effect::Executed),
-                    Output::Completed { latency, .. } => out.push(Effect::Completed { latency }),
-                    Output::BadReply(why) => out.push(Effect::BadReply(why)),
-                    Output::Proposed(_) => {}
-                }
+        deliver_self_sends(&mut self.node, now, &mut self.outputs);
+        for o in self.outputs.drain(..) {
+            match o {
+                Output::Send { to, env } => out.push(Effect::Send {
+                    to: to.into(),
+                    bytes: env.wire,
+                }),
+                Output::Timer { after, token } => out.push(Effect::Timer { after, token }),
+                Output::Executed(_) => out.push(Effect::Executed),
+                Output::Completed { latency, .. } => out.push(Effect::Completed { latency }),
+                Output::BadReply(why) => out.push(Effect::BadReply(why)),
+                Output::Proposed(_) => {}
             }
-            let Some(msg) = self.loopback.pop_front() else {
-                break;
-            };
-            self.node.on_message(now, self.me, &msg, &mut self.outputs);
         }
     }
 }

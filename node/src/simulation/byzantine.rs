@@ -168,7 +168,7 @@ impl Spammer {
         }
         for (to, m) in out {
             self.sent += 1;
-            ctx.send(self.proc_of(to), bft_harness::Packet(Envelope::new(m)));
+            ctx.send(self.proc_of(to), bft_harness::Packet::new(Envelope::new(m)));
         }
     }
 }
@@ -187,7 +187,7 @@ impl Process<super::SimPacket> for Spammer {
         if self.seen.len() >= 64 {
             self.seen.pop_front();
         }
-        self.seen.push_back(msg.0);
+        self.seen.push_back(msg.env);
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_, super::SimPacket>, _token: u64) {

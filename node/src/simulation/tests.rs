@@ -324,8 +324,10 @@ fn batching_amortises_threshold_signatures() {
     let one = point(1);
     let eight = point(8);
     assert_ok(&eight, seed, "batch 8");
+    // Seed 91 gives 1.98× (2.03× before self-sends were delivered inside the handler, as on
+    // the runtime); a batch of 8 that did not lift the ceiling by far more would fail.
     assert!(
-        eight.throughput > 2.0 * one.throughput,
+        eight.throughput > 1.8 * one.throughput,
         "seed {seed}: {} vs {}",
         eight.throughput,
         one.throughput
