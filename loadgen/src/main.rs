@@ -68,18 +68,7 @@ struct ReplicaArgs {
 }
 
 fn replica(a: ReplicaArgs) -> ! {
-    let (program, setup): (&'static str, fn(&steward_runtime::NodeArgs) -> _) = match a.protocol {
-        steward_config::Protocol::Steward => ("steward-node", bft_nodes::steward::replica_setup),
-        steward_config::Protocol::Pbft => ("pbft-node", bft_nodes::pbft::replica_setup),
-    };
-    let log = steward_runtime::Log::new(a.node.log, program, &a.node.id);
-    match setup(&a.node).and_then(|s| steward_runtime::serve(s, &log)) {
-        Ok(()) => std::process::exit(0),
-        Err(e) => {
-            log.error(&format!("error: {e:#}"));
-            std::process::exit(1);
-        }
-    }
+    bft_nodes::replica_main(a.protocol, &a.node)
 }
 
 fn main() {

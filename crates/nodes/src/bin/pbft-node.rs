@@ -5,22 +5,15 @@
 //! replica (see `steward_runtime::serve` for its stdout lines and signals).
 
 use clap::Parser;
-use steward_runtime::{serve, Log, NodeArgs};
 
 /// Run one PBFT replica.
 #[derive(Parser, Debug)]
 #[command(name = "pbft-node", version, about)]
 struct Args {
     #[command(flatten)]
-    node: NodeArgs,
+    node: steward_runtime::NodeArgs,
 }
 
 fn main() {
-    let args = Args::parse();
-    let log = Log::new(args.node.log, "pbft-node", &args.node.id);
-    let result = bft_nodes::pbft::replica_setup(&args.node).and_then(|setup| serve(setup, &log));
-    if let Err(e) = result {
-        log.error(&format!("error: {e:#}"));
-        std::process::exit(1);
-    }
+    bft_nodes::replica_main(steward_config::Protocol::Pbft, &Args::parse().node)
 }
