@@ -1,7 +1,6 @@
 //! Simulated PBFT runs with fixed seeds. Every failure message names the seed; rerun a single
 //! case with the same seed to replay it exactly.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use bft_harness::CostTable;
@@ -9,14 +8,11 @@ use bft_harness::CryptoMode;
 use steward_config::{SiteId, Topology};
 use steward_crypto::signature::Scheme;
 
-use super::*;
+use bft_harness::testing::{
+    assert_ok, duplicate_and_reorder, lossy_topology, run, shipped_topology,
+};
 
-fn topology(name: &str) -> Topology {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../topologies")
-        .join(name);
-    Topology::load(&path).expect("shipped topology")
-}
+use super::*;
 
 /// 4 sites with one replica each (n = 4, f = 1), `lat` ms one-way between sites.
 fn four(lat: f64, bandwidth: &str) -> Topology {
@@ -30,20 +26,6 @@ fn four(lat: f64, bandwidth: &str) -> Topology {
     text += "[clients]\nweights = { s0 = 1 }\n\
              [pbft]\nservers_per_site = { s0 = 1, s1 = 1, s2 = 1, s3 = 1 }\nprimary_site = \"s0\"\n";
     Topology::from_toml_str(&text, "four").expect("valid")
-}
-
-fn run(cfg: PbftWorldConfig, secs: u64) -> (PbftWorld, RunReport) {
-    let seed = cfg.sim.seed;
-    let mut w = PbftWorld::build(cfg).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
-    w.run_until(Duration::from_secs(secs))
-        .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
-    let r = w.report();
-    (w, r)
-}
-
-fn assert_ok(r: &RunReport, seed: u64, what: &str) {
-    assert_eq!(r.safety, "ok", "{what}: seed {seed}: safety violation");
-    assert!(r.updates > 0, "{what}: seed {seed}: no progress");
 }
 
 fn correct(w: &PbftWorld) -> Vec<u32> {
@@ -83,7 +65,7 @@ fn assert_converged(w: &mut PbftWorld, until: u64, seed: u64) {
 #[test]
 fn latency_bound_of_the_paper_placement() {
     // Request on the LAN, then four WAN crossings: pre-prepare, prepare, commit, reply.
-    let b = update_latency_bound(&topology("paper-symmetric-10mbps.toml"), SiteId(0));
+    let b = update_latency_bound(&shipped_topology("paper-symmetric-10mbps.toml"), SiteId(0));
     assert!((b - 200.1).abs() < 0.01, "{b}");
     let b = update_latency_bound(&four(20.0, "10Mbps"), SiteId(0));
     assert!((b - 80.1).abs() < 0.01, "{b}");
@@ -92,7 +74,7 @@ fn latency_bound_of_the_paper_placement() {
 #[test]
 fn normal_case_one_client_sixteen_replicas() {
     let seed = 1;
-    let mut cfg = PbftWorldConfig::new(topology("local-symmetric-10mbps.toml"), 1, seed);
+    let mut cfg = PbftWorldConfig::new(shipped_topology("local-symmetric-10mbps.toml"), 1, seed);
     cfg.sim.warmup = Duration::from_secs(1);
     let (mut w, r) = run(cfg, 8);
     assert_ok(&r, seed, "1 client");
@@ -185,7 +167,7 @@ fn primary_fault(topo: Topology, fault: Fault, seed: u64, clients: u32) {
 #[test]
 fn silent_primary_is_replaced_by_a_view_change() {
     primary_fault(
-        topology("local-symmetric-10mbps.toml"),
+        shipped_topology("local-symmetric-10mbps.toml"),
         Fault::SilentPrimary,
         31,
         3,
@@ -196,7 +178,7 @@ fn silent_primary_is_replaced_by_a_view_change() {
 #[test]
 fn equivocating_primary_is_replaced_by_a_view_change() {
     primary_fault(
-        topology("local-symmetric-10mbps.toml"),
+        shipped_topology("local-symmetric-10mbps.toml"),
         Fault::EquivocatingPrimary,
         33,
         3,
@@ -206,18 +188,10 @@ fn equivocating_primary_is_replaced_by_a_view_change() {
 
 #[test]
 fn lossy_duplicating_reordering_links() {
-    let text = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../topologies/local-symmetric-10mbps.toml"),
-    )
-    .unwrap()
-    .replace("latency_ms = 50\n", "latency_ms = 50\nloss_pct = 5\n")
-    .replace("latency_ms = 0.1\n", "latency_ms = 0.1\nloss_pct = 1\n");
-    let topo = Topology::from_toml_str(&text, "lossy").unwrap();
+    let topo = lossy_topology();
     for seed in [41, 42, 43] {
         let mut cfg = PbftWorldConfig::new(topo.clone(), 5, seed);
-        cfg.sim.duplicate_prob = 0.05;
-        cfg.sim.reorder_prob = 0.2;
-        cfg.sim.reorder_max = Duration::from_millis(30);
+        duplicate_and_reorder(&mut cfg.sim);
         let (mut w, r) = run(cfg, 20);
         assert_ok(&r, seed, "lossy links");
         assert!(
@@ -234,7 +208,7 @@ fn lossy_duplicating_reordering_links() {
 fn f_byzantine_replicas_do_not_stop_or_fool_the_correct_ones() {
     // n = 16, f = 5: five corrupting backups spread over the sites.
     let seed = 51;
-    let topo = topology("local-symmetric-10mbps.toml");
+    let topo = shipped_topology("local-symmetric-10mbps.toml");
     let byz: Vec<(u32, Fault)> = [1, 5, 8, 11, 15]
         .iter()
         .map(|i| (*i, Fault::Corrupt))
@@ -352,7 +326,7 @@ fn a_partitioned_replica_catches_up_by_state_transfer() {
 #[test]
 fn a_restarted_replica_recovers_its_state() {
     let seed = 72;
-    let mut cfg = PbftWorldConfig::new(topology("local-symmetric-10mbps.toml"), 4, seed);
+    let mut cfg = PbftWorldConfig::new(shipped_topology("local-symmetric-10mbps.toml"), 4, seed);
     cfg.checkpoint_interval = 16;
     cfg.log_size = 32;
     let mut w = PbftWorld::build(cfg).unwrap();
@@ -372,7 +346,7 @@ fn a_restarted_replica_recovers_its_state() {
 #[test]
 fn reads_use_the_read_only_optimisation() {
     let seed = 81;
-    let mut cfg = PbftWorldConfig::new(topology("local-symmetric-10mbps.toml"), 10, seed);
+    let mut cfg = PbftWorldConfig::new(shipped_topology("local-symmetric-10mbps.toml"), 10, seed);
     cfg.write_pct = 50;
     let (w, r) = run(cfg, 10);
     assert_ok(&r, seed, "reads");
@@ -391,7 +365,7 @@ fn reads_use_the_read_only_optimisation() {
     assert!(reads > 1000, "seed {seed}: {reads}");
 
     // Without the optimisation reads are ordered like updates.
-    let mut cfg = PbftWorldConfig::new(topology("local-symmetric-10mbps.toml"), 10, seed);
+    let mut cfg = PbftWorldConfig::new(shipped_topology("local-symmetric-10mbps.toml"), 10, seed);
     cfg.write_pct = 50;
     cfg.read_only = false;
     let (w, r) = run(cfg, 10);
@@ -447,7 +421,7 @@ fn randomized_campaign_has_no_safety_violation() {
 fn paper_setup_reproduces_latency_and_bandwidth_limit() {
     let seed = 81;
     let point = |file: &str, clients| {
-        let mut cfg = PbftWorldConfig::new(topology(file), clients, seed);
+        let mut cfg = PbftWorldConfig::new(shipped_topology(file), clients, seed);
         cfg.costs = CostTable::paper();
         cfg.scheme = Scheme::RSA1024;
         cfg.sim.warmup = Duration::from_secs(2);
@@ -502,7 +476,7 @@ fn paper_setup_reproduces_latency_and_bandwidth_limit() {
     );
     // The paper's 6 updates/s at 2.5 Mbit/s comes from "cascading message loss": with a
     // router-sized WAN buffer (64 KiB, about 200 ms) flat PBFT collapses the same way.
-    let mut cfg = PbftWorldConfig::new(topology("paper-symmetric-2500kbps.toml"), 15, seed);
+    let mut cfg = PbftWorldConfig::new(shipped_topology("paper-symmetric-2500kbps.toml"), 15, seed);
     cfg.costs = CostTable::paper();
     cfg.scheme = Scheme::RSA1024;
     cfg.sim.warmup = Duration::from_secs(2);

@@ -9,6 +9,7 @@ pub mod checker;
 pub mod costs;
 pub mod node_proc;
 pub mod report;
+pub mod testing;
 
 pub use book::AddressBook;
 pub use checker::SafetyChecker;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use steward_config::{ServerId, SiteId, Topology};
 
-use super::tests::run;
 use super::*;
+use bft_harness::testing::run;
 
 /// A shipped topology with its client placement replaced by `weights` (TOML inline table
 /// body) and extra WAN links appended.

@@ -6,23 +6,11 @@ use std::time::Duration;
 
 use steward_config::{ServerId, SiteId, Topology};
 
+use bft_harness::testing::{
+    assert_ok, duplicate_and_reorder, lossy_topology, run, shipped_topology,
+};
+
 use super::*;
-
-fn topology(name: &str) -> Topology {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../topologies")
-        .join(name);
-    Topology::load(&path).expect("shipped topology")
-}
-
-pub(super) fn run(cfg: WorldConfig, secs: u64) -> (World, RunReport) {
-    let seed = cfg.sim.seed;
-    let mut w = World::build(cfg).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
-    w.run_until(Duration::from_secs(secs))
-        .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
-    let r = w.report();
-    (w, r)
-}
 
 /// Every server executed exactly the same prefix; on failure, print each server's state.
 fn assert_converged(w: &World, seed: u64) {
@@ -43,15 +31,10 @@ fn assert_converged(w: &World, seed: u64) {
     }
 }
 
-fn assert_ok(r: &RunReport, seed: u64, what: &str) {
-    assert_eq!(r.safety, "ok", "{what}: seed {seed}: safety violation");
-    assert!(r.updates > 0, "{what}: seed {seed}: no progress");
-}
-
 #[test]
 fn one_client_symmetric_f1() {
     let seed = 1;
-    let mut cfg = WorldConfig::new(topology("local-symmetric-10mbps.toml"), 1, seed);
+    let mut cfg = WorldConfig::new(shipped_topology("local-symmetric-10mbps.toml"), 1, seed);
     cfg.sim.warmup = Duration::from_secs(1);
     let (w, r) = run(cfg, 10);
     assert_ok(&r, seed, "1 client");
@@ -75,7 +58,7 @@ fn one_client_symmetric_f1() {
 }
 
 fn symmetric(f5: bool) -> Topology {
-    topology(if f5 {
+    shipped_topology(if f5 {
         "paper-symmetric-10mbps.toml"
     } else {
         "local-symmetric-10mbps.toml"
@@ -122,18 +105,10 @@ fn same_seed_same_run() {
 
 #[test]
 fn lossy_duplicating_reordering_links() {
-    let text = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../topologies/local-symmetric-10mbps.toml"),
-    )
-    .unwrap()
-    .replace("latency_ms = 50\n", "latency_ms = 50\nloss_pct = 5\n")
-    .replace("latency_ms = 0.1\n", "latency_ms = 0.1\nloss_pct = 1\n");
-    let topo = Topology::from_toml_str(&text, "lossy").unwrap();
+    let topo = lossy_topology();
     for seed in [31, 32, 33] {
         let mut cfg = WorldConfig::new(topo.clone(), 5, seed);
-        cfg.sim.duplicate_prob = 0.05;
-        cfg.sim.reorder_prob = 0.2;
-        cfg.sim.reorder_max = Duration::from_millis(30);
+        duplicate_and_reorder(&mut cfg.sim);
         let (mut w, r) = run(cfg, 20);
         assert_ok(&r, seed, "lossy links");
         assert!(
@@ -442,7 +417,7 @@ fn leader_site_partition_triggers_global_view_change_and_heals() {
 
 #[test]
 fn randomized_campaign_keeps_safety_and_liveness() {
-    let topo = topology("local-symmetric-10mbps.toml");
+    let topo = shipped_topology("local-symmetric-10mbps.toml");
     let out = campaign(&topo, 1000, 12, &mut |seed, verdict| {
         eprintln!("campaign seed {seed}: {verdict}");
     })
@@ -460,7 +435,7 @@ fn randomized_campaign_keeps_safety_and_liveness() {
 }
 
 fn scenario_run(name: &str, seed: u64, secs: u64) -> (World, RunReport, ScenarioStats) {
-    let topo = topology("local-symmetric-10mbps.toml");
+    let topo = shipped_topology("local-symmetric-10mbps.toml");
     let mut cfg = WorldConfig::new(topo, 10, seed);
     cfg.write_pct = 80;
     let end = Duration::from_secs(secs);
@@ -543,7 +518,7 @@ fn byzantine_mix_keeps_safety_and_progress() {
 #[test]
 fn partitioned_site_keeps_answering_local_queries() {
     let seed = 151;
-    let topo = topology("local-symmetric-10mbps.toml");
+    let topo = shipped_topology("local-symmetric-10mbps.toml");
     let mut cfg = WorldConfig::new(topo, 10, seed);
     cfg.write_pct = 0;
     apply_scenario(

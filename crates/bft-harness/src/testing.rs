@@ -1,0 +1,81 @@
+//! What both protocols' simulation tests share: the shipped topologies, a lossy variant, a
+//! run of any world, and the basic verdict on a report.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use steward_config::Topology;
+use steward_sim::{SimConfig, SimError};
+
+use crate::report::RunReport;
+
+/// The configuration of a simulated deployment of either protocol.
+pub trait WorldSpec: Sized {
+    /// The deployment it builds.
+    type World: SimWorld;
+    /// Its seed (for failure messages).
+    fn seed(&self) -> u64;
+    /// Builds the deployment.
+    fn build(self) -> Result<Self::World, SimError>;
+}
+
+/// A simulated deployment of either protocol.
+pub trait SimWorld {
+    /// Runs until virtual time `t`.
+    fn run_until(&mut self, t: Duration) -> Result<(), SimError>;
+    /// Summarises the measurement window.
+    fn report(&self) -> RunReport;
+}
+
+/// Builds `cfg` and runs it for `secs` virtual seconds; panics naming the seed on an error.
+pub fn run<C: WorldSpec>(cfg: C, secs: u64) -> (C::World, RunReport) {
+    let seed = cfg.seed();
+    let mut w = cfg.build().unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    w.run_until(Duration::from_secs(secs))
+        .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    let r = w.report();
+    (w, r)
+}
+
+/// The run was safe and made progress.
+pub fn assert_ok(r: &RunReport, seed: u64, what: &str) {
+    assert_eq!(r.safety, "ok", "{what}: seed {seed}: safety violation");
+    assert!(r.updates > 0, "{what}: seed {seed}: no progress");
+}
+
+/// A topology of the repository's topologies/ folder.
+pub fn shipped_topology(name: &str) -> Topology {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../topologies")
+        .join(name);
+    Topology::load(&path).unwrap_or_else(|e| panic!("shipped topology {name}: {e}"))
+}
+
+/// local-symmetric-10mbps with 5% loss on WAN links and 1% inside sites.
+pub fn lossy_topology() -> Topology {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../topologies/local-symmetric-10mbps.toml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .replace("latency_ms = 50\n", "latency_ms = 50\nloss_pct = 5\n")
+        .replace("latency_ms = 0.1\n", "latency_ms = 0.1\nloss_pct = 1\n");
+    Topology::from_toml_str(&text, "lossy").expect("lossy topology")
+}
+
+/// Duplicates 5% of messages and reorders 20% by up to 30 ms.
+pub fn duplicate_and_reorder(sim: &mut SimConfig) {
+    sim.duplicate_prob = 0.05;
+    sim.reorder_prob = 0.2;
+    sim.reorder_max = Duration::from_millis(30);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lossy_topology_has_loss_on_every_link() {
+        let t = lossy_topology();
+        assert!(t.wan_pairs().all(|(_, _, l)| l.loss > 0.0));
+    }
+}
