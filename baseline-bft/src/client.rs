@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bft_core::crypto::{Crypto, CryptoCounters};
 use bft_core::request::{ClientId, Op, Update};
-use bft_core::Proposed;
+use bft_core::{NodeId, Proposed};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use steward_config::{ServerId, SiteId};
@@ -46,37 +46,9 @@ pub struct ClientConfig {
     pub seed: u64,
 }
 
-/// What the client asks its driver to do.
-#[derive(Clone, Debug)]
-pub enum ClientAction {
-    /// Send a message to a replica.
-    Send {
-        /// Destination replica.
-        to: u32,
-        /// The message.
-        env: Envelope,
-    },
-    /// Call [`Client::on_timer`] with `token` after `after`.
-    Timer {
-        /// Delay.
-        after: Duration,
-        /// Token.
-        token: u64,
-    },
-    /// An operation completed.
-    Completed {
-        /// The operation's timestamp.
-        ts: u64,
-        /// "update" or "query".
-        kind: &'static str,
-        /// Time from the first send to the accepted result.
-        latency: Duration,
-        /// The agreed result.
-        result: Vec<u8>,
-    },
-    /// A reply failed verification (the safety checker counts those of correct replicas).
-    BadReply(&'static str),
-}
+/// What the client asks its driver to do: the outputs every protocol node produces (sends,
+/// timers, proposed updates for the safety checker, completions, rejected replies).
+pub type ClientAction = bft_core::Output<Message>;
 
 struct Pending {
     update: Arc<Update>,
@@ -97,7 +69,6 @@ pub struct Client {
     view: u64,
     pending: Option<Pending>,
     out: Vec<ClientAction>,
-    proposed: Vec<Proposed>,
     now: Duration,
     stopped: bool,
 }
@@ -114,7 +85,6 @@ impl Client {
             view: 0,
             pending: None,
             out: Vec::new(),
-            proposed: Vec::new(),
             now: Duration::ZERO,
             stopped: false,
         }
@@ -128,11 +98,6 @@ impl Client {
     /// The latest view this client learnt from replies.
     pub fn view(&self) -> u64 {
         self.view
-    }
-
-    /// Operations this client issued so far (drains the list), for the safety checker.
-    pub fn take_proposed(&mut self) -> Vec<Proposed> {
-        std::mem::take(&mut self.proposed)
     }
 
     /// Crypto operation counters.
@@ -167,7 +132,7 @@ impl Client {
 
     fn send(&mut self, to: u32, msg: Message) {
         self.out.push(ClientAction::Send {
-            to,
+            to: NodeId::Replica(to),
             env: Envelope::new(msg),
         });
     }
@@ -176,7 +141,7 @@ impl Client {
         let env = Envelope::new(msg);
         for to in 0..self.n() {
             self.out.push(ClientAction::Send {
-                to,
+                to: NodeId::Replica(to),
                 env: env.clone(),
             });
         }
@@ -212,11 +177,11 @@ impl Client {
         };
         u.sig = self.crypto.sign(&u.signing_bytes());
         let u = Arc::new(u);
-        self.proposed.push(Proposed {
+        self.out.push(ClientAction::Proposed(Proposed {
             client: u.client,
             ts: u.ts,
             digest: u.digest(),
-        });
+        }));
         let read_phase = self.cfg.read_only && u.is_read();
         if read_phase {
             self.send_all(Message::Read(u.clone()));

@@ -6,7 +6,7 @@ use std::time::Duration;
 use bft_core::crypto::CryptoCounters;
 use bft_core::{Node, NodeId, Output};
 
-use crate::client::{Client, ClientAction};
+use crate::client::Client;
 use crate::msg::Message;
 use crate::replica::{Action, Dest, Replica};
 
@@ -84,31 +84,6 @@ impl Node for Replica {
     }
 }
 
-impl Client {
-    fn outputs(&mut self, actions: Vec<ClientAction>, out: &mut Vec<Output<Message>>) {
-        out.extend(self.take_proposed().into_iter().map(Output::Proposed));
-        out.extend(actions.into_iter().map(|a| match a {
-            ClientAction::Send { to, env } => Output::Send {
-                to: NodeId::Replica(to),
-                env,
-            },
-            ClientAction::Timer { after, token } => Output::Timer { after, token },
-            ClientAction::Completed {
-                ts,
-                kind,
-                latency,
-                result,
-            } => Output::Completed {
-                ts,
-                kind,
-                latency,
-                result,
-            },
-            ClientAction::BadReply(why) => Output::BadReply(why),
-        }));
-    }
-}
-
 impl Node for Client {
     type Msg = Message;
 
@@ -117,8 +92,7 @@ impl Node for Client {
     }
 
     fn start(&mut self, now: Duration, out: &mut Vec<Output<Message>>) {
-        let a = Client::start(self, now);
-        self.outputs(a, out);
+        out.extend(Client::start(self, now));
     }
 
     fn on_message(
@@ -129,14 +103,12 @@ impl Node for Client {
         out: &mut Vec<Output<Message>>,
     ) {
         if let Some(from) = dest(from) {
-            let a = Client::on_message(self, now, from, msg);
-            self.outputs(a, out);
+            out.extend(Client::on_message(self, now, from, msg));
         }
     }
 
     fn on_timer(&mut self, now: Duration, token: u64, out: &mut Vec<Output<Message>>) {
-        let a = Client::on_timer(self, now, token);
-        self.outputs(a, out);
+        out.extend(Client::on_timer(self, now, token));
     }
 
     fn crypto_counters(&self) -> CryptoCounters {

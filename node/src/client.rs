@@ -15,6 +15,7 @@ use steward_config::{ServerId, SiteId};
 use crate::crypto::Crypto;
 use crate::msg::{ClientId, Envelope, Message, Op, Query, Reply, Update};
 use crate::replica::Dest;
+use bft_core::NodeId;
 
 /// Static configuration of a client.
 #[derive(Clone, Debug)]
@@ -37,37 +38,9 @@ pub struct ClientConfig {
     pub seed: u64,
 }
 
-/// What the client asks its driver to do.
-#[derive(Clone, Debug)]
-pub enum ClientAction {
-    /// Send a message to a server.
-    Send {
-        /// Destination server.
-        to: ServerId,
-        /// The message.
-        env: Envelope,
-    },
-    /// Call [`Client::on_timer`] with `token` after `after`.
-    Timer {
-        /// Delay.
-        after: Duration,
-        /// Token.
-        token: u64,
-    },
-    /// An operation completed.
-    Completed {
-        /// The operation's timestamp.
-        ts: u64,
-        /// "update" or "query".
-        kind: &'static str,
-        /// Time from first send to the verified reply.
-        latency: Duration,
-        /// The update's execution result, or the agreed query result.
-        result: Vec<u8>,
-    },
-    /// A reply failed verification (counted by the safety checker).
-    BadReply(&'static str),
-}
+/// What the client asks its driver to do: the outputs every protocol node produces (sends,
+/// timers, proposed updates for the safety checker, completions, rejected replies).
+pub type ClientAction = bft_core::Output<Message>;
 
 pub use bft_core::Proposed;
 
@@ -93,7 +66,6 @@ pub struct Client {
     ts: u64,
     pending: Option<Pending>,
     out: Vec<ClientAction>,
-    proposed: Vec<Proposed>,
     now: Duration,
     stopped: bool,
 }
@@ -109,7 +81,6 @@ impl Client {
             ts: 0,
             pending: None,
             out: Vec::new(),
-            proposed: Vec::new(),
             now: Duration::ZERO,
             stopped: false,
         }
@@ -118,11 +89,6 @@ impl Client {
     /// This client's id.
     pub fn id(&self) -> ClientId {
         self.cfg.id
-    }
-
-    /// Updates this client proposed so far (drains the list).
-    pub fn take_proposed(&mut self) -> Vec<Proposed> {
-        std::mem::take(&mut self.proposed)
     }
 
     /// Crypto operation counters.
@@ -163,7 +129,7 @@ impl Client {
 
     fn send(&mut self, to: ServerId, msg: Message) {
         self.out.push(ClientAction::Send {
-            to,
+            to: NodeId::Server(to),
             env: Envelope::new(msg),
         });
     }
@@ -193,11 +159,11 @@ impl Client {
             };
             u.sig = self.crypto.sign(&u.signing_bytes());
             let u = Arc::new(u);
-            self.proposed.push(Proposed {
+            self.out.push(ClientAction::Proposed(Proposed {
                 client: u.client,
                 ts: u.ts,
                 digest: u.digest(),
-            });
+            }));
             // f+1 servers of the site (the home server and the next f) each owe a reply, so
             // that a result is accepted only when f+1 servers computed it (one of them is
             // correct); a single server's signature on the result proves nothing.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bft_core::{Node, NodeId, Output};
 
-use crate::client::{Client, ClientAction};
+use crate::client::Client;
 use crate::crypto::CryptoCounters;
 use crate::msg::Message;
 use crate::replica::{Action, Dest, Replica};
@@ -87,31 +87,6 @@ impl Node for Replica {
     }
 }
 
-impl Client {
-    fn outputs(&mut self, actions: Vec<ClientAction>, out: &mut Vec<Output<Message>>) {
-        out.extend(self.take_proposed().into_iter().map(Output::Proposed));
-        out.extend(actions.into_iter().map(|a| match a {
-            ClientAction::Send { to, env } => Output::Send {
-                to: NodeId::Server(to),
-                env,
-            },
-            ClientAction::Timer { after, token } => Output::Timer { after, token },
-            ClientAction::Completed {
-                ts,
-                kind,
-                latency,
-                result,
-            } => Output::Completed {
-                ts,
-                kind,
-                latency,
-                result,
-            },
-            ClientAction::BadReply(why) => Output::BadReply(why),
-        }));
-    }
-}
-
 impl Node for Client {
     type Msg = Message;
 
@@ -120,8 +95,7 @@ impl Node for Client {
     }
 
     fn start(&mut self, now: Duration, out: &mut Vec<Output<Message>>) {
-        let a = Client::start(self, now);
-        self.outputs(a, out);
+        out.extend(Client::start(self, now));
     }
 
     fn on_message(
@@ -133,14 +107,12 @@ impl Node for Client {
     ) {
         // Clients hear only from Steward servers.
         if let NodeId::Server(s) = from {
-            let a = Client::on_message(self, now, Dest::Server(s), msg);
-            self.outputs(a, out);
+            out.extend(Client::on_message(self, now, Dest::Server(s), msg));
         }
     }
 
     fn on_timer(&mut self, now: Duration, token: u64, out: &mut Vec<Output<Message>>) {
-        let a = Client::on_timer(self, now, token);
-        self.outputs(a, out);
+        out.extend(Client::on_timer(self, now, token));
     }
 
     fn crypto_counters(&self) -> CryptoCounters {
