@@ -1557,3 +1557,8 @@ pub(crate) mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod fixtures;
+#[cfg(test)]
+mod wire_compat;
