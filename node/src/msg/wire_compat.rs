@@ -237,3 +237,27 @@ fn wire_samples_roundtrip() {
         assert_eq!(Message::decode(&bytes).unwrap(), m, "{}", m.kind());
     }
 }
+
+/// Prints how each input of the fuzz corpus decodes (kind and SHA-256 of the re-encoding, or
+/// the error), for comparing decoders across a refactoring.
+#[test]
+#[ignore]
+fn print_corpus_outcomes() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus/steward_msg");
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    paths.sort();
+    for p in paths {
+        let bytes = std::fs::read(&p).unwrap();
+        let outcome = match Message::decode(&bytes) {
+            Ok(m) => format!("ok {} {}", m.kind(), hex(&Sha256::digest(m.encode()))),
+            Err(e) => format!("err {}", e.0),
+        };
+        println!(
+            "corpus {} {outcome}",
+            p.file_name().unwrap().to_string_lossy()
+        );
+    }
+}
