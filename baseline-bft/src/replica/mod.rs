@@ -13,7 +13,7 @@
 //! * `fault`: misbehaviours for simulated Byzantine replicas (never on by default).
 
 mod checkpoint;
-mod fault;
+mod hook;
 mod normal;
 mod view_change;
 
@@ -32,7 +32,7 @@ use crate::msg::{
 };
 use crate::state::ServiceState;
 
-pub use fault::Fault;
+pub use hook::PrimaryHook;
 
 /// Where a message goes (or comes from).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -92,8 +92,8 @@ pub struct ReplicaConfig {
     pub view_change_timeout: Duration,
     /// Period of the maintenance tick (retransmissions, lag detection).
     pub tick: Duration,
-    /// Simulated misbehaviour (tests only).
-    pub fault: Fault,
+    /// A Byzantine primary's sequencing (tests only; `None` is the protocol).
+    pub primary_hook: Option<std::sync::Arc<dyn PrimaryHook>>,
 }
 
 impl ReplicaConfig {
@@ -111,7 +111,7 @@ impl ReplicaConfig {
             log_size: 128,
             view_change_timeout: Duration::from_secs(4),
             tick: Duration::from_millis(500),
-            fault: Fault::None,
+            primary_hook: None,
         }
     }
 
@@ -256,7 +256,6 @@ pub struct Replica {
     pub(crate) last_help: Duration,
     /// Recently ordered requests (for the equivocation fault).
     pub(crate) recent: VecDeque<Arc<Update>>,
-    pub(crate) fault_counter: u64,
     pub(crate) now: Duration,
     pub(crate) out: Vec<Action>,
     pub(crate) stats: ReplicaStats,
@@ -296,7 +295,6 @@ impl Replica {
             status_round: 0,
             last_help: Duration::ZERO,
             recent: VecDeque::new(),
-            fault_counter: 0,
             now: Duration::ZERO,
             out: Vec::new(),
             stats: ReplicaStats::default(),
@@ -318,6 +316,11 @@ impl Replica {
     }
 
     // --- accessors --------------------------------------------------------------------------
+
+    /// Number of replicas in the deployment.
+    pub fn n_replicas(&self) -> u32 {
+        self.n()
+    }
 
     /// This replica's index.
     pub fn id(&self) -> u32 {
@@ -483,13 +486,15 @@ impl Replica {
     }
 
     fn finish(&mut self) -> Vec<Action> {
-        if self.cfg.fault == Fault::Corrupt {
-            self.corrupt_outputs();
-        }
         std::mem::take(&mut self.out)
     }
 
     // --- topology and quorums ---------------------------------------------------------------
+
+    /// False for a Byzantine primary that never takes up its role (see [`PrimaryHook::acts`]).
+    pub(crate) fn acts_as_primary(&self) -> bool {
+        self.cfg.primary_hook.as_ref().is_none_or(|h| h.acts())
+    }
 
     /// Number of replicas.
     pub(crate) fn n(&self) -> u32 {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bft_core::request::{batch_digest, ClientId, Digest, Op, Update};
 
-use super::{Action, Dest, Executed, Fault, Replica};
+use super::{Action, Dest, Executed, Replica};
 use crate::msg::{Commit, CommitProof, Message, PrePrepare, Prepare, PreparedCert, Reply};
 
 /// Requests remembered for the equivocation fault.
@@ -107,7 +107,7 @@ impl Replica {
     /// The primary assigns sequence numbers to waiting requests while the water marks and
     /// the pipeline allow.
     pub(crate) fn try_issue(&mut self) {
-        if !self.active || !self.is_primary() || self.cfg.fault == Fault::SilentPrimary {
+        if !self.active || !self.is_primary() || !self.acts_as_primary() {
             return;
         }
         loop {
@@ -121,19 +121,26 @@ impl Replica {
                     break;
                 };
                 let assigned = self.assigned.get(&u.client).copied().unwrap_or(0);
-                if self.cfg.fault == Fault::CensoringPrimary && u.client == 0 {
-                    continue; // Byzantine test behaviour
-                }
-                if self.cfg.fault == Fault::EmptyBatchPrimary {
-                    self.pool.push_front(u);
-                    break; // Byzantine test behaviour: the batch stays empty
+                if let Some(h) = &self.cfg.primary_hook {
+                    if !h.admits(&u) {
+                        continue;
+                    }
+                    if h.fakes_progress() {
+                        self.pool.push_front(u);
+                        break; // the batch stays empty
+                    }
                 }
                 if u.ts > self.state.last_ts(u.client) && u.ts > assigned {
                     self.assigned.insert(u.client, u.ts);
                     batch.push(u);
                 }
             }
-            let faking = self.cfg.fault == Fault::EmptyBatchPrimary && !self.pool.is_empty();
+            let faking = self
+                .cfg
+                .primary_hook
+                .as_ref()
+                .is_some_and(|h| h.fakes_progress())
+                && !self.pool.is_empty();
             if batch.is_empty() && !faking {
                 return;
             }
@@ -153,11 +160,7 @@ impl Replica {
         pp.sig = self.sign(&pp.signing_bytes());
         self.next_seq += 1;
         let pp = Arc::new(pp);
-        if self.cfg.fault == Fault::EquivocatingPrimary {
-            self.equivocate(&pp);
-        } else {
-            self.broadcast(Message::PrePrepare(pp.clone()));
-        }
+        self.broadcast(Message::PrePrepare(pp.clone()));
         for u in &pp.batch {
             if self.recent.len() >= RECENT {
                 self.recent.pop_front();

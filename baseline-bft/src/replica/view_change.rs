@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use bft_core::request::{batch_digest, Digest, Update};
 
-use super::{Dest, Fault, Lag, Replica, Stable};
+use super::{Dest, Lag, Replica, Stable};
 use crate::msg::{Checkpoint, Message, NewView, PrePrepare, PreparedCert, ViewChange};
 
 /// Longest wait for a New-View, as a multiple of the configured timeout.
@@ -265,7 +265,7 @@ impl Replica {
 
     /// The new primary: with a quorum of View-Changes (its own among them), send the New-View.
     fn try_new_view(&mut self) {
-        if self.active || !self.is_primary() || self.cfg.fault == Fault::SilentPrimary {
+        if self.active || !self.is_primary() || !self.acts_as_primary() {
             return;
         }
         let q = self.quorum();

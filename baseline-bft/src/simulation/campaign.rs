@@ -14,8 +14,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use steward_config::{SiteId, Topology};
 
+use super::Fault;
 use super::{PbftWorld, PbftWorldConfig};
-use crate::replica::Fault;
 
 /// The outcome of one campaign run.
 #[derive(Clone, Debug, PartialEq, Eq)]

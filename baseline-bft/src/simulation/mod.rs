@@ -3,8 +3,10 @@
 //! Steward's safety checker and the same [`RunReport`] as Steward's runs.
 
 mod campaign;
+pub mod faults;
 
 pub use campaign::{campaign, CampaignRun};
+pub use faults::{Fault, ReplicaNode};
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -23,12 +25,12 @@ use steward_sim::{Sim, SimConfig, SimError};
 
 use crate::client::{Client, ClientConfig};
 use crate::msg::Message;
-use crate::replica::{Fault, Replica, ReplicaConfig};
+use crate::replica::{Replica, ReplicaConfig};
 
 /// A PBFT message in flight in the simulator.
 pub type SimPacket = Packet<Message>;
-/// A PBFT replica as a simulator process.
-pub type ReplicaProc = NodeProc<Replica>;
+/// A PBFT replica (possibly inside fault wrappers) as a simulator process.
+pub type ReplicaProc = NodeProc<Box<dyn ReplicaNode>>;
 /// A PBFT client as a simulator process.
 pub type ClientProc = NodeProc<Client>;
 
@@ -100,12 +102,16 @@ impl PbftWorldConfig {
             .pipeline
             .unwrap_or(if self.batch > 1 { 4 } else { rc.log_size });
         rc.view_change_timeout = self.view_change_timeout;
-        rc.fault = self
-            .byzantine
+        faults::configure(&mut rc, self.fault(id));
+        rc
+    }
+
+    /// How replica `id` misbehaves.
+    fn fault(&self, id: u32) -> Fault {
+        self.byzantine
             .iter()
             .find(|(i, _)| *i == id)
-            .map_or(Fault::None, |(_, f)| *f);
-        rc
+            .map_or(Fault::None, |(_, f)| *f)
     }
 }
 
@@ -132,9 +138,13 @@ impl PbftWorld {
         let client_sites = topo.place_clients(cfg.clients);
         let mut book = AddressBook::default();
         let configs: Vec<ReplicaConfig> = (0..n).map(|i| cfg.replica_config(i)).collect();
-        for (i, rc) in configs.iter().enumerate() {
+        for i in 0..configs.len() {
             let site = placement.replicas[i];
-            book.register(NodeId::Replica(i as u32), site, rc.fault == Fault::None);
+            book.register(
+                NodeId::Replica(i as u32),
+                site,
+                cfg.fault(i as u32) == Fault::None,
+            );
         }
         for (c, site) in client_sites.iter().enumerate() {
             book.register(NodeId::Client(c as u32), *site, true);
@@ -143,15 +153,14 @@ impl PbftWorld {
         let mut keys = Keys::new(&cfg, &placement.replicas);
         for (i, rc) in configs.into_iter().enumerate() {
             let i = i as u32;
-            let correct = rc.fault == Fault::None;
-            let crypto = keys.replica(server_of(placement.replicas[i as usize], i));
+            let fault = cfg.fault(i);
+            let correct = fault == Fault::None;
+            let sid = server_of(placement.replicas[i as usize], i);
+            let crypto = keys.replica(sid);
+            let node = faults::replica_node(Replica::new(rc, crypto), fault, || keys.replica(sid));
             let p = sim.add_process(
                 placement.replicas[i as usize],
-                Box::new(NodeProc::replica(
-                    Replica::new(rc, crypto),
-                    shared.clone(),
-                    correct,
-                )),
+                Box::new(NodeProc::replica(node, shared.clone(), correct)),
             );
             debug_assert_eq!(p, shared.book.proc_of(NodeId::Replica(i)));
             // Executions are checked as server s<site>.<i>.
@@ -226,7 +235,7 @@ impl PbftWorld {
         }
         self.sim
             .process_as::<ReplicaProc>(self.shared.book.proc_of(NodeId::Replica(i)))
-            .map(|p| p.node())
+            .map(|p| p.node().replica())
     }
 
     /// Client `c`.
@@ -247,13 +256,15 @@ impl PbftWorld {
         let rc = self.cfg.replica_config(i);
         let site = self.cfg.topology.pbft.replicas[i as usize];
         let crypto = self.keys.replica(server_of(site, i));
-        let fresh = Replica::restarted(rc, crypto, self.restarts);
+        let mut fresh = Replica::restarted(rc, crypto, self.restarts);
+        // The old incarnation's tick keeps firing; the new replica re-arms it under its own
+        // incarnation on the first one it sees.
+        fresh.adopt_ticks();
+        let sid = server_of(site, i);
+        let fresh = faults::replica_node(fresh, self.cfg.fault(i), || self.keys.replica(sid));
         let p = self.shared.book.proc_of(NodeId::Replica(i));
         if let Some(p) = self.sim.process_as_mut::<ReplicaProc>(p) {
-            // The old incarnation's tick keeps firing; the new replica re-arms it under its
-            // own incarnation on the first one it sees.
             *p.node_mut() = fresh;
-            p.node_mut().adopt_ticks();
             p.set_checker_id(ServerId::new(site, i + 10_000 * self.restarts));
         }
     }

@@ -7,6 +7,7 @@
 pub mod book;
 pub mod checker;
 pub mod costs;
+pub mod faults;
 pub mod node_proc;
 pub mod report;
 pub mod testing;

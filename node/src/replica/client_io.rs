@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{Dest, Fault, Replica};
+use super::{Dest, Replica};
 use crate::msg::{Message, Query, QueryReply, Update};
 
 impl Replica {
@@ -51,9 +51,6 @@ impl Replica {
                 }
             }
             return true;
-        }
-        if self.cfg.fault == Fault::DropUpdates && self.is_rep() {
-            return true; // Byzantine test behaviour: swallow it
         }
         if matches!(from, Dest::Client(_)) {
             self.responsible.insert(u.client, u.clone());

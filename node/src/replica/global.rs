@@ -147,7 +147,7 @@ impl Replica {
         }
         let own = self.global.get(&p.seq).and_then(|s| s.own_accept.clone());
         if self.is_rep() {
-            if let Some(a) = own.filter(|_| self.cfg.fault != super::Fault::WithholdAccepts) {
+            if let Some(a) = own {
                 self.send(Dest::Server(from), Message::Accept(a));
             } else {
                 self.send_site(Message::Proposal(p.clone()));
@@ -262,12 +262,9 @@ impl Replica {
                 if u.ts <= done {
                     continue; // an update is executed at most once
                 }
-                let mut result = self.kv.apply(&u.op);
+                let result = self.kv.apply(&u.op);
                 let result_digest = steward_crypto::sha256(&result);
                 self.last_result.insert(u.client, result.clone());
-                if self.cfg.fault == super::Fault::WrongResults {
-                    result = b"forged".to_vec(); // Byzantine test behaviour
-                }
                 self.executed_ts.insert(u.client, u.ts);
                 self.stats.executed += 1;
                 self.out.push(Action::Executed(Executed {

@@ -213,9 +213,6 @@ impl Replica {
     // --- CONSTRUCT-ARU and CONSTRUCT-GLOBAL-CONSTRAINT -------------------------------------
 
     fn start_global_state(&mut self, aru: u64) {
-        if self.cfg.fault == super::Fault::SilentInGlobalViewChange {
-            return; // Byzantine test behaviour
-        }
         self.gview.collecting = Some(GlobalCollecting {
             aru,
             states: BTreeMap::new(),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use steward_config::ServerId;
 
-use super::{Dest, Fault, Replica};
+use super::{Dest, Replica, Sequencing};
 use crate::msg::{batch_digest, Message, PrePrepare, Prepare, Proposal, SigKind, Update};
 
 impl Replica {
@@ -13,7 +13,6 @@ impl Replica {
     /// sequence numbers while both windows allow.
     pub(crate) fn try_propose(&mut self) {
         if !(self.is_rep()
-            && !self.stopped_sequencing
             && self.in_leader_site()
             && self.locally_constrained
             && self.globally_constrained)
@@ -55,9 +54,14 @@ impl Replica {
                 .range(seq + 1..)
                 .any(|(_, g)| g.bound_earlier(gv));
             let carried_some = carried.is_some();
-            // Byzantine test behaviour: fake progress with empty batches while clients wait.
-            let fake =
-                self.cfg.fault == Fault::EmptyBatches && !carried_some && !self.pool.is_empty();
+            let hook = match &self.cfg.sequencer {
+                Some(h) => h.next_slot(self.now, self.pool.len()),
+                None => Sequencing::Normal,
+            };
+            if hook == Sequencing::Stop {
+                return;
+            }
+            let fake = hook == Sequencing::Empty && !carried_some && !self.pool.is_empty();
             let mut batch: Vec<Arc<Update>> = carried.unwrap_or_default();
             while !carried_some && !fake && batch.len() < self.cfg.batch.max(1) {
                 let Some(u) = self.pool.pop_front() else {
@@ -84,31 +88,7 @@ impl Replica {
                 .crypto
                 .sign(&Message::PrePrepare(Arc::new(pp.clone())).signing_bytes());
             self.global_seq += 1;
-            if self.cfg.fault == Fault::Equivocate {
-                self.equivocate(pp);
-                continue;
-            }
             self.send_site(Message::PrePrepare(Arc::new(pp)));
-        }
-    }
-
-    /// Byzantine test behaviour: two validly signed, conflicting Pre-Prepares for one slot.
-    fn equivocate(&mut self, pp: PrePrepare) {
-        let mut other = PrePrepare {
-            batch: Vec::new(),
-            sig: Vec::new(),
-            ..pp.clone()
-        };
-        other.sig = self
-            .crypto
-            .sign(&Message::PrePrepare(Arc::new(other.clone())).signing_bytes());
-        let (a, b) = (Arc::new(pp), Arc::new(other));
-        for i in 0..self.site_size(self.site()) {
-            let m = if i % 2 == 0 { a.clone() } else { b.clone() };
-            self.send(
-                Dest::Server(ServerId::new(self.site(), i)),
-                Message::PrePrepare(m),
-            );
         }
     }
 

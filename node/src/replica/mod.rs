@@ -63,43 +63,52 @@ pub enum Action {
     Executed(Executed),
 }
 
-/// Misbehaviours for simulated Byzantine servers. Never set by the production binaries.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Fault {
-    /// A correct server.
-    #[default]
-    None,
-    /// Sends corrupted threshold shares (detected by the combiner's fallback, then blacklisted).
-    CorruptShares,
-    /// Stops (crashes) at the given time: ignores every input from then on.
-    CrashAt(Duration),
-    /// Takes this much extra time for every input (a slow server; applied by the driver).
-    Slow(Duration),
-    /// As leader-site representative, sends conflicting Pre-Prepares for each sequence number
-    /// (the real batch to even-indexed servers, an empty one to the others).
-    Equivocate,
-    /// As representative, silently drops client updates instead of forwarding or sequencing.
-    DropUpdates,
-    /// As non-leader-site representative, never sends its site's Accepts to other sites.
-    WithholdAccepts,
-    /// Signs replies whose result no correct server computed.
-    WrongResults,
-    /// Correct in everything but the global view change, where it stays silent (as
-    /// representative it never collects; it drops every global-view-change message).
-    SilentInGlobalViewChange,
-    /// As leader-site representative, sequences only empty batches while clients wait (fake
-    /// progress).
-    EmptyBatches,
-    /// As leader-site representative, from `at` on: sends the next Proposal it combines only
-    /// to the representatives of the sites in the bit mask `sites` (never to its own site),
-    /// then stops sequencing but keeps taking part in everything else, view changes included
-    /// (the split-brain attack of the red team).
-    SelectiveProposal {
-        /// When the attack starts.
-        at: Duration,
-        /// Bit i set: site i receives the Proposal.
-        sites: u64,
-    },
+/// What the leader-site representative does with the next fresh slot (see
+/// [`SequencerHook::next_slot`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sequencing {
+    /// Take queued updates, as the protocol says.
+    Normal,
+    /// Pre-Prepare an empty batch although updates are queued (fake progress).
+    Empty,
+    /// Stop sequencing (assign no more sequence numbers).
+    Stop,
+}
+
+/// Where the leader-site representative sends a Proposal its site just signed (see
+/// [`SequencerHook::proposal_signed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProposalRoute {
+    /// Apply it and send it to the own site and every other site, as the protocol says.
+    Everywhere,
+    /// Neither apply it nor send it to the own site: send it only to the representatives of
+    /// the other sites whose bit is set in the mask.
+    OnlyTo(u64),
+}
+
+/// The one hook a Byzantine leader-site representative needs inside the core; `None` in
+/// [`ReplicaConfig::sequencer`] (always, outside of tests) is the correct protocol.
+///
+/// Every other simulated misbehaviour (crashes, withheld or dropped messages, corrupted
+/// shares, forged results, equivocating Pre-Prepares) is a wrapper around the replica as a
+/// [`bft_core::Node`] (see `bft_harness::faults` and `crate::faults`). These two decisions
+/// cannot be: *which updates go into a sequence number* happens on state no message shows (the
+/// pool of queued updates, the windows), and *not applying an own Proposal* changes the
+/// representative's own global history, which later view changes report — rewriting or
+/// dropping the messages outside would leave the core believing in slots it never really
+/// filled and would weaken the attacks the red-team tests need.
+pub trait SequencerHook: std::fmt::Debug + Send + Sync {
+    /// Called once for each slot the representative is about to fill, with the number of
+    /// queued updates, at exactly one point: before the batch of a new Pre-Prepare is chosen.
+    /// [`Sequencing::Empty`] is ignored for a slot an earlier view bound.
+    fn next_slot(&self, _now: Duration, _queued: usize) -> Sequencing {
+        Sequencing::Normal
+    }
+    /// Called once the site's threshold signature on the representative's Proposal combined,
+    /// before the Proposal is applied or sent.
+    fn proposal_signed(&self, _now: Duration) -> ProposalRoute {
+        ProposalRoute::Everywhere
+    }
 }
 
 /// Static configuration of one replica.
@@ -119,8 +128,8 @@ pub struct ReplicaConfig {
     pub global_window: u64,
     /// Retransmission period (release code: 0.5 s).
     pub retransmit: Duration,
-    /// Simulated misbehaviour.
-    pub fault: Fault,
+    /// A Byzantine representative's sequencing (tests only; `None` is the protocol).
+    pub sequencer: Option<Arc<dyn SequencerHook>>,
     /// T1, the non-leader-site local timeout; the leader site uses T2 = (f+2)·T1 (TDSC §6.4).
     pub t1: Duration,
 }
@@ -136,7 +145,7 @@ impl ReplicaConfig {
             local_window: 2,
             global_window: 16,
             retransmit: Duration::from_millis(500),
-            fault: Fault::None,
+            sequencer: None,
             t1: Duration::from_millis(500),
         }
     }
@@ -326,8 +335,6 @@ pub struct Replica {
     /// When each peer's reconciliation request was last answered.
     pub(crate) recon_answered: BTreeMap<ServerId, Duration>,
     pub(crate) now: Duration,
-    /// A Byzantine leader representative stopped sequencing (after a selective Proposal).
-    pub(crate) stopped_sequencing: bool,
     pub(crate) out: Vec<Action>,
     pub(crate) stats: ReplicaStats,
 }
@@ -388,7 +395,6 @@ impl Replica {
             aru_at_last_tick: 0,
             recon_answered: BTreeMap::new(),
             now: Duration::ZERO,
-            stopped_sequencing: false,
             out: Vec::new(),
             stats: ReplicaStats::default(),
         }
@@ -481,12 +487,6 @@ impl Replica {
     /// Handle a message from `from` (authenticated by the transport).
     pub fn on_message(&mut self, now: Duration, from: Dest, msg: &Message) -> Vec<Action> {
         self.now = now;
-        if self.crashed() {
-            return Vec::new();
-        }
-        if self.cfg.fault == Fault::SilentInGlobalViewChange && Self::global_vc_message(msg) {
-            return Vec::new(); // Byzantine test behaviour
-        }
         let ok = match (from, msg) {
             (_, Message::Update(u)) => self.on_update(from, u),
             (Dest::Client(c), Message::Query(q)) => self.on_query(c, q),
@@ -537,9 +537,6 @@ impl Replica {
     /// Handle a timer.
     pub fn on_timer(&mut self, now: Duration, token: u64) -> Vec<Action> {
         self.now = now;
-        if self.crashed() {
-            return Vec::new();
-        }
         if progress::is_global_token(token) {
             self.on_global_timer(token - progress::GLOBAL_TIMER_BASE);
         } else if progress::is_local_token(token) {
@@ -557,21 +554,9 @@ impl Replica {
         std::mem::take(&mut self.out)
     }
 
-    fn global_vc_message(msg: &Message) -> bool {
-        match msg {
-            Message::PartialSig(p) => matches!(p.kind, SigKind::Aru | SigKind::Constraint),
-            Message::RequestGlobalState(_)
-            | Message::GlobalServerState(_)
-            | Message::GlobalCollected(_)
-            | Message::Aru(_)
-            | Message::GlobalConstraint(_)
-            | Message::CollectedConstraints(_) => true,
-            _ => false,
-        }
-    }
-
-    fn crashed(&self) -> bool {
-        matches!(self.cfg.fault, Fault::CrashAt(t) if self.now >= t)
+    /// Whether this server is its site's representative in its current local view.
+    pub fn is_representative(&self) -> bool {
+        self.is_rep()
     }
 
     /// This site's current local view.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use steward_config::ServerId;
 
-use super::{Fault, Replica};
+use super::{ProposalRoute, Replica};
 use crate::crypto::ShareForm;
 use crate::msg::{
     Accept, CorruptedServer, Digest, Message, PartialSig, ProofRequest, Proposal, SigKind,
@@ -40,12 +40,7 @@ impl Replica {
         seq: u64,
         content: Vec<u8>,
     ) {
-        let mut share = self.crypto.share(&content);
-        if self.cfg.fault == Fault::CorruptShares {
-            if let Some(b) = share.last_mut() {
-                *b ^= 0x5a;
-            }
-        }
+        let share = self.crypto.share(&content);
         let digest = content_digest(&content);
         let set = self.shares.entry((kind, seq, digest)).or_default();
         set.content = Some(content);
@@ -305,18 +300,20 @@ impl Replica {
             return; // a global view change overtook it
         }
         let proposal = Arc::new(Proposal { tsig, ..unsigned });
-        if let Fault::SelectiveProposal { at, sites } = self.cfg.fault {
-            if self.now >= at {
-                for s in 0..self.num_sites() as u16 {
-                    let site = steward_config::SiteId(s);
-                    if site != self.site() && sites & (1 << s) != 0 {
-                        let rep = self.rep_of(site);
-                        self.send(Dest::Server(rep), Message::Proposal(proposal.clone()));
-                    }
+        let route = self
+            .cfg
+            .sequencer
+            .as_ref()
+            .map_or(ProposalRoute::Everywhere, |h| h.proposal_signed(self.now));
+        if let ProposalRoute::OnlyTo(sites) = route {
+            for s in 0..self.num_sites() as u16 {
+                let site = steward_config::SiteId(s);
+                if site != self.site() && sites & (1 << s) != 0 {
+                    let rep = self.rep_of(site);
+                    self.send(Dest::Server(rep), Message::Proposal(proposal.clone()));
                 }
-                self.stopped_sequencing = true;
-                return;
             }
+            return;
         }
         self.apply_proposal(&proposal);
         self.send_site(Message::Proposal(proposal.clone()));
@@ -342,8 +339,6 @@ impl Replica {
         }
         self.apply_accept(&accept);
         self.send_site(Message::Accept(accept.clone()));
-        if self.cfg.fault != Fault::WithholdAccepts {
-            self.send_other_sites(Message::Accept(accept));
-        }
+        self.send_other_sites(Message::Accept(accept));
     }
 }

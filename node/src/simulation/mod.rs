@@ -1,11 +1,11 @@
 //! Steward in the deterministic simulator: replicas and closed-loop clients as simulator
 //! processes, the crypto cost model, Byzantine variants, the safety checker and a run report.
 
-mod byzantine;
+pub mod faults;
 mod scenario;
 
 pub use bft_harness::{CryptoMode, RunReport, SafetyChecker};
-pub use byzantine::Spammer;
+pub use faults::{ServerNode, Spammer};
 pub use scenario::{
     apply_scenario, campaign, campaign_seed, CampaignOutcome, ScenarioStats, SCENARIOS,
 };
@@ -25,18 +25,21 @@ use steward_crypto::threshold::deal;
 use steward_sim::{Sim, SimConfig, SimError};
 
 use crate::client::{Client, ClientConfig};
-use crate::crypto::{Crypto, FastCrypto, FastIdentity, FastWorld, RealCrypto};
+use crate::crypto::{Crypto, CryptoBackend, FastCrypto, FastIdentity, FastWorld, RealCrypto};
 use crate::msg::Message;
-use crate::replica::{Fault, Replica, ReplicaConfig};
+use crate::replica::{Replica, ReplicaConfig};
 
 /// A Steward message in flight in the simulator.
 pub type SimPacket = Packet<Message>;
-/// A Steward replica as a simulator process.
-pub type ReplicaProc = NodeProc<Replica>;
+/// A Steward replica (possibly inside fault wrappers) as a simulator process.
+pub type ReplicaProc = NodeProc<Box<dyn ServerNode>>;
 /// A Steward client as a simulator process.
 pub type ClientProc = NodeProc<Client>;
 
-/// How a simulated server misbehaves.
+/// How a simulated server misbehaves. Each is a wrapper around a correct replica
+/// ([`faults`], `bft_harness::faults`), except `EmptyBatches` and `SelectiveProposal`, which
+/// use the core's [`crate::replica::SequencerHook`], `Slow`, which the process adapter
+/// applies, and `Spammer`, which replaces the replica.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Byzantine {
     /// Runs the protocol but sends corrupted threshold shares.
@@ -49,7 +52,7 @@ pub enum Byzantine {
     Silent,
     /// Takes this much extra time for every input.
     Slow(Duration),
-    /// Equivocating leader-site representative.
+    /// Equivocating leader-site representative: conflicting Pre-Prepares to half its site.
     Equivocate,
     /// Representative that drops client updates.
     DropUpdates,
@@ -169,30 +172,8 @@ impl World {
                         Box::new(Spammer::new(id, all_servers.clone(), keys.server(id))),
                     ),
                     other => {
-                        rc.fault = match other {
-                            Some(Byzantine::CorruptShares) => Fault::CorruptShares,
-                            Some(Byzantine::CrashAt(t)) => Fault::CrashAt(t),
-                            Some(Byzantine::Silent) => Fault::CrashAt(Duration::ZERO),
-                            Some(Byzantine::Slow(d)) => Fault::Slow(d),
-                            Some(Byzantine::Equivocate) => Fault::Equivocate,
-                            Some(Byzantine::DropUpdates) => Fault::DropUpdates,
-                            Some(Byzantine::WithholdAccepts) => Fault::WithholdAccepts,
-                            Some(Byzantine::EmptyBatches) => Fault::EmptyBatches,
-                            Some(Byzantine::WrongResults) => Fault::WrongResults,
-                            Some(Byzantine::SilentInGlobalViewChange) => {
-                                Fault::SilentInGlobalViewChange
-                            }
-                            Some(Byzantine::SelectiveProposal(at, sites)) => {
-                                Fault::SelectiveProposal { at, sites }
-                            }
-                            _ => Fault::None,
-                        };
-                        let crypto = keys.server(id);
-                        let mut proc = NodeProc::replica(
-                            Replica::new(rc, crypto),
-                            shared.clone(),
-                            other.is_none(),
-                        );
+                        let node = server_node(rc, other, || keys.server_backend(id));
+                        let mut proc = NodeProc::replica(node, shared.clone(), other.is_none());
                         if let Some(Byzantine::Slow(d)) = other {
                             proc = proc.slow(d);
                         }
@@ -270,7 +251,7 @@ impl World {
     pub fn replica(&self, id: ServerId) -> Option<&Replica> {
         self.sim
             .process_as::<ReplicaProc>(self.proc_of(id))
-            .map(|p| p.node())
+            .map(|p| p.node().replica())
     }
 
     /// Propagation lower bound of an update latency for a client at `site` (ms).
@@ -291,6 +272,52 @@ impl World {
             &bounds,
             self.checker().verdict(),
         )
+    }
+}
+
+/// Server `rc.id` as `byz` makes it: a correct replica, or one inside the wrapper (or with
+/// the sequencing hook, or the corrupting crypto) of its misbehaviour. `keys` gives the
+/// server's own keys (a Byzantine server re-signs what it changes).
+fn server_node(
+    mut rc: ReplicaConfig,
+    byz: Option<Byzantine>,
+    mut keys: impl FnMut() -> Box<dyn CryptoBackend>,
+) -> Box<dyn ServerNode> {
+    use bft_harness::faults::{CorruptShares, Crash, Tamper};
+    let id = rc.id;
+    match byz {
+        Some(Byzantine::EmptyBatches) => rc.sequencer = Some(Arc::new(faults::EmptyBatches)),
+        Some(Byzantine::SelectiveProposal(at, sites)) => {
+            rc.sequencer = Some(Arc::new(faults::SelectiveProposal::new(at, sites)))
+        }
+        _ => {}
+    }
+    let backend: Box<dyn CryptoBackend> = match byz {
+        Some(Byzantine::CorruptShares) => Box::new(CorruptShares(keys())),
+        _ => keys(),
+    };
+    let replica = Replica::new(rc, Crypto::new(backend));
+    let mut own = || Crypto::new(keys());
+    match byz {
+        None
+        | Some(Byzantine::Slow(_))
+        | Some(Byzantine::Spammer)
+        | Some(Byzantine::CorruptShares)
+        | Some(Byzantine::EmptyBatches)
+        | Some(Byzantine::SelectiveProposal(..)) => Box::new(replica),
+        Some(Byzantine::CrashAt(t)) => Box::new(Crash::at(replica, t)),
+        Some(Byzantine::Silent) => Box::new(Crash::silent(replica)),
+        Some(Byzantine::Equivocate) => {
+            Box::new(Tamper::new(replica, faults::Equivocator::new(id, own())))
+        }
+        Some(Byzantine::WrongResults) => {
+            Box::new(Tamper::new(replica, faults::WrongResults::new(id, own())))
+        }
+        Some(Byzantine::DropUpdates) => Box::new(faults::drop_updates(replica)),
+        Some(Byzantine::WithholdAccepts) => Box::new(faults::withhold_accepts(replica, id)),
+        Some(Byzantine::SilentInGlobalViewChange) => {
+            Box::new(faults::silent_in_global_view_change(replica))
+        }
     }
 }
 
@@ -406,22 +433,26 @@ impl Keys {
     }
 
     fn server(&mut self, id: ServerId) -> Crypto {
+        Crypto::new(self.server_backend(id))
+    }
+
+    fn server_backend(&mut self, id: ServerId) -> Box<dyn CryptoBackend> {
         match (self.mode, &self.real) {
             (CryptoMode::Real, Some(r)) => {
                 let (servers, clients) = Self::publics(r);
-                Crypto::new(Box::new(RealCrypto::new(
+                Box::new(RealCrypto::new(
                     Some(r.server_keys[&id].clone()),
                     Some((r.sites[id.site.index()].clone(), r.shares[&id].clone())),
                     r.sites.clone(),
                     servers,
                     clients,
                     u64::from(id.site.0) << 32 | u64::from(id.index),
-                )))
+                ))
             }
-            _ => Crypto::new(Box::new(FastCrypto::new(
+            _ => Box::new(FastCrypto::new(
                 self.world.clone(),
                 FastIdentity::Server(id),
-            ))),
+            )),
         }
     }
 

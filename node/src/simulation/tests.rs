@@ -550,3 +550,29 @@ fn partitioned_site_keeps_answering_local_queries() {
     );
     assert_eq!(w.checker().verdict(), "ok", "seed {seed}");
 }
+
+#[test]
+fn equivocating_representative_is_caught_and_replaced() {
+    let seed = 44;
+    let mut cfg = WorldConfig::new(topology("local-symmetric-10mbps.toml"), 3, seed);
+    let rep = ServerId::new(SiteId(0), 0);
+    cfg.byzantine = vec![(rep, Byzantine::Equivocate)];
+    let (w, r) = run(cfg, 10);
+    assert_ok(&r, seed, "equivocating representative");
+    // The wrapper's conflicting Pre-Prepares are proof of misbehaviour: the site votes the
+    // representative out before any timeout.
+    let site0: Vec<ServerId> = w
+        .cfg
+        .topology
+        .steward_servers()
+        .filter(|s| s.site == SiteId(0) && *s != rep)
+        .collect();
+    let suspected: u64 = site0
+        .iter()
+        .map(|s| w.replica(*s).unwrap().stats().reps_suspected)
+        .sum();
+    assert!(suspected > 0, "seed {seed}: equivocation went unnoticed");
+    assert!(site0
+        .iter()
+        .all(|s| w.replica(*s).unwrap().local_view() > 0));
+}

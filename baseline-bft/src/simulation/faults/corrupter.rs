@@ -1,92 +1,46 @@
-//! Misbehaviours of simulated Byzantine replicas. They are selected by
-//! [`super::ReplicaConfig::fault`], which is [`Fault::None`] unless a test sets it; a faulty
-//! replica signs only with its own key (it cannot forge others' signatures).
+//! A replica that runs the protocol but corrupts two of every three messages it sends:
+//! garbage signatures, or wrong digests, results and states signed with its own key.
 
 use std::sync::Arc;
 
-use bft_core::request::batch_digest;
+use bft_core::crypto::{Crypto, CryptoCounters};
+use bft_core::NodeId;
+use bft_harness::faults::Tampering;
 
-use super::{Action, Dest, Replica};
-use crate::msg::{Envelope, Message, PrePrepare};
+use crate::msg::Message;
 
-/// How a replica misbehaves.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Fault {
-    /// A correct replica.
-    #[default]
-    None,
-    /// As primary, never sends a Pre-Prepare or a New-View; otherwise correct.
-    SilentPrimary,
-    /// As primary, sends two conflicting, validly signed Pre-Prepares for each sequence number
-    /// (the real batch to half of the backups, a replayed old request to the other half).
-    EquivocatingPrimary,
-    /// Runs the protocol but corrupts two of every three messages it sends: garbage
-    /// signatures, or wrong digests, results and states signed with its own key.
-    Corrupt,
-    /// As primary, never orders the requests of client 0 (censorship); otherwise correct.
-    CensoringPrimary,
-    /// As primary, orders empty batches while requests wait (fake progress).
-    EmptyBatchPrimary,
+/// Corrupts the second and third of every three messages sent.
+pub struct Corrupter {
+    crypto: Crypto,
+    sent: u64,
 }
 
-impl Replica {
-    /// Send `pp` to the lower half of the backups and a conflicting Pre-Prepare for the same
-    /// sequence number to the others.
-    pub(crate) fn equivocate(&mut self, pp: &Arc<PrePrepare>) {
-        let other = self
-            .recent
-            .iter()
-            .find(|u| !pp.batch.iter().any(|b| b.digest() == u.digest()))
-            .cloned();
-        let Some(old) = other else {
-            self.broadcast(Message::PrePrepare(pp.clone()));
-            return;
-        };
-        let batch = vec![old];
-        let mut alt = PrePrepare {
-            digest: batch_digest(&batch),
-            batch,
-            sig: Vec::new(),
-            ..(**pp).clone()
-        };
-        alt.sig = self.sign(&alt.signing_bytes());
-        let (a, b) = (
-            Envelope::new(Message::PrePrepare(pp.clone())),
-            Envelope::new(Message::PrePrepare(Arc::new(alt))),
-        );
-        let backups: Vec<u32> = (0..self.n()).filter(|i| *i != self.cfg.id).collect();
-        let half = backups.len() / 2;
-        for (k, i) in backups.into_iter().enumerate() {
-            let env = if k < half { a.clone() } else { b.clone() };
-            self.out.push(Action::Send {
-                to: Dest::Replica(i),
-                env,
-            });
+impl Corrupter {
+    /// With the replica's own keys.
+    pub fn new(crypto: Crypto) -> Self {
+        Corrupter { crypto, sent: 0 }
+    }
+
+    fn sign(&mut self, bytes: &[u8]) -> Vec<u8> {
+        self.crypto.sign(bytes)
+    }
+}
+
+impl Tampering<Message> for Corrupter {
+    fn outgoing(&mut self, _to: NodeId, msg: &Message) -> Option<Message> {
+        self.sent += 1;
+        match self.sent % 3 {
+            0 => None,
+            mode => Some(self.corrupt(msg.clone(), mode == 1)),
         }
     }
 
-    /// Corrupt the pending outputs (fault `Corrupt`).
-    pub(crate) fn corrupt_outputs(&mut self) {
-        let out = std::mem::take(&mut self.out);
-        for action in out {
-            let Action::Send { to, env } = action else {
-                self.out.push(action);
-                continue;
-            };
-            self.fault_counter += 1;
-            let mode = self.fault_counter % 3;
-            let msg = if mode == 0 {
-                env.msg
-            } else {
-                self.corrupt(env.msg, mode == 1)
-            };
-            self.out.push(Action::Send {
-                to,
-                env: Envelope::new(msg),
-            });
-        }
+    fn crypto_counters(&self) -> CryptoCounters {
+        self.crypto.counters()
     }
+}
 
+impl Corrupter {
     fn corrupt(&mut self, msg: Message, garbage_sig: bool) -> Message {
         let junk = |len: usize| vec![0x5a; len.max(1)];
         let flip = |mut d: [u8; 32]| {

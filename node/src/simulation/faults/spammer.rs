@@ -52,7 +52,7 @@ impl Spammer {
             .expect("known server")
     }
 
-    fn burst(&mut self, ctx: &mut Ctx<'_, super::SimPacket>) {
+    fn burst(&mut self, ctx: &mut Ctx<'_, crate::simulation::SimPacket>) {
         let mut out: Vec<(ServerId, Message)> = Vec::new();
         let site_peers: Vec<ServerId> = self
             .servers
@@ -173,16 +173,16 @@ impl Spammer {
     }
 }
 
-impl Process<super::SimPacket> for Spammer {
-    fn init(&mut self, ctx: &mut Ctx<'_, super::SimPacket>) {
+impl Process<crate::simulation::SimPacket> for Spammer {
+    fn init(&mut self, ctx: &mut Ctx<'_, crate::simulation::SimPacket>) {
         ctx.set_timer(PERIOD, 0);
     }
 
     fn on_message(
         &mut self,
-        _ctx: &mut Ctx<'_, super::SimPacket>,
+        _ctx: &mut Ctx<'_, crate::simulation::SimPacket>,
         _from: ProcId,
-        msg: super::SimPacket,
+        msg: crate::simulation::SimPacket,
     ) {
         if self.seen.len() >= 64 {
             self.seen.pop_front();
@@ -190,7 +190,7 @@ impl Process<super::SimPacket> for Spammer {
         self.seen.push_back(msg.env);
     }
 
-    fn on_timer(&mut self, ctx: &mut Ctx<'_, super::SimPacket>, _token: u64) {
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, crate::simulation::SimPacket>, _token: u64) {
         self.burst(ctx);
         ctx.set_timer(PERIOD, 0);
     }

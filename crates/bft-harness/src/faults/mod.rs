@@ -1,0 +1,51 @@
+//! Crash and Byzantine behaviours as wrappers around any [`Node`]: each wrapper is itself a
+//! [`Node`] that drives an inner node and filters or rewrites what goes in and out, so the
+//! protocol cores keep no test-only branches (the style of commonware's simplex mocks).
+//!
+//! Wrappers compose: `Withhold::new(DropInbound::matching(replica, p), q)` is a replica
+//! that neither hears nor says what `p` and `q` match. Protocol-specific rewrites (a corrupted
+//! share, a forged result) implement [`Tampering`] and run inside [`Tamper`]; a server whose
+//! threshold shares are bad has a [`CorruptShares`] crypto backend.
+
+mod corrupt_shares;
+mod crash;
+mod drop_inbound;
+mod tamper;
+mod withhold;
+
+#[cfg(test)]
+pub(crate) mod fake;
+
+pub use corrupt_shares::CorruptShares;
+pub use crash::Crash;
+pub use drop_inbound::DropInbound;
+pub use tamper::{Tamper, Tampering};
+pub use withhold::Withhold;
+
+use bft_core::{NodeId, Output};
+
+/// A predicate on a message (and, for outgoing ones, its destination).
+pub type MsgFilter<M> = Box<dyn Fn(NodeId, &M) -> bool>;
+/// A predicate on the wrapped node's state.
+pub type StateFilter<N> = Box<dyn Fn(&N) -> bool>;
+
+/// Removes from `out[from..]` every `Send` that `drop` matches.
+pub(crate) fn retain_sends<M>(
+    out: &mut Vec<Output<M>>,
+    from: usize,
+    mut drop: impl FnMut(NodeId, &M) -> bool,
+) {
+    let mut i = from;
+    while i < out.len() {
+        if matches!(&out[i], Output::Send { to, env } if drop(*to, &env.msg)) {
+            out.remove(i);
+        } else {
+            i += 1;
+        }
+    }
+}
+
+/// The message kinds in `kinds` (for [`Withhold`] and [`DropInbound`]).
+pub fn kinds<M: bft_core::Wire>(kinds: &'static [&'static str]) -> MsgFilter<M> {
+    Box::new(move |_, m: &M| kinds.contains(&m.kind()))
+}

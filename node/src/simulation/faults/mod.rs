@@ -1,0 +1,107 @@
+//! Steward's simulated Byzantine servers: each [`Byzantine`](super::Byzantine) behaviour is a
+//! wrapper around a correct [`Replica`] (the generic ones of [`bft_harness::faults`], and the
+//! Steward-specific rewrites here, which re-sign what they change with the server's own keys;
+//! a server with corrupted shares has `bft_harness::faults::CorruptShares` as its crypto),
+//! except for the two decisions only the representative's sequencing can make, which go
+//! through [`crate::replica::SequencerHook`] ([`sequencer`]). The [`Spammer`] replaces the
+//! replica altogether.
+
+mod equivocator;
+mod sequencer;
+mod spammer;
+mod wrong_results;
+
+pub use equivocator::Equivocator;
+pub use sequencer::{EmptyBatches, SelectiveProposal};
+pub use spammer::Spammer;
+pub use wrong_results::WrongResults;
+
+use bft_core::{Node, NodeId};
+use bft_harness::faults::{Crash, DropInbound, MsgFilter, Tamper, Tampering, Withhold};
+use steward_config::ServerId;
+
+use crate::msg::{Message, SigKind};
+use crate::replica::Replica;
+
+/// A simulated Steward server: a [`Replica`], possibly inside fault wrappers; the replica
+/// stays reachable for the tests' inspection.
+pub trait ServerNode: Node<Msg = Message> {
+    /// The replica inside.
+    fn replica(&self) -> &Replica;
+}
+
+impl ServerNode for Replica {
+    fn replica(&self) -> &Replica {
+        self
+    }
+}
+
+impl<N: ServerNode + ?Sized> ServerNode for Box<N> {
+    fn replica(&self) -> &Replica {
+        (**self).replica()
+    }
+}
+
+impl<N: ServerNode> ServerNode for Crash<N> {
+    fn replica(&self) -> &Replica {
+        self.inner().replica()
+    }
+}
+
+impl<N: ServerNode> ServerNode for Withhold<N> {
+    fn replica(&self) -> &Replica {
+        self.inner().replica()
+    }
+}
+
+impl<N: ServerNode> ServerNode for DropInbound<N> {
+    fn replica(&self) -> &Replica {
+        self.inner().replica()
+    }
+}
+
+impl<N: ServerNode, T: Tampering<Message>> ServerNode for Tamper<N, T> {
+    fn replica(&self) -> &Replica {
+        self.inner().replica()
+    }
+}
+
+/// The messages of the global view change (CONSTRUCT-ARU and CONSTRUCT-GLOBAL-CONSTRAINT).
+pub fn global_view_change_message(msg: &Message) -> bool {
+    match msg {
+        Message::PartialSig(p) => matches!(p.kind, SigKind::Aru | SigKind::Constraint),
+        Message::RequestGlobalState(_)
+        | Message::GlobalServerState(_)
+        | Message::GlobalCollected(_)
+        | Message::Aru(_)
+        | Message::GlobalConstraint(_)
+        | Message::CollectedConstraints(_) => true,
+        _ => false,
+    }
+}
+
+/// Correct in everything but the global view change, where it stays silent: it drops every
+/// global-view-change message it receives, and as the leader site's representative it never
+/// starts collecting (it withholds its Request_Global_State, the only message a collector
+/// sends unasked).
+pub fn silent_in_global_view_change<N: ServerNode + 'static>(inner: N) -> impl ServerNode {
+    let deaf: MsgFilter<Message> = Box::new(|_, m| global_view_change_message(m));
+    let mute: MsgFilter<Message> = Box::new(|_, m| matches!(m, Message::RequestGlobalState(_)));
+    Withhold::new(DropInbound::new(inner, deaf), mute)
+}
+
+/// As representative, silently drops the client updates it receives (from clients and
+/// forwarding servers alike) instead of forwarding or sequencing them.
+pub fn drop_updates<N: ServerNode + 'static>(inner: N) -> impl ServerNode {
+    let updates: MsgFilter<Message> = Box::new(|_, m| matches!(m, Message::Update(_)));
+    DropInbound::new(inner, updates).when(|n: &N| n.replica().is_representative())
+}
+
+/// Never sends its site's Accepts to other sites (what a non-leader-site representative
+/// alone does); its own site still gets them.
+pub fn withhold_accepts<N: ServerNode + 'static>(inner: N, me: ServerId) -> impl ServerNode {
+    let abroad: MsgFilter<Message> = Box::new(move |to, m| {
+        matches!(m, Message::Accept(_)) && matches!(to, NodeId::Server(s) if s.site != me.site)
+    });
+    Withhold::new(inner, abroad)
+}
