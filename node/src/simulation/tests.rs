@@ -554,7 +554,7 @@ fn partitioned_site_keeps_answering_local_queries() {
 #[test]
 fn equivocating_representative_is_caught_and_replaced() {
     let seed = 44;
-    let mut cfg = WorldConfig::new(topology("local-symmetric-10mbps.toml"), 3, seed);
+    let mut cfg = WorldConfig::new(shipped_topology("local-symmetric-10mbps.toml"), 3, seed);
     let rep = ServerId::new(SiteId(0), 0);
     cfg.byzantine = vec![(rep, Byzantine::Equivocate)];
     let (w, r) = run(cfg, 10);
