@@ -89,26 +89,19 @@ pub fn find_font(explicit: Option<&Path>, dirs: &[PathBuf]) -> Result<PathBuf> {
 }
 
 fn collect_fonts(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
-    if depth > 8 {
-        return;
-    }
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            collect_fonts(&p, depth + 1, out);
-        } else if matches!(
+    crate::results::walk(dir, depth, 8, &mut |p, is_dir| {
+        let font = matches!(
             p.extension()
                 .and_then(|x| x.to_str())
                 .map(str::to_ascii_lowercase)
                 .as_deref(),
             Some("ttf" | "otf")
-        ) {
-            out.push(p);
+        );
+        if !is_dir && font {
+            out.push(p.to_path_buf());
         }
-    }
+        is_dir
+    });
 }
 
 /// The font registered with plotters so far, if any: its path and bytes.

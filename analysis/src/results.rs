@@ -390,8 +390,28 @@ pub fn load_dir(dir: &Path) -> Result<ResultSet> {
     Ok(set)
 }
 
+/// The directories with a `summary.csv` directly below `dir` or one level further down.
 fn find_result_dirs(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
-    if depth >= 2 {
+    walk(dir, depth, 1, &mut |p, is_dir| {
+        let results = is_dir && p.join("summary.csv").is_file();
+        if results {
+            out.push(p.to_path_buf());
+        }
+        is_dir && !results
+    });
+}
+
+/// Visits the entries of `dir` (`depth` directories below where the walk began) and, while
+/// `depth` is at most `max_depth`, of the directories `visit` asks to descend into: `visit`
+/// gets each entry's path and whether it is a directory. Unreadable directories are passed
+/// over.
+pub(crate) fn walk(
+    dir: &Path,
+    depth: usize,
+    max_depth: usize,
+    visit: &mut dyn FnMut(&Path, bool) -> bool,
+) {
+    if depth > max_depth {
         return;
     }
     let Ok(entries) = fs::read_dir(dir) else {
@@ -399,12 +419,9 @@ fn find_result_dirs(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
     };
     for e in entries.flatten() {
         let p = e.path();
-        if p.is_dir() {
-            if p.join("summary.csv").is_file() {
-                out.push(p);
-            } else {
-                find_result_dirs(&p, depth + 1, out);
-            }
+        let is_dir = p.is_dir();
+        if visit(&p, is_dir) {
+            walk(&p, depth + 1, max_depth, visit);
         }
     }
 }

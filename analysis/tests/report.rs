@@ -5,13 +5,24 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use analysis::paper::PaperData;
-use analysis::report::{write_report, PlotFont, ReportOptions};
-use analysis::results::{load_dir, load_dirs};
+use analysis::report::{write_report, PlotFont, ReportOptions, ReportOutcome};
+use analysis::results::{load_dir, load_dirs, ResultSet};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)
+}
+
+/// `write_report` of `set` against the embedded paper data into `out`, without notes.
+fn report(set: &ResultSet, out: &Path, font: PlotFont) -> ReportOutcome {
+    let paper = PaperData::embedded().unwrap();
+    let options = ReportOptions {
+        out: out.to_path_buf(),
+        font,
+        notes: None,
+    };
+    write_report(set, &paper, &options).unwrap()
 }
 
 fn first_line(p: &Path) -> String {
@@ -90,18 +101,8 @@ fn report_writes_every_file() {
         fixture("local-handmade"),
     ])
     .unwrap();
-    let paper = PaperData::embedded().unwrap();
     let out = tempfile::tempdir().unwrap();
-    let outcome = write_report(
-        &set,
-        &paper,
-        &ReportOptions {
-            out: out.path().to_path_buf(),
-            font: PlotFont::Auto,
-            notes: None,
-        },
-    )
-    .unwrap();
+    let outcome = report(&set, out.path(), PlotFont::Auto);
     assert_eq!(
         outcome.plot_error, None,
         "plots need a TrueType font (Debian: apt-get install fonts-dejavu-core)"
@@ -214,19 +215,13 @@ fn report_writes_every_file() {
 #[test]
 fn report_without_a_font_still_writes_the_tables() {
     let set = load_dir(&fixture("sim-5mbps")).unwrap();
-    let paper = PaperData::embedded().unwrap();
     let out = tempfile::tempdir().unwrap();
     let no_fonts = tempfile::tempdir().unwrap();
-    let outcome = write_report(
+    let outcome = report(
         &set,
-        &paper,
-        &ReportOptions {
-            out: out.path().to_path_buf(),
-            font: PlotFont::SearchIn(vec![no_fonts.path().to_path_buf()]),
-            notes: None,
-        },
-    )
-    .unwrap();
+        out.path(),
+        PlotFont::SearchIn(vec![no_fonts.path().to_path_buf()]),
+    );
     let err = outcome.plot_error.expect("plots must fail without a font");
     assert!(err.contains("no TrueType/OpenType font found"), "{err}");
     assert!(out.path().join("fidelity.csv").is_file());

@@ -308,30 +308,14 @@ mod tests {
     use super::*;
 
     fn topo() -> Topology {
-        Topology::from_toml_str(
-            r#"
-name = "three"
-[lan]
-latency_ms = 0.1
-bandwidth = "1Gbps"
-[wan.default]
-latency_ms = 10
-bandwidth = "10Mbps"
-[[site]]
-name = "east"
-f = 1
-[[site]]
-name = "east_2"
-f = 1
-[[site]]
-name = "west"
-f = 1
-[pbft]
+        crate::test_topology::parse(
+            "three",
+            crate::test_topology::WAN_10MS,
+            &[("east", "f = 1"), ("east_2", "f = 1"), ("west", "f = 1")],
+            r#"[pbft]
 servers_per_site = { east = 2, west = 2 }
 "#,
-            "three.toml",
         )
-        .unwrap()
     }
 
     #[test]

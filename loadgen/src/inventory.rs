@@ -558,33 +558,16 @@ mod tests {
     use super::*;
 
     fn topo() -> Topology {
-        Topology::from_toml_str(
-            r#"
-name = "three"
-[lan]
-latency_ms = 0.1
-bandwidth = "1Gbps"
-[wan.default]
-latency_ms = 10
-bandwidth = "10Mbps"
-[[site]]
-name = "a"
-f = 1
-[[site]]
-name = "b"
-f = 1
-[[site]]
-name = "c"
-f = 0
-servers = 2
-[clients]
+        crate::test_topology::parse(
+            "three",
+            crate::test_topology::WAN_10MS,
+            &[("a", "f = 1"), ("b", "f = 1"), ("c", "f = 0\nservers = 2")],
+            r#"[clients]
 weights = { a = 3, b = 1 }
 [pbft]
 servers_per_site = { a = 2, b = 1, c = 1 }
 "#,
-            "three.toml",
         )
-        .unwrap()
     }
 
     fn hosts(text: &str) -> Vec<Host> {

@@ -13,6 +13,8 @@ mod remote;
 mod results;
 mod shaping;
 mod simulate;
+#[cfg(test)]
+mod test_topology;
 mod testbed;
 mod topology;
 mod yaml;

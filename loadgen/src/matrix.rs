@@ -750,32 +750,23 @@ mod tests {
         p
     }
 
-    const TOPO: &str = r#"
-name = "tiny"
-[lan]
-latency_ms = 0.1
-bandwidth = "1Gbps"
-[wan.default]
-latency_ms = 10
-bandwidth = "10Mbps"
-[[site]]
-name = "a"
-f = 1
-servers = 4
-[[site]]
-name = "b"
-f = 1
-servers = 4
-[clients]
+    fn tiny_topology() -> String {
+        crate::test_topology::text(
+            "tiny",
+            crate::test_topology::WAN_10MS,
+            &[("a", "f = 1\nservers = 4"), ("b", "f = 1\nservers = 4")],
+            r#"[clients]
 weights = { a = 1 }
 [pbft]
 servers_per_site = { a = 2, b = 2 }
-"#;
+"#,
+        )
+    }
 
     #[test]
     fn spec_expands_to_the_cross_product() {
         let tmp = tempfile::tempdir().unwrap();
-        write(tmp.path(), "t.toml", TOPO);
+        write(tmp.path(), "t.toml", &tiny_topology());
         let spec = write(
             tmp.path(),
             "s.toml",
@@ -800,7 +791,7 @@ costs = "paper"
     #[test]
     fn bad_specs_name_the_file_and_field() {
         let tmp = tempfile::tempdir().unwrap();
-        write(tmp.path(), "t.toml", TOPO);
+        write(tmp.path(), "t.toml", &tiny_topology());
         for (text, needle) in [
             ("name = \"x\"\n[[run]]\nmode = \"cloud\"\nprotocols = [\"steward\"]\ntopologies = [\"t.toml\"]\nclients = [1]\nduration = \"1s\"\n", "run[0].mode"),
             ("name = \"x\"\n[[run]]\nmode = \"sim\"\nprotocols = [\"raft\"]\ntopologies = [\"t.toml\"]\nclients = [1]\nduration = \"1s\"\n", "run[0].protocols: unknown protocol \"raft\": expected steward or pbft"),
@@ -819,11 +810,11 @@ costs = "paper"
     #[test]
     fn remote_runs_check_deployment_inventory_and_topology() {
         let tmp = tempfile::tempdir().unwrap();
-        let topo = write(tmp.path(), "t.toml", TOPO);
+        let topo = write(tmp.path(), "t.toml", &tiny_topology());
         write(
             tmp.path(),
             "o.toml",
-            &TOPO.replace("latency_ms = 10", "latency_ms = 20"),
+            &tiny_topology().replace("latency_ms = 10", "latency_ms = 20"),
         );
         let dep = tmp.path().join("dep");
         steward_deploy::generate(

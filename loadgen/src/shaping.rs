@@ -152,46 +152,17 @@ fn usecs(d: Duration) -> String {
 /// playbook removes an existing root qdisc first, so re-running replaces, never stacks).
 pub fn render(plan: &HostPlan, leaf: Leaf) -> Vec<Vec<String>> {
     let mut out = Vec::new();
-    let default_rate = format!("{DEFAULT_RATE_BPS}bit");
     out.push(argv(&[
         "tc", "qdisc", "add", "dev", DEV, "root", "handle", "1:", "htb", "default", "1",
     ]));
-    out.push(argv(&[
-        "tc",
-        "class",
-        "add",
-        "dev",
-        DEV,
-        "parent",
-        "1:",
-        "classid",
-        "1:1",
-        "htb",
-        "rate",
-        &default_rate,
-        "quantum",
-        &quantum(DEFAULT_RATE_BPS),
-    ]));
+    out.push(htb_class("1:", "1:1", DEFAULT_RATE_BPS, None));
     if let Some((minor, minor_rate)) = plan.uplink {
-        let rate = format!("{minor_rate}bit");
-        out.push(argv(&[
-            "tc",
-            "class",
-            "add",
-            "dev",
-            DEV,
-            "parent",
+        out.push(htb_class(
             "1:",
-            "classid",
             &format!("1:{minor:x}"),
-            "htb",
-            "rate",
-            &rate,
-            "ceil",
-            &rate,
-            "quantum",
-            &quantum(minor_rate),
-        ]));
+            minor_rate,
+            Some(minor_rate),
+        ));
     }
     for c in &plan.classes {
         let parent = match plan.uplink {
@@ -199,24 +170,7 @@ pub fn render(plan: &HostPlan, leaf: Leaf) -> Vec<Vec<String>> {
             _ => "1:".to_string(),
         };
         let classid = format!("1:{:x}", c.minor);
-        out.push(argv(&[
-            "tc",
-            "class",
-            "add",
-            "dev",
-            DEV,
-            "parent",
-            &parent,
-            "classid",
-            &classid,
-            "htb",
-            "rate",
-            &format!("{}bit", c.rate_bps),
-            "ceil",
-            &format!("{}bit", c.ceil_bps),
-            "quantum",
-            &quantum(c.rate_bps),
-        ]));
+        out.push(htb_class(&parent, &classid, c.rate_bps, Some(c.ceil_bps)));
         let handle = format!("{:x}:", c.minor);
         let mut q = argv(&[
             "tc", "qdisc", "add", "dev", DEV, "parent", &classid, "handle", &handle,
@@ -263,6 +217,21 @@ pub fn render(plan: &HostPlan, leaf: Leaf) -> Vec<Vec<String>> {
         }
     }
     out
+}
+
+/// `tc class add` of htb class `classid` under `parent`: `rate_bps`, and `ceil_bps` if given
+/// (htb's default ceiling is the rate).
+fn htb_class(parent: &str, classid: &str, rate_bps: u64, ceil_bps: Option<u64>) -> Vec<String> {
+    let rate = format!("{rate_bps}bit");
+    let mut c = argv(&[
+        "tc", "class", "add", "dev", DEV, "parent", parent, "classid", classid, "htb", "rate",
+        &rate,
+    ]);
+    if let Some(ceil) = ceil_bps {
+        c.extend(argv(&["ceil", &format!("{ceil}bit")]));
+    }
+    c.extend(argv(&["quantum", &quantum(rate_bps)]));
+    c
 }
 
 /// htb's quantum (bytes a class sends per round): rate / 10 as htb's default r2q gives, but
@@ -561,29 +530,14 @@ mod tests {
 
     #[test]
     fn jitter_and_loss_render_in_netem() {
-        let t = Topology::from_toml_str(
-            r#"
-name = "jl"
-[lan]
-latency_ms = 0.1
-bandwidth = "1Gbps"
-[wan.default]
-latency_ms = 20.5
-jitter_ms = 2
-loss_pct = 1.5
-bandwidth = "2500kbps"
-[[site]]
-name = "a"
-f = 0
-[[site]]
-name = "b"
-f = 0
-[pbft]
+        let t = crate::test_topology::parse(
+            "jl",
+            "latency_ms = 20.5\njitter_ms = 2\nloss_pct = 1.5\nbandwidth = \"2500kbps\"",
+            &[("a", "f = 0"), ("b", "f = 0")],
+            r#"[pbft]
 servers_per_site = { a = 1 }
 "#,
-            "jl.toml",
-        )
-        .unwrap();
+        );
         let hosts: Vec<ShapedHost> = (0..2)
             .map(|i| ShapedHost {
                 name: format!("h{i}"),

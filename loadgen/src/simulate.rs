@@ -85,6 +85,20 @@ pub struct SimulateArgs {
     pub out: Option<PathBuf>,
 }
 
+/// Sets what Steward's `WorldConfig` and PBFT's `PbftWorldConfig` share (two types with the
+/// same fields) from the arguments, the cost table, the signature scheme and the crypto mode.
+macro_rules! configure {
+    ($cfg:ident, $a:expr, $costs:expr, $scheme:expr, $crypto:expr) => {
+        $cfg.costs = $costs.clone();
+        $cfg.scheme = $scheme;
+        $cfg.batch = $a.batch;
+        $cfg.write_pct = $a.write_pct;
+        $cfg.crypto = $crypto;
+        $cfg.sim.warmup = $a.warmup;
+        $cfg.sim.wan_queue_limit_bytes = $a.wan_queue_kib * 1024;
+    };
+}
+
 /// Run `loadgen simulate`.
 pub fn run(a: SimulateArgs) -> Result<()> {
     if a.list_scenarios {
@@ -144,13 +158,7 @@ pub fn run(a: SimulateArgs) -> Result<()> {
                 run_pbft(&a, &topology, clients, &costs, scheme, crypto)?
             } else {
                 let mut cfg = WorldConfig::new(topology.clone(), clients, a.seed);
-                cfg.costs = costs.clone();
-                cfg.scheme = scheme;
-                cfg.batch = a.batch;
-                cfg.write_pct = a.write_pct;
-                cfg.crypto = crypto;
-                cfg.sim.warmup = a.warmup;
-                cfg.sim.wan_queue_limit_bytes = a.wan_queue_kib * 1024;
+                configure!(cfg, a, costs, scheme, crypto);
                 let end = a.warmup + a.duration;
                 apply_scenario(&mut cfg, &a.scenario, a.warmup + a.duration / 4, end)
                     .map_err(anyhow::Error::msg)?;
@@ -232,13 +240,7 @@ fn run_pbft(
     crypto: CryptoMode,
 ) -> Result<(RunReport, ScenarioStats)> {
     let mut cfg = PbftWorldConfig::new(topology.clone(), clients, a.seed);
-    cfg.costs = costs.clone();
-    cfg.scheme = scheme;
-    cfg.batch = a.batch;
-    cfg.write_pct = a.write_pct;
-    cfg.crypto = crypto;
-    cfg.sim.warmup = a.warmup;
-    cfg.sim.wan_queue_limit_bytes = a.wan_queue_kib * 1024;
+    configure!(cfg, a, costs, scheme, crypto);
     let mut world = PbftWorld::build(cfg)?;
     world.run_until(a.warmup + a.duration)?;
     let views = (0..world.n())

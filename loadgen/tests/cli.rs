@@ -1,21 +1,16 @@
 //! End-to-end tests of the `loadgen` binary's foundation commands.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn loadgen(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(args)
-        .output()
-        .expect("run loadgen")
-}
+mod common;
 
-fn repo(path: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(path)
-        .display()
-        .to_string()
+use common::{assert_ok, loadgen, manifest, repo, stderr, Summary};
+
+/// `loadgen simulate --topology <topo> --out <out>` with `args` (split at white space).
+fn simulate(topo: &str, out: &str, args: &str) -> Output {
+    let mut all = vec!["simulate", "--topology", topo, "--out", out];
+    all.extend(args.split_whitespace());
+    loadgen(&all)
 }
 
 #[test]
@@ -36,7 +31,7 @@ fn keygen_writes_a_deployment_and_refuses_to_overwrite() {
         "4",
     ];
     let o = loadgen(&args);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_ok(&o);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
         stdout.contains("20 Steward servers, 16 PBFT replicas, 4 clients"),
@@ -45,14 +40,13 @@ fn keygen_writes_a_deployment_and_refuses_to_overwrite() {
     assert!(out.join("steward/s4.3/threshold.share.json").exists());
     assert!(out.join("public/steward/site-4.threshold.json").exists());
     assert!(out.join("pbft/r15/signing.key.json").exists());
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let manifest = manifest(&out);
     assert_eq!(manifest["scheme"], "ed25519");
     assert_eq!(manifest["steward_sites"][0]["threshold_k"], 3);
 
     let again = loadgen(&args);
     assert!(!again.status.success());
-    let err = String::from_utf8_lossy(&again.stderr);
+    let err = stderr(&again);
     assert!(err.contains("--force"), "{err}");
 
     let mut forced = args.to_vec();
@@ -78,7 +72,7 @@ fn keygen_reports_bad_topology_with_file_and_field() {
         &out,
     ]);
     assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = stderr(&o);
     assert!(
         err.contains("bad.toml") && err.contains("latency_ms"),
         "{err}"
@@ -92,7 +86,7 @@ fn keygen_reports_bad_topology_with_file_and_field() {
 #[test]
 fn crypto_bench_prints_the_promised_csv() {
     let o = loadgen(&["crypto-bench", "--time-ms", "1", "--min-samples", "1"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_ok(&o);
     let stdout = String::from_utf8_lossy(&o.stdout);
     let mut lines = stdout.lines();
     assert_eq!(lines.next(), Some("op,bits,l,k,median_us"));
@@ -140,7 +134,7 @@ fn topology_command_validates_every_shipped_file() {
     let mut args = vec!["topology"];
     args.extend(files.iter().map(String::as_str));
     let o = loadgen(&args);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_ok(&o);
     assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 10);
 }
 
@@ -150,24 +144,12 @@ fn simulate_writes_summary_manifest_and_histograms() {
     let out = tmp.path().join("res");
     let out_s = out.display().to_string();
     let topo = repo("topologies/local-symmetric-10mbps.toml");
-    let o = loadgen(&[
-        "simulate",
-        "--protocol",
-        "steward",
-        "--topology",
+    let o = simulate(
         &topo,
-        "--clients",
-        "1,4",
-        "--duration",
-        "3s",
-        "--warmup",
-        "1s",
-        "--seed",
-        "5",
-        "--out",
         &out_s,
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        "--protocol steward --clients 1,4 --duration 3s --warmup 1s --seed 5",
+    );
+    assert_ok(&o);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("steward"), "{stdout}");
     let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
@@ -190,29 +172,18 @@ fn simulate_writes_summary_manifest_and_histograms() {
         assert_eq!(f[16], "ok");
         assert!(f[7].parse::<u64>().unwrap() > 0, "{r}");
     }
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let manifest = manifest(&out);
     assert_eq!(manifest["mode"], "sim");
     assert_eq!(manifest["seed"], 5);
     let hlog = out.join("hdr/steward-local-symmetric-10mbps-c4-w100-b1.hlog");
     assert!(std::fs::read_to_string(hlog).unwrap().contains("Tag=all"));
     // Same seed, same numbers.
     let out2 = tmp.path().join("res2");
-    let o = loadgen(&[
-        "simulate",
-        "--topology",
+    let o = simulate(
         &topo,
-        "--clients",
-        "1,4",
-        "--duration",
-        "3s",
-        "--warmup",
-        "1s",
-        "--seed",
-        "5",
-        "--out",
         &out2.display().to_string(),
-    ]);
+        "--clients 1,4 --duration 3s --warmup 1s --seed 5",
+    );
     assert!(o.status.success());
     // Everything but the wall-clock column must match.
     let strip = |s: String| -> Vec<String> {
@@ -242,29 +213,13 @@ fn simulate_rejects_bad_arguments() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().display().to_string();
     let topo = repo("topologies/local-symmetric-10mbps.toml");
-    let o = loadgen(&[
-        "simulate",
-        "--topology",
-        &topo,
-        "--write-pct",
-        "101",
-        "--out",
-        &out,
-    ]);
+    let o = simulate(&topo, &out, "--write-pct 101");
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--write-pct"));
-    let o = loadgen(&["simulate", "--topology", "/nonexistent.toml", "--out", &out]);
+    assert!(stderr(&o).contains("--write-pct"));
+    let o = simulate("/nonexistent.toml", &out, "");
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("nonexistent.toml"));
-    let o = loadgen(&[
-        "simulate",
-        "--topology",
-        &topo,
-        "--duration",
-        "5h",
-        "--out",
-        &out,
-    ]);
+    assert!(stderr(&o).contains("nonexistent.toml"));
+    let o = simulate(&topo, &out, "--duration 5h");
     assert!(!o.status.success());
 }
 
@@ -285,44 +240,23 @@ fn scenarios_are_listed_and_reported() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("sc");
     let topo = repo("topologies/local-symmetric-10mbps.toml");
-    let o = loadgen(&[
-        "simulate",
-        "--topology",
+    let o = simulate(
         &topo,
-        "--clients",
-        "5",
-        "--duration",
-        "12s",
-        "--warmup",
-        "1s",
-        "--scenario",
-        "leader-rep-crash",
-        "--out",
         &out.display().to_string(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
-    let mut lines = csv.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let row: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let col = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
+        "--clients 5 --duration 12s --warmup 1s --scenario leader-rep-crash",
+    );
+    assert_ok(&o);
+    let summary = Summary::read(&out);
+    let col = |name: &str| summary.col(0, name);
     assert_eq!(col("scenario"), "leader-rep-crash");
     assert_eq!(col("safety"), "ok");
     assert_eq!(col("local_view_changes"), "1");
     assert_eq!(col("global_view_changes"), "0");
     let recovery: f64 = col("recovery_ms").parse().unwrap();
     assert!(recovery > 0.0 && recovery < 10_000.0, "{recovery}");
-    let o = loadgen(&[
-        "simulate",
-        "--topology",
-        &topo,
-        "--scenario",
-        "nope",
-        "--out",
-        &out.display().to_string(),
-    ]);
+    let o = simulate(&topo, &out.display().to_string(), "--scenario nope");
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown --scenario"));
+    assert!(stderr(&o).contains("unknown --scenario"));
 }
 
 #[test]
@@ -336,7 +270,7 @@ fn campaign_prints_the_final_line() {
         "--start-seed",
         "7",
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_ok(&o);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert_eq!(
         stdout.lines().last(),
@@ -349,22 +283,12 @@ fn simulate_both_protocols_and_pbft_campaign() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("both");
     let topo = repo("topologies/local-symmetric-10mbps.toml");
-    let o = loadgen(&[
-        "simulate",
-        "--protocol",
-        "both",
-        "--topology",
+    let o = simulate(
         &topo,
-        "--clients",
-        "2",
-        "--duration",
-        "3s",
-        "--warmup",
-        "1s",
-        "--out",
         &out.display().to_string(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        "--protocol both --clients 2 --duration 3s --warmup 1s",
+    );
+    assert_ok(&o);
     let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
     let protocols: Vec<&str> = csv
         .lines()
@@ -377,7 +301,7 @@ fn simulate_both_protocols_and_pbft_campaign() {
     // Flat PBFT sends far more WAN messages per update than Steward (paper: over 20x).
     assert!(wan(rows[1]) > 10.0 * wan(rows[0]), "{csv}");
     let o = loadgen(&["campaign", "--protocol", "pbft", "--seeds", "3"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_ok(&o);
     assert_eq!(
         String::from_utf8_lossy(&o.stdout).lines().last(),
         Some("seeds=3 safety_violations=0 liveness_failures=0")

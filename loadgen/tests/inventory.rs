@@ -1,30 +1,34 @@
 //! `loadgen inventory` through the binary: a deployment, a hosts file, the inventory, the
 //! address map, the per-host shaping scripts, and the errors for bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
-fn loadgen(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(args)
-        .output()
-        .expect("run loadgen")
-}
+mod common;
 
-fn repo(path: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(path)
-        .display()
-        .to_string()
-}
+use common::{assert_ok, loadgen, repo, stderr};
 
 fn s(p: &Path) -> String {
     p.display().to_string()
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+/// `loadgen inventory` of `topo` and `hosts` (with `deployment` if given) into `out`.
+fn inventory(topo: &str, hosts: &Path, deployment: Option<&Path>, out: &Path) -> Output {
+    let (hosts, out) = (s(hosts), s(out));
+    let mut args = vec![
+        "inventory",
+        "--topology",
+        topo,
+        "--hosts",
+        &hosts,
+        "--out",
+        &out,
+    ];
+    let deployment = deployment.map(s);
+    if let Some(d) = &deployment {
+        args.extend(["--deployment", d.as_str()]);
+    }
+    loadgen(&args)
 }
 
 #[test]
@@ -43,7 +47,7 @@ fn inventory_places_a_deployment_and_writes_addresses_and_shaping() {
         "--clients",
         "4",
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ok(&o);
 
     let hosts = tmp.path().join("hosts.txt");
     let mut text = String::from("# one host per site, a client host at site0\n");
@@ -53,18 +57,8 @@ fn inventory_places_a_deployment_and_writes_addresses_and_shaping() {
     text += "cl 10.9.0.99 site0 clients\n";
     std::fs::write(&hosts, &text).unwrap();
     let out = tmp.path().join("inv");
-    let o = loadgen(&[
-        "inventory",
-        "--topology",
-        &topo,
-        "--hosts",
-        &s(&hosts),
-        "--deployment",
-        &s(&dep),
-        "--out",
-        &s(&out),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = inventory(&topo, &hosts, Some(&dep), &out);
+    assert_ok(&o);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
         stdout.contains("6 hosts, 20 Steward servers, 16 PBFT replicas, 4 clients placed"),
@@ -105,15 +99,7 @@ fn inventory_places_a_deployment_and_writes_addresses_and_shaping() {
     // A hosts file that misses a site.
     let short = tmp.path().join("short.txt");
     std::fs::write(&short, text.replace("h4 10.9.0.14 site4\n", "")).unwrap();
-    let o = loadgen(&[
-        "inventory",
-        "--topology",
-        &topo,
-        "--hosts",
-        &s(&short),
-        "--out",
-        &s(&out),
-    ]);
+    let o = inventory(&topo, &short, None, &out);
     assert!(!o.status.success());
     assert!(
         stderr(&o).contains(&format!(
@@ -126,17 +112,7 @@ fn inventory_places_a_deployment_and_writes_addresses_and_shaping() {
 
     // A deployment of another topology.
     let other = repo("topologies/local-planetlab.toml");
-    let o = loadgen(&[
-        "inventory",
-        "--topology",
-        &other,
-        "--hosts",
-        &s(&hosts),
-        "--deployment",
-        &s(&dep),
-        "--out",
-        &s(&out),
-    ]);
+    let o = inventory(&other, &hosts, Some(&dep), &out);
     assert!(!o.status.success());
     let e = stderr(&o);
     assert!(
@@ -145,15 +121,7 @@ fn inventory_places_a_deployment_and_writes_addresses_and_shaping() {
         "{e}"
     );
     // local-planetlab's sites are named differently: the hosts file's site is unknown.
-    let o = loadgen(&[
-        "inventory",
-        "--topology",
-        &other,
-        "--hosts",
-        &s(&hosts),
-        "--out",
-        &s(&out),
-    ]);
+    let o = inventory(&other, &hosts, None, &out);
     assert!(
         stderr(&o).contains(&format!("{}:2: host h0: unknown site \"site0\"", s(&hosts))),
         "{}",

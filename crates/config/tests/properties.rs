@@ -161,23 +161,15 @@ impl Model {
                 writeln!(out, "servers = {s}").unwrap();
             }
         }
-        let table = |values: &[u32]| {
-            let entries: Vec<String> = values
-                .iter()
-                .enumerate()
-                .map(|(i, v)| format!("{} = {v}", site_name(i)))
-                .collect();
-            format!("{{ {} }}", entries.join(", "))
-        };
         match &self.clients {
             Clients::Default => {}
-            Clients::Weights(w) => writeln!(out, "\n[clients]\nweights = {}", table(w)).unwrap(),
-            Clients::PerSite(c) => writeln!(out, "\n[clients]\nper_site = {}", table(c)).unwrap(),
+            Clients::Weights(w) => writeln!(out, "\n[clients]\nweights = {}", inline(w)).unwrap(),
+            Clients::PerSite(c) => writeln!(out, "\n[clients]\nper_site = {}", inline(c)).unwrap(),
         }
         writeln!(
             out,
             "\n[pbft]\nservers_per_site = {}",
-            table(&self.pbft_counts)
+            inline(&self.pbft_counts)
         )
         .unwrap();
         if let Some(f) = self.pbft_f {
@@ -565,7 +557,8 @@ fn placement_topology(sites: usize, clients: &str) -> Topology {
     Topology::from_toml_str(&text, "p.toml").unwrap_or_else(|e| panic!("{e}\n{text}"))
 }
 
-fn inline(values: &[String]) -> String {
+/// `{ s0 = v0, s1 = v1, ... }`: an inline table of a value per site.
+fn inline(values: &[impl std::fmt::Display]) -> String {
     let entries: Vec<String> = values
         .iter()
         .enumerate()

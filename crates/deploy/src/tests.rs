@@ -51,6 +51,16 @@ fn setup(dir: &Path) -> std::path::PathBuf {
 
 fn quiet(_: &str) {}
 
+/// A deployment generated with `seed` as `dep` in a new temporary directory, from `t.toml`
+/// there: the directory, the topology's path and the deployment's.
+fn generated(seed: u64) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let topo = setup(tmp.path());
+    let out = tmp.path().join("dep");
+    generate(&topo, &out, &opts(Some(seed)), &quiet).unwrap();
+    (tmp, topo, out)
+}
+
 #[test]
 fn generates_a_complete_private_layout_and_loads_it_back() {
     let tmp = tempfile::tempdir().unwrap();
@@ -215,10 +225,7 @@ fn bad_inputs_name_the_file() {
 
 #[test]
 fn writes_a_ca_and_tls_identities_and_an_address_map() {
-    let tmp = tempfile::tempdir().unwrap();
-    let topo = setup(tmp.path());
-    let out = tmp.path().join("dep");
-    generate(&topo, &out, &opts(Some(3)), &quiet).unwrap();
+    let (_tmp, _, out) = generated(3);
     let dep = Deployment::load(&out).unwrap();
     let ca = dep.ca_cert().unwrap();
     assert!(!ca.is_empty());
@@ -302,10 +309,7 @@ fn force_replaces_only_a_deployment_never_a_results_directory() {
 
 #[test]
 fn the_ca_key_lives_beside_the_deployment_not_in_it() {
-    let tmp = tempfile::tempdir().unwrap();
-    let topo = setup(tmp.path());
-    let out = tmp.path().join("dep");
-    generate(&topo, &out, &opts(Some(3)), &quiet).unwrap();
+    let (tmp, topo, out) = generated(3);
     let layout = Layout::new(&out);
     let key = layout.ca_key();
     assert_eq!(key, tmp.path().join("dep.ca").join("ca.key.pem"));
@@ -347,10 +351,7 @@ fn the_ca_key_lives_beside_the_deployment_not_in_it() {
 
 #[test]
 fn secret_keys_readable_by_others_are_refused_naming_the_file() {
-    let tmp = tempfile::tempdir().unwrap();
-    let topo = setup(tmp.path());
-    let out = tmp.path().join("dep");
-    generate(&topo, &out, &opts(Some(6)), &quiet).unwrap();
+    let (_tmp, _, out) = generated(6);
     let dep = Deployment::load(&out).unwrap();
     let id = ServerId::new(SiteId(0), 1);
     let chmod = |path: &Path, mode: u32| {

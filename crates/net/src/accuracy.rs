@@ -213,6 +213,20 @@ pub async fn measure_datagram_throughput(
             })
             .expect("shaped send");
     }
+    let (first, last) = receive(&receiver, count, size).await;
+    let stats = handle.stats(destination).expect("link stats");
+    assert_eq!(stats.sent_datagrams, count as u64);
+    let span = last - first;
+    ((count - 1) * size * 8) as f64 / span.as_secs_f64()
+}
+
+/// Receives `count` datagrams of `size` bytes; returns the first and the last arrival. Panics
+/// if one is missing after 10 s.
+async fn receive(
+    receiver: &tokio::net::UdpSocket,
+    count: usize,
+    size: usize,
+) -> (Instant, Instant) {
     let mut buf = vec![0u8; 65536];
     let mut first = None;
     let mut last = Instant::now();
@@ -226,10 +240,7 @@ pub async fn measure_datagram_throughput(
         last = Instant::now();
         first.get_or_insert(last);
     }
-    let stats = handle.stats(destination).expect("link stats");
-    assert_eq!(stats.sent_datagrams, count as u64);
-    let span = last - first.expect("at least one datagram");
-    ((count - 1) * size * 8) as f64 / span.as_secs_f64()
+    (first.expect("at least one datagram"), last)
 }
 
 /// Result of [`measure_goodput`].
@@ -355,24 +366,7 @@ pub async fn measure_shared_throughput(
     }
     let tasks: Vec<_> = receivers
         .into_iter()
-        .map(|receiver| {
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 65536];
-                let mut first = None;
-                let mut last = Instant::now();
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-                for i in 0..count {
-                    let len = tokio::time::timeout_at(deadline, receiver.recv(&mut buf))
-                        .await
-                        .unwrap_or_else(|_| panic!("datagram {i} of {count} missing after 10 s"))
-                        .expect("recv");
-                    assert_eq!(len, size);
-                    last = Instant::now();
-                    first.get_or_insert(last);
-                }
-                (first.expect("at least one datagram"), last)
-            })
-        })
+        .map(|receiver| tokio::spawn(async move { receive(&receiver, count, size).await }))
         .collect();
     let payload = vec![0x5au8; size];
     for _ in 0..count {

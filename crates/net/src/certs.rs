@@ -208,11 +208,7 @@ impl DeploymentCa {
     /// key belongs to the certificate.
     pub fn load(cert_path: &Path, key_path: &Path) -> Result<DeploymentCa, CertError> {
         let cert_der = load_cert(cert_path)?;
-        check_private_file(key_path)?;
-        let key_der = read_der(key_path, "PRIVATE KEY")?;
-        let key = KeyPair::try_from(key_der.as_slice()).map_err(|e| {
-            CertError::file(key_path, format!("not a usable PKCS#8 private key: {e}"))
-        })?;
+        let (key_der, key) = load_private_key(key_path)?;
         check_key_matches(&cert_der, &key, cert_path, key_path)?;
         let issuer = Issuer::from_ca_cert_der(&CertificateDer::from(cert_der.as_slice()), key)
             .map_err(|e| CertError::file(cert_path, format!("not a usable CA certificate: {e}")))?;
@@ -260,14 +256,20 @@ impl NodeCert {
     pub fn load(cert_path: &Path, key_path: &Path) -> Result<NodeCert, CertError> {
         let cert_der = load_cert(cert_path)?;
         node_name_from_cert(&cert_der).map_err(|e| CertError::file(cert_path, e))?;
-        check_private_file(key_path)?;
-        let key_der = read_der(key_path, "PRIVATE KEY")?;
-        let key = KeyPair::try_from(key_der.as_slice()).map_err(|e| {
-            CertError::file(key_path, format!("not a usable PKCS#8 private key: {e}"))
-        })?;
+        let (key_der, key) = load_private_key(key_path)?;
         check_key_matches(&cert_der, &key, cert_path, key_path)?;
         Ok(NodeCert { cert_der, key_der })
     }
+}
+
+/// Reads a private key file (PEM `PRIVATE KEY` or raw DER, readable by its owner only): its
+/// PKCS#8 DER and the key pair.
+fn load_private_key(key_path: &Path) -> Result<(Vec<u8>, KeyPair), CertError> {
+    check_private_file(key_path)?;
+    let key_der = read_der(key_path, "PRIVATE KEY")?;
+    let key = KeyPair::try_from(key_der.as_slice())
+        .map_err(|e| CertError::file(key_path, format!("not a usable PKCS#8 private key: {e}")))?;
+    Ok((key_der, key))
 }
 
 /// Reads a certificate file (PEM `CERTIFICATE` or raw DER) and checks that it parses.
@@ -491,14 +493,22 @@ mod tests {
         }
     }
 
+    /// A CA of deployment `name` and its node pbft-r1 saved as n.pem and n.key in a temporary
+    /// directory.
     #[cfg(unix)]
-    #[test]
-    fn keys_readable_by_others_are_refused_naming_the_file() {
+    fn saved_node(name: &str) -> (tempfile::TempDir, DeploymentCa, NodeCert, PathBuf, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
-        let ca = DeploymentCa::generate("modes").unwrap();
+        let ca = DeploymentCa::generate(name).unwrap();
         let node = ca.issue("pbft-r1").unwrap();
         let (cert, key) = (dir.path().join("n.pem"), dir.path().join("n.key"));
         node.save(&cert, &key).unwrap();
+        (dir, ca, node, cert, key)
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn keys_readable_by_others_are_refused_naming_the_file() {
+        let (dir, ca, _node, cert, key) = saved_node("modes");
         assert!(NodeCert::load(&cert, &key).is_ok());
         for mode in [0o640, 0o604, 0o660, 0o606] {
             set_mode(&key, mode);
@@ -524,11 +534,7 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn keys_are_written_to_new_files_only_never_through_links() {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = DeploymentCa::generate("write").unwrap();
-        let node = ca.issue("pbft-r1").unwrap();
-        let (cert, key) = (dir.path().join("n.pem"), dir.path().join("n.key"));
-        node.save(&cert, &key).unwrap();
+        let (dir, ca, node, cert, key) = saved_node("write");
         // An existing file is not truncated or overwritten.
         let again = ca.issue("pbft-r2").unwrap();
         let err = again.save(&cert, &key).unwrap_err().to_string();

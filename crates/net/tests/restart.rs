@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc as std_mpsc;
@@ -92,6 +92,23 @@ impl ChildNode {
             .unwrap()
     }
 
+    /// Waits, at most `within` for each line, for the first `n` lines `parse` accepts; fails
+    /// with `what` when a line does not come.
+    fn take<T>(
+        &self,
+        n: usize,
+        within: Duration,
+        what: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Vec<T> {
+        let mut found = Vec::with_capacity(n);
+        while found.len() < n {
+            let line = self.line(within).unwrap_or_else(|| panic!("{what}"));
+            found.extend(parse(&line));
+        }
+        found
+    }
+
     /// SIGKILL, and reap.
     fn kill(&mut self) {
         let _ = self.child.kill();
@@ -109,6 +126,81 @@ fn save_identity(dir: &Path, ca: &DeploymentCa, cert: &NodeCert) {
     save_cert(&dir.join("ca.pem"), ca.cert_der()).unwrap();
     cert.save(&dir.join("node.pem"), &dir.join("node.key"))
         .unwrap();
+}
+
+/// A runtime of one worker thread.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// What both restart cases start from: a CA, the child's identity saved in a temporary
+/// directory, a runtime for the node in this process, and a random loopback IP for both.
+struct Setup {
+    /// The child's role and name, and the name of its peer in this process.
+    role: &'static str,
+    child: &'static str,
+    me: &'static str,
+    dir: tempfile::TempDir,
+    ca: DeploymentCa,
+    rt: tokio::runtime::Runtime,
+    ip: IpAddr,
+}
+
+impl Setup {
+    /// None in a child process (which runs [`child_process`], not the restart cases).
+    fn new(
+        deployment: &str,
+        role: &'static str,
+        child: &'static str,
+        me: &'static str,
+    ) -> Option<Setup> {
+        if std::env::var(CHILD_ENV).is_ok() {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let ca = DeploymentCa::generate(deployment).unwrap();
+        save_identity(dir.path(), &ca, &ca.issue(child).unwrap());
+        Some(Setup {
+            role,
+            child,
+            me,
+            dir,
+            ca,
+            rt: runtime(),
+            ip: random_loopback_ip(),
+        })
+    }
+
+    /// The loopback IP with port 0: a free port.
+    fn any_port(&self) -> SocketAddr {
+        SocketAddr::new(self.ip, 0)
+    }
+
+    /// The config of the node in this process, on a free port.
+    fn config(&self) -> TransportConfig {
+        config(
+            self.me,
+            self.ca.issue(self.me).unwrap(),
+            self.ca.cert_der().to_vec(),
+            self.any_port(),
+        )
+    }
+
+    /// Starts the child bound to `bind`, with its peer (in this process) at `peer_addr`.
+    fn start(&self, bind: SocketAddr, peer_addr: SocketAddr) -> ChildNode {
+        ChildNode::start(
+            self.dir.path(),
+            self.role,
+            self.child,
+            bind,
+            self.me,
+            peer_addr,
+        )
+    }
 }
 
 fn config(name: &str, identity: NodeCert, ca: Vec<u8>, bind: SocketAddr) -> TransportConfig {
@@ -137,12 +229,7 @@ fn child_process() {
     let peer = steward_net::PeerName::from(env("CHILD_PEER").as_str());
     cfg.peers
         .insert(peer.clone(), env("CHILD_PEER_ADDR").parse().unwrap());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(run_child(&role, cfg, peer));
+    runtime().block_on(run_child(&role, cfg, peer));
 }
 
 /// `receiver`: prints `got <payload>` per message. `client`: sends `req <i>` to the peer every
@@ -179,35 +266,13 @@ fn index_of(line: &str, prefix: &str) -> Option<u64> {
 /// process well before the idle timeout, and the messages lost must be counted as dropped.
 #[test]
 fn sigkilled_replica_is_reachable_again_at_once() {
-    if std::env::var(CHILD_ENV).is_ok() {
+    let Some(setup) = Setup::new("restart", "receiver", "steward-s1.0", "steward-s0.0") else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let ca = DeploymentCa::generate("restart").unwrap();
-    let b_cert = ca.issue("steward-s1.0").unwrap();
-    save_identity(dir.path(), &ca, &b_cert);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    };
+    let rt = &setup.rt;
     let _guard = rt.enter();
-    let ip = random_loopback_ip();
-    let (a, _a_rx) = Transport::bind(config(
-        "steward-s0.0",
-        ca.issue("steward-s0.0").unwrap(),
-        ca.cert_der().to_vec(),
-        SocketAddr::new(ip, 0),
-    ))
-    .unwrap();
-    let mut b = ChildNode::start(
-        dir.path(),
-        "receiver",
-        "steward-s1.0",
-        SocketAddr::new(ip, 0),
-        "steward-s0.0",
-        a.local_addr(),
-    );
+    let (a, _a_rx) = Transport::bind(setup.config()).unwrap();
+    let mut b = setup.start(setup.any_port(), a.local_addr());
     let b_addr = b.ready();
     let b_name = steward_net::PeerName::from("steward-s1.0");
     a.set_peer_addr(b_name.clone(), b_addr);
@@ -224,13 +289,15 @@ fn sigkilled_replica_is_reachable_again_at_once() {
             }
         })
     };
-    let mut received = BTreeSet::new();
-    while received.len() < 50 {
-        let line = b
-            .line(Duration::from_secs(10))
-            .expect("no message before the kill");
-        received.extend(index_of(&line, "got m "));
-    }
+    let mut received: BTreeSet<u64> = b
+        .take(
+            50,
+            Duration::from_secs(10),
+            "no message before the kill",
+            |line| index_of(line, "got m "),
+        )
+        .into_iter()
+        .collect();
     b.kill();
     let killed = Instant::now();
     // Whatever the dead process printed before it died.
@@ -239,24 +306,15 @@ fn sigkilled_replica_is_reachable_again_at_once() {
     }
     let last_before = *received.last().unwrap();
 
-    let b2 = ChildNode::start(
-        dir.path(),
-        "receiver",
-        "steward-s1.0",
-        b_addr,
-        "steward-s0.0",
-        a.local_addr(),
-    );
+    let b2 = setup.start(b_addr, a.local_addr());
     assert_eq!(b2.ready(), b_addr);
     let started = Instant::now();
-    let first = loop {
-        let line = b2
-            .line(RECOVERY_BOUND)
-            .expect("no message reached the restarted replica");
-        if let Some(i) = index_of(&line, "got m ") {
-            break i;
-        }
-    };
+    let first = b2.take(
+        1,
+        RECOVERY_BOUND,
+        "no message reached the restarted replica",
+        |line| index_of(line, "got m "),
+    )[0];
     let recovery = started.elapsed();
     let since_kill = killed.elapsed();
     // Let a few more arrive so the counters have settled past the gap.
@@ -298,26 +356,12 @@ fn sigkilled_replica_is_reachable_again_at_once() {
 /// dead connection until it times out.
 #[test]
 fn sigkilled_client_gets_replies_again_at_once() {
-    if std::env::var(CHILD_ENV).is_ok() {
+    let Some(setup) = Setup::new("client-restart", "client", "client-3", "pbft-r0") else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let ca = DeploymentCa::generate("client-restart").unwrap();
-    let c_cert = ca.issue("client-3").unwrap();
-    save_identity(dir.path(), &ca, &c_cert);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    };
+    let rt = &setup.rt;
     let _guard = rt.enter();
-    let ip = random_loopback_ip();
-    let mut cfg = config(
-        "pbft-r0",
-        ca.issue("pbft-r0").unwrap(),
-        ca.cert_der().to_vec(),
-        SocketAddr::new(ip, 0),
-    );
+    let mut cfg = setup.config();
     cfg.allowed_peers
         .insert(steward_net::PeerName::from("client-3"));
     let (replica, mut rx) = Transport::bind(cfg).unwrap();
@@ -334,44 +378,28 @@ fn sigkilled_client_gets_replies_again_at_once() {
             }
         })
     };
-    let mut c = ChildNode::start(
-        dir.path(),
-        "client",
-        "client-3",
-        SocketAddr::new(ip, 0),
-        "pbft-r0",
-        replica.local_addr(),
-    );
+    let mut c = setup.start(setup.any_port(), replica.local_addr());
     let c_addr = c.ready();
-    let mut replies = 0;
-    while replies < 20 {
-        let line = c
-            .line(Duration::from_secs(10))
-            .expect("no reply before the kill");
-        replies += usize::from(line.starts_with("got re req "));
-    }
+    let reply = |line: &str| line.starts_with("got re req ").then_some(());
+    c.take(
+        20,
+        Duration::from_secs(10),
+        "no reply before the kill",
+        reply,
+    );
     c.kill();
     // The replica keeps answering into the old connection for a while: the client's last
     // requests were in flight.
-    let c2 = ChildNode::start(
-        dir.path(),
-        "client",
-        "client-3",
-        SocketAddr::new(ip, 0),
-        "pbft-r0",
-        replica.local_addr(),
-    );
+    let c2 = setup.start(setup.any_port(), replica.local_addr());
     let c2_addr = c2.ready();
     assert_ne!(c2_addr, c_addr, "the new client must use another port");
     let started = Instant::now();
-    loop {
-        let line = c2
-            .line(RECOVERY_BOUND)
-            .expect("no reply reached the restarted client");
-        if line.starts_with("got re req ") {
-            break;
-        }
-    }
+    c2.take(
+        1,
+        RECOVERY_BOUND,
+        "no reply reached the restarted client",
+        reply,
+    );
     let recovery = started.elapsed();
     let stats = replica
         .stats(&steward_net::PeerName::from("client-3"))

@@ -40,6 +40,15 @@ struct Burst {
     count: usize,
 }
 
+fn burst(at: Duration, to: ProcId, size: usize, count: usize) -> Burst {
+    Burst {
+        at,
+        to,
+        size,
+        count,
+    }
+}
+
 const PERIODIC: u64 = u64::MAX;
 
 /// A scripted process: bursts, a periodic sender, an optional echo, a CPU cost per message, and
@@ -187,6 +196,22 @@ fn topology(lan: &str, wan: &str, sites: usize) -> Topology {
     Topology::from_toml_str(&text, "inline.toml").expect("valid test topology")
 }
 
+/// A node that sends `bursts` and nothing else.
+fn sender(bursts: Vec<Burst>) -> Box<Node> {
+    Box::new(Node {
+        bursts,
+        ..Node::default()
+    })
+}
+
+/// A node that sends back every message it receives.
+fn echo() -> Box<Node> {
+    Box::new(Node {
+        echo: true,
+        ..Node::default()
+    })
+}
+
 fn node(sim: &Sim<Msg>, id: ProcId) -> &Node {
     sim.process_as::<Node>(id).expect("a Node")
 }
@@ -205,38 +230,10 @@ fn one_way_latency_and_rtt_are_as_configured() {
     let mut sim = new_sim(&topo, SimConfig::with_seed(SEED));
     let a = sim.add_process(
         SiteId(0),
-        Box::new(Node {
-            bursts: vec![
-                Burst {
-                    at: ms(0),
-                    to: 1,
-                    size: 1000,
-                    count: 1,
-                },
-                Burst {
-                    at: ms(1000),
-                    to: 2,
-                    size: 1000,
-                    count: 1,
-                },
-            ],
-            ..Node::default()
-        }),
+        sender(vec![burst(ms(0), 1, 1000, 1), burst(ms(1000), 2, 1000, 1)]),
     );
-    let b = sim.add_process(
-        SiteId(1),
-        Box::new(Node {
-            echo: true,
-            ..Node::default()
-        }),
-    );
-    let c = sim.add_process(
-        SiteId(0),
-        Box::new(Node {
-            echo: true,
-            ..Node::default()
-        }),
-    );
+    let b = sim.add_process(SiteId(1), echo());
+    let c = sim.add_process(SiteId(0), echo());
     sim.run_until(ms(2000)).unwrap();
 
     let wan_one_way = lan.transmission_time(1000) + wan.transmission_time(1000) + wan.latency;
@@ -274,18 +271,7 @@ fn back_to_back_messages_arrive_at_the_link_rate() {
     let mut sim = new_sim(&topo, SimConfig::with_seed(SEED));
     let n = 50;
     // 1250 bytes at 10 Mbit/s: 1 ms each, so 1000 messages per second; 10 µs each on the LAN.
-    let a = sim.add_process(
-        SiteId(0),
-        Box::new(Node {
-            bursts: vec![Burst {
-                at: ms(0),
-                to: 1,
-                size: 1250,
-                count: n,
-            }],
-            ..Node::default()
-        }),
-    );
+    let a = sim.add_process(SiteId(0), sender(vec![burst(ms(0), 1, 1250, n)]));
     let b = sim.add_process(SiteId(1), Box::new(Node::default()));
     sim.run_until(ms(1000)).unwrap();
     let arrivals = node(&sim, b).arrivals_from(a);
@@ -308,18 +294,7 @@ fn two_senders(sender_sites: [u16; 2], n: usize) -> Vec<Duration> {
     let topo = topology(LAN, WAN, 3);
     let mut sim = new_sim(&topo, SimConfig::with_seed(SEED));
     for site in sender_sites {
-        sim.add_process(
-            SiteId(site),
-            Box::new(Node {
-                bursts: vec![Burst {
-                    at: ms(0),
-                    to: 2,
-                    size: 1250,
-                    count: n,
-                }],
-                ..Node::default()
-            }),
-        );
+        sim.add_process(SiteId(site), sender(vec![burst(ms(0), 2, 1250, n)]));
     }
     let r = sim.add_process(SiteId(1), Box::new(Node::default()));
     sim.run_until(ms(1000)).unwrap();
@@ -350,18 +325,7 @@ fn queues_drop_tail_at_their_limit() {
         ..SimConfig::with_seed(SEED)
     };
     let mut sim = new_sim(&topo, config);
-    let a = sim.add_process(
-        SiteId(0),
-        Box::new(Node {
-            bursts: vec![Burst {
-                at: ms(0),
-                to: 1,
-                size: 1250,
-                count: 100,
-            }],
-            ..Node::default()
-        }),
-    );
+    let a = sim.add_process(SiteId(0), sender(vec![burst(ms(0), 1, 1250, 100)]));
     let b = sim.add_process(SiteId(1), Box::new(Node::default()));
     sim.run_until(ms(1000)).unwrap();
     let seqs: Vec<u64> = node(&sim, b).received.iter().map(|r| r.2).collect();
@@ -379,18 +343,7 @@ fn queues_drop_tail_at_their_limit() {
         ..SimConfig::with_seed(SEED)
     };
     let mut sim = new_sim(&topo, config);
-    sim.add_process(
-        SiteId(0),
-        Box::new(Node {
-            bursts: vec![Burst {
-                at: ms(0),
-                to: 1,
-                size: 1250,
-                count: 100,
-            }],
-            ..Node::default()
-        }),
-    );
+    sim.add_process(SiteId(0), sender(vec![burst(ms(0), 1, 1250, 100)]));
     let c = sim.add_process(SiteId(0), Box::new(Node::default()));
     assert_eq!(c, 1);
     sim.run_until(ms(1000)).unwrap();
@@ -407,21 +360,8 @@ fn loss_probability_is_roughly_honoured() {
         2,
     );
     let mut sim = new_sim(&topo, SimConfig::with_seed(SEED));
-    let bursts = (0..10)
-        .map(|i| Burst {
-            at: ms(100 * i),
-            to: 1,
-            size: 100,
-            count: 1000,
-        })
-        .collect();
-    sim.add_process(
-        SiteId(0),
-        Box::new(Node {
-            bursts,
-            ..Node::default()
-        }),
-    );
+    let bursts = (0..10).map(|i| burst(ms(100 * i), 1, 100, 1000)).collect();
+    sim.add_process(SiteId(0), sender(bursts));
     let b = sim.add_process(SiteId(1), Box::new(Node::default()));
     sim.run_until(ms(2000)).unwrap();
     let got = node(&sim, b).received.len() as f64 / 10_000.0;
@@ -437,20 +377,9 @@ fn stream(config: SimConfig, n: usize, wan: &str) -> (Vec<u64>, steward_sim::Net
     let topo = topology(LAN, wan, 2);
     let mut sim = new_sim(&topo, config);
     let bursts = (0..n as u64)
-        .map(|i| Burst {
-            at: us(100 * i),
-            to: 1,
-            size: 100,
-            count: 1,
-        })
+        .map(|i| burst(us(100 * i), 1, 100, 1))
         .collect();
-    sim.add_process(
-        SiteId(0),
-        Box::new(Node {
-            bursts,
-            ..Node::default()
-        }),
-    );
+    sim.add_process(SiteId(0), sender(bursts));
     let b = sim.add_process(SiteId(1), Box::new(Node::default()));
     sim.run_until(ms(5000)).unwrap();
     let seqs = node(&sim, b).received.iter().map(|r| r.2).collect();
@@ -513,21 +442,8 @@ fn jitter_stays_within_bounds_and_depends_on_the_seed() {
     let topo = topology(LAN, wan, 2);
     let run = |seed: u64| {
         let mut sim = new_sim(&topo, SimConfig::with_seed(seed));
-        let bursts = (0..200)
-            .map(|i| Burst {
-                at: ms(10 * i),
-                to: 1,
-                size: 100,
-                count: 1,
-            })
-            .collect();
-        sim.add_process(
-            SiteId(0),
-            Box::new(Node {
-                bursts,
-                ..Node::default()
-            }),
-        );
+        let bursts = (0..200).map(|i| burst(ms(10 * i), 1, 100, 1)).collect();
+        sim.add_process(SiteId(0), sender(bursts));
         let b = sim.add_process(SiteId(1), Box::new(Node::default()));
         sim.run_until(ms(5000)).unwrap();
         let one_way: Vec<Duration> = node(&sim, b)
@@ -608,18 +524,7 @@ fn charged_cpu_delays_outputs_and_queues_inputs() {
     let topo = topology(LAN, WAN, 1);
     let lan = *topo.link(SiteId(0), SiteId(0));
     let mut sim = new_sim(&topo, SimConfig::with_seed(SEED));
-    let client = sim.add_process(
-        SiteId(0),
-        Box::new(Node {
-            bursts: vec![Burst {
-                at: ms(0),
-                to: 1,
-                size: 1250,
-                count: 3,
-            }],
-            ..Node::default()
-        }),
-    );
+    let client = sim.add_process(SiteId(0), sender(vec![burst(ms(0), 1, 1250, 3)]));
     let server = sim.add_process(
         SiteId(0),
         Box::new(Node {
@@ -709,13 +614,7 @@ fn warmup_excludes_early_records_and_traffic() {
         ..SimConfig::with_seed(SEED)
     };
     let mut sim = new_sim(&topo, config);
-    let server = sim.add_process(
-        SiteId(0),
-        Box::new(Node {
-            echo: true,
-            ..Node::default()
-        }),
-    );
+    let server = sim.add_process(SiteId(0), echo());
     let client = sim.add_process(
         SiteId(0),
         Box::new(Client {
@@ -752,23 +651,10 @@ fn link_changes_apply_from_their_time() {
     let mut sim = new_sim(&topo, SimConfig::with_seed(SEED));
     let a = sim.add_process(
         SiteId(0),
-        Box::new(Node {
-            bursts: vec![
-                Burst {
-                    at: ms(500),
-                    to: 1,
-                    size: 1250,
-                    count: 1,
-                },
-                Burst {
-                    at: ms(1500),
-                    to: 1,
-                    size: 1250,
-                    count: 1,
-                },
-            ],
-            ..Node::default()
-        }),
+        sender(vec![
+            burst(ms(500), 1, 1250, 1),
+            burst(ms(1500), 1, 1250, 1),
+        ]),
     );
     let b = sim.add_process(SiteId(1), Box::new(Node::default()));
     let slow = LinkParams {
@@ -837,20 +723,8 @@ fn event_limit_stops_a_runaway_run() {
         ..SimConfig::with_seed(SEED)
     };
     let mut sim = new_sim(&topo, config);
-    let a = sim.add_process(
-        SiteId(0),
-        Box::new(Node {
-            echo: true,
-            ..Node::default()
-        }),
-    );
-    let b = sim.add_process(
-        SiteId(0),
-        Box::new(Node {
-            echo: true,
-            ..Node::default()
-        }),
-    );
+    let a = sim.add_process(SiteId(0), echo());
+    let b = sim.add_process(SiteId(0), echo());
     sim.inject(ms(0), a, b, Msg { seq: 0, size: 10 });
     let err = sim.run_until(ms(10_000)).unwrap_err();
     assert!(matches!(

@@ -746,35 +746,24 @@ async fn without_shared_queues_each_destination_has_its_own() {
     assert!(total >= 10, "admitted {total}");
 }
 
-fn three_site_topology(model: &str) -> Topology {
-    let text = format!(
-        r#"
-name = "three-sites"
-[lan]
-latency_ms = 0.1
-bandwidth = "1Gbps"
-[wan]
-model = "{model}"
-[wan.default]
-latency_ms = 1
-bandwidth = "1Mbps"
-[[site]]
-name = "a"
-f = 0
-servers = 1
-[[site]]
-name = "b"
-f = 0
-servers = 1
-[[site]]
-name = "c"
-f = 0
-servers = 1
-[pbft]
-servers_per_site = {{ a = 1 }}
-"#
+/// Sites a, b and c of one server each, with `wan` as the body of the `[wan]` table.
+fn three_sites(name: &str, wan: &str) -> Topology {
+    let mut text = format!(
+        "name = \"{name}\"\n[lan]\nlatency_ms = 0.1\nbandwidth = \"1Gbps\"\n[wan]\n{wan}\n"
     );
-    Topology::from_toml_str(&text, "three-sites").unwrap()
+    for site in ["a", "b", "c"] {
+        text += &format!("[[site]]\nname = \"{site}\"\nf = 0\nservers = 1\n");
+    }
+    text += "[pbft]\nservers_per_site = { a = 1 }\n";
+    Topology::from_toml_str(&text, name).unwrap()
+}
+
+/// Sites a, b and c, 1 ms apart at 1 Mbit/s, with the WAN queue model `model`.
+fn three_site_topology(model: &str) -> Topology {
+    three_sites(
+        "three-sites",
+        &format!("model = \"{model}\"\n[wan.default]\nlatency_ms = 1\nbandwidth = \"1Mbps\""),
+    )
 }
 
 /// Sends 20 datagrams to each of two WAN destinations (sites 1 and 2) and 4 to a LAN one;
@@ -866,25 +855,9 @@ async fn shared_queue_site_out_of_range_is_an_error() {
 /// site's WAN links; peers keep their per-pair link parameters.
 #[test]
 fn shared_config_from_topology() {
-    let text = r#"
-name = "uneven"
-[lan]
-latency_ms = 0.1
-bandwidth = "1Gbps"
-[wan]
-model = "site-uplink"
-[[site]]
-name = "a"
-f = 0
-servers = 1
-[[site]]
-name = "b"
-f = 0
-servers = 1
-[[site]]
-name = "c"
-f = 0
-servers = 1
+    let topology = three_sites(
+        "uneven",
+        r#"model = "site-uplink"
 [[wan.link]]
 between = ["a", "b"]
 latency_ms = 10
@@ -896,11 +869,8 @@ bandwidth = "5Mbps"
 [[wan.link]]
 between = ["b", "c"]
 latency_ms = 30
-bandwidth = "3Mbps"
-[pbft]
-servers_per_site = { a = 1 }
-"#;
-    let topology = Topology::from_toml_str(text, "uneven").unwrap();
+bandwidth = "3Mbps""#,
+    );
     let b: SocketAddr = "[::ffff:127.0.0.21]:4000".parse().unwrap();
     let c: SocketAddr = "127.0.0.31:4000".parse().unwrap();
     let (_dir, path) = queue_file(3);
