@@ -8,33 +8,11 @@ use bft_core::{Node, NodeId, Output};
 
 use crate::client::Client;
 use crate::msg::Message;
-use crate::replica::{Action, Dest, Replica};
+use crate::replica::Replica;
 
-fn node_id(d: Dest) -> NodeId {
-    match d {
-        Dest::Replica(i) => NodeId::Replica(i),
-        Dest::Client(c) => NodeId::Client(c),
-    }
-}
-
-/// PBFT's address of a node; Steward servers are no PBFT nodes.
-fn dest(id: NodeId) -> Option<Dest> {
-    match id {
-        NodeId::Replica(i) => Some(Dest::Replica(i)),
-        NodeId::Client(c) => Some(Dest::Client(c)),
-        NodeId::Server(_) => None,
-    }
-}
-
-fn replica_outputs(actions: Vec<Action>, out: &mut Vec<Output<Message>>) {
-    out.extend(actions.into_iter().map(|a| match a {
-        Action::Send { to, env } => Output::Send {
-            to: node_id(to),
-            env,
-        },
-        Action::Timer { after, token } => Output::Timer { after, token },
-        Action::Executed(e) => Output::Executed(e),
-    }));
+/// Whether `from` can be a node of PBFT at all (the other protocol's replicas cannot).
+fn is_own_kind(from: NodeId) -> bool {
+    !matches!(from, NodeId::Server(_))
 }
 
 impl Node for Replica {
@@ -45,7 +23,7 @@ impl Node for Replica {
     }
 
     fn start(&mut self, now: Duration, out: &mut Vec<Output<Message>>) {
-        replica_outputs(Replica::start(self, now), out);
+        out.extend(Replica::start(self, now));
     }
 
     fn on_message(
@@ -55,13 +33,13 @@ impl Node for Replica {
         msg: &Message,
         out: &mut Vec<Output<Message>>,
     ) {
-        if let Some(from) = dest(from) {
-            replica_outputs(Replica::on_message(self, now, from, msg), out);
+        if is_own_kind(from) {
+            out.extend(Replica::on_message(self, now, from, msg));
         }
     }
 
     fn on_timer(&mut self, now: Duration, token: u64, out: &mut Vec<Output<Message>>) {
-        replica_outputs(Replica::on_timer(self, now, token), out);
+        out.extend(Replica::on_timer(self, now, token));
     }
 
     fn crypto_counters(&self) -> CryptoCounters {
@@ -102,7 +80,7 @@ impl Node for Client {
         msg: &Message,
         out: &mut Vec<Output<Message>>,
     ) {
-        if let Some(from) = dest(from) {
+        if is_own_kind(from) {
             out.extend(Client::on_message(self, now, from, msg));
         }
     }

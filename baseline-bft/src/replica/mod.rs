@@ -34,38 +34,14 @@ use crate::state::ServiceState;
 
 pub use hook::PrimaryHook;
 
-/// Where a message goes (or comes from).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Dest {
-    /// PBFT replica `i` (0-based, numbered as in the topology's `[pbft]` placement).
-    Replica(u32),
-    /// A client.
-    Client(ClientId),
-}
+/// A destination or sender: any node of either protocol (the protocol-neutral [`NodeId`]).
+pub use bft_core::NodeId as Dest;
 
 /// One executed update, reported for the safety checker.
 pub use bft_core::Executed;
 
-/// What the replica asks its driver to do.
-#[derive(Clone, Debug)]
-pub enum Action {
-    /// Send a message.
-    Send {
-        /// Destination.
-        to: Dest,
-        /// The message and its size.
-        env: Envelope,
-    },
-    /// Call [`Replica::on_timer`] with `token` after `after`.
-    Timer {
-        /// Delay.
-        after: Duration,
-        /// Token to hand back.
-        token: u64,
-    },
-    /// An update was executed.
-    Executed(Executed),
-}
+/// What the replica asks its driver to do: the outputs every protocol node produces.
+pub type Action = bft_core::Output<crate::msg::Message>;
 
 /// Static configuration of one replica.
 #[derive(Clone, Debug)]

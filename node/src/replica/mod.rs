@@ -31,37 +31,13 @@ use crate::msg::{
     Update,
 };
 
-/// Where a message goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Dest {
-    /// A Steward server.
-    Server(ServerId),
-    /// A client.
-    Client(ClientId),
-}
+/// A destination or sender: any node of either protocol (the protocol-neutral [`NodeId`]).
+pub use bft_core::NodeId as Dest;
 
 pub use bft_core::Executed;
 
-/// What the replica asks its driver to do.
-#[derive(Clone, Debug)]
-pub enum Action {
-    /// Send a message.
-    Send {
-        /// Destination.
-        to: Dest,
-        /// The message and its size.
-        env: Envelope,
-    },
-    /// Call [`Replica::on_timer`] with `token` after `after`.
-    Timer {
-        /// Delay.
-        after: Duration,
-        /// Token to hand back.
-        token: u64,
-    },
-    /// An update was executed.
-    Executed(Executed),
-}
+/// What the replica asks its driver to do: the outputs every protocol node produces.
+pub type Action = bft_core::Output<crate::msg::Message>;
 
 /// What the leader-site representative does with the next fresh slot (see
 /// [`SequencerHook::next_slot`]).
