@@ -422,21 +422,4 @@ impl Keys {
 #[cfg(test)]
 mod tests;
 
-impl bft_harness::testing::WorldSpec for PbftWorldConfig {
-    type World = PbftWorld;
-    fn seed(&self) -> u64 {
-        self.sim.seed
-    }
-    fn build(self) -> Result<PbftWorld, SimError> {
-        PbftWorld::build(self)
-    }
-}
-
-impl bft_harness::testing::SimWorld for PbftWorld {
-    fn run_until(&mut self, t: Duration) -> Result<(), SimError> {
-        PbftWorld::run_until(self, t)
-    }
-    fn report(&self) -> RunReport {
-        PbftWorld::report(self)
-    }
-}
+bft_harness::sim_world!(PbftWorld, PbftWorldConfig);

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use steward_config::Topology;
-use steward_sim::{SimConfig, SimError};
+use steward_sim::SimConfig;
+pub use steward_sim::SimError;
 
 use crate::report::RunReport;
 
@@ -25,6 +26,36 @@ pub trait SimWorld {
     fn run_until(&mut self, t: Duration) -> Result<(), SimError>;
     /// Summarises the measurement window.
     fn report(&self) -> RunReport;
+}
+
+/// Implements [`WorldSpec`] for a protocol's world configuration and [`SimWorld`] for its world,
+/// forwarding to their inherent `build`, `run_until` and `report` (the configuration has a
+/// `sim: SimConfig` field).
+#[macro_export]
+macro_rules! sim_world {
+    ($world:ty, $config:ty) => {
+        impl $crate::testing::WorldSpec for $config {
+            type World = $world;
+            fn seed(&self) -> u64 {
+                self.sim.seed
+            }
+            fn build(self) -> Result<$world, $crate::testing::SimError> {
+                <$world>::build(self)
+            }
+        }
+
+        impl $crate::testing::SimWorld for $world {
+            fn run_until(
+                &mut self,
+                t: std::time::Duration,
+            ) -> Result<(), $crate::testing::SimError> {
+                <$world>::run_until(self, t)
+            }
+            fn report(&self) -> $crate::RunReport {
+                <$world>::report(self)
+            }
+        }
+    };
 }
 
 /// Builds `cfg` and runs it for `secs` virtual seconds; panics naming the seed on an error.

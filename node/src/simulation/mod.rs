@@ -483,21 +483,4 @@ mod tests;
 #[cfg(test)]
 mod redteam;
 
-impl bft_harness::testing::WorldSpec for WorldConfig {
-    type World = World;
-    fn seed(&self) -> u64 {
-        self.sim.seed
-    }
-    fn build(self) -> Result<World, SimError> {
-        World::build(self)
-    }
-}
-
-impl bft_harness::testing::SimWorld for World {
-    fn run_until(&mut self, t: Duration) -> Result<(), SimError> {
-        World::run_until(self, t)
-    }
-    fn report(&self) -> RunReport {
-        World::report(self)
-    }
-}
+bft_harness::sim_world!(World, WorldConfig);
