@@ -251,7 +251,7 @@ proptest! {
         let w = world();
         let mut r = replica(&w, 1);
         let from = if from < 4 { Dest::Replica(from) } else { Dest::Client(from) };
-        r.on_bytes(T, from, &bytes);
+        bft_core::deliver_bytes(&mut r, T, from, &bytes, &mut Vec::new());
     }
 
     /// Valid traffic with one byte changed (so well-formed but wrong fields: huge sequence
@@ -270,7 +270,7 @@ proptest! {
                 r.on_message(T, Dest::Replica(*j), m);
             }
         }
-        r.on_bytes(T, Dest::Replica(*from), &bytes);
+        bft_core::deliver_bytes(&mut r, T, Dest::Replica(*from), &bytes, &mut Vec::new());
         r.on_timer(T * 100, 1 << 56);
     }
 }

@@ -174,3 +174,22 @@ pub fn deliver_self_sends<N: Node + ?Sized>(
         }
     }
 }
+
+/// Decodes `bytes` received from `from` and hands the message to `node`. Returns false, with
+/// nothing handled, when they are not a message of the node's protocol (the caller counts and
+/// drops them). The runtime adapter uses it for every input; tests use it to feed raw bytes.
+pub fn deliver_bytes<N: Node + ?Sized>(
+    node: &mut N,
+    now: Duration,
+    from: NodeId,
+    bytes: &[u8],
+    out: &mut Vec<Output<N::Msg>>,
+) -> bool {
+    match N::Msg::decode(bytes) {
+        Ok(msg) => {
+            node.on_message(now, from, &msg, out);
+            true
+        }
+        Err(_) => false,
+    }
+}

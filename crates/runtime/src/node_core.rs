@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use bft_core::{deliver_self_sends, Node, NodeId, Output, Wire};
+use bft_core::{deliver_bytes, deliver_self_sends, Node, NodeId, Output};
 
 use crate::core::{Core, Effect};
 use crate::NodeKind;
@@ -84,11 +84,9 @@ where
         bytes: &[u8],
         out: &mut Vec<Effect>,
     ) -> bool {
-        let Ok(msg) = N::Msg::decode(bytes) else {
+        if !deliver_bytes(&mut self.node, now, from.into(), bytes, &mut self.outputs) {
             return false;
-        };
-        self.node
-            .on_message(now, from.into(), &msg, &mut self.outputs);
+        }
         self.emit(now, out);
         true
     }

@@ -499,17 +499,6 @@ impl Replica {
         std::mem::take(&mut self.out)
     }
 
-    /// Decode and handle raw bytes; malformed input is counted and dropped.
-    pub fn on_bytes(&mut self, now: Duration, from: Dest, bytes: &[u8]) -> Vec<Action> {
-        match Message::decode(bytes) {
-            Ok(m) => self.on_message(now, from, &m),
-            Err(_) => {
-                self.stats.dropped_invalid += 1;
-                Vec::new()
-            }
-        }
-    }
-
     /// Handle a timer.
     pub fn on_timer(&mut self, now: Duration, token: u64) -> Vec<Action> {
         self.now = now;

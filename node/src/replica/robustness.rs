@@ -61,7 +61,7 @@ proptest! {
         from in any::<u32>(),
     ) {
         let mut r = replica(ServerId::new(SiteId(0), 1));
-        r.on_bytes(T, sender(from), &bytes);
+        bft_core::deliver_bytes(&mut r, T, sender(from), &bytes, &mut Vec::new());
         r.on_timer(T * 10, 1);
     }
 
@@ -78,7 +78,7 @@ proptest! {
         bytes[p] = val;
         for id in [ServerId::new(SiteId(0), 0), ServerId::new(SiteId(1), 1)] {
             let mut r = replica(id);
-            r.on_bytes(T, sender(from), &bytes);
+            bft_core::deliver_bytes(&mut r, T, sender(from), &bytes, &mut Vec::new());
             r.on_timer(T * 10, 1);
         }
     }
