@@ -146,3 +146,21 @@ fn junk_snapshot_votes_do_not_block_state_transfer() {
     assert_eq!(r.global_aru(), 64, "f+1 genuine votes install the snapshot");
     assert_eq!(r.stats().state_transfers, 1);
 }
+
+/// A peer that is no Steward node (a PBFT replica name) gets nothing through the `Node`
+/// interface both drivers use: no output, no state change, for every message kind.
+#[test]
+fn other_protocols_nodes_are_ignored() {
+    use bft_core::{Node, NodeId};
+    for id in [ServerId::new(SiteId(0), 0), ServerId::new(SiteId(1), 1)] {
+        let mut r = replica(id);
+        let before = r.stats().clone();
+        for m in samples() {
+            let mut out = Vec::new();
+            Node::on_message(&mut r, T, NodeId::Replica(0), &m, &mut out);
+            assert!(out.is_empty(), "{id}: {} from a flat replica had effects", m.kind());
+        }
+        assert_eq!(r.stats(), &before, "{id}: state moved");
+        assert_eq!(r.global_aru(), 0);
+    }
+}
