@@ -158,7 +158,11 @@ fn other_protocols_nodes_are_ignored() {
         for m in samples() {
             let mut out = Vec::new();
             Node::on_message(&mut r, T, NodeId::Replica(0), &m, &mut out);
-            assert!(out.is_empty(), "{id}: {} from a flat replica had effects", m.kind());
+            assert!(
+                out.is_empty(),
+                "{id}: {} from a flat replica had effects",
+                m.kind()
+            );
         }
         assert_eq!(r.stats(), &before, "{id}: state moved");
         assert_eq!(r.global_aru(), 0);
