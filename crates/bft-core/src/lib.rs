@@ -9,6 +9,7 @@
 
 pub mod codec;
 pub mod crypto;
+pub mod durable;
 pub mod kv;
 pub mod node;
 pub mod request;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use steward_config::ServerId;
 
 use crate::crypto::CryptoCounters;
+use crate::durable::{Store, Write};
 use crate::request::{ClientId, Digest};
 use crate::wire::{Envelope, Wire};
 
@@ -82,6 +83,9 @@ pub enum Output<M> {
     },
     /// A client rejected a reply (a correct replica never causes one).
     BadReply(&'static str),
+    /// Change the node's durable store. The driver makes every write of a step durable
+    /// before it transmits any message of that step (see [`crate::durable`]).
+    Persist(Write),
 }
 
 /// A sans-IO protocol participant: inputs in, [`Output`]s out. `now` is the driver's clock.
@@ -90,6 +94,10 @@ pub trait Node {
     type Msg: Wire;
     /// Who this node is.
     fn id(&self) -> NodeId;
+    /// Restores what the node persisted before it crashed (called once, before
+    /// [`Node::start`], when the driver has a store from an earlier run). The default keeps
+    /// nothing: a node that persists nothing has nothing to restore.
+    fn recover(&mut self, _store: &Store) {}
     /// First outputs (timers, initial sends).
     fn start(&mut self, now: Duration, out: &mut Vec<Output<Self::Msg>>);
     /// A decoded message from `from` (authenticated by the transport).
@@ -120,6 +128,9 @@ impl<N: Node + ?Sized> Node for Box<N> {
     type Msg = N::Msg;
     fn id(&self) -> NodeId {
         (**self).id()
+    }
+    fn recover(&mut self, store: &Store) {
+        (**self).recover(store)
     }
     fn start(&mut self, now: Duration, out: &mut Vec<Output<Self::Msg>>) {
         (**self).start(now, out)

@@ -223,6 +223,9 @@ impl<N: Node + 'static> NodeProc<N> {
                         }
                     }
                 }
+                // A simulated process keeps no disk: only the crash-restart wrapper
+                // (`faults::Restart`) keeps what its node persists.
+                Output::Persist(_) => {}
                 Output::BadReply(why) => {
                     let book = &self.shared.book;
                     if let (Some(p), bft_core::NodeId::Client(c)) = (from, me) {

@@ -40,6 +40,8 @@ pub enum Effect {
     },
     /// A client rejected a reply (a correct replica never causes one).
     BadReply(&'static str),
+    /// Make this write durable before any message of the same step is sent.
+    Persist(bft_core::durable::Write),
 }
 
 /// A sans-IO protocol participant. `now` is the time since the driver started.

@@ -62,6 +62,7 @@ impl<N: Node> NodeCore<N> {
                 Output::Executed(_) => out.push(Effect::Executed),
                 Output::Completed { latency, .. } => out.push(Effect::Completed { latency }),
                 Output::BadReply(why) => out.push(Effect::BadReply(why)),
+                Output::Persist(w) => out.push(Effect::Persist(w)),
                 Output::Proposed(_) => {}
             }
         }

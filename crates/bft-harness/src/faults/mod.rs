@@ -10,6 +10,7 @@
 mod corrupt_shares;
 mod crash;
 mod drop_inbound;
+mod restart;
 mod tamper;
 mod withhold;
 
@@ -19,6 +20,7 @@ pub(crate) mod fake;
 pub use corrupt_shares::CorruptShares;
 pub use crash::Crash;
 pub use drop_inbound::DropInbound;
+pub use restart::{CrashPoint, Outage, Restart};
 pub use tamper::{Tamper, Tampering};
 pub use withhold::Withhold;
 
