@@ -203,7 +203,7 @@ impl<N: Node> Node for Restart<N> {
         self.step(now, out, |n, out| n.on_timer(now, inner_token, out));
     }
     fn crypto_counters(&self) -> CryptoCounters {
-        let mut c = self.spent.clone();
+        let mut c = self.spent;
         if let Some(n) = &self.inner {
             for (s, v) in c.0.iter_mut().zip(n.crypto_counters().0) {
                 *s += v;
