@@ -22,6 +22,10 @@ impl Node for Replica {
         NodeId::Server(Replica::id(self))
     }
 
+    fn recover(&mut self, store: &bft_core::durable::Store) {
+        Replica::recover(self, store);
+    }
+
     fn start(&mut self, now: Duration, out: &mut Vec<Output<Message>>) {
         out.extend(Replica::start(self, now));
     }
@@ -61,6 +65,8 @@ impl Node for Replica {
             ("queries_answered", r.queries_answered),
             ("combine_fallbacks", r.combine_fallbacks),
             ("reps_suspected", r.reps_suspected),
+            ("votes_refused", r.votes_refused),
+            ("recovered_entries", r.recovered_entries),
         ]
     }
 }

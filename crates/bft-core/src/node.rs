@@ -122,6 +122,11 @@ pub trait Node {
     fn stats(&self) -> Vec<(&'static str, u64)> {
         Vec::new()
     }
+    /// How many times this node restarted from its durable store (a restarted replica
+    /// executes again what it executed before its crash: its state was in memory).
+    fn incarnation(&self) -> u64 {
+        0
+    }
 }
 
 impl<N: Node + ?Sized> Node for Box<N> {
@@ -158,6 +163,9 @@ impl<N: Node + ?Sized> Node for Box<N> {
     }
     fn stats(&self) -> Vec<(&'static str, u64)> {
         (**self).stats()
+    }
+    fn incarnation(&self) -> u64 {
+        (**self).incarnation()
     }
 }
 

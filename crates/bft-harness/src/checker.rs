@@ -16,7 +16,9 @@ use bft_core::{ClientId, Digest, Executed, Proposed};
 pub struct SafetyChecker {
     slots: HashMap<(u64, u32), Digest>,
     proposed: HashMap<(ClientId, u64), Digest>,
-    last_ts: HashMap<(ServerId, ClientId), u64>,
+    /// Per server incarnation (a restarted server replays what it executed before its
+    /// crash) and client: the last timestamp executed.
+    last_ts: HashMap<(ServerId, u64, ClientId), u64>,
     violations: Vec<String>,
     executions: u64,
     /// Virtual time at which each (seq, index) was first executed by a correct server.
@@ -58,12 +60,19 @@ impl SafetyChecker {
             .collect()
     }
 
-    /// A correct server executed an update at virtual time `now`.
-    pub fn executed_at(&mut self, server: ServerId, e: &Executed, now: std::time::Duration) {
+    /// A correct server in its `incarnation` (restarts so far) executed an update at
+    /// virtual time `now`.
+    pub fn executed_at(
+        &mut self,
+        server: ServerId,
+        incarnation: u64,
+        e: &Executed,
+        now: std::time::Duration,
+    ) {
         if !self.slots.contains_key(&(e.seq, e.index)) {
             self.first_exec.push(now);
         }
-        self.executed(server, e);
+        self.executed_in(server, incarnation, e);
     }
 
     /// When ordering resumed after the stall a fault at `t` caused: the end of the first pause
@@ -99,8 +108,12 @@ impl SafetyChecker {
         b - a
     }
 
-    /// A correct server executed an update.
+    /// A correct server that never restarted executed an update.
     pub fn executed(&mut self, server: ServerId, e: &Executed) {
+        self.executed_in(server, 0, e);
+    }
+
+    fn executed_in(&mut self, server: ServerId, incarnation: u64, e: &Executed) {
         self.executions += 1;
         match self.slots.get(&(e.seq, e.index)) {
             Some(d) if *d != e.digest => self.violate(format!(
@@ -138,7 +151,10 @@ impl SafetyChecker {
                 e.client, e.ts
             ));
         }
-        let last = self.last_ts.insert((server, e.client), e.ts).unwrap_or(0);
+        let last = self
+            .last_ts
+            .insert((server, incarnation, e.client), e.ts)
+            .unwrap_or(0);
         if e.ts <= last {
             self.violate(format!(
                 "S2: {server} executed (client {}, ts {}) after ts {last}",

@@ -203,7 +203,9 @@ impl<N: Node + 'static> NodeProc<N> {
                 Output::Executed(e) => {
                     if let (true, Some(id)) = (self.checked, self.checker_id) {
                         let now = ctx.now();
-                        self.shared.checker.borrow_mut().executed_at(id, &e, now);
+                        let incarnation = self.node.incarnation();
+                        let mut checker = self.shared.checker.borrow_mut();
+                        checker.executed_at(id, incarnation, &e, now);
                     }
                 }
                 Output::Proposed(p) => self.shared.checker.borrow_mut().proposed(&p),

@@ -92,6 +92,23 @@ pub(super) fn put_cert(w: &mut Writer, c: &PrepareCert) {
     }
 }
 
+impl PrepareCert {
+    /// The certificate's encoding (as inside the view-change messages), for durable storage.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::default();
+        put_cert(&mut w, self);
+        w.buf
+    }
+
+    /// The inverse of [`PrepareCert::encode`]; the whole input must be one certificate.
+    pub fn decode(bytes: &[u8]) -> Result<PrepareCert, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let c = get_cert(&mut r)?;
+        r.finish()?;
+        Ok(c)
+    }
+}
+
 pub(super) fn get_cert(r: &mut Reader) -> Result<PrepareCert, DecodeError> {
     let pre_prepare = Arc::new(get_pre_prepare(r)?);
     let m = r.list_len("prepares", 60)?;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use steward_config::{ServerId, SiteId};
 
+use super::durable::kind;
 use super::{Action, Dest, Executed, Replica};
 use crate::msg::{Accept, Message, OrderProof, Proposal, Reply, SigKind};
 
@@ -78,6 +79,7 @@ impl Replica {
             slot.accept_share_sent = false;
             slot.own_accept = None;
         }
+        let changed = slot.proposal.as_ref().is_none_or(|q| q.tsig != p.tsig);
         slot.proposal = Some(p.clone());
         slot.sent_at = now;
         if slot.first_seen.is_none() {
@@ -86,6 +88,9 @@ impl Replica {
         let fresh_work = !slot.ordered && p.seq > self.global_aru;
         let digest = p.digest();
         slot.accepts.retain(|_, a| a.digest == digest);
+        if changed && fresh_work {
+            self.persist_proposal(p);
+        }
         if self.in_leader_site() {
             self.local.entry(p.seq).or_default().proposal = Some(p.clone());
             while self
@@ -121,6 +126,10 @@ impl Replica {
         let Some(p) = slot.proposal.clone() else {
             return;
         };
+        // One Accept digest per (gv, seq), whatever the local view: persisted before sharing.
+        if !self.cast_vote(kind::ACCEPT_SHARE, seq, [p.gv, 0], p.digest()) {
+            return;
+        }
         let accept = Accept {
             site: self.site().0,
             gv: p.gv,

@@ -177,6 +177,7 @@ impl Replica {
     fn install_global_view(&mut self, proof: Arc<GlobalPreinstall>) {
         let gv = proof.gv;
         self.gv = gv;
+        self.persist_views();
         self.stats.global_view_changes += 1;
         let latest = std::mem::take(&mut self.gview.latest_vc);
         self.gview = Default::default();
@@ -692,7 +693,8 @@ impl Replica {
         for p in proposals {
             let slot = self.global.entry(p.seq).or_default();
             if !slot.ordered && slot.proposal.as_ref().is_none_or(|q| q.gv < p.gv) {
-                slot.proposal = Some(p);
+                slot.proposal = Some(p.clone());
+                self.persist_proposal(&p);
             }
         }
         for c in certs {

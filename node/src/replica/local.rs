@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use steward_config::ServerId;
 
+use super::durable::kind;
 use super::{Dest, Replica, Sequencing};
 use crate::msg::{batch_digest, Message, PrePrepare, Prepare, Proposal, SigKind, Update};
 
@@ -74,6 +75,16 @@ impl Replica {
             }
             // An empty batch fills a gap below constrained slots (a no-op).
             if batch.is_empty() && !carried_some && !constrained_later && !fake {
+                return;
+            }
+            let views = [self.gv, self.lv];
+            if !self.cast_vote(kind::PRE_PREPARE, seq, views, batch_digest(&batch)) {
+                // Pre-prepared differently here before a restart: never equivocate.
+                if !carried_some {
+                    for u in batch.into_iter().rev() {
+                        self.pool.push_front(u);
+                    }
+                }
                 return;
             }
             let mut pp = PrePrepare {
@@ -184,6 +195,10 @@ impl Replica {
                 return false;
             }
         }
+        // The Prepare this server is about to send is a vote: never a second one for the slot.
+        if self.cfg.id != rep && !self.cast_vote(kind::PREPARE, pp.seq, [pp.gv, pp.lv], digest) {
+            return false;
+        }
         for u in &pp.batch {
             self.bound.insert(u.digest(), pp.seq);
         }
@@ -271,6 +286,11 @@ impl Replica {
             prepares: slot.prepares.values().take(needed).cloned().collect(),
         };
         self.note_cert(cert);
+        // The certificate is written (by note_cert) before the share that depends on it.
+        let digest = batch_digest(&pp.batch);
+        if !self.cast_vote(kind::PROPOSAL_SHARE, seq, [pp.gv, pp.lv], digest) {
+            return;
+        }
         let proposal = Proposal {
             site: self.site().0,
             gv: pp.gv,
@@ -311,7 +331,9 @@ impl Replica {
         let view = |c: &crate::msg::PrepareCert| (c.pre_prepare.gv, c.pre_prepare.lv);
         let slot = self.global.entry(cert.pre_prepare.seq).or_default();
         if slot.cert.as_ref().is_none_or(|c| view(c) < view(&cert)) {
-            slot.cert = Some(cert);
+            self.persist_cert(&cert);
+            let seq = cert.pre_prepare.seq;
+            self.global.entry(seq).or_default().cert = Some(cert);
         }
     }
 

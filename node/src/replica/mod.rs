@@ -7,6 +7,7 @@
 //! The same core runs under the simulator and the real runtime.
 
 mod client_io;
+mod durable;
 mod global;
 mod global_view;
 mod local;
@@ -149,6 +150,11 @@ pub struct ReplicaStats {
     /// Votes to replace the own representative on proof of misbehaviour (a signed
     /// equivocation or fake-progress Pre-Prepare), before any timeout.
     pub reps_suspected: u64,
+    /// Votes not sent because this server had voted differently for the same slot and views
+    /// (before a crash): a correct server never contradicts itself.
+    pub votes_refused: u64,
+    /// Entries restored from the durable store at the last restart.
+    pub recovered_entries: u64,
 }
 
 /// Per-sequence-number state at the leader site (Local_History).
@@ -310,6 +316,10 @@ pub struct Replica {
     pub(crate) aru_at_last_tick: u64,
     /// When each peer's reconciliation request was last answered.
     pub(crate) recon_answered: BTreeMap<ServerId, Duration>,
+    /// Every vote cast and not pruned (persisted; see `durable`).
+    pub(crate) ledger: bft_core::durable::VoteLedger,
+    /// The views last written to the durable store.
+    pub(crate) persisted_views: (u64, u64),
     pub(crate) now: Duration,
     pub(crate) out: Vec<Action>,
     pub(crate) stats: ReplicaStats,
@@ -370,6 +380,8 @@ impl Replica {
             kv: KvStore::default(),
             aru_at_last_tick: 0,
             recon_answered: BTreeMap::new(),
+            ledger: Default::default(),
+            persisted_views: (0, 0),
             now: Duration::ZERO,
             out: Vec::new(),
             stats: ReplicaStats::default(),

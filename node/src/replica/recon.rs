@@ -98,6 +98,7 @@ impl Replica {
             digest,
             state: w.buf,
         });
+        self.persist_checkpoint();
     }
 
     /// A snapshot from a peer: install it once f+1 servers of one site vouch for the same one.
@@ -136,8 +137,26 @@ impl Replica {
         else {
             return true; // vouched for, but nobody sent the state yet
         };
+        if !self.install_checkpoint(sn.seq, sn.digest, state) {
+            return false;
+        }
+        self.snapshot_votes.clear();
+        self.snapshot_state.clear();
+        self.stats.state_transfers += 1;
+        self.reply_after_state_transfer();
+        self.execute_ready();
+        self.on_global_progress();
+        true
+    }
+
+    /// Installs the state after executing `seq` (a checkpoint's encoding, from a peer's
+    /// snapshot or from this server's own durable store): store, client results, execution
+    /// point. False, with nothing changed, when the state is not a checkpoint of `seq`.
+    pub(crate) fn install_checkpoint(&mut self, seq: u64, digest: Digest, state: Vec<u8>) -> bool {
         let mut r = Reader::new(&state);
-        let Ok(seq) = r.u64("seq") else { return false };
+        let Ok(encoded_seq) = r.u64("seq") else {
+            return false;
+        };
         let Ok(kv) = KvStore::decode_from(&mut r) else {
             return false;
         };
@@ -154,7 +173,7 @@ impl Replica {
             executed.insert(c, ts);
             results.insert(c, result);
         }
-        if seq != sn.seq || r.finish().is_err() {
+        if encoded_seq != seq || r.finish().is_err() {
             return false;
         }
         self.kv = kv;
@@ -166,17 +185,8 @@ impl Replica {
         self.global = self.global.split_off(&(seq + 1));
         self.local = self.local.split_off(&(seq + 1));
         self.bound.retain(|_, s| *s > seq);
-        self.snapshot_votes.clear();
-        self.snapshot_state.clear();
-        self.checkpoint = Some(Checkpoint {
-            seq,
-            digest: sn.digest,
-            state,
-        });
-        self.stats.state_transfers += 1;
-        self.reply_after_state_transfer();
-        self.execute_ready();
-        self.on_global_progress();
+        self.checkpoint = Some(Checkpoint { seq, digest, state });
+        self.persist_checkpoint();
         true
     }
 

@@ -101,6 +101,7 @@ impl Replica {
             .map(|n| (**n).clone())
             .collect();
         self.lv = lv;
+        self.persist_views();
         let own = self.site().index();
         self.lv_of[own] = lv;
         self.stats.local_view_changes += 1;
@@ -474,7 +475,8 @@ impl Replica {
             }
             let g = self.global.entry(seq).or_default();
             if g.proposal.is_none() {
-                g.proposal = Some(p);
+                g.proposal = Some(p.clone());
+                self.persist_proposal(&p);
             }
         }
         for (seq, pc) in certs {

@@ -16,6 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bft_core::NodeId;
+pub use bft_harness::faults::{CrashPoint, Outage};
+
+use bft_harness::faults::Restart;
 use bft_harness::{AddressBook, CostTable, NodeProc, Packet, Shared};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -98,6 +101,9 @@ pub struct WorldConfig {
     pub fault_at: Option<Duration>,
     /// Scenario name for reports.
     pub scenario: String,
+    /// Correct servers that crash and restart from what they persisted (they stay correct:
+    /// the checker judges everything they execute).
+    pub restarts: Vec<(ServerId, Outage)>,
 }
 
 impl WorldConfig {
@@ -117,6 +123,7 @@ impl WorldConfig {
             partitions: Vec::new(),
             fault_at: None,
             scenario: "none".to_string(),
+            restarts: Vec::new(),
         }
     }
 }
@@ -159,7 +166,7 @@ impl World {
         }
         let all_servers: Vec<ServerId> = topo.steward_servers().collect();
         let shared = Shared::new(book, cfg.costs.clone());
-        let mut keys = Keys::new(&cfg, &topo, &quorums);
+        let keys = Rc::new(Keys::new(&cfg, &topo, &quorums));
         for s in &topo.sites {
             for id in s.server_ids() {
                 let mut rc = ReplicaConfig::new(id, servers.clone(), f.clone());
@@ -171,6 +178,21 @@ impl World {
                         id.site,
                         Box::new(Spammer::new(id, all_servers.clone(), keys.server(id))),
                     ),
+                    None if cfg.restarts.iter().any(|(s, _)| *s == id) => {
+                        let outages = cfg
+                            .restarts
+                            .iter()
+                            .filter(|(s, _)| *s == id)
+                            .map(|(_, o)| *o)
+                            .collect();
+                        let keys = keys.clone();
+                        let make = move || Replica::new(rc.clone(), keys.server(id));
+                        let node: Box<dyn ServerNode> = Box::new(Restart::new(make, outages));
+                        sim.add_process(
+                            id.site,
+                            Box::new(NodeProc::replica(node, shared.clone(), true)),
+                        )
+                    }
                     other => {
                         let node = server_node(rc, other, || keys.server_backend(id));
                         let mut proc = NodeProc::replica(node, shared.clone(), other.is_none());
@@ -432,11 +454,11 @@ impl Keys {
         )
     }
 
-    fn server(&mut self, id: ServerId) -> Crypto {
+    fn server(&self, id: ServerId) -> Crypto {
         Crypto::new(self.server_backend(id))
     }
 
-    fn server_backend(&mut self, id: ServerId) -> Box<dyn CryptoBackend> {
+    fn server_backend(&self, id: ServerId) -> Box<dyn CryptoBackend> {
         match (self.mode, &self.real) {
             (CryptoMode::Real, Some(r)) => {
                 let (servers, clients) = Self::publics(r);
@@ -456,7 +478,7 @@ impl Keys {
         }
     }
 
-    fn client(&mut self, c: u32) -> Crypto {
+    fn client(&self, c: u32) -> Crypto {
         match (self.mode, &self.real) {
             (CryptoMode::Real, Some(r)) => {
                 let (servers, clients) = Self::publics(r);
@@ -482,5 +504,8 @@ mod tests;
 
 #[cfg(test)]
 mod redteam;
+
+#[cfg(test)]
+mod restart;
 
 bft_harness::sim_world!(World, WorldConfig);

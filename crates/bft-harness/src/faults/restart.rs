@@ -41,6 +41,8 @@ const RESTART_TOKEN: u64 = u64::MAX;
 pub struct Restart<N: Node> {
     make: Box<dyn FnMut() -> N>,
     inner: Option<N>,
+    /// The incarnation that crashed last, kept only for inspection (it gets no input).
+    dead: Option<N>,
     store: Store,
     outages: Vec<Outage>,
     /// Index of the next outage to happen.
@@ -61,6 +63,7 @@ impl<N: Node> Restart<N> {
             id: inner.id(),
             make: Box::new(make),
             inner: Some(inner),
+            dead: None,
             store: Store::new(),
             outages,
             next: 0,
@@ -73,6 +76,14 @@ impl<N: Node> Restart<N> {
     /// The current incarnation (`None` while down).
     pub fn inner(&self) -> Option<&N> {
         self.inner.as_ref()
+    }
+
+    /// The current incarnation or, while down, the one that crashed (for inspection only).
+    pub fn latest(&self) -> &N {
+        self.inner
+            .as_ref()
+            .or(self.dead.as_ref())
+            .expect("a node is up, or one crashed")
     }
 
     /// What the node has persisted so far.
@@ -137,6 +148,7 @@ impl<N: Node> Restart<N> {
             for (s, v) in self.spent.0.iter_mut().zip(c.0) {
                 *s += v;
             }
+            self.dead = Some(node);
         }
         self.next += 1;
         self.epoch = (self.epoch + 1) & 0xff;
@@ -146,6 +158,7 @@ impl<N: Node> Restart<N> {
         if self.inner.is_some() {
             return;
         }
+        self.dead = None;
         let mut node = (self.make)();
         node.recover(&self.store);
         self.inner = Some(node);
@@ -218,6 +231,9 @@ impl<N: Node> Node for Restart<N> {
         if let Some(n) = self.inner.as_mut() {
             n.stop()
         }
+    }
+    fn incarnation(&self) -> u64 {
+        self.restarts
     }
     fn stats(&self) -> Vec<(&'static str, u64)> {
         let mut s = self.inner.as_ref().map(|n| n.stats()).unwrap_or_default();

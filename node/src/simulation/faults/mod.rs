@@ -42,6 +42,12 @@ impl<N: ServerNode + ?Sized> ServerNode for Box<N> {
     }
 }
 
+impl<N: ServerNode> ServerNode for bft_harness::faults::Restart<N> {
+    fn replica(&self) -> &Replica {
+        self.latest().replica()
+    }
+}
+
 impl<N: ServerNode> ServerNode for Crash<N> {
     fn replica(&self) -> &Replica {
         self.inner().replica()
