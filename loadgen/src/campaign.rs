@@ -21,7 +21,9 @@ pub struct CampaignArgs {
     /// First seed.
     #[arg(long, default_value_t = 1)]
     start_seed: u64,
-    /// Topology (default: the embedded local-symmetric-10mbps, 5 sites of 4 servers).
+    /// Topology for every seed (default: each seed picks one of the shipped topologies from
+    /// its number: 85% of the seeds one of the five f = 1 topologies, 15% one of the five
+    /// f = 5 ones; a seed replays on the same topology).
     #[arg(long)]
     topology: Option<PathBuf>,
     /// Seeds run in parallel (default: the number of cores).
@@ -29,7 +31,95 @@ pub struct CampaignArgs {
     jobs: Option<usize>,
 }
 
-const DEFAULT_TOPOLOGY: &str = include_str!("../../topologies/local-symmetric-10mbps.toml");
+/// The shipped topologies the campaign rotates through: (file name, contents).
+const LOCAL_TOPOLOGIES: [(&str, &str); 5] = [
+    (
+        "local-symmetric-10mbps.toml",
+        include_str!("../../topologies/local-symmetric-10mbps.toml"),
+    ),
+    (
+        "local-symmetric-5mbps.toml",
+        include_str!("../../topologies/local-symmetric-5mbps.toml"),
+    ),
+    (
+        "local-symmetric-2500kbps.toml",
+        include_str!("../../topologies/local-symmetric-2500kbps.toml"),
+    ),
+    (
+        "local-planetlab.toml",
+        include_str!("../../topologies/local-planetlab.toml"),
+    ),
+    (
+        "local-cairn.toml",
+        include_str!("../../topologies/local-cairn.toml"),
+    ),
+];
+const PAPER_TOPOLOGIES: [(&str, &str); 5] = [
+    (
+        "paper-symmetric-10mbps.toml",
+        include_str!("../../topologies/paper-symmetric-10mbps.toml"),
+    ),
+    (
+        "paper-symmetric-5mbps.toml",
+        include_str!("../../topologies/paper-symmetric-5mbps.toml"),
+    ),
+    (
+        "paper-symmetric-2500kbps.toml",
+        include_str!("../../topologies/paper-symmetric-2500kbps.toml"),
+    ),
+    (
+        "paper-planetlab.toml",
+        include_str!("../../topologies/paper-planetlab.toml"),
+    ),
+    (
+        "paper-cairn.toml",
+        include_str!("../../topologies/paper-cairn.toml"),
+    ),
+];
+
+/// Which topologies the seeds run on.
+enum Topologies {
+    /// One topology for every seed (`--topology`).
+    One(Topology),
+    /// The shipped ones: f = 1 sites (4 servers) and f = 5 sites (16 servers).
+    Shipped {
+        local: Vec<Topology>,
+        paper: Vec<Topology>,
+    },
+}
+
+impl Topologies {
+    fn load(path: Option<&PathBuf>) -> Result<Topologies> {
+        if let Some(p) = path {
+            return Ok(Topologies::One(Topology::load(p)?));
+        }
+        let parse = |list: &[(&str, &str)]| -> Result<Vec<Topology>> {
+            list.iter()
+                .map(|(name, text)| Ok(Topology::from_toml_str(text, name)?))
+                .collect()
+        };
+        Ok(Topologies::Shipped {
+            local: parse(&LOCAL_TOPOLOGIES)?,
+            paper: parse(&PAPER_TOPOLOGIES)?,
+        })
+    }
+
+    /// The topology of `seed`: 3 seeds in 20 run at f = 5, the others at f = 1, rotating
+    /// through each group's topologies.
+    fn for_seed(&self, seed: u64) -> &Topology {
+        match self {
+            Topologies::One(t) => t,
+            Topologies::Shipped { local, paper } => {
+                let turn = (seed / 20) as usize;
+                if seed % 20 < 3 {
+                    &paper[turn % paper.len()]
+                } else {
+                    &local[turn % local.len()]
+                }
+            }
+        }
+    }
+}
 
 /// Run `loadgen campaign`. Prints one line per failing seed and a final summary line; fails if
 /// any seed violated safety or liveness.
@@ -39,16 +129,13 @@ pub fn run(a: CampaignArgs) -> Result<()> {
         Some(Protocol::Pbft) => return run_pbft(&a),
         None => bail!("campaign runs one protocol at a time: --protocol steward or pbft"),
     }
-    let topology = match &a.topology {
-        Some(p) => Topology::load(p)?,
-        None => Topology::from_toml_str(DEFAULT_TOPOLOGY, "local-symmetric-10mbps.toml")?,
-    };
+    let topologies = Topologies::load(a.topology.as_ref())?;
     let jobs = a
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     let started = std::time::Instant::now();
-    let out = parallel_campaign(&topology, a.start_seed, a.seeds, jobs)?;
+    let out = parallel_campaign(&topologies, a.start_seed, a.seeds, jobs)?;
     let hours = started.elapsed().as_secs_f64() / 3600.0;
     if hours > 0.0 {
         eprintln!(
@@ -79,7 +166,7 @@ pub fn run(a: CampaignArgs) -> Result<()> {
 /// Run the Steward campaign's seeds on `jobs` threads (each seed is an independent,
 /// deterministic world, so the outcome does not depend on the number of threads).
 fn parallel_campaign(
-    topology: &Topology,
+    topologies: &Topologies,
     start: u64,
     count: u64,
     jobs: usize,
@@ -98,12 +185,16 @@ fn parallel_campaign(
                     break;
                 }
                 let seed = start + i;
+                let topology = topologies.for_seed(seed);
                 match campaign_seed(topology, seed) {
                     Ok((world, live)) => {
                         let verdict = world.checker().verdict();
                         if verdict != "ok" || !live {
                             let kind = if verdict != "ok" { "safety" } else { "liveness" };
-                            eprintln!("campaign: seed {seed}: {kind} failure (replay: loadgen campaign --seeds 1 --start-seed {seed})");
+                            eprintln!(
+                                "campaign: seed {seed} on {}: {kind} failure: {verdict} (replay: loadgen campaign --seeds 1 --start-seed {seed})",
+                                topology.name
+                            );
                         }
                         results.lock().expect("lock").push((seed, verdict, live));
                         let d = done.fetch_add(1, Ordering::Relaxed) + 1;

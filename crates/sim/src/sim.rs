@@ -176,7 +176,8 @@ struct ProcSlot<M> {
 enum Control {
     Partition(Vec<Vec<SiteId>>),
     Heal,
-    Link(SiteId, SiteId, LinkParams),
+    /// New parameters for the link a → b, and b → a too when the flag is set.
+    Link(SiteId, SiteId, LinkParams, bool),
 }
 
 struct KindStats {
@@ -529,6 +530,25 @@ impl<M: SimMessage> Sim<M> {
     /// # Panics
     /// If `at` is in the past, a site is unknown, or `params.loss` is not in `0..=1`.
     pub fn schedule_link_change(&mut self, at: Duration, a: SiteId, b: SiteId, params: LinkParams) {
+        self.link_change(at, a, b, params, true);
+    }
+
+    /// From `at` on, messages from site `from` to site `to` (that direction only) cross a link
+    /// with parameters `params`: the network adversary's asymmetric or targeted delays.
+    ///
+    /// # Panics
+    /// As [`Sim::schedule_link_change`].
+    pub fn schedule_directed_link_change(
+        &mut self,
+        at: Duration,
+        from: SiteId,
+        to: SiteId,
+        params: LinkParams,
+    ) {
+        self.link_change(at, from, to, params, false);
+    }
+
+    fn link_change(&mut self, at: Duration, a: SiteId, b: SiteId, params: LinkParams, both: bool) {
         let at = self.future(at, "schedule_link_change");
         assert!(
             a.index() < self.sites && b.index() < self.sites,
@@ -539,7 +559,7 @@ impl<M: SimMessage> Sim<M> {
             "link loss {} is not a probability",
             params.loss
         );
-        self.push_control(at, Control::Link(a, b, params));
+        self.push_control(at, Control::Link(a, b, params, both));
     }
 
     /// Processes every event due at or before `until`, then sets the virtual time to `until`
@@ -657,7 +677,7 @@ impl<M: SimMessage> Sim<M> {
                 self.groups = Some(of_site);
             }
             Control::Heal => self.groups = None,
-            Control::Link(a, b, params) => {
+            Control::Link(a, b, params, both) => {
                 let (a, b) = (a.index(), b.index());
                 let limit = if a == b {
                     self.config.lan_queue_limit_bytes
@@ -666,7 +686,9 @@ impl<M: SimMessage> Sim<M> {
                 };
                 let link = Link::new(&params, limit);
                 self.links[a * self.sites + b] = link;
-                self.links[b * self.sites + a] = link;
+                if both {
+                    self.links[b * self.sites + a] = link;
+                }
             }
         }
     }

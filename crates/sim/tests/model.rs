@@ -674,6 +674,32 @@ fn link_changes_apply_from_their_time() {
     );
 }
 
+#[test]
+fn directed_link_changes_slow_one_direction_only() {
+    let topo = topology(LAN, WAN, 2);
+    let mut sim = new_sim(&topo, SimConfig::with_seed(SEED));
+    let a = sim.add_process(SiteId(0), sender(vec![burst(ms(1500), 1, 1250, 1)]));
+    let b = sim.add_process(SiteId(1), sender(vec![burst(ms(1500), 0, 1250, 1)]));
+    let slow = LinkParams {
+        latency: ms(100),
+        jitter: Duration::ZERO,
+        bandwidth_bps: 1_000_000,
+        loss: 0.0,
+    };
+    sim.schedule_directed_link_change(ms(1000), SiteId(0), SiteId(1), slow);
+    sim.run_until(ms(3000)).unwrap();
+    assert_eq!(
+        node(&sim, b).arrivals_from(a),
+        vec![ms(1500) + us(10) + ms(10) + ms(100)],
+        "0 -> 1 is slowed"
+    );
+    assert_eq!(
+        node(&sim, a).arrivals_from(b),
+        vec![ms(1500) + us(10) + ms(1) + ms(50)],
+        "1 -> 0 keeps the topology's link"
+    );
+}
+
 /// A mixed scenario with jitter, loss, duplication, reordering, CPU and per-process randomness.
 fn busy_run(seed: u64) -> (u64, steward_sim::SimStats, Vec<u64>) {
     let wan = "latency_ms = 30\njitter_ms = 3\nbandwidth = \"5Mbps\"\nloss_pct = 1";

@@ -104,9 +104,43 @@ pub struct WorldConfig {
     /// Correct servers that crash and restart from what they persisted (they stay correct:
     /// the checker judges everything they execute).
     pub restarts: Vec<(ServerId, Outage)>,
+    /// The network adversary's asymmetric delays: one direction of a WAN link slowed.
+    pub slow_links: Vec<SlowLink>,
+}
+
+/// From `at` on, messages from site `from` to site `to` (that direction only) take `extra`
+/// longer than the topology says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlowLink {
+    /// When the delay starts.
+    pub at: Duration,
+    /// Sending site.
+    pub from: SiteId,
+    /// Receiving site.
+    pub to: SiteId,
+    /// Added one-way latency.
+    pub extra: Duration,
 }
 
 impl WorldConfig {
+    /// One line naming everything a campaign seed drew: topology, clients, crypto, Byzantine
+    /// servers, restarts, slow links, partitions and network faults.
+    pub fn describe(&self) -> String {
+        format!(
+            "topology={} clients={} crypto={:?} byzantine={:?} restarts={:?} slow_links={:?} \
+             partitions={:?} duplicate={} reorder={}",
+            self.topology.name,
+            self.clients,
+            self.crypto,
+            self.byzantine,
+            self.restarts,
+            self.slow_links,
+            self.partitions,
+            self.sim.duplicate_prob,
+            self.sim.reorder_prob
+        )
+    }
+
     /// Defaults: fast crypto, Ed25519 sizes, measured costs, batch 1, all writes.
     pub fn new(topology: Topology, clients: u32, seed: u64) -> Self {
         WorldConfig {
@@ -124,6 +158,7 @@ impl WorldConfig {
             fault_at: None,
             scenario: "none".to_string(),
             restarts: Vec::new(),
+            slow_links: Vec::new(),
         }
     }
 }
@@ -222,6 +257,11 @@ impl World {
                 *site,
                 Box::new(NodeProc::client(Client::new(ccfg, crypto), shared.clone())),
             );
+        }
+        for s in &cfg.slow_links {
+            let mut params = topo.link(s.from, s.to).clone();
+            params.latency += s.extra;
+            sim.schedule_directed_link_change(s.at, s.from, s.to, params);
         }
         for (at, groups) in &cfg.partitions {
             if groups.is_empty() {

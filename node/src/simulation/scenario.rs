@@ -227,6 +227,49 @@ pub fn campaign_seed(topology: &Topology, seed: u64) -> Result<(World, bool), St
             }
         }
     }
+    // Correct servers that crash and restart (with f Byzantine servers in their site, a site
+    // is short of a quorum while one is down: safety must hold all the same).
+    if rng.gen_bool(0.35) {
+        for _ in 0..rng.gen_range(1..=2) {
+            let site = &topo.sites[rng.gen_range(0..topo.sites.len())];
+            let id = ServerId::new(site.id, rng.gen_range(0..site.servers));
+            if cfg.byzantine.iter().any(|(b, _)| *b == id) {
+                continue;
+            }
+            let down = Duration::from_millis(rng.gen_range(2_000..35_000));
+            let point = if rng.gen_bool(0.5) {
+                super::CrashPoint::AfterPersist
+            } else {
+                super::CrashPoint::BeforeInput
+            };
+            cfg.restarts.push((
+                id,
+                super::Outage {
+                    down,
+                    up: down + Duration::from_millis(rng.gen_range(500..5_000)),
+                    point,
+                },
+            ));
+        }
+    }
+    // Asymmetric delays: one direction of a few WAN links slowed.
+    if rng.gen_bool(0.3) {
+        for _ in 0..rng.gen_range(1..=3) {
+            let sites = topo.sites.len() as u16;
+            let from = SiteId(rng.gen_range(0..sites));
+            let to = SiteId((from.0 + rng.gen_range(1..sites)) % sites);
+            cfg.slow_links.push(super::SlowLink {
+                at: Duration::from_millis(rng.gen_range(0..20_000)),
+                from,
+                to,
+                extra: Duration::from_millis(rng.gen_range(5..400)),
+            });
+        }
+    }
+    // Real crypto (RSA threshold shares, real signatures) on a share of the seeds.
+    if rng.gen_bool(0.02) {
+        cfg.crypto = super::CryptoMode::Real;
+    }
     if rng.gen_bool(0.5) {
         cfg.sim.duplicate_prob = 0.02;
         cfg.sim.reorder_prob = 0.1;
@@ -253,6 +296,9 @@ pub fn campaign_seed(topology: &Topology, seed: u64) -> Result<(World, bool), St
     }
     cfg.partitions.push((heal, Vec::new()));
     let end = Duration::from_secs(60);
+    if std::env::var_os("STEWARD_CAMPAIGN_DESCRIBE").is_some() {
+        eprintln!("campaign: seed {seed}: {}", cfg.describe());
+    }
     let mut world = World::build(cfg).map_err(|e| e.to_string())?;
     world
         .run_until(end)
