@@ -67,6 +67,7 @@ impl Node for Replica {
             ("reps_suspected", r.reps_suspected),
             ("votes_refused", r.votes_refused),
             ("recovered_entries", r.recovered_entries),
+            ("updates_deferred", r.updates_deferred),
         ]
     }
 }

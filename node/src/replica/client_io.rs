@@ -14,6 +14,17 @@ impl Replica {
             Dest::Server(s) if s.site != self.site() && !self.in_leader_site() => return false,
             _ => {}
         }
+        // One outstanding update per client, as the paper's clients have: a newer update
+        // while the client's last one is pending here and younger than a retransmission period
+        // is dropped unverified (a correct client sends its next update only after f+1
+        // replies, so at worst it waits for this server to catch up or for its own
+        // retransmission). A client cannot flood the pool, the WAN or this server's CPU.
+        if let Some((pending, since)) = self.pending_seen.get(&u.client) {
+            if u.ts > *pending && self.now < *since + self.cfg.retransmit {
+                self.stats.updates_deferred += 1;
+                return true;
+            }
+        }
         if !self
             .crypto
             .verify_client(u.client, &u.signing_bytes(), &u.sig)
@@ -60,7 +71,12 @@ impl Replica {
             let pending = self.pending_ts.get(&u.client).copied().unwrap_or(0);
             if u.ts > pending {
                 self.pending_ts.insert(u.client, u.ts);
-                self.pool.push_back(u.clone());
+                // At most one queued update per client: the newer replaces the older in its
+                // place (the client moved on, so the older one is ordered or abandoned).
+                match self.pool.iter().position(|q| q.client == u.client) {
+                    Some(i) => self.pool[i] = u.clone(),
+                    None => self.pool.push_back(u.clone()),
+                }
                 self.try_propose();
             }
         } else if self.is_rep() {

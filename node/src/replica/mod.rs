@@ -155,6 +155,9 @@ pub struct ReplicaStats {
     pub votes_refused: u64,
     /// Entries restored from the durable store at the last restart.
     pub recovered_entries: u64,
+    /// Client updates dropped unverified because the client's previous update was still
+    /// pending (one outstanding update per client).
+    pub updates_deferred: u64,
 }
 
 /// Per-sequence-number state at the leader site (Local_History).

@@ -106,6 +106,9 @@ pub struct WorldConfig {
     pub restarts: Vec<(ServerId, Outage)>,
     /// The network adversary's asymmetric delays: one direction of a WAN link slowed.
     pub slow_links: Vec<SlowLink>,
+    /// Byzantine clients flooding their site with fresh signed updates: (site, period,
+    /// updates per period). They get the ids after the correct clients' (fast crypto only).
+    pub flooding_clients: Vec<(SiteId, Duration, u32)>,
 }
 
 /// From `at` on, messages from site `from` to site `to` (that direction only) take `extra`
@@ -159,6 +162,7 @@ impl WorldConfig {
             scenario: "none".to_string(),
             restarts: Vec::new(),
             slow_links: Vec::new(),
+            flooding_clients: Vec::new(),
         }
     }
 }
@@ -198,6 +202,9 @@ impl World {
         let client_base = book.len();
         for (c, site) in client_sites.iter().enumerate() {
             book.register(NodeId::Client(c as u32), *site, true);
+        }
+        for (i, (site, _, _)) in cfg.flooding_clients.iter().enumerate() {
+            book.register(NodeId::Client(cfg.clients + i as u32), *site, false);
         }
         let all_servers: Vec<ServerId> = topo.steward_servers().collect();
         let shared = Shared::new(book, cfg.costs.clone());
@@ -257,6 +264,18 @@ impl World {
                 *site,
                 Box::new(NodeProc::client(Client::new(ccfg, crypto), shared.clone())),
             );
+        }
+        for (i, (site, every, per_tick)) in cfg.flooding_clients.iter().enumerate() {
+            let c = cfg.clients + i as u32;
+            let flood = faults::FloodingClient::new(
+                c,
+                *site,
+                servers[site.index()],
+                keys.client(c),
+                *every,
+                *per_tick,
+            );
+            sim.add_process(*site, Box::new(NodeProc::client(flood, shared.clone())));
         }
         for s in &cfg.slow_links {
             let mut params = topo.link(s.from, s.to).clone();
@@ -462,7 +481,7 @@ impl Keys {
                     )
                 })
                 .collect();
-            let client_keys = (0..cfg.clients)
+            let client_keys = (0..cfg.clients + cfg.flooding_clients.len() as u32)
                 .map(|_| SigningKey::generate(cfg.scheme, &mut rng).expect("keygen"))
                 .collect();
             RealKeys {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use steward_config::{ServerId, SiteId, Topology};
 
 use super::*;
-use bft_harness::testing::run;
+use bft_harness::testing::{run, shipped_topology};
 
 /// A shipped topology with its client placement replaced by `weights` (TOML inline table
 /// body) and extra WAN links appended.
@@ -297,5 +297,37 @@ fn debug_campaign_seed() {
                 x.debug_state()
             );
         }
+    }
+}
+
+/// Issue #14, attack 1: one Byzantine client floods its site with validly signed updates of
+/// ever newer timestamps. The leader representative's pool used to take every one of them,
+/// FIFO, with no bound per client: correct clients starved and the pool grew without limit.
+/// Now every server keeps one pending update per client and defers a newer one while the
+/// older is fresh, so correct clients keep at least half their fault-free throughput.
+#[test]
+fn a_flooding_client_starves_nobody() {
+    for (flood_site, seed) in [(0u16, 241), (2, 242)] {
+        let topo = shipped_topology("local-symmetric-10mbps.toml");
+        let end = Duration::from_secs(20);
+        let base = WorldConfig::new(topo, 8, seed);
+        let (_, fault_free) = run(base.clone(), end.as_secs());
+        let mut cfg = base;
+        cfg.flooding_clients = vec![(SiteId(flood_site), Duration::from_millis(5), 20)];
+        let (w, r) = run(cfg, end.as_secs());
+        assert_every_client_progresses(&w, &r, seed, end, "flooding client");
+        let ratio = r.updates as f64 / fault_free.updates as f64;
+        assert!(
+            ratio >= 0.5,
+            "seed {seed}: correct clients got {} updates under the flood, {} without ({ratio:.2})",
+            r.updates,
+            fault_free.updates
+        );
+        let rep = w.replica(ServerId::new(SiteId(0), 0)).unwrap();
+        assert!(
+            rep.pool.len() <= 9,
+            "seed {seed}: pool holds {} updates for 9 clients",
+            rep.pool.len()
+        );
     }
 }

@@ -7,11 +7,13 @@
 //! replica altogether.
 
 mod equivocator;
+mod flooding_client;
 mod sequencer;
 mod spammer;
 mod wrong_results;
 
 pub use equivocator::Equivocator;
+pub use flooding_client::FloodingClient;
 pub use sequencer::{EmptyBatches, SelectiveProposal};
 pub use spammer::Spammer;
 pub use wrong_results::WrongResults;
