@@ -529,3 +529,17 @@ fn recover_restores_the_view_and_whether_it_was_entered() {
         zero.debug_state()
     );
 }
+
+// --- the campaign -----------------------------------------------------------------------------
+
+#[test]
+fn campaign_seeds_with_crash_restarts_stay_safe_and_live() {
+    let runs = campaign(2000..2036);
+    let bad: Vec<&CampaignRun> = runs.iter().filter(|r| !r.ok()).collect();
+    assert!(bad.is_empty(), "failed seeds: {bad:#?}");
+    let crashed = runs
+        .iter()
+        .filter(|r| r.scenario.ends_with("+crash-restart"))
+        .count();
+    assert!(crashed >= 4, "{crashed} seeds crash-restarted a replica");
+}
