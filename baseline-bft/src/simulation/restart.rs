@@ -28,22 +28,25 @@ fn secs(s: u64) -> Duration {
 
 /// One run of the 10-replica topology with `victim` crashing at 3 s and restarting at 5 s.
 fn run_with_outage(seed: u64, victim: u32, point: CrashPoint) -> (PbftWorld, RunReport) {
+    run_with(seed, victim, point, secs(3), secs(5))
+}
+
+fn run_with(
+    seed: u64,
+    victim: u32,
+    point: CrashPoint,
+    down: Duration,
+    up: Duration,
+) -> (PbftWorld, RunReport) {
     let mut cfg = PbftWorldConfig::new(shipped_topology("local-symmetric-10mbps.toml"), 6, seed);
     cfg.checkpoint_interval = 8;
     cfg.log_size = 16;
     cfg.view_change_timeout = secs(1);
     cfg.client_timeout = Duration::from_millis(500);
-    cfg.restarts = vec![(
-        victim,
-        vec![Outage {
-            down: secs(3),
-            up: secs(5),
-            point,
-        }],
-    )];
+    cfg.restarts = vec![(victim, vec![Outage { down, up, point }])];
     let mut w = PbftWorld::build(cfg).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
-    w.run_until(secs(4)).unwrap();
-    assert!(w.replica(victim).is_none(), "seed {seed}: down at 4 s");
+    w.run_until((down + up) / 2).unwrap();
+    assert!(w.replica(victim).is_none(), "seed {seed}: down");
     w.run_until(secs(14)).unwrap();
     let r = w.report();
     (w, r)
@@ -92,6 +95,15 @@ fn assert_rejoined(w: &mut PbftWorld, r: &RunReport, seed: u64, victim: u32, wha
         0,
         "{what}: seed {seed}: a correct run has nothing to refuse"
     );
+    // Votes are pruned at each stable checkpoint: at most a few per slot of the window.
+    let l = w.config().log_size as usize;
+    for i in 0..w.n() {
+        let votes = w.replica(i).unwrap().ledger_len();
+        assert!(
+            votes <= 4 * l,
+            "{what}: seed {seed}: replica {i} holds {votes} votes"
+        );
+    }
 }
 
 #[test]
@@ -118,6 +130,29 @@ fn a_crash_restarted_primary_rejoins() {
         let view = w.replica(1).unwrap().view();
         assert!(view >= 1, "seed {seed}: view {view}");
         assert_eq!(w.replica(0).unwrap().view(), view, "seed {seed}");
+    }
+}
+
+/// Back after 200 ms, before any backup's timer fires: the primary resumes in its view from
+/// its persisted Pre-Prepares (its next sequence number follows the last one it voted for).
+#[test]
+fn a_primary_back_before_the_timeouts_resumes_ordering() {
+    for (seed, point) in [
+        (307, CrashPoint::BeforeInput),
+        (308, CrashPoint::AfterPersist),
+    ] {
+        let (mut w, r) = run_with(
+            seed,
+            0,
+            point,
+            Duration::from_millis(3000),
+            Duration::from_millis(3200),
+        );
+        assert_rejoined(&mut w, &r, seed, 0, &format!("short primary {point:?}"));
+        // Nobody left view 0: the restarted primary went on ordering in it.
+        for i in 0..w.n() {
+            assert_eq!(w.replica(i).unwrap().view(), 0, "seed {seed}: replica {i}");
+        }
     }
 }
 
