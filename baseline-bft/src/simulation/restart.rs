@@ -513,6 +513,22 @@ fn recover_restores_checkpoint_votes_certificates_and_next_seq() {
         // The state at the checkpoint is the one every replica certified.
         let snap = net.r(i).stable.snapshot.clone().unwrap();
         assert_eq!(after.state_digest(), snap.digest());
+        // Its View-Change reports every certificate it had before the crash.
+        after.start_view_change(1);
+        let out = after.on_timer(T, 0);
+        let reported: Vec<u64> = out
+            .iter()
+            .find_map(|a| match a {
+                Action::Send { env, .. } => match &env.msg {
+                    Message::ViewChange(vc) => {
+                        Some(vc.prepared.iter().map(|c| c.pre_prepare.seq).collect())
+                    }
+                    _ => None,
+                },
+                _ => None,
+            })
+            .expect("a View-Change");
+        assert_eq!(reported, vec![5, 6, 7], "replica {i}");
     }
     // Votes and records at or below the stable checkpoint were deleted from the store.
     let low = net.stores[1]
