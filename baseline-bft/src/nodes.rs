@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use bft_core::crypto::CryptoCounters;
+use bft_core::durable::Store;
 use bft_core::{Node, NodeId, Output};
 
 use crate::client::Client;
@@ -20,6 +21,10 @@ impl Node for Replica {
 
     fn id(&self) -> NodeId {
         NodeId::Replica(Replica::id(self))
+    }
+
+    fn recover(&mut self, store: &Store) {
+        Replica::recover(self, store);
     }
 
     fn start(&mut self, now: Duration, out: &mut Vec<Output<Message>>) {
@@ -55,6 +60,7 @@ impl Node for Replica {
             ("stable_checkpoints", r.stable_checkpoints),
             ("state_transfers", r.state_transfers),
             ("reads", r.reads),
+            ("votes_refused", r.votes_refused),
             // The runtime's summary reads these two names for every protocol.
             ("local_view_changes", r.view_changes),
             ("global_view_changes", 0),

@@ -154,6 +154,7 @@ impl Replica {
         if self.lag.as_ref().is_some_and(|l| l.seq <= self.executed) {
             self.lag = None;
         }
+        self.persist_stable();
         self.try_issue();
     }
 
@@ -277,6 +278,7 @@ impl Replica {
             // The stable certificate was adopted from a New-View; now we hold its state.
             self.stable.snapshot = Some(Arc::new(st.snapshot.clone()));
             self.log = self.log.split_off(&(st.seq + 1));
+            self.persist_stable();
         }
         if self.lag.as_ref().is_some_and(|l| l.seq <= self.executed) {
             self.lag = None;

@@ -10,9 +10,12 @@
 //! * `checkpoint`: checkpoints, stable certificates, garbage collection, water marks, state
 //!   transfer and the status-driven retransmission that brings lagging replicas up to date;
 //! * `view_change`: view-change and new-view with prepared certificates, timers, joining;
+//! * `durable`: the vote ledger and what else a replica persists to survive a crash-restart
+//!   without contradicting itself, and its recovery;
 //! * `fault`: misbehaviours for simulated Byzantine replicas (never on by default).
 
 mod checkpoint;
+mod durable;
 mod hook;
 mod normal;
 mod view_change;
@@ -22,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bft_core::crypto::{Crypto, CryptoCounters};
+use bft_core::durable::VoteLedger;
 use bft_core::kv::KvStore;
 use bft_core::request::{ClientId, Digest, Update};
 use steward_config::{ServerId, SiteId};
@@ -120,6 +124,8 @@ pub struct ReplicaStats {
     pub status_sent: u64,
     /// Read-only requests answered.
     pub reads: u64,
+    /// Votes not sent because they contradict one cast before (perhaps before a crash).
+    pub votes_refused: u64,
 }
 
 /// Sizes of the replica's protocol state, to check that garbage collection bounds memory.
@@ -177,7 +183,8 @@ pub(crate) struct Lag {
     pub since: Duration,
 }
 
-/// Timer kinds (top byte of a token).
+/// Timer kinds (second byte of a token: drivers may use the top byte, see
+/// `bft_harness::faults::Restart`).
 const TIMER_TICK: u64 = 1;
 const TIMER_VIEW: u64 = 2;
 
@@ -235,6 +242,12 @@ pub struct Replica {
     pub(crate) now: Duration,
     pub(crate) out: Vec<Action>,
     pub(crate) stats: ReplicaStats,
+    /// Every vote cast above the persisted stable checkpoint (see `durable`).
+    pub(crate) ledger: VoteLedger,
+    /// Sequence number of the stable checkpoint in the durable store.
+    pub(crate) persisted_stable: u64,
+    /// Whether [`Replica::recover`] ran (the replica restarted from its store).
+    pub(crate) recovered: bool,
 }
 
 impl Replica {
@@ -274,6 +287,9 @@ impl Replica {
             now: Duration::ZERO,
             out: Vec::new(),
             stats: ReplicaStats::default(),
+            ledger: VoteLedger::default(),
+            persisted_stable: 0,
+            recovered: false,
         }
     }
 
@@ -390,10 +406,20 @@ impl Replica {
 
     // --- inputs -----------------------------------------------------------------------------
 
-    /// Start: arm the maintenance tick.
+    /// Start: arm the maintenance tick. A replica that recovered from its store asks its
+    /// peers at once for what it missed, and waits for the New-View of its view again if it
+    /// had not entered it.
     pub fn start(&mut self, now: Duration) -> Vec<Action> {
         self.now = now;
         self.arm_tick();
+        if self.recovered {
+            self.progress_at = now;
+            if !self.active {
+                let wait = self.view_timeout;
+                self.arm_view_timer(wait);
+            }
+            self.send_status();
+        }
         self.finish()
     }
 
@@ -415,7 +441,11 @@ impl Replica {
     /// Handle a timer.
     pub fn on_timer(&mut self, now: Duration, token: u64) -> Vec<Action> {
         self.now = now;
-        let (kind, incarnation, gen) = (token >> 56, (token >> 32) as u8, token & 0xffff_ffff);
+        let (kind, incarnation, gen) = (
+            (token >> 48) & 0xff,
+            (token >> 32) as u8,
+            token & 0xffff_ffff,
+        );
         if kind == TIMER_TICK && self.adopt_tick {
             self.adopt_tick = false;
             self.on_tick();
@@ -527,7 +557,7 @@ impl Replica {
     }
 
     fn token(&self, kind: u64, gen: u64) -> u64 {
-        kind << 56 | u64::from(self.incarnation & 0xff) << 32 | (gen & 0xffff_ffff)
+        kind << 48 | u64::from(self.incarnation & 0xff) << 32 | (gen & 0xffff_ffff)
     }
 
     fn arm_tick(&mut self) {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bft_core::request::{batch_digest, ClientId, Digest, Op, Update};
 
+use super::durable::{VOTE_COMMIT, VOTE_PREPARE, VOTE_PRE_PREPARE};
 use super::{Action, Dest, Executed, Replica};
 use crate::msg::{Commit, CommitProof, Message, PrePrepare, Prepare, PreparedCert, Reply};
 
@@ -144,15 +145,27 @@ impl Replica {
             if batch.is_empty() && !faking {
                 return;
             }
-            self.issue(batch);
+            if !self.issue(batch) {
+                return;
+            }
         }
     }
 
-    fn issue(&mut self, batch: Vec<Arc<Update>>) {
+    /// Pre-prepares `batch` at the next sequence number; false (the batch back in the pool)
+    /// if the ledger holds a different Pre-Prepare of this view there.
+    fn issue(&mut self, batch: Vec<Arc<Update>>) -> bool {
+        let (view, seq, digest) = (self.view, self.next_seq, batch_digest(&batch));
+        if !self.cast_vote(VOTE_PRE_PREPARE, seq, view, digest) {
+            for u in batch.into_iter().rev() {
+                self.assigned.remove(&u.client);
+                self.pool.push_front(u);
+            }
+            return false;
+        }
         let mut pp = PrePrepare {
-            view: self.view,
-            seq: self.next_seq,
-            digest: batch_digest(&batch),
+            view,
+            seq,
+            digest,
             replica: self.cfg.id,
             batch,
             sig: Vec::new(),
@@ -160,6 +173,7 @@ impl Replica {
         pp.sig = self.sign(&pp.signing_bytes());
         self.next_seq += 1;
         let pp = Arc::new(pp);
+        self.persist_own_pre_prepare(&pp);
         self.broadcast(Message::PrePrepare(pp.clone()));
         for u in &pp.batch {
             if self.recent.len() >= RECENT {
@@ -168,6 +182,7 @@ impl Replica {
             self.recent.push_back(u.clone());
         }
         self.accept_pre_prepare(pp);
+        true
     }
 
     /// PRE-PREPARE of the current view's primary, from the primary or forwarded by a peer
@@ -210,6 +225,11 @@ impl Replica {
     pub(crate) fn accept_pre_prepare(&mut self, pp: Arc<PrePrepare>) {
         let (view, seq, digest) = (pp.view, pp.seq, pp.digest);
         let backup = self.primary_of(view) != self.cfg.id;
+        // A backup that prepared another batch here (before a crash) neither prepares nor
+        // installs this one.
+        if backup && !self.cast_vote(VOTE_PREPARE, seq, view, digest) {
+            return;
+        }
         let slot = self.log.entry(seq).or_default();
         slot.pp = Some(pp);
         slot.prepares
@@ -307,12 +327,26 @@ impl Replica {
             if matching.len() < need {
                 return;
             }
-            slot.prepared = Some(PreparedCert {
+            let cert = PreparedCert {
                 pre_prepare: pp.clone(),
                 prepares: matching,
-            });
+            };
+            slot.prepared = Some(cert.clone());
+            // Durable before the Commit leaves: a restarted replica's View-Changes still
+            // report it.
+            self.persist_prepared(&cert);
         }
-        if slot.commit_sent != Some(pp.view) && pp.view == self.view && self.active {
+        let Some(slot) = self.log.get(&seq) else {
+            return;
+        };
+        if slot.commit_sent != Some(pp.view)
+            && pp.view == self.view
+            && self.active
+            && self.cast_vote(VOTE_COMMIT, seq, pp.view, pp.digest)
+        {
+            let Some(slot) = self.log.get_mut(&seq) else {
+                return;
+            };
             slot.commit_sent = Some(pp.view);
             let mut c = Commit {
                 view: pp.view,

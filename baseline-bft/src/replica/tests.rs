@@ -110,7 +110,11 @@ fn primary_orders_a_request_and_backups_prepare() {
     let s = sends(&out);
     assert_eq!(s.len(), 3, "{s:?}");
     assert!(s.iter().all(|(_, k)| *k == "pre-prepare"));
-    let Some(Action::Send { env, .. }) = out.first() else {
+    // The first send (the Pre-Prepare's vote is persisted in the same step).
+    let Some(env) = out.iter().find_map(|a| match a {
+        Action::Send { env, .. } => Some(env),
+        _ => None,
+    }) else {
         panic!()
     };
     let mut b = replica(&w, 1);
@@ -271,6 +275,6 @@ proptest! {
             }
         }
         bft_core::deliver_bytes(&mut r, T, Dest::Replica(*from), &bytes, &mut Vec::new());
-        r.on_timer(T * 100, 1 << 56);
+        r.on_timer(T * 100, 1 << 48);
     }
 }

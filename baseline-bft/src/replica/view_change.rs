@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use bft_core::request::{batch_digest, Digest, Update};
 
+use super::durable::VOTE_PRE_PREPARE;
 use super::{Dest, Lag, Replica, Stable};
 use crate::msg::{Checkpoint, Message, NewView, PrePrepare, PreparedCert, ViewChange};
 
@@ -87,6 +88,9 @@ impl Replica {
         self.stats.view_changes += 1;
         self.view = view;
         self.active = false;
+        // Durable before the View-Change leaves: a restarted replica never sends a second,
+        // different one for this view.
+        self.persist_view();
         if self
             .waiting_new_view
             .as_ref()
@@ -115,6 +119,7 @@ impl Replica {
         };
         vc.sig = self.sign(&vc.signing_bytes());
         let vc = Arc::new(vc);
+        self.persist_view_change(&vc);
         self.view_changes.retain(|v, _| *v >= view);
         self.view_changes
             .entry(view)
@@ -286,6 +291,14 @@ impl Replica {
                 .take(q - 1),
         );
         let plan = plan(&chosen);
+        // Every Pre-Prepare of `O` is a vote; a restarted primary that sent another New-View
+        // for this view does not send a contradicting one.
+        let view = self.view;
+        for (seq, digest, _) in &plan.entries {
+            if !self.cast_vote(VOTE_PRE_PREPARE, *seq, view, *digest) {
+                return;
+            }
+        }
         let mut pre_prepares = Vec::with_capacity(plan.entries.len());
         for (seq, digest, batch) in &plan.entries {
             let mut pp = PrePrepare {
@@ -395,6 +408,8 @@ impl Replica {
         let view = nv.view;
         self.view = view;
         self.active = true;
+        self.persist_view();
+        self.persist_new_view(&nv, &vcs);
         self.waiting_new_view = None;
         self.stats.new_views += 1;
         // The stable checkpoint of the new view.

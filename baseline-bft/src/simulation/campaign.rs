@@ -4,10 +4,14 @@
 //! a partitioned replica that catches up; a replica restarted with an empty state; a faulty
 //! primary with corrupting backups over lossy links), runs it,
 //! and reports whether Steward's safety checker saw a violation and whether ordering resumed
-//! after the fault.
+//! after the fault. Half of the seeds of some scenarios also crash and restart one correct
+//! replica from its durable store (once or twice, at random times and crash points, all
+//! before the fault window ends); it counts as correct for safety, and ordering must resume
+//! after the fault window as in every run.
 
 use std::time::Duration;
 
+use bft_harness::faults::{CrashPoint, Outage};
 use bft_harness::CostTable;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -57,6 +61,51 @@ const SCENARIOS: [&str; 9] = [
     "mixed",
 ];
 
+/// Scenarios some of whose seeds also crash-restart a correct replica, and their names then.
+const WITH_CRASH_RESTART: [(&str, &str); 4] = [
+    ("lossy-links", "lossy-links+crash-restart"),
+    ("equivocating-primary", "equivocating-primary+crash-restart"),
+    ("censoring-primary", "censoring-primary+crash-restart"),
+    ("corrupt-f", "corrupt-f+crash-restart"),
+];
+
+/// Crash-restarts of one of `correct` (empty for half of the seeds): one or two outages of
+/// 0.3–2.5 s between 1 s and 7.5 s, at random crash points. Drawn from their own stream so
+/// that the scenario's other draws do not depend on them.
+fn crash_restarts(seed: u64, correct: &[u32]) -> Vec<(u32, Vec<Outage>)> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6372_6173_6821);
+    if correct.is_empty() || rng.gen_bool(0.5) {
+        return Vec::new();
+    }
+    let victim = *correct.choose(&mut rng).expect("non-empty");
+    let mut point = || {
+        if rng.gen_bool(0.5) {
+            CrashPoint::BeforeInput
+        } else {
+            CrashPoint::AfterPersist
+        }
+    };
+    let (p1, p2) = (point(), point());
+    let ms = Duration::from_millis;
+    let down = rng.gen_range(1000..5000);
+    let up = down + rng.gen_range(300..2500);
+    let mut outages = vec![Outage {
+        down: ms(down),
+        up: ms(up),
+        point: p1,
+    }];
+    let down2 = up + rng.gen_range(500..1500);
+    let up2 = down2 + rng.gen_range(300..1000);
+    if rng.gen_bool(0.3) && up2 <= 7500 {
+        outages.push(Outage {
+            down: ms(down2),
+            up: ms(up2),
+            point: p2,
+        });
+    }
+    vec![(victim, outages)]
+}
+
 /// A topology of `sites` sites with random latencies and the PBFT replicas spread over them.
 fn random_topology(rng: &mut ChaCha8Rng, seven: bool) -> Topology {
     let per_site: Vec<u32> = if seven {
@@ -99,6 +148,7 @@ fn random_topology(rng: &mut ChaCha8Rng, seven: bool) -> Topology {
 fn run_one(seed: u64) -> CampaignRun {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let scenario = SCENARIOS[(seed % SCENARIOS.len() as u64) as usize];
+    let mut name = scenario;
     let seven = rng.gen_bool(0.3);
     let topo = random_topology(&mut rng, seven);
     let n = topo.pbft.n();
@@ -158,6 +208,15 @@ fn run_one(seed: u64) -> CampaignRun {
         }
         _ => {}
     }
+    if let Some((_, named)) = WITH_CRASH_RESTART.iter().find(|(s, _)| *s == scenario) {
+        let correct: Vec<u32> = (0..n)
+            .filter(|i| !cfg.byzantine.iter().any(|(b, _)| b == i))
+            .collect();
+        cfg.restarts = crash_restarts(seed, &correct);
+        if !cfg.restarts.is_empty() {
+            name = named;
+        }
+    }
     let fault_end = Duration::from_secs(8);
     let end = Duration::from_secs(16);
     let mut w = PbftWorld::build(cfg).expect("valid world");
@@ -206,7 +265,7 @@ fn run_one(seed: u64) -> CampaignRun {
         .starved_clients(w.config().clients, fault_end, end);
     CampaignRun {
         seed,
-        scenario,
+        scenario: name,
         n,
         completed,
         completed_after_faults: completed - at_fault_end,

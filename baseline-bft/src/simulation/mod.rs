@@ -4,6 +4,8 @@
 
 mod campaign;
 pub mod faults;
+#[cfg(test)]
+mod restart;
 
 pub use campaign::{campaign, CampaignRun};
 pub use faults::{Fault, ReplicaNode};
@@ -15,6 +17,7 @@ use std::time::Duration;
 
 use bft_core::crypto::{Crypto, FastCrypto, FastIdentity, FastWorld, RealCrypto};
 use bft_core::NodeId;
+use bft_harness::faults::{Outage, Restart};
 use bft_harness::{AddressBook, NodeProc, Packet, Shared};
 pub use bft_harness::{CostTable, CryptoMode, RunReport, SafetyChecker};
 use rand::SeedableRng;
@@ -67,6 +70,11 @@ pub struct PbftWorldConfig {
     pub byzantine: Vec<(u32, Fault)>,
     /// Client retransmission timeout.
     pub client_timeout: Duration,
+    /// Crash-restarts: each listed replica runs inside [`Restart`], which crashes it and
+    /// builds a fresh one from what it persisted at each [`Outage`]. Executions of each
+    /// incarnation are checked as a new server (a restarted replica re-executes from its
+    /// checkpoint), so a correct one still counts for safety (S1, results).
+    pub restarts: Vec<(u32, Vec<Outage>)>,
 }
 
 impl PbftWorldConfig {
@@ -89,6 +97,7 @@ impl PbftWorldConfig {
             sim: SimConfig::with_seed(seed),
             byzantine: Vec::new(),
             client_timeout: Duration::from_secs(2),
+            restarts: Vec::new(),
         }
     }
 
@@ -125,6 +134,9 @@ pub struct PbftWorld {
     client_sites: Vec<SiteId>,
     keys: Keys,
     restarts: u32,
+    /// When a crash-restarted replica goes down, in time order: from then on its executions
+    /// are checked under a new identity.
+    crashes: Vec<(Duration, u32)>,
 }
 
 impl PbftWorld {
@@ -156,8 +168,24 @@ impl PbftWorld {
             let fault = cfg.fault(i);
             let correct = fault == Fault::None;
             let sid = server_of(placement.replicas[i as usize], i);
-            let crypto = keys.replica(sid);
-            let node = faults::replica_node(Replica::new(rc, crypto), fault, || keys.replica(sid));
+            let outages = cfg
+                .restarts
+                .iter()
+                .find(|(r, _)| *r == i)
+                .map(|(_, o)| o.clone())
+                .unwrap_or_default();
+            let node: Box<dyn ReplicaNode> = if outages.is_empty() {
+                let crypto = keys.replica(sid);
+                faults::replica_node(Replica::new(rc, crypto), fault, || keys.replica(sid))
+            } else {
+                let mut keys = keys.clone();
+                let make = move || {
+                    let crypto = keys.replica(sid);
+                    let own = keys.replica(sid);
+                    faults::replica_node(Replica::new(rc.clone(), crypto), fault, move || own)
+                };
+                Box::new(Restart::new(make, outages))
+            };
             let p = sim.add_process(
                 placement.replicas[i as usize],
                 Box::new(NodeProc::replica(node, shared.clone(), correct)),
@@ -187,6 +215,12 @@ impl PbftWorld {
                 Box::new(NodeProc::client(Client::new(ccfg, crypto), shared.clone())),
             );
         }
+        let mut crashes: Vec<(Duration, u32)> = cfg
+            .restarts
+            .iter()
+            .flat_map(|(r, o)| o.iter().map(move |o| (o.down, *r)))
+            .collect();
+        crashes.sort();
         Ok(PbftWorld {
             sim,
             shared,
@@ -195,6 +229,7 @@ impl PbftWorld {
             client_sites,
             keys,
             restarts: 0,
+            crashes,
         })
     }
 
@@ -210,7 +245,27 @@ impl PbftWorld {
 
     /// Run until virtual time `t`.
     pub fn run_until(&mut self, t: Duration) -> Result<(), SimError> {
+        while let Some(&(down, i)) = self.crashes.first().filter(|(d, _)| *d <= t) {
+            self.sim.run_until(down)?;
+            self.crashes.remove(0);
+            // The old incarnation reports nothing from its crash on; the next one re-executes
+            // from its checkpoint under a new identity.
+            self.restarts += 1;
+            let site = self.cfg.topology.pbft.replicas[i as usize];
+            let p = self.shared.book.proc_of(NodeId::Replica(i));
+            if let Some(p) = self.sim.process_as_mut::<ReplicaProc>(p) {
+                p.set_checker_id(ServerId::new(site, i + 10_000 * self.restarts));
+            }
+        }
         self.sim.run_until(t)
+    }
+
+    /// The node counters of replica `i` (a crash-restarted one adds `restarts`).
+    pub fn replica_stats(&self, i: u32) -> Vec<(&'static str, u64)> {
+        self.sim
+            .process_as::<ReplicaProc>(self.shared.book.proc_of(NodeId::Replica(i)))
+            .map(|p| bft_core::Node::stats(p.node()))
+            .unwrap_or_default()
     }
 
     /// Let every client finish its current operation and issue no more.
@@ -235,7 +290,7 @@ impl PbftWorld {
         }
         self.sim
             .process_as::<ReplicaProc>(self.shared.book.proc_of(NodeId::Replica(i)))
-            .map(|p| p.node().replica())
+            .and_then(|p| p.node().replica())
     }
 
     /// Client `c`.
@@ -330,12 +385,14 @@ pub fn update_latency_bound(topo: &Topology, client_site: SiteId) -> f64 {
 }
 
 /// Key material for all nodes of a world.
+#[derive(Clone)]
 struct Keys {
     mode: CryptoMode,
     world: Arc<FastWorld>,
     real: Option<RealKeys>,
 }
 
+#[derive(Clone)]
 struct RealKeys {
     replicas: HashMap<ServerId, SigningKey>,
     clients: Vec<SigningKey>,
