@@ -169,15 +169,23 @@ impl<N: Node + ?Sized> Node for Box<N> {
     }
 }
 
+/// Most self-sends [`deliver_self_sends`] delivers for one input: a protocol answers its own
+/// messages a bounded number of times (a broadcast to its own site, then its own vote), so a
+/// node that keeps talking to itself is a bug, not a reason to spin forever.
+pub const MAX_SELF_SENDS: usize = 1024;
+
 /// Delivers the messages `node` sent to itself in `out`, in order, until none is left: every
 /// driver (simulator or runtime) calls this after each input, so a node's self-sends take
-/// effect the same way everywhere (before its next input, without a network).
+/// effect the same way everywhere (before its next input, without a network). Returns how
+/// many self-sends were dropped because the input caused more than [`MAX_SELF_SENDS`].
 pub fn deliver_self_sends<N: Node + ?Sized>(
     node: &mut N,
     now: Duration,
     out: &mut Vec<Output<N::Msg>>,
-) {
+) -> usize {
     let me = node.id();
+    let mut delivered = 0;
+    let mut dropped = 0;
     let mut i = 0;
     while i < out.len() {
         let own = match &out[i] {
@@ -185,13 +193,19 @@ pub fn deliver_self_sends<N: Node + ?Sized>(
             _ => None,
         };
         match own {
+            Some(_) if delivered >= MAX_SELF_SENDS => {
+                out.remove(i);
+                dropped += 1;
+            }
             Some(msg) => {
                 out.remove(i);
+                delivered += 1;
                 node.on_message(now, me, &msg, out);
             }
             None => i += 1,
         }
     }
+    dropped
 }
 
 /// Decodes `bytes` received from `from` and hands the message to `node`. Returns false, with
@@ -210,5 +224,78 @@ pub fn deliver_bytes<N: Node + ?Sized>(
             true
         }
         Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::DecodeError;
+
+    #[derive(Clone, Debug)]
+    struct Ping;
+
+    impl Wire for Ping {
+        fn encode(&self) -> Vec<u8> {
+            vec![1]
+        }
+        fn decode(_bytes: &[u8]) -> Result<Self, DecodeError> {
+            Ok(Ping)
+        }
+        fn kind(&self) -> &'static str {
+            "ping"
+        }
+    }
+
+    /// Answers each of its own messages with two more (a bug: an endless self-conversation).
+    struct Chatty {
+        heard: usize,
+    }
+
+    impl Node for Chatty {
+        type Msg = Ping;
+        fn id(&self) -> NodeId {
+            NodeId::Replica(0)
+        }
+        fn start(&mut self, _now: Duration, _out: &mut Vec<Output<Ping>>) {}
+        fn on_message(
+            &mut self,
+            _now: Duration,
+            _from: NodeId,
+            _m: &Ping,
+            out: &mut Vec<Output<Ping>>,
+        ) {
+            self.heard += 1;
+            for _ in 0..2 {
+                out.push(Output::Send {
+                    to: NodeId::Replica(0),
+                    env: Envelope::new(Ping),
+                });
+            }
+            out.push(Output::Send {
+                to: NodeId::Replica(1),
+                env: Envelope::new(Ping),
+            });
+        }
+        fn on_timer(&mut self, _now: Duration, _token: u64, _out: &mut Vec<Output<Ping>>) {}
+        fn crypto_counters(&self) -> CryptoCounters {
+            CryptoCounters::default()
+        }
+    }
+
+    #[test]
+    fn a_node_talking_to_itself_forever_is_cut_off() {
+        let mut node = Chatty { heard: 0 };
+        let mut out = vec![Output::Send {
+            to: NodeId::Replica(0),
+            env: Envelope::new(Ping),
+        }];
+        let dropped = deliver_self_sends(&mut node, Duration::ZERO, &mut out);
+        assert_eq!(node.heard, MAX_SELF_SENDS);
+        assert_eq!(dropped, MAX_SELF_SENDS + 1);
+        assert!(out
+            .iter()
+            .all(|o| matches!(o, Output::Send { to, .. } if *to == NodeId::Replica(1))));
+        assert_eq!(out.len(), MAX_SELF_SENDS);
     }
 }
