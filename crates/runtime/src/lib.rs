@@ -6,6 +6,7 @@
 //! defines the seam ([`Core`], [`Effect`], [`drive`]) and [`serve`] the replica process.
 
 pub mod core;
+pub mod durable_log;
 pub mod node_core;
 pub mod serve;
 
