@@ -12,6 +12,9 @@ use bytes::Bytes;
 use steward_net::{Inbound, PeerName, Transport};
 use tokio::time::Instant;
 
+use bft_core::durable::Store;
+
+use crate::durable_log::DurableLog;
 use crate::NodeKind;
 
 /// What a core asks its driver to do.
@@ -59,6 +62,9 @@ pub trait Core: Send {
     ) -> bool;
     /// A timer armed by [`Effect::Timer`] fired.
     fn on_timer(&mut self, now: Duration, token: u64, out: &mut Vec<Effect>);
+    /// Restores what the node persisted before a crash (before [`Core::start`]; see
+    /// [`bft_core::Node::recover`]). The default keeps nothing.
+    fn recover(&mut self, _store: &Store) {}
     /// The driver is stopping (clients stop issuing operations).
     fn stop(&mut self) {}
     /// Protocol counters for the node's final `stats` line.
@@ -84,6 +90,20 @@ pub struct DriveStats {
     pub executed: u64,
     /// Timers fired.
     pub timers: u64,
+    /// Durable writes appended to the log.
+    pub persist_writes: u64,
+    /// Bytes of those writes' records.
+    pub persist_bytes: u64,
+    /// `fdatasync`s of the log (one per step that wrote, or per group of steps).
+    pub persist_syncs: u64,
+    /// Inputs handled in steps whose writes were synced together (several when messages were
+    /// waiting: one sync for the group).
+    pub persist_grouped_inputs: u64,
+    /// Durable writes dropped because the node has no log (no `--data-dir`).
+    pub persist_dropped: u64,
+    /// Appends or syncs that failed (the driver then stops: it must not send unpersisted
+    /// votes).
+    pub persist_failures: u64,
 }
 
 impl DriveStats {
@@ -98,6 +118,12 @@ impl DriveStats {
             ("send_errors", self.send_errors),
             ("executed", self.executed),
             ("timers", self.timers),
+            ("persist_writes", self.persist_writes),
+            ("persist_bytes", self.persist_bytes),
+            ("persist_syncs", self.persist_syncs),
+            ("persist_grouped_inputs", self.persist_grouped_inputs),
+            ("persist_dropped", self.persist_dropped),
+            ("persist_failures", self.persist_failures),
         ] {
             m.insert(k.into(), v.into());
         }
@@ -105,12 +131,26 @@ impl DriveStats {
     }
 }
 
+/// Messages handled at most before one group commit (while more are waiting).
+const MAX_GROUP: usize = 32;
+
 /// Runs `core` on `transport` until `stop` completes or the inbound channel closes. Sends,
-/// timers and executions are handled here; every other effect goes to `on_effect`.
+/// timers, executions and durable writes are handled here; every other effect goes to
+/// `on_effect`.
+///
+/// Durability: the effects of one step (one message, or one burst of due timers) are handled
+/// together: every [`Effect::Persist`] of the step is appended to `durable` and made durable
+/// with one `fdatasync` before any [`Effect::Send`] of the step is handed to the transport.
+/// When a step wrote something and more messages are already waiting, up to [`MAX_GROUP`] of
+/// them are handled first and their writes share the one sync (group commit); the sends of
+/// every step still go out in the order the core produced them. Without a log (`durable` is
+/// `None`: a client, or a replica run without `--data-dir`) the writes are dropped and counted.
+/// If an append or sync fails the driver logs it and stops without sending the step's messages.
 pub async fn drive<C: Core + ?Sized>(
     core: &mut C,
     inbound: &mut Inbound,
     transport: &Transport,
+    mut durable: Option<&mut DurableLog>,
     stop: impl Future<Output = ()>,
     mut on_effect: impl FnMut(&Effect),
 ) -> DriveStats {
@@ -121,10 +161,45 @@ pub async fn drive<C: Core + ?Sized>(
     let mut armed = 0u64;
     let mut names: HashMap<NodeKind, PeerName> = HashMap::new();
     let mut out = Vec::new();
+    let mut writes = Vec::new();
+    let mut later = Vec::new();
     core.start(start.elapsed(), &mut out);
     tokio::pin!(stop);
     loop {
+        // The step's durable writes first, one sync for all of them; then the rest in order.
         for e in out.drain(..) {
+            match e {
+                Effect::Persist(w) => writes.push(w),
+                other => later.push(other),
+            }
+        }
+        let persisted = !writes.is_empty();
+        if persisted {
+            match durable.as_deref_mut() {
+                Some(log) => {
+                    let synced = log.append(&writes).and_then(|n| Ok((n, log.sync()?)));
+                    match synced {
+                        Ok((bytes, synced)) => {
+                            stats.persist_writes += writes.len() as u64;
+                            stats.persist_bytes += bytes;
+                            stats.persist_syncs += u64::from(synced);
+                        }
+                        Err(e) => {
+                            stats.persist_failures += 1;
+                            tracing::error!(
+                                target: "driver",
+                                "cannot persist to {}: {e}; stopping without sending",
+                                log.path().display()
+                            );
+                            break;
+                        }
+                    }
+                }
+                None => stats.persist_dropped += writes.len() as u64,
+            }
+            writes.clear();
+        }
+        for e in later.drain(..) {
             match e {
                 Effect::Send { to, bytes } => {
                     let name = names.entry(to).or_insert_with(|| to.name());
@@ -162,21 +237,47 @@ pub async fn drive<C: Core + ?Sized>(
                 }
             }
             m = inbound.recv() => {
-                let Some((peer, bytes)) = m else { break };
-                stats.received += 1;
-                match NodeKind::parse(peer.as_str()) {
-                    Some(from) => {
-                        if !core.on_bytes(start.elapsed(), from, &bytes, &mut out) {
-                            stats.malformed += 1;
-                        }
+                let Some(m) = m else { break };
+                on_message(core, start, m, &mut stats, &mut out);
+                // Group commit: while this step's writes wait for their sync, handle the
+                // messages already waiting; their writes share it.
+                if durable.is_some() {
+                    let mut group = 1;
+                    while group < MAX_GROUP
+                        && out.iter().any(|e| matches!(e, Effect::Persist(_)))
+                    {
+                        let Some(m) = inbound.try_recv() else { break };
+                        on_message(core, start, m, &mut stats, &mut out);
+                        group += 1;
                     }
-                    None => stats.unknown_sender += 1,
+                    if group > 1 {
+                        stats.persist_grouped_inputs += group as u64;
+                    }
                 }
             }
         }
     }
     core.stop();
     stats
+}
+
+/// Hands one received message to the core.
+fn on_message<C: Core + ?Sized>(
+    core: &mut C,
+    start: Instant,
+    (peer, bytes): (PeerName, Bytes),
+    stats: &mut DriveStats,
+    out: &mut Vec<Effect>,
+) {
+    stats.received += 1;
+    match NodeKind::parse(peer.as_str()) {
+        Some(from) => {
+            if !core.on_bytes(start.elapsed(), from, &bytes, out) {
+                stats.malformed += 1;
+            }
+        }
+        None => stats.unknown_sender += 1,
+    }
 }
 
 /// Driver diagnostics go to the `tracing` subscriber (stderr: the node's log file).
