@@ -284,3 +284,164 @@ fn on_message<C: Core + ?Sized>(
 fn log_line(msg: &str) {
     tracing::warn!(target: "driver", "{msg}");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bft_core::durable::Write;
+    use steward_net::{DeploymentCa, TransportConfig};
+
+    /// Replica 0: each message from replica 1 makes it persist `v<n>` and answer with `n`.
+    struct Echo {
+        n: u8,
+        recovered: usize,
+    }
+
+    impl Core for Echo {
+        fn start(&mut self, _now: Duration, _out: &mut Vec<Effect>) {}
+        fn recover(&mut self, store: &Store) {
+            self.recovered = store.len();
+        }
+        fn on_bytes(
+            &mut self,
+            _: Duration,
+            from: NodeKind,
+            _: &[u8],
+            out: &mut Vec<Effect>,
+        ) -> bool {
+            self.n += 1;
+            // The send comes first: the driver must still persist before sending.
+            out.push(Effect::Send {
+                to: from,
+                bytes: Bytes::from(vec![self.n]),
+            });
+            out.push(Effect::Persist(Write::Put {
+                key: vec![b'v', self.n],
+                value: vec![self.n],
+            }));
+            true
+        }
+        fn on_timer(&mut self, _: Duration, _: u64, _: &mut Vec<Effect>) {}
+    }
+
+    fn transport(
+        ca: &DeploymentCa,
+        name: &str,
+        peer: Option<(&str, std::net::SocketAddr)>,
+    ) -> (Transport, Inbound) {
+        let mut cfg = TransportConfig::new(
+            name,
+            ca.issue(name).unwrap(),
+            ca.cert_der().to_vec(),
+            "127.0.0.1:0".parse().unwrap(),
+        );
+        if let Some((p, addr)) = peer {
+            cfg.peers.insert(PeerName::from(p), addr);
+        } else {
+            cfg.allowed_peers.insert(PeerName::from("pbft-r1"));
+        }
+        Transport::bind(cfg).unwrap()
+    }
+
+    /// Every write of a step is in the log before the step's message arrives, a restart
+    /// replays them, and without a log they are dropped and counted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_are_in_the_log_before_the_steps_messages_leave() {
+        let ca = DeploymentCa::generate("drive").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let wal = dir.path().join("pbft-r0.wal");
+        for with_log in [true, false, true] {
+            let (server, mut inbound) = transport(&ca, "pbft-r0", None);
+            let (client, mut replies) =
+                transport(&ca, "pbft-r1", Some(("pbft-r0", server.local_addr())));
+            let mut log = with_log.then(|| DurableLog::open(&wal).unwrap());
+            let before = log.as_ref().map_or(0, |l| l.store().len());
+            let mut core = Echo { n: 0, recovered: 0 };
+            if let Some(l) = &log {
+                core.recover(l.store());
+            }
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+            let t = server.clone();
+            let task = tokio::spawn(async move {
+                let stop = async {
+                    let _ = stop_rx.await;
+                };
+                let stats = drive(&mut core, &mut inbound, &t, log.as_mut(), stop, |_| {}).await;
+                (stats, core.recovered)
+            });
+            let r0 = PeerName::from("pbft-r0");
+            for i in 1..=5u8 {
+                client.send(&r0, Bytes::from_static(b"x")).unwrap();
+                let (_, reply) = tokio::time::timeout(Duration::from_secs(10), replies.recv())
+                    .await
+                    .expect("a reply")
+                    .unwrap();
+                assert_eq!(&reply[..], &[i]);
+                if with_log {
+                    // Replay what is in the file now (the log is still open and appending).
+                    let bytes = std::fs::read(&wal).unwrap();
+                    let found = crate::durable_log::replay(&bytes)
+                        .writes
+                        .contains(&Write::Put {
+                            key: vec![b'v', i],
+                            value: vec![i],
+                        });
+                    assert!(found, "reply {i} left before its write was in the log");
+                }
+            }
+            let _ = stop_tx.send(());
+            let (stats, recovered) = task.await.unwrap();
+            assert_eq!(recovered, before);
+            if with_log {
+                assert_eq!(stats.persist_writes, 5);
+                assert!(stats.persist_syncs >= 1 && stats.persist_syncs <= 5);
+                assert!(stats.persist_bytes > 0);
+                assert_eq!(stats.persist_dropped, 0);
+            } else {
+                assert_eq!(stats.persist_dropped, 5);
+                assert_eq!(stats.persist_writes, 0);
+            }
+            client.shutdown().await;
+            server.shutdown().await;
+        }
+        // A log that refuses the write: the driver stops without sending the step's reply.
+        let (server, mut inbound) = transport(&ca, "pbft-r0", None);
+        let (client, mut replies) =
+            transport(&ca, "pbft-r1", Some(("pbft-r0", server.local_addr())));
+        let mut log = DurableLog::open(&dir.path().join("broken.wal")).unwrap();
+        log.make_unwritable();
+        let t = server.clone();
+        let task = tokio::spawn(async move {
+            let mut core = Echo { n: 0, recovered: 0 };
+            drive(
+                &mut core,
+                &mut inbound,
+                &t,
+                Some(&mut log),
+                std::future::pending(),
+                |_| {},
+            )
+            .await
+        });
+        client
+            .send(&PeerName::from("pbft-r0"), Bytes::from_static(b"x"))
+            .unwrap();
+        let stats = tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the driver stops")
+            .unwrap();
+        assert_eq!(stats.persist_failures, 1);
+        assert_eq!(stats.sent, 0);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), replies.recv())
+                .await
+                .is_err(),
+            "a reply left without its write"
+        );
+        client.shutdown().await;
+        server.shutdown().await;
+        // The second run with a log reopened the first run's five writes (the same keys were
+        // written again with the same values).
+        assert_eq!(DurableLog::open(&wal).unwrap().store().len(), 5);
+    }
+}

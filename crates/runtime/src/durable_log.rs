@@ -294,6 +294,13 @@ impl DurableLog {
         Ok(true)
     }
 
+    /// Makes every later append fail (the file is reopened read-only): tests of what a driver
+    /// does when the disk refuses a write.
+    #[cfg(test)]
+    pub(crate) fn make_unwritable(&mut self) {
+        self.file = File::open(&self.path).unwrap();
+    }
+
     /// Rewrites the log as the live store (see the module documentation).
     pub fn compact(&mut self) -> io::Result<()> {
         let tmp = compact_path(&self.path);
