@@ -1044,3 +1044,23 @@ impl Interrupt {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_parse_and_label_their_rows() {
+        let k = parse_restart("s0.1@5s+2s").unwrap();
+        assert_eq!(k.replica, "s0.1");
+        assert_eq!(k.at, Duration::from_secs(5));
+        assert_eq!(k.restart_after, Some(Duration::from_secs(2)));
+        assert_eq!(k.label(), "restart-s0.1@5s+2s");
+        let k = parse_restart("r1@1.5s+500ms").unwrap();
+        assert_eq!(k.label(), "restart-r1@1.5s+0.5s");
+        assert_eq!(parse_kill("r0@5s").unwrap().label(), "kill-r0@5s");
+        for bad in ["s0.1@5s", "s0.1+2s", "x1@5s+2s", "r1@5s+", "r1@+2s"] {
+            assert!(parse_restart(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -151,3 +151,28 @@ fn restarted_replicas_recover_their_log_and_never_contradict_a_durable_vote() {
         }
     }
 }
+
+#[test]
+fn restart_options_are_checked_before_anything_starts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let topo = write_topology(tmp.path(), "two.toml", &two_sites());
+    let run = |args: &[&str]| {
+        let r = loadgen_cmd()
+            .arg("local")
+            .args(args)
+            .arg("--topology")
+            .arg(&topo)
+            .arg("--out")
+            .arg(tmp.path().join("o"))
+            .output()
+            .unwrap();
+        common::refused(&r)
+    };
+    let err = run(&["--duration", "5s", "--restart", "s1.1@4s+2s"]);
+    assert!(err.contains("--restart s1.1"), "{err}");
+    let err = run(&["--kill", "s1.1@1s", "--restart", "s1.2@1s+1s"]);
+    assert!(err.contains("at most one fault"), "{err}");
+    let err = run(&["--restart", "s9.1@1s+1s"]);
+    assert!(err.contains("no replica s9.1"), "{err}");
+    assert!(!tmp.path().join("o").join("deployment").exists());
+}
