@@ -20,6 +20,8 @@
 //!   live store is written as `Put` records to `<file>.compact`, which is `fsync`ed, renamed over
 //!   the log, and the directory is `fsync`ed. A crash at any point leaves either the old or the
 //!   new log complete; a stale `.compact` file is removed at the next open.
+//! - The open log is `flock`ed (exclusively, and the compacted file before it replaces the
+//!   log): a second process on the same file is refused.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write as _};
@@ -124,10 +126,6 @@ impl DurableLog {
     pub fn open(path: &Path) -> io::Result<DurableLog> {
         let dir = parent(path);
         fs::create_dir_all(&dir)?;
-        let stale = compact_path(path);
-        if stale.exists() {
-            fs::remove_file(&stale)?;
-        }
         let created = !path.exists();
         let mut file = OpenOptions::new()
             .read(true)
@@ -135,6 +133,20 @@ impl DurableLog {
             .create(true)
             .truncate(false)
             .open(path)?;
+        // One process per log: a second replica on the same file would interleave records.
+        // The lock goes with the process (also on SIGKILL).
+        // SAFETY: flock on a descriptor we own.
+        if let Err(e) = lock(&file) {
+            return Err(io::Error::new(
+                e.kind(),
+                format!("{} is locked by another process ({e})", path.display()),
+            ));
+        }
+        // A compaction that crashed before its rename left this; the log is complete.
+        let stale = compact_path(path);
+        if stale.exists() {
+            fs::remove_file(&stale)?;
+        }
         if created {
             // The new file's name must survive a crash too.
             sync_dir(&dir)?;
@@ -314,20 +326,37 @@ impl DurableLog {
                 &mut buf,
             );
         }
-        {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&buf)?;
-            f.sync_all()?;
-        }
+        // Locked before it becomes the log, so that the lock never lapses.
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        lock(&file)?;
+        file.write_all(&buf)?;
+        file.sync_all()?;
         fs::rename(&tmp, &self.path)?;
         sync_dir(&parent(&self.path))?;
-        let mut file = OpenOptions::new().read(true).write(true).open(&self.path)?;
-        file.seek(SeekFrom::End(0))?;
         self.file = file;
         self.log_bytes = buf.len() as u64;
         self.compactions += 1;
         Ok(())
     }
+}
+
+/// An exclusive `flock` of `file` (fails at once if another open file holds it).
+fn lock(file: &File) -> io::Result<()> {
+    // SAFETY: flock on a descriptor we own.
+    if unsafe {
+        libc::flock(
+            std::os::fd::AsRawFd::as_raw_fd(file),
+            libc::LOCK_EX | libc::LOCK_NB,
+        )
+    } != 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -526,8 +555,24 @@ mod tests {
         assert_eq!(log.store(), &expected(&all));
         assert_eq!(log.log_bytes(), fs::metadata(&path).unwrap().len());
         assert!(!compact_path(&path).exists());
+        // The compacted file is still locked by its writer.
+        assert!(DurableLog::open(&path).is_err());
         drop(log);
         assert_eq!(DurableLog::open(&path).unwrap().store(), &expected(&all));
+    }
+
+    #[test]
+    fn one_process_at_a_time_opens_a_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n.wal");
+        let log = DurableLog::open(&path).unwrap();
+        let err = DurableLog::open(&path).unwrap_err();
+        assert!(
+            err.to_string().contains("locked by another process"),
+            "{err}"
+        );
+        drop(log);
+        DurableLog::open(&path).unwrap();
     }
 
     #[test]
