@@ -141,7 +141,7 @@ const MAX_GROUP: usize = 32;
 /// Durability: the effects of one step (one message, or one burst of due timers) are handled
 /// together: every [`Effect::Persist`] of the step is appended to `durable` and made durable
 /// with one `fdatasync` before any [`Effect::Send`] of the step is handed to the transport.
-/// When a step wrote something and more messages are already waiting, up to [`MAX_GROUP`] of
+/// When a step wrote something and more messages are already waiting, up to `MAX_GROUP` (32) of
 /// them are handled first and their writes share the one sync (group commit); the sends of
 /// every step still go out in the order the core produced them. Without a log (`durable` is
 /// `None`: a client, or a replica run without `--data-dir`) the writes are dropped and counted.
