@@ -159,7 +159,7 @@ pub fn start(
             let stopped = async move {
                 let _ = stop.wait_for(|s| *s).await;
             };
-            drive(&mut *core, &mut inbound, &transport, stopped, |e| {
+            drive(&mut *core, &mut inbound, &transport, None, stopped, |e| {
                 record(&shared, window, e)
             })
             .await;

@@ -66,6 +66,18 @@ pub struct LocalArgs {
     /// completion of the first operation issued after it.
     #[arg(long, value_parser = parse_kill, value_delimiter = ',')]
     pub kill: Vec<Kill>,
+    /// Fault injection: SIGKILL a replica at a time after the warm-up and start it again (same
+    /// durable log, same address) after a downtime, e.g. `s0.1@5s+2s` or `r1@5s+2s`;
+    /// comma-separated like --kill (a protocol takes one --kill or --restart). The row's
+    /// recovery_ms is the time from the restart to the completion of the first operation issued
+    /// after it.
+    #[arg(long, value_parser = parse_restart, value_delimiter = ',')]
+    pub restart: Vec<Kill>,
+    /// Run the replicas without a durable log (no --data-dir; their durable writes are dropped).
+    /// By default each replica logs to <out>/data/<protocol>-c<clients>/, emptied at the start
+    /// of each configuration.
+    #[arg(long)]
+    pub no_data_dir: bool,
 }
 
 /// A replica's `--id`: `s<site>.<i>` or `r<i>`.
@@ -77,13 +89,40 @@ fn replica_arg(node: NodeKind) -> String {
     }
 }
 
-/// A replica to kill during the measurement.
+/// A replica to kill (and perhaps restart) during the measurement.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Kill {
     /// `s<site>.<i>` or `r<i>`.
     pub replica: String,
     /// After the start of the measurement window.
     pub at: Duration,
+    /// Start it again this long after the kill (`--restart`).
+    pub restart_after: Option<Duration>,
+}
+
+impl Kill {
+    /// The row's scenario label: `kill-s0.0@5s` or `restart-s0.1@5s+2s`.
+    fn label(&self) -> String {
+        match self.restart_after {
+            None => format!("kill-{}@{}s", self.replica, self.at.as_secs_f64()),
+            Some(d) => format!(
+                "restart-{}@{}s+{}s",
+                self.replica,
+                self.at.as_secs_f64(),
+                d.as_secs_f64()
+            ),
+        }
+    }
+}
+
+/// `<replica>@<time>+<downtime>`, e.g. `s0.1@5s+2s`.
+fn parse_restart(s: &str) -> Result<Kill, String> {
+    let (kill, down) = s.rsplit_once('+').ok_or_else(|| {
+        format!("expected <replica>@<time>+<downtime>, e.g. s0.1@5s+2s, got {s:?}")
+    })?;
+    let mut k = parse_kill(kill)?;
+    k.restart_after = Some(parse_duration(down)?);
+    Ok(k)
 }
 
 fn parse_kill(s: &str) -> Result<Kill, String> {
@@ -103,6 +142,7 @@ fn parse_kill(s: &str) -> Result<Kill, String> {
     Ok(Kill {
         replica: replica.to_string(),
         at: parse_duration(at)?,
+        restart_after: None,
     })
 }
 
@@ -149,7 +189,25 @@ pub fn run(a: LocalArgs) -> Result<Vec<Row>> {
         }
     };
     let topology = Topology::load(&topology_file)?;
-    for k in &a.kill {
+    for p in a.protocol.protocols() {
+        if faults(&a).filter(|k| applies(k, p)).count() > 1 {
+            bail!("--kill/--restart: at most one fault per protocol ({p})");
+        }
+    }
+    for k in faults(&a) {
+        if let Some(down) = k.restart_after {
+            if k.at + down >= a.duration {
+                bail!(
+                    "--restart {}: the restart ({:?} + {:?}) must fall inside --duration {:?}",
+                    k.replica,
+                    k.at,
+                    down,
+                    a.duration
+                );
+            }
+        }
+    }
+    for k in faults(&a) {
         let exists = a.protocol.protocols().iter().any(|p| {
             protocol_replicas(*p, &topology)
                 .iter()
@@ -157,7 +215,7 @@ pub fn run(a: LocalArgs) -> Result<Vec<Row>> {
         });
         if !exists {
             bail!(
-                "--kill: no replica {} among the {} replicas of {}",
+                "--kill/--restart: no replica {} among the {} replicas of {}",
                 k.replica,
                 a.protocol
                     .protocols()
@@ -215,8 +273,25 @@ pub fn run(a: LocalArgs) -> Result<Vec<Row>> {
                 fs::remove_file(&queues).with_context(|| format!("{}", queues.display()))?;
             }
             let log_dir = logs.join(format!("{protocol}-c{n}"));
-            let mut cluster = Cluster::start(&exe, protocol, &dep, &a, &log_dir, &sockets)?;
-            pids.extend(cluster.pids());
+            let data_dir = if a.no_data_dir {
+                None
+            } else {
+                let d = out.join("data").join(format!("{protocol}-c{n}"));
+                // A new cluster: votes of an earlier run in this directory would conflict.
+                if d.exists() {
+                    fs::remove_dir_all(&d).with_context(|| format!("{}", d.display()))?;
+                }
+                Some(d)
+            };
+            let mut cluster = Cluster::start(
+                &exe,
+                protocol,
+                &dep,
+                &a,
+                &log_dir,
+                data_dir.as_deref(),
+                &sockets,
+            )?;
             let measured = rt.block_on(measure(
                 protocol,
                 &dep,
@@ -228,6 +303,7 @@ pub fn run(a: LocalArgs) -> Result<Vec<Row>> {
                 &interrupt,
             ));
             let stopped = cluster.stop();
+            pids.extend(cluster.spawned.iter().copied());
             let mut m = measured?;
             stopped?;
             (m.local_view_changes, m.global_view_changes) = cluster.view_changes();
@@ -246,10 +322,14 @@ pub fn run(a: LocalArgs) -> Result<Vec<Row>> {
                 "local: [{done}/{total}] {:.1} ops/s, mean {:.1} ms, {c:.1} CPU-ms/update",
                 row.throughput_ops_s, row.lat_mean_ms
             );
-            if let Some(k) = kill_for(&a.kill, protocol) {
+            if let Some(k) = kill_for(&a, protocol) {
                 eprintln!(
-                    "local: after killing {}: {} operations issued after the kill completed; \
-                     recovery {}",
+                    "local: after {} {}: {} operations issued after it completed; recovery {}",
+                    if k.restart_after.is_some() {
+                        "restarting"
+                    } else {
+                        "killing"
+                    },
                     k.replica,
                     m.report.after_mark,
                     row.recovery_ms
@@ -305,12 +385,22 @@ pub fn run(a: LocalArgs) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// The kill that applies to `protocol`'s cluster (the first naming one of its replicas).
-fn kill_for(kills: &[Kill], protocol: Protocol) -> Option<&Kill> {
-    kills.iter().find(|k| match protocol {
+/// Every --kill and --restart.
+fn faults(a: &LocalArgs) -> impl Iterator<Item = &Kill> {
+    a.kill.iter().chain(&a.restart)
+}
+
+/// Whether `k` names a replica of `protocol`.
+fn applies(k: &Kill, protocol: Protocol) -> bool {
+    match protocol {
         Protocol::Steward => k.replica.starts_with('s'),
         Protocol::Pbft => k.replica.starts_with('r'),
-    })
+    }
+}
+
+/// The kill or restart that applies to `protocol`'s cluster.
+fn kill_for(a: &LocalArgs, protocol: Protocol) -> Option<&Kill> {
+    faults(a).find(|k| applies(k, protocol))
 }
 
 /// The summary row of one measured configuration.
@@ -354,8 +444,8 @@ fn row_of(
         seed: 0,
         costs: "real".into(),
         wall_s: wall.as_secs_f64(),
-        scenario: match kill_for(&a.kill, protocol) {
-            Some(k) => format!("kill-{}@{}s", k.replica, k.at.as_secs_f64()),
+        scenario: match kill_for(a, protocol) {
+            Some(k) => k.label(),
             None => "none".into(),
         },
         local_view_changes: m.local_view_changes,
@@ -415,12 +505,13 @@ async fn measure(
         start: start + a.warmup,
         end: start + a.warmup + a.duration,
     };
-    let kill = a
-        .kill
-        .iter()
+    let kill = faults(a)
         .find(|k| cluster.has(&k.replica))
-        .map(|k| (k.replica.clone(), window.start + k.at));
-    let mark = kill.as_ref().map(|(_, at)| *at);
+        .map(|k| (k.clone(), window.start + k.at));
+    // Recovery is measured from the kill, or from the restart.
+    let mark = kill
+        .as_ref()
+        .map(|(k, at)| *at + k.restart_after.unwrap_or_default());
     let running = clients::start(
         mark,
         protocol,
@@ -437,10 +528,18 @@ async fn measure(
         let cpu0 = cluster.cpu_time();
         let wan0 = cluster.wan_counters(Duration::from_secs(5))?;
         let t0 = Instant::now();
-        if let Some((replica, at)) = &kill {
+        if let Some((k, at)) = &kill {
             tokio::time::sleep_until(*at).await;
-            cluster.kill(replica)?;
-            eprintln!("local: killed replica {replica}");
+            cluster.kill(&k.replica)?;
+            eprintln!("local: killed replica {}", k.replica);
+            if let Some(down) = k.restart_after {
+                tokio::time::sleep_until(*at + down).await;
+                cluster.restart(&k.replica)?;
+                // Wait for its ready line: only then does it answer SIGUSR1 (the WAN counters).
+                let ready = cluster.wait_ready_one(&k.replica, Duration::from_secs(30));
+                ready?;
+                eprintln!("local: restarted replica {}", k.replica);
+            }
         }
         tokio::time::sleep_until(window.end).await;
         let cpu1 = cluster.cpu_time();
@@ -536,12 +635,30 @@ struct Cluster {
     stats: Vec<serde_json::Value>,
     /// Lines read while waiting for others.
     pending: Vec<(usize, String)>,
+    /// Pids of every process started (restarts included).
+    spawned: Vec<u32>,
+    /// How to start a replica.
+    launch: Launch,
+}
+
+/// What starting (or restarting) a replica process takes.
+struct Launch {
+    exe: PathBuf,
+    protocol: Protocol,
+    deployment: PathBuf,
+    wan: WanMode,
+    batch: usize,
+    logs: PathBuf,
+    data_dir: Option<PathBuf>,
+    sockets: clients::Sockets,
+    tx: std_mpsc::Sender<(usize, String)>,
 }
 
 /// A replica process. `child` is `Some` only while the process is not reaped, so its pid
 /// cannot have been reused: only then is it signalled.
 struct Node {
     id: String,
+    kind: NodeKind,
     child: Option<Child>,
     /// How it ended, once reaped without being killed on purpose.
     exit: Option<std::process::ExitStatus>,
@@ -554,6 +671,7 @@ impl Cluster {
         dep: &Deployment,
         a: &LocalArgs,
         logs: &Path,
+        data_dir: Option<&Path>,
         sockets: &clients::Sockets,
     ) -> Result<Cluster> {
         fs::create_dir_all(logs).with_context(|| format!("{}", logs.display()))?;
@@ -564,77 +682,132 @@ impl Cluster {
             readers: Vec::new(),
             stats: Vec::new(),
             pending: Vec::new(),
+            spawned: Vec::new(),
+            launch: Launch {
+                exe: exe.to_path_buf(),
+                protocol,
+                deployment: dep.layout.root().to_path_buf(),
+                wan: a.wan,
+                batch: a.batch,
+                logs: logs.to_path_buf(),
+                data_dir: data_dir.map(Path::to_path_buf),
+                sockets: sockets.clone(),
+                tx,
+            },
         };
         for (node, _) in protocol_replicas(protocol, &dep.topology) {
-            let id = replica_arg(node);
-            let log_path = logs.join(format!("{id}.log"));
-            let log =
-                fs::File::create(&log_path).with_context(|| format!("{}", log_path.display()))?;
-            let mut cmd = Command::new(exe);
-            cmd.args(["replica", "--protocol", protocol.name()])
-                .arg("--deployment")
-                .arg(dep.layout.root())
-                .args(["--id", &id.to_string(), "--wan", &a.wan.to_string()])
-                .args(["--batch", &a.batch.to_string()])
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(log);
-            // The child gets SIGTERM if loadgen dies. If loadgen died between fork and prctl,
-            // the child has already been reparented and no signal will ever come: it checks its
-            // parent after prctl and gives up.
-            let parent = std::process::id() as libc::pid_t;
-            // The replica's socket, bound by assign_addresses: inherited (its close-on-exec
-            // flag cleared in the child only) and named by --listen-fd.
-            let fd = sockets
-                .get(node.name().as_str())
-                .map(|s| std::os::fd::AsRawFd::as_raw_fd(&**s));
-            if let Some(fd) = fd {
-                cmd.args(["--listen-fd", &fd.to_string()]);
-            }
-            // SAFETY: prctl, getppid and fcntl are async-signal-safe.
-            unsafe {
-                cmd.pre_exec(move || {
-                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    if libc::getppid() != parent {
-                        return Err(std::io::Error::other("loadgen exited during the start"));
-                    }
-                    if let Some(fd) = fd {
-                        if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
-                            return Err(std::io::Error::last_os_error());
-                        }
-                    }
-                    Ok(())
-                });
-            }
-            let mut child = cmd
-                .spawn()
-                .with_context(|| format!("cannot start {}", exe.display()))?;
-            let stdout = child.stdout.take().expect("piped");
             let index = cluster.nodes.len();
             cluster.nodes.push(Node {
-                id,
-                child: Some(child),
+                id: replica_arg(node),
+                kind: node,
+                child: None,
                 exit: None,
             });
-            let tx = tx.clone();
-            cluster.readers.push(std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    if tx.send((index, line)).is_err() {
-                        break;
-                    }
-                }
-            }));
+            cluster.spawn(index, false)?;
         }
         Ok(cluster)
     }
 
-    fn pids(&self) -> Vec<u32> {
-        self.nodes
+    /// Starts node `index`'s process (again, with `again`: its log is appended to).
+    fn spawn(&mut self, index: usize, again: bool) -> Result<()> {
+        let l = &self.launch;
+        let node = self.nodes[index].kind;
+        let id = self.nodes[index].id.clone();
+        let log_path = l.logs.join(format!("{id}.log"));
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(again)
+            .truncate(!again)
+            .open(&log_path)
+            .with_context(|| format!("{}", log_path.display()))?;
+        let mut cmd = Command::new(&l.exe);
+        cmd.args(["replica", "--protocol", l.protocol.name()])
+            .arg("--deployment")
+            .arg(&l.deployment)
+            .args(["--id", &id, "--wan", &l.wan.to_string()])
+            .args(["--batch", &l.batch.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log);
+        if let Some(d) = &l.data_dir {
+            cmd.arg("--data-dir").arg(d);
+        }
+        // The child gets SIGTERM if loadgen dies. If loadgen died between fork and prctl,
+        // the child has already been reparented and no signal will ever come: it checks its
+        // parent after prctl and gives up.
+        let parent = std::process::id() as libc::pid_t;
+        // The replica's socket, bound by assign_addresses: inherited (its close-on-exec
+        // flag cleared in the child only) and named by --listen-fd. A restarted replica
+        // inherits the same socket (loadgen keeps it open), so it keeps its address.
+        let fd = l
+            .sockets
+            .get(node.name().as_str())
+            .map(|s| std::os::fd::AsRawFd::as_raw_fd(&**s));
+        if let Some(fd) = fd {
+            cmd.args(["--listen-fd", &fd.to_string()]);
+        }
+        // SAFETY: prctl, getppid and fcntl are async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::getppid() != parent {
+                    return Err(std::io::Error::other("loadgen exited during the start"));
+                }
+                if let Some(fd) = fd {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {}", l.exe.display()))?;
+        let stdout = child.stdout.take().expect("piped");
+        let tx = l.tx.clone();
+        self.spawned.push(child.id());
+        self.nodes[index].child = Some(child);
+        self.nodes[index].exit = None;
+        self.readers.push(std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send((index, line)).is_err() {
+                    break;
+                }
+            }
+        }));
+        Ok(())
+    }
+
+    /// Starts a killed replica again (same address, same data directory).
+    fn restart(&mut self, replica: &str) -> Result<()> {
+        let index = self
+            .nodes
             .iter()
-            .filter_map(|n| n.child.as_ref().map(|c| c.id()))
-            .collect()
+            .position(|n| n.id == replica)
+            .with_context(|| format!("no replica {replica}"))?;
+        if self.nodes[index].child.is_some() {
+            bail!("replica {replica} is still running");
+        }
+        self.spawn(index, true)
+    }
+
+    /// Waits until `replica` printed `ready`; other lines are kept for later.
+    fn wait_ready_one(&mut self, replica: &str, limit: Duration) -> Result<()> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.ready.recv_timeout(left) {
+                Ok((i, line)) if self.nodes[i].id == replica && line.starts_with("ready ") => {
+                    return Ok(())
+                }
+                Ok(other) => self.pending.push(other),
+                Err(_) => bail!("restarted replica {replica} not ready after {limit:?}"),
+            }
+        }
     }
 
     /// Waits until every node printed `ready` (or an interrupt).
@@ -868,6 +1041,26 @@ impl Interrupt {
                 return;
             }
             notified.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_parse_and_label_their_rows() {
+        let k = parse_restart("s0.1@5s+2s").unwrap();
+        assert_eq!(k.replica, "s0.1");
+        assert_eq!(k.at, Duration::from_secs(5));
+        assert_eq!(k.restart_after, Some(Duration::from_secs(2)));
+        assert_eq!(k.label(), "restart-s0.1@5s+2s");
+        let k = parse_restart("r1@1.5s+500ms").unwrap();
+        assert_eq!(k.label(), "restart-r1@1.5s+0.5s");
+        assert_eq!(parse_kill("r0@5s").unwrap().label(), "kill-r0@5s");
+        for bad in ["s0.1@5s", "s0.1+2s", "x1@5s+2s", "r1@5s+", "r1@+2s"] {
+            assert!(parse_restart(bad).is_err(), "{bad}");
         }
     }
 }

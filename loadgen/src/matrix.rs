@@ -635,6 +635,8 @@ fn run_point(p: &Point, dir: &Path) -> Result<()> {
             wan: p.wan,
             out: Some(dir.to_path_buf()),
             kill: Vec::new(),
+            restart: Vec::new(),
+            no_data_dir: false,
         })
         .map(|_| ()),
         Mode::Remote => {

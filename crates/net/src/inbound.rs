@@ -228,6 +228,13 @@ impl Inbound {
         }
     }
 
+    /// The next message if one is waiting now (never waits; `None` also after shutdown).
+    pub fn try_recv(&mut self) -> Option<(PeerName, Bytes)> {
+        let message = self.shared.pop()?;
+        self.shared.room.notify_waiters();
+        Some(message)
+    }
+
     /// What is waiting now.
     pub fn usage(&self) -> InboundUsage {
         self.shared.usage()

@@ -12,7 +12,8 @@ use steward_config::ServerId;
 use steward_crypto::signature::VerifyingKey;
 use steward_deploy::Deployment;
 use steward_runtime::{
-    replica_transport, time_seed, wan_peers, NodeArgs, NodeCore, NodeKind, NodeSetup, Protocol,
+    open_durable, replica_transport, time_seed, wan_peers, NodeArgs, NodeCore, NodeKind, NodeSetup,
+    Protocol,
 };
 
 /// A PBFT replica driven by the runtime.
@@ -68,6 +69,7 @@ pub fn replica_setup(args: &NodeArgs) -> Result<NodeSetup> {
         );
     };
     let signing = dep.pbft_secret(r)?;
+    let durable = open_durable(args, NodeKind::Pbft(r))?;
     let transport = replica_transport(
         &dep,
         args,
@@ -104,6 +106,7 @@ pub fn replica_setup(args: &NodeArgs) -> Result<NodeSetup> {
             dep.manifest.clients,
             args.batch
         ),
+        durable,
     })
 }
 

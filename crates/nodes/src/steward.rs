@@ -11,7 +11,8 @@ use steward::replica::{Replica, ReplicaConfig};
 use steward_config::ServerId;
 use steward_deploy::Deployment;
 use steward_runtime::{
-    replica_transport, time_seed, wan_peers, NodeArgs, NodeCore, NodeKind, NodeSetup, Protocol,
+    open_durable, replica_transport, time_seed, wan_peers, NodeArgs, NodeCore, NodeKind, NodeSetup,
+    Protocol,
 };
 
 /// A Steward replica driven by the runtime.
@@ -60,6 +61,7 @@ pub fn replica_setup(args: &NodeArgs) -> Result<NodeSetup> {
     }
     let secrets = dep.steward_secrets(id)?;
     let sites = site_keys(&dep)?;
+    let durable = open_durable(args, NodeKind::Server(id))?;
     let transport = replica_transport(
         &dep,
         args,
@@ -92,6 +94,7 @@ pub fn replica_setup(args: &NodeArgs) -> Result<NodeSetup> {
             dep.manifest.clients,
             args.batch
         ),
+        durable,
     })
 }
 
@@ -193,7 +196,15 @@ mod tests {
         ));
         let t = server.clone();
         let task = tokio::spawn(async move {
-            drive(&mut core, &mut inbound, &t, std::future::pending(), |_| {}).await
+            drive(
+                &mut core,
+                &mut inbound,
+                &t,
+                None,
+                std::future::pending(),
+                |_| {},
+            )
+            .await
         });
 
         for junk in [&b"\xff\xff\xff"[..], b"x", &[0u8; 300]] {

@@ -12,6 +12,9 @@ use bytes::Bytes;
 use steward_net::{Inbound, PeerName, Transport};
 use tokio::time::Instant;
 
+use bft_core::durable::Store;
+
+use crate::durable_log::DurableLog;
 use crate::NodeKind;
 
 /// What a core asks its driver to do.
@@ -59,6 +62,9 @@ pub trait Core: Send {
     ) -> bool;
     /// A timer armed by [`Effect::Timer`] fired.
     fn on_timer(&mut self, now: Duration, token: u64, out: &mut Vec<Effect>);
+    /// Restores what the node persisted before a crash (before [`Core::start`]; see
+    /// [`bft_core::Node::recover`]). The default keeps nothing.
+    fn recover(&mut self, _store: &Store) {}
     /// The driver is stopping (clients stop issuing operations).
     fn stop(&mut self) {}
     /// Protocol counters for the node's final `stats` line.
@@ -84,6 +90,20 @@ pub struct DriveStats {
     pub executed: u64,
     /// Timers fired.
     pub timers: u64,
+    /// Durable writes appended to the log.
+    pub persist_writes: u64,
+    /// Bytes of those writes' records.
+    pub persist_bytes: u64,
+    /// `fdatasync`s of the log (one per step that wrote, or per group of steps).
+    pub persist_syncs: u64,
+    /// Inputs handled in steps whose writes were synced together (several when messages were
+    /// waiting: one sync for the group).
+    pub persist_grouped_inputs: u64,
+    /// Durable writes dropped because the node has no log (no `--data-dir`).
+    pub persist_dropped: u64,
+    /// Appends or syncs that failed (the driver then stops: it must not send unpersisted
+    /// votes).
+    pub persist_failures: u64,
 }
 
 impl DriveStats {
@@ -98,6 +118,12 @@ impl DriveStats {
             ("send_errors", self.send_errors),
             ("executed", self.executed),
             ("timers", self.timers),
+            ("persist_writes", self.persist_writes),
+            ("persist_bytes", self.persist_bytes),
+            ("persist_syncs", self.persist_syncs),
+            ("persist_grouped_inputs", self.persist_grouped_inputs),
+            ("persist_dropped", self.persist_dropped),
+            ("persist_failures", self.persist_failures),
         ] {
             m.insert(k.into(), v.into());
         }
@@ -105,12 +131,26 @@ impl DriveStats {
     }
 }
 
+/// Messages handled at most before one group commit (while more are waiting).
+const MAX_GROUP: usize = 32;
+
 /// Runs `core` on `transport` until `stop` completes or the inbound channel closes. Sends,
-/// timers and executions are handled here; every other effect goes to `on_effect`.
+/// timers, executions and durable writes are handled here; every other effect goes to
+/// `on_effect`.
+///
+/// Durability: the effects of one step (one message, or one burst of due timers) are handled
+/// together: every [`Effect::Persist`] of the step is appended to `durable` and made durable
+/// with one `fdatasync` before any [`Effect::Send`] of the step is handed to the transport.
+/// When a step wrote something and more messages are already waiting, up to `MAX_GROUP` (32) of
+/// them are handled first and their writes share the one sync (group commit); the sends of
+/// every step still go out in the order the core produced them. Without a log (`durable` is
+/// `None`: a client, or a replica run without `--data-dir`) the writes are dropped and counted.
+/// If an append or sync fails the driver logs it and stops without sending the step's messages.
 pub async fn drive<C: Core + ?Sized>(
     core: &mut C,
     inbound: &mut Inbound,
     transport: &Transport,
+    mut durable: Option<&mut DurableLog>,
     stop: impl Future<Output = ()>,
     mut on_effect: impl FnMut(&Effect),
 ) -> DriveStats {
@@ -121,10 +161,45 @@ pub async fn drive<C: Core + ?Sized>(
     let mut armed = 0u64;
     let mut names: HashMap<NodeKind, PeerName> = HashMap::new();
     let mut out = Vec::new();
+    let mut writes = Vec::new();
+    let mut later = Vec::new();
     core.start(start.elapsed(), &mut out);
     tokio::pin!(stop);
     loop {
+        // The step's durable writes first, one sync for all of them; then the rest in order.
         for e in out.drain(..) {
+            match e {
+                Effect::Persist(w) => writes.push(w),
+                other => later.push(other),
+            }
+        }
+        let persisted = !writes.is_empty();
+        if persisted {
+            match durable.as_deref_mut() {
+                Some(log) => {
+                    let synced = log.append(&writes).and_then(|n| Ok((n, log.sync()?)));
+                    match synced {
+                        Ok((bytes, synced)) => {
+                            stats.persist_writes += writes.len() as u64;
+                            stats.persist_bytes += bytes;
+                            stats.persist_syncs += u64::from(synced);
+                        }
+                        Err(e) => {
+                            stats.persist_failures += 1;
+                            tracing::error!(
+                                target: "driver",
+                                "cannot persist to {}: {e}; stopping without sending",
+                                log.path().display()
+                            );
+                            break;
+                        }
+                    }
+                }
+                None => stats.persist_dropped += writes.len() as u64,
+            }
+            writes.clear();
+        }
+        for e in later.drain(..) {
             match e {
                 Effect::Send { to, bytes } => {
                     let name = names.entry(to).or_insert_with(|| to.name());
@@ -162,15 +237,22 @@ pub async fn drive<C: Core + ?Sized>(
                 }
             }
             m = inbound.recv() => {
-                let Some((peer, bytes)) = m else { break };
-                stats.received += 1;
-                match NodeKind::parse(peer.as_str()) {
-                    Some(from) => {
-                        if !core.on_bytes(start.elapsed(), from, &bytes, &mut out) {
-                            stats.malformed += 1;
-                        }
+                let Some(m) = m else { break };
+                on_message(core, start, m, &mut stats, &mut out);
+                // Group commit: while this step's writes wait for their sync, handle the
+                // messages already waiting; their writes share it.
+                if durable.is_some() {
+                    let mut group = 1;
+                    while group < MAX_GROUP
+                        && out.iter().any(|e| matches!(e, Effect::Persist(_)))
+                    {
+                        let Some(m) = inbound.try_recv() else { break };
+                        on_message(core, start, m, &mut stats, &mut out);
+                        group += 1;
                     }
-                    None => stats.unknown_sender += 1,
+                    if group > 1 {
+                        stats.persist_grouped_inputs += group as u64;
+                    }
                 }
             }
         }
@@ -179,7 +261,187 @@ pub async fn drive<C: Core + ?Sized>(
     stats
 }
 
+/// Hands one received message to the core.
+fn on_message<C: Core + ?Sized>(
+    core: &mut C,
+    start: Instant,
+    (peer, bytes): (PeerName, Bytes),
+    stats: &mut DriveStats,
+    out: &mut Vec<Effect>,
+) {
+    stats.received += 1;
+    match NodeKind::parse(peer.as_str()) {
+        Some(from) => {
+            if !core.on_bytes(start.elapsed(), from, &bytes, out) {
+                stats.malformed += 1;
+            }
+        }
+        None => stats.unknown_sender += 1,
+    }
+}
+
 /// Driver diagnostics go to the `tracing` subscriber (stderr: the node's log file).
 fn log_line(msg: &str) {
     tracing::warn!(target: "driver", "{msg}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bft_core::durable::Write;
+    use steward_net::{DeploymentCa, TransportConfig};
+
+    /// Replica 0: each message from replica 1 makes it persist `v<n>` and answer with `n`.
+    struct Echo {
+        n: u8,
+        recovered: usize,
+    }
+
+    impl Core for Echo {
+        fn start(&mut self, _now: Duration, _out: &mut Vec<Effect>) {}
+        fn recover(&mut self, store: &Store) {
+            self.recovered = store.len();
+        }
+        fn on_bytes(
+            &mut self,
+            _: Duration,
+            from: NodeKind,
+            _: &[u8],
+            out: &mut Vec<Effect>,
+        ) -> bool {
+            self.n += 1;
+            // The send comes first: the driver must still persist before sending.
+            out.push(Effect::Send {
+                to: from,
+                bytes: Bytes::from(vec![self.n]),
+            });
+            out.push(Effect::Persist(Write::Put {
+                key: vec![b'v', self.n],
+                value: vec![self.n],
+            }));
+            true
+        }
+        fn on_timer(&mut self, _: Duration, _: u64, _: &mut Vec<Effect>) {}
+    }
+
+    fn transport(
+        ca: &DeploymentCa,
+        name: &str,
+        peer: Option<(&str, std::net::SocketAddr)>,
+    ) -> (Transport, Inbound) {
+        let mut cfg = TransportConfig::new(
+            name,
+            ca.issue(name).unwrap(),
+            ca.cert_der().to_vec(),
+            "127.0.0.1:0".parse().unwrap(),
+        );
+        if let Some((p, addr)) = peer {
+            cfg.peers.insert(PeerName::from(p), addr);
+        } else {
+            cfg.allowed_peers.insert(PeerName::from("pbft-r1"));
+        }
+        Transport::bind(cfg).unwrap()
+    }
+
+    /// Every write of a step is in the log before the step's message arrives, a restart
+    /// replays them, and without a log they are dropped and counted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_are_in_the_log_before_the_steps_messages_leave() {
+        let ca = DeploymentCa::generate("drive").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let wal = dir.path().join("pbft-r0.wal");
+        for with_log in [true, false, true] {
+            let (server, mut inbound) = transport(&ca, "pbft-r0", None);
+            let (client, mut replies) =
+                transport(&ca, "pbft-r1", Some(("pbft-r0", server.local_addr())));
+            let mut log = with_log.then(|| DurableLog::open(&wal).unwrap());
+            let before = log.as_ref().map_or(0, |l| l.store().len());
+            let mut core = Echo { n: 0, recovered: 0 };
+            if let Some(l) = &log {
+                core.recover(l.store());
+            }
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+            let t = server.clone();
+            let task = tokio::spawn(async move {
+                let stop = async {
+                    let _ = stop_rx.await;
+                };
+                let stats = drive(&mut core, &mut inbound, &t, log.as_mut(), stop, |_| {}).await;
+                (stats, core.recovered)
+            });
+            let r0 = PeerName::from("pbft-r0");
+            for i in 1..=5u8 {
+                client.send(&r0, Bytes::from_static(b"x")).unwrap();
+                let (_, reply) = tokio::time::timeout(Duration::from_secs(10), replies.recv())
+                    .await
+                    .expect("a reply")
+                    .unwrap();
+                assert_eq!(&reply[..], &[i]);
+                if with_log {
+                    // Replay what is in the file now (the log is still open and appending).
+                    let bytes = std::fs::read(&wal).unwrap();
+                    let found = crate::durable_log::replay(&bytes)
+                        .writes
+                        .contains(&Write::Put {
+                            key: vec![b'v', i],
+                            value: vec![i],
+                        });
+                    assert!(found, "reply {i} left before its write was in the log");
+                }
+            }
+            let _ = stop_tx.send(());
+            let (stats, recovered) = task.await.unwrap();
+            assert_eq!(recovered, before);
+            if with_log {
+                assert_eq!(stats.persist_writes, 5);
+                assert!(stats.persist_syncs >= 1 && stats.persist_syncs <= 5);
+                assert!(stats.persist_bytes > 0);
+                assert_eq!(stats.persist_dropped, 0);
+            } else {
+                assert_eq!(stats.persist_dropped, 5);
+                assert_eq!(stats.persist_writes, 0);
+            }
+            client.shutdown().await;
+            server.shutdown().await;
+        }
+        // A log that refuses the write: the driver stops without sending the step's reply.
+        let (server, mut inbound) = transport(&ca, "pbft-r0", None);
+        let (client, mut replies) =
+            transport(&ca, "pbft-r1", Some(("pbft-r0", server.local_addr())));
+        let mut log = DurableLog::open(&dir.path().join("broken.wal")).unwrap();
+        log.make_unwritable();
+        let t = server.clone();
+        let task = tokio::spawn(async move {
+            let mut core = Echo { n: 0, recovered: 0 };
+            drive(
+                &mut core,
+                &mut inbound,
+                &t,
+                Some(&mut log),
+                std::future::pending(),
+                |_| {},
+            )
+            .await
+        });
+        client
+            .send(&PeerName::from("pbft-r0"), Bytes::from_static(b"x"))
+            .unwrap();
+        let stats = tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the driver stops")
+            .unwrap();
+        assert_eq!(stats.persist_failures, 1);
+        assert_eq!(stats.sent, 0);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), replies.recv())
+                .await
+                .is_err(),
+            "a reply left without its write"
+        );
+        client.shutdown().await;
+        server.shutdown().await;
+        // The second run with a log reopened the first run's five writes (the same keys were
+        // written again with the same values).
+        assert_eq!(DurableLog::open(&wal).unwrap().store().len(), 5);
+    }
 }

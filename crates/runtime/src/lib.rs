@@ -6,14 +6,16 @@
 //! defines the seam ([`Core`], [`Effect`], [`drive`]) and [`serve`] the replica process.
 
 pub mod core;
+pub mod durable_log;
 pub mod node_core;
 pub mod serve;
 
 pub use crate::core::{drive, Core, DriveStats, Effect};
+pub use crate::durable_log::DurableLog;
 pub use crate::node_core::NodeCore;
 pub use crate::serve::{
-    init_tracing, replica_transport, serve, time_seed, transport_counters, wan_peers, Log,
-    LogFormat, NodeArgs, NodeSetup,
+    init_tracing, open_durable, replica_transport, serve, time_seed, transport_counters, wan_peers,
+    Log, LogFormat, NodeArgs, NodeSetup, DURABLE_AUDIT_ENV,
 };
 
 use std::collections::{HashMap, HashSet};

@@ -97,6 +97,10 @@ where
         self.emit(now, out);
     }
 
+    fn recover(&mut self, store: &bft_core::durable::Store) {
+        self.node.recover(store);
+    }
+
     fn stop(&mut self) {
         self.node.stop();
     }

@@ -23,6 +23,7 @@ use steward_net::{NodeCert, PeerName, Transport, TransportConfig};
 use tokio::sync::oneshot;
 
 use crate::core::{drive, Core};
+use crate::durable_log::DurableLog;
 use crate::{open_wan_queues, protocol_replicas, transport_config, NodeKind, Protocol, WanMode};
 
 /// Log output format.
@@ -60,6 +61,41 @@ pub struct NodeArgs {
     /// Updates per Proposal / pre-prepare (1 = the paper).
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
+    /// Directory of the replica's durable log (`<dir>/<node-name>.wal`): what the replica must
+    /// never contradict (its votes) is made durable there before it sends, and recovered when
+    /// it starts again. Without it the replica persists nothing and has no crash-restart
+    /// safety.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Environment variable of a testing aid: a directory where every replica with a data
+/// directory appends each vote it made durable (`Put` of a key starting with `b'v'`) as a line
+/// `hex(key) hex(value)` to `<node-name>.votes`, after the sync and before any message that
+/// depends on it is sent. Across restarts, a key with two different values is a contradiction.
+pub const DURABLE_AUDIT_ENV: &str = "STEWARD_DURABLE_AUDIT";
+
+/// The durable log of replica `me` in `args.data_dir` (`None` without `--data-dir`), replayed;
+/// with [`DURABLE_AUDIT_ENV`] set, its votes are audited.
+pub fn open_durable(args: &NodeArgs, me: NodeKind) -> Result<Option<DurableLog>> {
+    let Some(dir) = &args.data_dir else {
+        return Ok(None);
+    };
+    let path = dir.join(format!("{}.wal", me.name()));
+    let mut log =
+        DurableLog::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    if let Some(audit_dir) = std::env::var_os(DURABLE_AUDIT_ENV) {
+        let audit_dir = PathBuf::from(audit_dir);
+        std::fs::create_dir_all(&audit_dir).with_context(|| format!("{}", audit_dir.display()))?;
+        let audit = audit_dir.join(format!("{}.votes", me.name()));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&audit)
+            .with_context(|| format!("{}", audit.display()))?;
+        log.set_audit(file);
+    }
+    Ok(Some(log))
 }
 
 /// Installs the process's `tracing` subscriber (once; later calls do nothing): events go to
@@ -220,6 +256,8 @@ pub struct NodeSetup {
     pub wan_peers: HashSet<PeerName>,
     /// One line about the node for the log (sites, keys, WAN mode).
     pub description: String,
+    /// The durable log (from [`open_durable`]); `None`: persist nothing.
+    pub durable: Option<DurableLog>,
 }
 
 /// Runs a replica until SIGTERM/SIGINT; see the module documentation for its stdout lines.
@@ -238,7 +276,26 @@ async fn serve_async(setup: NodeSetup, log: &Log) -> Result<()> {
         mut core,
         wan_peers,
         description,
+        mut durable,
     } = setup;
+    match &durable {
+        Some(d) if d.recovered() > 0 => {
+            core.recover(d.store());
+            log.info(&format!(
+                "recovered {} durable entries ({} bytes of records) from {}",
+                d.recovered(),
+                d.live_bytes(),
+                d.path().display()
+            ));
+        }
+        Some(d) => log.info(&format!(
+            "durable log {}: empty, nothing to recover",
+            d.path().display()
+        )),
+        None => log.info(
+            "no --data-dir: durable writes are dropped; this replica has no crash-restart safety",
+        ),
+    }
     let name = cfg.name.clone();
     let bind = cfg.bind_addr;
     let (transport, mut inbound) =
@@ -266,7 +323,9 @@ async fn serve_async(setup: NodeSetup, log: &Log) -> Result<()> {
                         let stop = async {
                             let _ = stop_rx.await;
                         };
-                        let stats = drive(&mut *core, &mut inbound, &t, stop, |_| {}).await;
+                        let stats =
+                            drive(&mut *core, &mut inbound, &t, durable.as_mut(), stop, |_| {})
+                                .await;
                         (stats, core.stats())
                     })
                 });
@@ -301,6 +360,9 @@ async fn serve_async(setup: NodeSetup, log: &Log) -> Result<()> {
         log.info(&format!("cannot print the stats line on stdout: {e}"));
     }
     log.info(&format!("stopped: {line}"));
+    if driver.persist_failures > 0 {
+        bail!("the durable log failed (see above); stopped without sending unpersisted messages");
+    }
     Ok(())
 }
 
