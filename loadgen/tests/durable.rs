@@ -12,12 +12,6 @@ mod common;
 
 use common::{loadgen_cmd, two_sites, write_topology, Summary};
 
-/// Whether the protocol cores on this branch persist their votes (`Output::Persist` of
-/// `VoteLedger` writes). While false, the test accepts an empty store and zero audited votes;
-/// flip it to true once Steward's and PBFT's cores persist votes, so that the test also
-/// requires the restarted replicas to recover a non-empty store and to have audited votes.
-const CORES_PERSIST_VOTES: bool = false;
-
 /// The `stopped: {...}` stats line of a replica's last incarnation in its log.
 fn last_stats(log: &str) -> serde_json::Value {
     let line = log
@@ -124,20 +118,11 @@ fn restarted_replicas_recover_their_log_and_never_contradict_a_durable_vote() {
                 rest.split_once(' ')?.0.parse::<u64>().ok()
             })
             .unwrap_or(0);
-        if CORES_PERSIST_VOTES {
-            assert!(recovered > 0, "{protocol}: nothing recovered\n{log}");
-        } else {
-            assert!(
-                recovered > 0 || log.contains("empty, nothing to recover"),
-                "{log}"
-            );
-        }
+        assert!(recovered > 0, "{protocol}: nothing recovered\n{log}");
         let stats = last_stats(&log);
         assert_eq!(stats["persist_failures"], 0, "{stats}");
         assert_eq!(stats["persist_dropped"], 0, "{stats}");
-        if CORES_PERSIST_VOTES {
-            assert!(stats["persist_syncs"].as_u64() > Some(0), "{stats}");
-        }
+        assert!(stats["persist_syncs"].as_u64() > Some(0), "{stats}");
 
         // Never contradicts: across both incarnations, one value per durable vote key.
         let votes = audited_votes(&audit, node);
@@ -146,9 +131,7 @@ fn restarted_replicas_recover_their_log_and_never_contradict_a_durable_vote() {
             conflicts.is_empty(),
             "{node} made contradicting votes durable: {conflicts:?}"
         );
-        if CORES_PERSIST_VOTES {
-            assert!(!votes.is_empty(), "{node}: no vote audited");
-        }
+        assert!(!votes.is_empty(), "{node}: no vote audited");
     }
 }
 
