@@ -278,7 +278,7 @@ impl World {
             sim.add_process(*site, Box::new(NodeProc::client(flood, shared.clone())));
         }
         for s in &cfg.slow_links {
-            let mut params = topo.link(s.from, s.to).clone();
+            let mut params = *topo.link(s.from, s.to);
             params.latency += s.extra;
             sim.schedule_directed_link_change(s.at, s.from, s.to, params);
         }
