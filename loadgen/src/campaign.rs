@@ -80,7 +80,7 @@ const PAPER_TOPOLOGIES: [(&str, &str); 5] = [
 /// Which topologies the seeds run on.
 enum Topologies {
     /// One topology for every seed (`--topology`).
-    One(Topology),
+    One(Box<Topology>),
     /// The shipped ones: f = 1 sites (4 servers) and f = 5 sites (16 servers).
     Shipped {
         local: Vec<Topology>,
@@ -91,7 +91,7 @@ enum Topologies {
 impl Topologies {
     fn load(path: Option<&PathBuf>) -> Result<Topologies> {
         if let Some(p) = path {
-            return Ok(Topologies::One(Topology::load(p)?));
+            return Ok(Topologies::One(Box::new(Topology::load(p)?)));
         }
         let parse = |list: &[(&str, &str)]| -> Result<Vec<Topology>> {
             list.iter()
