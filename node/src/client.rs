@@ -50,6 +50,8 @@ enum Pending {
         sent: Duration,
         /// Verified results by replying server.
         results: HashMap<ServerId, Vec<u8>>,
+        /// The servers the update went to first (they owe a reply).
+        asked: Vec<ServerId>,
     },
     Query {
         query: Arc<Query>,
@@ -68,7 +70,14 @@ pub struct Client {
     out: Vec<ClientAction>,
     now: Duration,
     stopped: bool,
+    /// Servers that owed a reply and had not sent it when the timeout fired, and when: they
+    /// are left out of the next operations' reply sets for a while, so a crashed or silent
+    /// server costs this client one timeout, not one per operation.
+    unresponsive: HashMap<ServerId, Duration>,
 }
+
+/// How long an unresponsive server stays out of a client's reply sets, in client timeouts.
+const UNRESPONSIVE_TIMEOUTS: u32 = 10;
 
 impl Client {
     /// A client with its crypto.
@@ -83,6 +92,7 @@ impl Client {
             out: Vec::new(),
             now: Duration::ZERO,
             stopped: false,
+            unresponsive: HashMap::new(),
         }
     }
 
@@ -117,14 +127,28 @@ impl Client {
         ServerId::new(self.cfg.site, self.cfg.id % n)
     }
 
-    /// The home server and the f servers after it.
+    /// f+1 servers of the site: the home server and the ones after it, skipping servers that
+    /// recently left a reply owed (while enough others remain).
     fn reply_set(&self) -> Vec<ServerId> {
         let site = self.cfg.site.index();
         let (n, f) = (self.cfg.servers[site], self.cfg.f[site]);
         let home = self.home().index;
-        (0..=f.min(n - 1))
-            .map(|k| ServerId::new(self.cfg.site, (home + k) % n))
-            .collect()
+        let want = (f + 1).min(n) as usize;
+        let banned_for = self.cfg.timeout * UNRESPONSIVE_TIMEOUTS;
+        let ring = (0..n).map(|k| ServerId::new(self.cfg.site, (home + k) % n));
+        let responsive: Vec<ServerId> = ring
+            .clone()
+            .filter(|s| {
+                self.unresponsive
+                    .get(s)
+                    .is_none_or(|at| self.now >= *at + banned_for)
+            })
+            .take(want)
+            .collect();
+        if responsive.len() == want {
+            return responsive;
+        }
+        ring.take(want).collect()
     }
 
     fn send(&mut self, to: ServerId, msg: Message) {
@@ -167,13 +191,15 @@ impl Client {
             // f+1 servers of the site (the home server and the next f) each owe a reply, so
             // that a result is accepted only when f+1 servers computed it (one of them is
             // correct); a single server's signature on the result proves nothing.
-            for s in self.reply_set() {
-                self.send(s, Message::Update(u.clone()));
+            let asked = self.reply_set();
+            for s in &asked {
+                self.send(*s, Message::Update(u.clone()));
             }
             self.pending = Some(Pending::Update {
                 update: u,
                 sent: self.now,
                 results: HashMap::new(),
+                asked,
             });
         } else {
             let mut q = Query {
@@ -294,6 +320,11 @@ impl Client {
         results.insert(from, r.result.clone());
         let matching = results.values().filter(|v| **v == r.result).count();
         if matching > f {
+            // A server that reported another result lied: leave it out for a while too.
+            let now = self.now;
+            for (s, _) in results.iter().filter(|(_, v)| **v != r.result) {
+                self.unresponsive.insert(*s, now);
+            }
             let latency = self.now - *sent;
             let ts = self.ts;
             self.out.push(ClientAction::Completed {
@@ -352,7 +383,17 @@ impl Client {
             return Vec::new();
         }
         let msg = match &mut self.pending {
-            Some(Pending::Update { update, .. }) => Message::Update(update.clone()),
+            Some(Pending::Update {
+                update,
+                results,
+                asked,
+                ..
+            }) => {
+                for s in asked.iter().filter(|s| !results.contains_key(s)) {
+                    self.unresponsive.insert(*s, now);
+                }
+                Message::Update(update.clone())
+            }
             Some(Pending::Query { query, answers, .. }) => {
                 answers.clear();
                 Message::Query(query.clone())

@@ -523,6 +523,7 @@ impl Replica {
             self.on_local_timer(token - progress::LOCAL_TIMER_BASE);
         } else if token == TICK {
             self.retransmit();
+            self.push_idle_tail();
             self.maybe_request_recon();
             self.view_retransmit();
             self.global_view_retransmit();

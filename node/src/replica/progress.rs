@@ -22,7 +22,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use steward_config::ServerId;
+use steward_config::{ServerId, SiteId};
 
 use super::{Action, Dest, Replica};
 use crate::msg::Message;
@@ -227,6 +227,51 @@ impl Replica {
                     Dest::Server(ServerId::new(leader, i)),
                     Message::Update(u.clone()),
                 );
+            }
+        }
+    }
+}
+
+/// Retransmission ticks after its last execution during which an idle leader representative
+/// pushes the last ordered slot to sites that did not accept it.
+const IDLE_TAIL_TICKS: u32 = 8;
+
+impl Replica {
+    /// The last slot was ordered with the Accepts of a majority of sites; a site whose servers
+    /// all missed its Proposal (loss) learns of it only from a later slot, and when the load
+    /// stops there is none: its servers would stay one slot behind forever. So for a few ticks
+    /// after its last execution, an idle leader representative sends the slot's self-verifying
+    /// order proof to every server of the sites that did not accept it.
+    pub(crate) fn push_idle_tail(&mut self) {
+        if !(self.is_rep() && self.in_leader_site()) || self.global_aru == 0 {
+            return;
+        }
+        let busy = self
+            .global
+            .range(self.global_aru + 1..)
+            .any(|(_, g)| g.proposal.is_some());
+        let recent = self.now < self.last_progress + self.cfg.retransmit * IDLE_TAIL_TICKS;
+        if busy || !recent {
+            return;
+        }
+        let seq = self.global_aru;
+        let Some(slot) = self.global.get(&seq) else {
+            return;
+        };
+        let missing: Vec<SiteId> = (0..self.num_sites() as u16)
+            .map(SiteId)
+            .filter(|s| *s != self.site() && !slot.accepts.contains_key(&s.0))
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let Some(proof) = self.order_proof(seq) else {
+            return;
+        };
+        let msg = Message::Ordered(Arc::new(proof));
+        for site in missing {
+            for i in 0..self.site_size(site) {
+                self.send(Dest::Server(ServerId::new(site, i)), msg.clone());
             }
         }
     }

@@ -331,3 +331,29 @@ fn a_flooding_client_starves_nobody() {
         );
     }
 }
+
+/// A crashed server must cost its clients one timeout, not one per operation: every client
+/// used to send each update to the same f+1 servers (its home server and the next f) and to
+/// wait for all of them, so with one of those dead every operation took the client timeout
+/// (found on real processes: `loadgen local --kill s0.1` ran at a fraction of its speed).
+#[test]
+fn a_crashed_server_costs_its_clients_one_timeout() {
+    for (clients, seed, index) in [(2, 251, 1), (8, 252, 1), (8, 253, 2)] {
+        let topo = variant("local-symmetric-10mbps.toml", "site0 = 1", "");
+        let end = Duration::from_secs(30);
+        let base = WorldConfig::new(topo, clients, seed);
+        let (_, fault_free) = run(base.clone(), end.as_secs());
+        let mut cfg = base;
+        let dead = ServerId::new(SiteId(0), index);
+        cfg.byzantine = vec![(dead, Byzantine::CrashAt(Duration::from_secs(5)))];
+        let (w, r) = run(cfg, end.as_secs());
+        assert_every_client_progresses(&w, &r, seed, end, "crashed server");
+        let ratio = r.updates as f64 / fault_free.updates as f64;
+        assert!(
+            ratio >= 0.5,
+            "seed {seed}: {} updates with {dead} crashed, {} without ({ratio:.2})",
+            r.updates,
+            fault_free.updates
+        );
+    }
+}
