@@ -158,6 +158,8 @@ pub struct ReplicaStats {
     /// Client updates dropped unverified because the client's previous update was still
     /// pending (one outstanding update per client).
     pub updates_deferred: u64,
+    /// Fresh queries put off unverified because their client's rate limit was reached.
+    pub queries_deferred: u64,
 }
 
 /// Per-sequence-number state at the leader site (Local_History).
@@ -264,6 +266,8 @@ pub struct Replica {
     /// that catches up by state transfer can still answer the client).
     pub(crate) last_result: BTreeMap<ClientId, Vec<u8>>,
     pub(crate) last_reply: BTreeMap<ClientId, Arc<Reply>>,
+    /// Per client: the last query answered, its cached reply and the rate limit.
+    pub(crate) queries: BTreeMap<ClientId, client_io::QueryState>,
     /// Clients whose update reached this server directly: it owes them the reply (and
     /// re-injects the update after a local view change).
     pub(crate) responsible: BTreeMap<ClientId, Arc<Update>>,
@@ -356,6 +360,7 @@ impl Replica {
             executed_ts: BTreeMap::new(),
             last_result: BTreeMap::new(),
             last_reply: BTreeMap::new(),
+            queries: BTreeMap::new(),
             responsible: BTreeMap::new(),
             lv_of: vec![0; cfg_sites],
             new_reps: BTreeMap::new(),
@@ -523,6 +528,7 @@ impl Replica {
             self.on_local_timer(token - progress::LOCAL_TIMER_BASE);
         } else if token == TICK {
             self.retransmit();
+            self.answer_deferred_queries();
             self.maybe_request_recon();
             self.view_retransmit();
             self.global_view_retransmit();

@@ -1,0 +1,83 @@
+//! Bounded damage from Byzantine peers (issue #14, attacks 2, 5 and 6): each test mounts one
+//! attack with fixed seeds and compares it with the same run without the attack. A failure
+//! names its seed; rerunning that seed replays it exactly.
+
+use std::time::Duration;
+
+use steward_config::{ServerId, SiteId};
+
+use super::*;
+use bft_harness::testing::{run, shipped_topology};
+
+/// The run is safe and every correct client completes something in its last ten seconds.
+fn assert_every_client_progresses(w: &World, r: &RunReport, seed: u64, end: Duration, what: &str) {
+    assert_eq!(r.safety, "ok", "{what}: seed {seed}: safety");
+    let window = Duration::from_secs(10);
+    let starved = w
+        .checker()
+        .starved_clients(w.cfg.clients, end - window, end);
+    assert!(
+        starved.is_empty(),
+        "{what}: seed {seed}: clients {starved:?} completed nothing in the last {window:?}"
+    );
+}
+
+/// Runs `base` and `base` changed by `attack` for `end`; asserts progress and a throughput
+/// ratio of at least one half, and returns the attacked world and both reports.
+fn compare(
+    base: WorldConfig,
+    attack: impl FnOnce(&mut WorldConfig),
+    end: Duration,
+    what: &str,
+) -> (World, RunReport, RunReport) {
+    let seed = base.sim.seed;
+    let (_, fault_free) = run(base.clone(), end.as_secs());
+    let mut cfg = base;
+    attack(&mut cfg);
+    let (w, r) = run(cfg, end.as_secs());
+    eprintln!(
+        "{what}: seed {seed}: {} updates attacked, {} without; WAN bytes/update {:.0} vs {:.0}",
+        r.updates, fault_free.updates, r.wan_bytes_per_update, fault_free.wan_bytes_per_update
+    );
+    assert_every_client_progresses(&w, &r, seed, end, what);
+    let ratio = r.updates as f64 / fault_free.updates as f64;
+    assert!(
+        ratio >= 0.5,
+        "{what}: seed {seed}: {} updates under attack, {} without ({ratio:.2})",
+        r.updates,
+        fault_free.updates
+    );
+    (w, r, fault_free)
+}
+
+/// Attack 2: one Byzantine client replays a single signed query to every server of the
+/// leader site, thousands of times a second. Every copy used to be verified and answered with
+/// a freshly signed reply: at the paper's costs the leader site had no CPU left for ordering.
+/// Now a query no newer than the client's last answered one is answered from the cached reply
+/// (at most once per retransmission period), and fresh queries are rate-limited per client
+/// before their signature is checked.
+#[test]
+fn a_replayed_query_does_not_saturate_the_leader_site() {
+    for seed in [261, 262] {
+        let topo = shipped_topology("local-symmetric-10mbps.toml");
+        let mut base = WorldConfig::new(topo, 8, seed);
+        base.costs = CostTable::paper();
+        let end = Duration::from_secs(20);
+        let (w, _, _) = compare(
+            base,
+            |c| c.replaying_clients = vec![(SiteId(0), Duration::from_millis(5), 10)],
+            end,
+            "replayed query",
+        );
+        let answered: u64 = (0..4)
+            .map(|i| {
+                let s = w.replica(ServerId::new(SiteId(0), i)).unwrap();
+                s.stats().queries_answered
+            })
+            .sum();
+        assert!(
+            answered <= 4 * 2 * end.as_secs(),
+            "seed {seed}: {answered} answers to one replayed query"
+        );
+    }
+}
