@@ -303,8 +303,11 @@ pub struct Replica {
     pub(crate) globally_constrained: bool,
     /// Global view change progress in the current global view.
     pub(crate) gview: global_view::GlobalViewState,
-    /// Highest sequence number seen in any Proposal or Accept (a hint for reconciliation).
+    /// Highest sequence number seen in any verified Proposal, Accept or order proof beyond
+    /// the window (a hint for reconciliation).
     pub(crate) highest_seen: u64,
+    /// When `highest_seen` was last raised or confirmed (it expires).
+    pub(crate) highest_seen_at: Duration,
     /// Proof of the current local view (retransmitted to other sites).
     pub(crate) local_proof: Option<Arc<crate::msg::LocalPreinstall>>,
     pub(crate) view_ticks: u64,
@@ -379,6 +382,7 @@ impl Replica {
             globally_constrained: true,
             gview: Default::default(),
             highest_seen: 0,
+            highest_seen_at: Duration::ZERO,
             local_proof: None,
             view_ticks: 0,
             stuck_ticks: 0,

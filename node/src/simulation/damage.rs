@@ -81,3 +81,39 @@ fn a_replayed_query_does_not_saturate_the_leader_site() {
         );
     }
 }
+
+/// Attack 5: a Byzantine server of a non-leader site sends every server of the other sites an
+/// Accept in its site's name for a sequence number a million ahead, with a forged signature.
+/// The receivers used to raise their reconciliation hint before checking the signature and
+/// never lowered it: every one of them asked its peers and the leader site for help on every
+/// tick, for good. Now the hint is raised only by verified content and expires.
+#[test]
+fn a_forged_far_ahead_accept_starts_no_reconciliation_storm() {
+    for seed in [271, 272] {
+        let topo = shipped_topology("local-symmetric-10mbps.toml");
+        let base = WorldConfig::new(topo.clone(), 8, seed);
+        let end = Duration::from_secs(20);
+        let liar = ServerId::new(SiteId(1), 3);
+        let (w, r, fault_free) = compare(
+            base,
+            |c| c.byzantine = vec![(liar, Byzantine::ForgedAccepts)],
+            end,
+            "forged accept",
+        );
+        assert!(
+            r.wan_bytes_per_update <= 1.25 * fault_free.wan_bytes_per_update,
+            "seed {seed}: {:.0} WAN bytes per update under attack, {:.0} without",
+            r.wan_bytes_per_update,
+            fault_free.wan_bytes_per_update
+        );
+        for s in topo.steward_servers().filter(|s| *s != liar) {
+            let x = w.replica(s).unwrap();
+            assert!(
+                x.highest_seen <= x.global_aru() + 4 * 16,
+                "seed {seed}: {s} believes in seq {} at aru {}",
+                x.highest_seen,
+                x.global_aru()
+            );
+        }
+    }
+}
