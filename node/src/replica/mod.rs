@@ -685,9 +685,13 @@ impl Replica {
         let keep_from = self.global_aru.saturating_sub(KEEP_EXECUTED);
         self.local = self.local.split_off(&keep_from);
         self.global = self.global.split_off(&keep_from);
-        let gv = self.gv;
-        self.shares.retain(|(kind, seq, _), _| match kind {
-            SigKind::Proposal | SigKind::Accept => *seq >= keep_from,
+        let (gv, aru) = (self.gv, self.global_aru);
+        // Past the execution point only the own shares matter (retransmissions and proof
+        // requests): sets of others' shares alone, on contents this server never signed, go.
+        self.shares.retain(|(kind, seq, _), set| match kind {
+            SigKind::Proposal | SigKind::Accept => {
+                *seq >= keep_from && (*seq > aru || set.content.is_some())
+            }
             _ => *seq >= gv,
         });
     }

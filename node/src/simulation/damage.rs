@@ -117,3 +117,39 @@ fn a_forged_far_ahead_accept_starts_no_reconciliation_storm() {
         }
     }
 }
+
+/// Attack 6: a Byzantine server of the leader site sends its representative thousands of
+/// validly signed Partial_Sigs a second on random contents, of every kind and for every
+/// sequence number in the window. Each used to open a share set of its own, and the
+/// global-view-change ones stayed until the next global view change. Now a signer holds one
+/// share per kind and slot, and only shares that fit the views and verify are stored.
+#[test]
+fn partial_sig_spam_keeps_the_representatives_memory_bounded() {
+    for seed in [281, 282] {
+        let topo = shipped_topology("local-symmetric-10mbps.toml");
+        let base = WorldConfig::new(topo, 8, seed);
+        let end = Duration::from_secs(20);
+        let rep = ServerId::new(SiteId(0), 0);
+        let spammer = ServerId::new(SiteId(0), 3);
+        let (w, _, _) = compare(
+            base,
+            |c| c.byzantine = vec![(spammer, Byzantine::PartialSigSpam(1000))],
+            end,
+            "partial-sig spam",
+        );
+        let x = w.replica(rep).unwrap();
+        eprintln!(
+            "seed {seed}: the representative holds {} share sets",
+            x.shares.len()
+        );
+        // The representative's own share sets: one per slot kept (KEEP_EXECUTED = 256 below
+        // the execution point) or in the window (64 above); the spammer's: one per kind and
+        // slot of the window, and one per global-view-change kind and view (three of each).
+        let bound = (256 + 64) + 2 * 64 + 3 * 3;
+        assert!(
+            x.shares.len() <= bound,
+            "seed {seed}: the representative holds {} share sets (bound {bound})",
+            x.shares.len()
+        );
+    }
+}
