@@ -153,3 +153,147 @@ fn partial_sig_spam_keeps_the_representatives_memory_bounded() {
         );
     }
 }
+
+/// Unit checks on one replica: what each defence costs the attacker's victim.
+mod unit {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use bft_core::crypto::CryptoOp;
+    use steward_config::{ServerId, SiteId};
+
+    use crate::crypto::{Crypto, FastCrypto, FastIdentity, FastWorld};
+    use crate::msg::{Accept, Message, PartialSig, Query, SigKind};
+    use crate::replica::{Dest, Replica, ReplicaConfig};
+
+    fn world() -> Arc<FastWorld> {
+        FastWorld::new(7, 64, 307, 128, vec![3; 3])
+    }
+
+    fn replica(id: ServerId) -> Replica {
+        let crypto = Crypto::new(Box::new(FastCrypto::new(world(), FastIdentity::Server(id))));
+        let mut r = Replica::new(ReplicaConfig::new(id, vec![4; 3], vec![1; 3]), crypto);
+        r.start(Duration::ZERO);
+        r
+    }
+
+    fn query(client: u32, ts: u64) -> Message {
+        let mut c = Crypto::new(Box::new(FastCrypto::new(
+            world(),
+            FastIdentity::Client(client),
+        )));
+        let mut q = Query {
+            client,
+            ts,
+            key: b"k".to_vec(),
+            sig: Vec::new(),
+        };
+        q.sig = c.sign(&Message::Query(Arc::new(q.clone())).signing_bytes());
+        Message::Query(Arc::new(q))
+    }
+
+    fn ops(r: &Replica, op: CryptoOp) -> u64 {
+        r.crypto_counters().get(op)
+    }
+
+    /// Copies of an answered query cost no signature check or signature, and get at most
+    /// one cached answer per retransmission period; fresh queries beyond the client's burst
+    /// wait unverified for a tick.
+    #[test]
+    fn replayed_and_flooded_queries_cost_a_bounded_amount() {
+        let mut r = replica(ServerId::new(SiteId(0), 1));
+        let t = Duration::from_secs(1);
+        let q = query(0, 1);
+        assert_eq!(r.on_message(t, Dest::Client(0), &q).len(), 1);
+        let (verified, signed) = (ops(&r, CryptoOp::Verify), ops(&r, CryptoOp::Sign));
+        let replies: usize = (0..1000)
+            .map(|_| r.on_message(t, Dest::Client(0), &q).len())
+            .sum();
+        assert_eq!(replies, 0, "copies within the period are not answered");
+        let later = t + Duration::from_millis(600);
+        assert_eq!(r.on_message(later, Dest::Client(0), &q).len(), 1);
+        assert_eq!(ops(&r, CryptoOp::Verify), verified);
+        assert_eq!(ops(&r, CryptoOp::Sign), signed);
+        // A flood of fresh queries: the burst is answered, the rest waits for a tick.
+        let answered: usize = (2..1002)
+            .map(|ts| r.on_message(later, Dest::Client(0), &query(0, ts)).len())
+            .sum();
+        assert_eq!(answered, 50);
+        assert_eq!(ops(&r, CryptoOp::Verify), verified + 50);
+        assert_eq!(r.stats().queries_deferred, 950);
+        let tick = r.on_timer(later + Duration::from_millis(500), 1);
+        let answers_to = |ts: u64| {
+            tick.iter()
+                .filter(|a| match a {
+                    crate::replica::Action::Send { env, .. } => {
+                        matches!(&env.msg, Message::QueryReply(q) if q.ts == ts)
+                    }
+                    _ => false,
+                })
+                .count()
+        };
+        let deferred_answers = answers_to(1001);
+        assert_eq!(deferred_answers, 1, "the newest deferred query is answered");
+    }
+
+    /// A forged far-ahead Accept does not raise the reconciliation hint; a real hint expires.
+    #[test]
+    fn far_ahead_hint_needs_a_signature_and_expires() {
+        let mut r = replica(ServerId::new(SiteId(0), 1));
+        let forged = Accept {
+            site: 1,
+            gv: 0,
+            lv: 0,
+            seq: 1_000_000,
+            digest: [1; 32],
+            tsig: vec![2; 128],
+        };
+        let from = Dest::Server(ServerId::new(SiteId(1), 3));
+        r.on_message(
+            Duration::from_secs(1),
+            from,
+            &Message::Accept(Arc::new(forged)),
+        );
+        assert_eq!(r.highest_seen, 0);
+        r.now = Duration::from_secs(1);
+        r.saw_seq(1_000);
+        r.on_timer(Duration::from_secs(5), 1);
+        assert_eq!(r.highest_seen, 1_000, "a fresh hint stays");
+        r.on_timer(Duration::from_secs(12), 1);
+        assert_eq!(r.highest_seen, 0, "a hint nobody repeats expires");
+    }
+
+    /// However many contents a signer shares for one kind and slot, the representative keeps
+    /// one share set for them.
+    #[test]
+    fn one_share_set_per_signer_kind_and_slot() {
+        let rep = ServerId::new(SiteId(0), 0);
+        let signer = ServerId::new(SiteId(0), 2);
+        let mut r = replica(rep);
+        let mut c = Crypto::new(Box::new(FastCrypto::new(
+            world(),
+            FastIdentity::Server(signer),
+        )));
+        for i in 0..100u8 {
+            for (kind, seq, gv) in [(SigKind::Proposal, 3, 0), (SigKind::GlobalVc, 1, 1)] {
+                let mut p = PartialSig {
+                    server: signer.index,
+                    kind,
+                    gv,
+                    lv: 0,
+                    seq,
+                    content: [i; 32],
+                    share: vec![i; 307],
+                    sig: Vec::new(),
+                };
+                p.sig = c.sign(&p.signing_bytes());
+                r.on_message(
+                    Duration::from_secs(1),
+                    Dest::Server(signer),
+                    &Message::PartialSig(Arc::new(p)),
+                );
+            }
+        }
+        assert_eq!(r.shares.len(), 2);
+    }
+}
