@@ -68,6 +68,7 @@ impl Node for Replica {
             ("votes_refused", r.votes_refused),
             ("recovered_entries", r.recovered_entries),
             ("updates_deferred", r.updates_deferred),
+            ("queries_deferred", r.queries_deferred),
         ]
     }
 }

@@ -38,7 +38,13 @@ impl Replica {
             return true;
         }
         if !self.global_window_ok(p.seq) {
-            self.highest_seen = self.highest_seen.max(p.seq);
+            // Far ahead: a hint that this server is behind, but only once the signature is
+            // checked (a forged one would start reconciliation for nothing, issue #14).
+            if p.seq >= self.highest_seen
+                && self.crypto.verify_site(leader, &p.signing_bytes(), &p.tsig)
+            {
+                self.saw_seq(p.seq);
+            }
             return false;
         }
         // A Proposal of an earlier global view is superseded (Fig. A-4 A8–A14).
@@ -181,7 +187,12 @@ impl Replica {
             return true;
         }
         if !self.global_window_ok(a.seq) {
-            self.highest_seen = self.highest_seen.max(a.seq);
+            // As for a far-ahead Proposal: verified content only.
+            if a.seq >= self.highest_seen
+                && self.crypto.verify_site(site, &a.signing_bytes(), &a.tsig)
+            {
+                self.saw_seq(a.seq);
+            }
             return false;
         }
         if let Some(slot) = self.global.get(&a.seq) {

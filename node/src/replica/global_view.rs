@@ -177,6 +177,9 @@ impl Replica {
     fn install_global_view(&mut self, proof: Arc<GlobalPreinstall>) {
         let gv = proof.gv;
         self.gv = gv;
+        // Share sets of the earlier global views' view changes are of no use any more: drop
+        // them now, not at the next execution (there may be none for a while).
+        self.garbage_collect();
         self.persist_views();
         self.stats.global_view_changes += 1;
         let latest = std::mem::take(&mut self.gview.latest_vc);

@@ -158,6 +158,8 @@ pub struct ReplicaStats {
     /// Client updates dropped unverified because the client's previous update was still
     /// pending (one outstanding update per client).
     pub updates_deferred: u64,
+    /// Fresh queries put off unverified because their client's rate limit was reached.
+    pub queries_deferred: u64,
 }
 
 /// Per-sequence-number state at the leader site (Local_History).
@@ -264,6 +266,8 @@ pub struct Replica {
     /// that catches up by state transfer can still answer the client).
     pub(crate) last_result: BTreeMap<ClientId, Vec<u8>>,
     pub(crate) last_reply: BTreeMap<ClientId, Arc<Reply>>,
+    /// Per client: the last query answered, its cached reply and the rate limit.
+    pub(crate) queries: BTreeMap<ClientId, client_io::QueryState>,
     /// Clients whose update reached this server directly: it owes them the reply (and
     /// re-injects the update after a local view change).
     pub(crate) responsible: BTreeMap<ClientId, Arc<Update>>,
@@ -299,8 +303,11 @@ pub struct Replica {
     pub(crate) globally_constrained: bool,
     /// Global view change progress in the current global view.
     pub(crate) gview: global_view::GlobalViewState,
-    /// Highest sequence number seen in any Proposal or Accept (a hint for reconciliation).
+    /// Highest sequence number seen in any verified Proposal, Accept or order proof beyond
+    /// the window (a hint for reconciliation).
     pub(crate) highest_seen: u64,
+    /// When `highest_seen` was last raised or confirmed (it expires).
+    pub(crate) highest_seen_at: Duration,
     /// Proof of the current local view (retransmitted to other sites).
     pub(crate) local_proof: Option<Arc<crate::msg::LocalPreinstall>>,
     pub(crate) view_ticks: u64,
@@ -356,6 +363,7 @@ impl Replica {
             executed_ts: BTreeMap::new(),
             last_result: BTreeMap::new(),
             last_reply: BTreeMap::new(),
+            queries: BTreeMap::new(),
             responsible: BTreeMap::new(),
             lv_of: vec![0; cfg_sites],
             new_reps: BTreeMap::new(),
@@ -374,6 +382,7 @@ impl Replica {
             globally_constrained: true,
             gview: Default::default(),
             highest_seen: 0,
+            highest_seen_at: Duration::ZERO,
             local_proof: None,
             view_ticks: 0,
             stuck_ticks: 0,
@@ -524,6 +533,7 @@ impl Replica {
         } else if token == TICK {
             self.retransmit();
             self.push_idle_tail();
+            self.answer_deferred_queries();
             self.maybe_request_recon();
             self.view_retransmit();
             self.global_view_retransmit();
@@ -676,9 +686,13 @@ impl Replica {
         let keep_from = self.global_aru.saturating_sub(KEEP_EXECUTED);
         self.local = self.local.split_off(&keep_from);
         self.global = self.global.split_off(&keep_from);
-        let gv = self.gv;
-        self.shares.retain(|(kind, seq, _), _| match kind {
-            SigKind::Proposal | SigKind::Accept => *seq >= keep_from,
+        let (gv, aru) = (self.gv, self.global_aru);
+        // Past the execution point only the own shares matter (retransmissions and proof
+        // requests): sets of others' shares alone, on contents this server never signed, go.
+        self.shares.retain(|(kind, seq, _), set| match kind {
+            SigKind::Proposal | SigKind::Accept => {
+                *seq >= keep_from && (*seq > aru || set.content.is_some())
+            }
             _ => *seq >= gv,
         });
     }

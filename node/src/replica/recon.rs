@@ -16,6 +16,9 @@ use crate::msg::{Digest, Message, OrderProof, ReconRequest, Snapshot};
 /// Most proofs sent in answer to one request.
 const RECON_BATCH: u64 = 64;
 
+/// Retransmission periods a far-ahead hint lives without being seen again.
+const HINT_LIFETIME: u32 = 20;
+
 /// Checkpoint interval: every this many sequence numbers a server keeps a snapshot of its state
 /// for servers too far behind for order proofs (must be well below `KEEP_EXECUTED`).
 pub(crate) const CHECKPOINT: u64 = 64;
@@ -30,6 +33,11 @@ pub(crate) struct Checkpoint {
 impl Replica {
     /// On the retransmission tick: ask for help if stuck.
     pub(crate) fn maybe_request_recon(&mut self) {
+        // The hint expires unless verified far-ahead content keeps coming: even a true one
+        // must not keep a server asking for ever once nobody repeats it.
+        if self.now.saturating_sub(self.highest_seen_at) > HINT_LIFETIME * self.cfg.retransmit {
+            self.highest_seen = self.highest_seen.min(self.global_aru);
+        }
         let stuck = self.global_aru == self.aru_at_last_tick;
         self.aru_at_last_tick = self.global_aru;
         let highest_known = self
@@ -74,6 +82,15 @@ impl Replica {
         } else if self.is_rep() && !self.in_leader_site() {
             let leader_rep = self.rep_of(self.leader_site());
             self.send(Dest::Server(leader_rep), req);
+        }
+    }
+
+    /// Raise the reconciliation hint to `seq`, which the caller verified was signed by a
+    /// site (so at least one correct server is that far), or refresh it.
+    pub(crate) fn saw_seq(&mut self, seq: u64) {
+        if seq >= self.highest_seen {
+            self.highest_seen = seq;
+            self.highest_seen_at = self.now;
         }
     }
 
@@ -288,7 +305,10 @@ impl Replica {
             return true;
         }
         if p.seq > self.global_aru + 4 * self.cfg.global_window {
-            self.highest_seen = self.highest_seen.max(p.seq);
+            // Verified content only may make this server believe it is behind.
+            if p.seq >= self.highest_seen && self.valid_order_proof(o) {
+                self.saw_seq(p.seq);
+            }
             return false;
         }
         if self.global.get(&p.seq).is_some_and(|s| s.ordered) {

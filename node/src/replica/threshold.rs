@@ -81,6 +81,11 @@ impl Replica {
         }
     }
 
+    /// A site peer's share. Before anything is stored the share must fit (sender, kind, views,
+    /// window) and its signature must check; each signer then holds at most one share per
+    /// kind and slot (a correct one shares one content per kind, slot and view, and a later
+    /// view's replaces an earlier's), so junk shares cannot grow this server's memory
+    /// (issue #14, attack 6).
     pub(crate) fn on_partial_sig(&mut self, from: ServerId, p: &Arc<PartialSig>) -> bool {
         if from.site != self.site() || from.index != p.server || self.blacklist.contains(&p.server)
         {
@@ -96,26 +101,84 @@ impl Replica {
         if !ordering && (p.seq < self.gv || p.seq > self.gv + 2) {
             return p.seq < self.gv;
         }
+        // A global-view-change share is for the global view it names; no correct server is
+        // more than two global views ahead; an ordering share of an earlier global view can
+        // no longer be used (its content would be dropped once signed).
+        if (!ordering && p.gv != p.seq) || p.gv > self.gv + 2 {
+            return false;
+        }
+        if ordering && p.gv < self.gv {
+            return true;
+        }
         let key = (p.kind, p.seq, p.content);
         let site = self.site();
         let proven = self.crypto.share_form(site, &p.share) == ShareForm::Proven;
-        let set = self.shares.entry(key).or_default();
-        if set.done {
-            return true;
-        }
-        if let Some(old) = set.shares.get(&p.server) {
-            // Only the proof asked for after a failed combine replaces a share.
-            let had_proof = self.crypto.share_form(site, old) == ShareForm::Proven;
-            if had_proof || !proven {
+        if let Some(set) = self.shares.get(&key) {
+            if set.done {
                 return true;
             }
+            if let Some(old) = set.shares.get(&p.server) {
+                // Only the proof asked for after a failed combine replaces a share.
+                let had_proof = self.crypto.share_form(site, old) == ShareForm::Proven;
+                if had_proof || !proven {
+                    return true;
+                }
+            }
         }
+        let earlier = self.signers_other_share(p);
+        if earlier.is_some_and(|(_, views)| views > (p.gv, p.lv)) {
+            return true; // a late copy of what the signer replaced
+        }
+        // A share on content this server signed itself is checked by the combine (and its
+        // proof, if that fails); one on any other content could be junk and must carry its
+        // sender's signature before it takes memory. (Checking every share would cost the
+        // representative a verification per peer and slot.)
+        let own_content = self.shares.get(&key).is_some_and(|s| s.content.is_some());
+        if from != self.cfg.id
+            && !own_content
+            && !self.crypto.verify_server(from, &p.signing_bytes(), &p.sig)
+        {
+            return false;
+        }
+        if let Some((digest, _)) = earlier {
+            self.forget_share(p.kind, p.seq, digest, p.server);
+        }
+        let set = self.shares.entry(key).or_default();
         set.shares.insert(p.server, p.share.clone());
         set.partials.insert(p.server, p.clone());
         if self.is_rep() {
             self.try_combine(key);
         }
         true
+    }
+
+    /// The content digest and views of the share `p`'s signer holds here for another content
+    /// of the same kind and slot, if any.
+    fn signers_other_share(&self, p: &PartialSig) -> Option<(Digest, (u64, u64))> {
+        self.shares
+            .range((p.kind, p.seq, [0; 32])..=(p.kind, p.seq, [0xff; 32]))
+            .filter(|((_, _, d), _)| *d != p.content)
+            .find_map(|((_, _, d), set)| {
+                let q = set.partials.get(&p.server)?;
+                set.shares
+                    .contains_key(&p.server)
+                    .then_some((*d, (q.gv, q.lv)))
+            })
+    }
+
+    /// Drop `server`'s share on (kind, seq, digest), and the set if nothing else is left in it.
+    fn forget_share(&mut self, kind: SigKind, seq: u64, digest: Digest, server: u32) {
+        let key = (kind, seq, digest);
+        let Some(set) = self.shares.get_mut(&key) else {
+            return;
+        };
+        set.shares.remove(&server);
+        set.partials.remove(&server);
+        let empty =
+            set.shares.is_empty() && set.partials.is_empty() && set.content.is_none() && !set.done;
+        if empty {
+            self.shares.remove(&key);
+        }
     }
 
     /// Combine when the representative holds the content and 2f+1 shares.

@@ -70,6 +70,12 @@ pub enum Byzantine {
     /// Leader-site representative that sends one Proposal only to the sites in the mask
     /// (never its own) from the given time on, then falls silent.
     SelectiveProposal(Duration, u64),
+    /// Also sends every server of the other sites a far-ahead Accept with a forged site
+    /// signature on every retransmission tick ([`faults::ForgedAccepts`]).
+    ForgedAccepts,
+    /// Also sends its representative this many validly signed Partial_Sigs on random contents
+    /// on every retransmission tick ([`faults::PartialSigSpammer`]).
+    PartialSigSpam(u32),
 }
 
 /// Everything a simulated Steward run needs.
@@ -109,6 +115,9 @@ pub struct WorldConfig {
     /// Byzantine clients flooding their site with fresh signed updates: (site, period,
     /// updates per period). They get the ids after the correct clients' (fast crypto only).
     pub flooding_clients: Vec<(SiteId, Duration, u32)>,
+    /// Byzantine clients replaying one signed query to every server of their site: (site,
+    /// period, copies per period). Their ids follow the flooding clients' (fast crypto only).
+    pub replaying_clients: Vec<(SiteId, Duration, u32)>,
 }
 
 /// From `at` on, messages from site `from` to site `to` (that direction only) take `extra`
@@ -163,6 +172,7 @@ impl WorldConfig {
             restarts: Vec::new(),
             slow_links: Vec::new(),
             flooding_clients: Vec::new(),
+            replaying_clients: Vec::new(),
         }
     }
 }
@@ -205,6 +215,10 @@ impl World {
         }
         for (i, (site, _, _)) in cfg.flooding_clients.iter().enumerate() {
             book.register(NodeId::Client(cfg.clients + i as u32), *site, false);
+        }
+        let replay_base = cfg.clients + cfg.flooding_clients.len() as u32;
+        for (i, (site, _, _)) in cfg.replaying_clients.iter().enumerate() {
+            book.register(NodeId::Client(replay_base + i as u32), *site, false);
         }
         let all_servers: Vec<ServerId> = topo.steward_servers().collect();
         let shared = Shared::new(book, cfg.costs.clone());
@@ -276,6 +290,18 @@ impl World {
                 *per_tick,
             );
             sim.add_process(*site, Box::new(NodeProc::client(flood, shared.clone())));
+        }
+        for (i, (site, every, per_tick)) in cfg.replaying_clients.iter().enumerate() {
+            let c = replay_base + i as u32;
+            let replay = faults::ReplayingClient::new(
+                c,
+                *site,
+                servers[site.index()],
+                keys.client(c),
+                *every,
+                *per_tick,
+            );
+            sim.add_process(*site, Box::new(NodeProc::client(replay, shared.clone())));
         }
         for s in &cfg.slow_links {
             let mut params = *topo.link(s.from, s.to);
@@ -366,6 +392,7 @@ fn server_node(
 ) -> Box<dyn ServerNode> {
     use bft_harness::faults::{CorruptShares, Crash, Tamper};
     let id = rc.id;
+    let sites = rc.servers.clone();
     match byz {
         Some(Byzantine::EmptyBatches) => rc.sequencer = Some(Arc::new(faults::EmptyBatches)),
         Some(Byzantine::SelectiveProposal(at, sites)) => {
@@ -399,6 +426,13 @@ fn server_node(
         Some(Byzantine::SilentInGlobalViewChange) => {
             Box::new(faults::silent_in_global_view_change(replica))
         }
+        Some(Byzantine::ForgedAccepts) => Box::new(faults::ForgedAccepts::new(replica, sites)),
+        Some(Byzantine::PartialSigSpam(per_tick)) => Box::new(faults::PartialSigSpammer::new(
+            replica,
+            sites[id.site.index()],
+            own(),
+            per_tick,
+        )),
     }
 }
 
@@ -481,7 +515,8 @@ impl Keys {
                     )
                 })
                 .collect();
-            let client_keys = (0..cfg.clients + cfg.flooding_clients.len() as u32)
+            let byzantine_clients = cfg.flooding_clients.len() + cfg.replaying_clients.len();
+            let client_keys = (0..cfg.clients + byzantine_clients as u32)
                 .map(|_| SigningKey::generate(cfg.scheme, &mut rng).expect("keygen"))
                 .collect();
             RealKeys {
@@ -566,5 +601,8 @@ mod redteam;
 
 #[cfg(test)]
 mod restart;
+
+#[cfg(test)]
+mod damage;
 
 bft_harness::sim_world!(World, WorldConfig);

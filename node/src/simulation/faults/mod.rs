@@ -8,12 +8,18 @@
 
 mod equivocator;
 mod flooding_client;
+mod forged_accepts;
+mod partial_spammer;
+mod replaying_client;
 mod sequencer;
 mod spammer;
 mod wrong_results;
 
 pub use equivocator::Equivocator;
 pub use flooding_client::FloodingClient;
+pub use forged_accepts::ForgedAccepts;
+pub use partial_spammer::PartialSigSpammer;
+pub use replaying_client::ReplayingClient;
 pub use sequencer::{EmptyBatches, SelectiveProposal};
 pub use spammer::Spammer;
 pub use wrong_results::WrongResults;

@@ -1,0 +1,299 @@
+//! Bounded damage from Byzantine peers (issue #14, attacks 2, 5 and 6): each test mounts one
+//! attack with fixed seeds and compares it with the same run without the attack. A failure
+//! names its seed; rerunning that seed replays it exactly.
+
+use std::time::Duration;
+
+use steward_config::{ServerId, SiteId};
+
+use super::*;
+use bft_harness::testing::{run, shipped_topology};
+
+/// The run is safe and every correct client completes something in its last ten seconds.
+fn assert_every_client_progresses(w: &World, r: &RunReport, seed: u64, end: Duration, what: &str) {
+    assert_eq!(r.safety, "ok", "{what}: seed {seed}: safety");
+    let window = Duration::from_secs(10);
+    let starved = w
+        .checker()
+        .starved_clients(w.cfg.clients, end - window, end);
+    assert!(
+        starved.is_empty(),
+        "{what}: seed {seed}: clients {starved:?} completed nothing in the last {window:?}"
+    );
+}
+
+/// Runs `base` and `base` changed by `attack` for `end`; asserts progress and a throughput
+/// ratio of at least one half, and returns the attacked world and both reports.
+fn compare(
+    base: WorldConfig,
+    attack: impl FnOnce(&mut WorldConfig),
+    end: Duration,
+    what: &str,
+) -> (World, RunReport, RunReport) {
+    let seed = base.sim.seed;
+    let (_, fault_free) = run(base.clone(), end.as_secs());
+    let mut cfg = base;
+    attack(&mut cfg);
+    let (w, r) = run(cfg, end.as_secs());
+    eprintln!(
+        "{what}: seed {seed}: {} updates attacked, {} without; WAN bytes/update {:.0} vs {:.0}",
+        r.updates, fault_free.updates, r.wan_bytes_per_update, fault_free.wan_bytes_per_update
+    );
+    assert_every_client_progresses(&w, &r, seed, end, what);
+    let ratio = r.updates as f64 / fault_free.updates as f64;
+    assert!(
+        ratio >= 0.5,
+        "{what}: seed {seed}: {} updates under attack, {} without ({ratio:.2})",
+        r.updates,
+        fault_free.updates
+    );
+    (w, r, fault_free)
+}
+
+/// Attack 2: one Byzantine client replays a single signed query to every server of the
+/// leader site, thousands of times a second. Every copy used to be verified and answered with
+/// a freshly signed reply: at the paper's costs the leader site had no CPU left for ordering.
+/// Now a query no newer than the client's last answered one is answered from the cached reply
+/// (at most once per retransmission period), and fresh queries are rate-limited per client
+/// before their signature is checked.
+#[test]
+fn a_replayed_query_does_not_saturate_the_leader_site() {
+    for seed in [261, 262] {
+        let topo = shipped_topology("local-symmetric-10mbps.toml");
+        let mut base = WorldConfig::new(topo, 8, seed);
+        base.costs = CostTable::paper();
+        let end = Duration::from_secs(20);
+        let (w, _, _) = compare(
+            base,
+            |c| c.replaying_clients = vec![(SiteId(0), Duration::from_millis(5), 10)],
+            end,
+            "replayed query",
+        );
+        let answered: u64 = (0..4)
+            .map(|i| {
+                let s = w.replica(ServerId::new(SiteId(0), i)).unwrap();
+                s.stats().queries_answered
+            })
+            .sum();
+        assert!(
+            answered <= 4 * 2 * end.as_secs(),
+            "seed {seed}: {answered} answers to one replayed query"
+        );
+    }
+}
+
+/// Attack 5: a Byzantine server of a non-leader site sends every server of the other sites an
+/// Accept in its site's name for a sequence number a million ahead, with a forged signature.
+/// The receivers used to raise their reconciliation hint before checking the signature and
+/// never lowered it: every one of them asked its peers and the leader site for help on every
+/// tick, for good. Now the hint is raised only by verified content and expires.
+#[test]
+fn a_forged_far_ahead_accept_starts_no_reconciliation_storm() {
+    for seed in [271, 272] {
+        let topo = shipped_topology("local-symmetric-10mbps.toml");
+        let base = WorldConfig::new(topo.clone(), 8, seed);
+        let end = Duration::from_secs(20);
+        let liar = ServerId::new(SiteId(1), 3);
+        let (w, r, fault_free) = compare(
+            base,
+            |c| c.byzantine = vec![(liar, Byzantine::ForgedAccepts)],
+            end,
+            "forged accept",
+        );
+        assert!(
+            r.wan_bytes_per_update <= 1.25 * fault_free.wan_bytes_per_update,
+            "seed {seed}: {:.0} WAN bytes per update under attack, {:.0} without",
+            r.wan_bytes_per_update,
+            fault_free.wan_bytes_per_update
+        );
+        for s in topo.steward_servers().filter(|s| *s != liar) {
+            let x = w.replica(s).unwrap();
+            assert!(
+                x.highest_seen <= x.global_aru() + 4 * 16,
+                "seed {seed}: {s} believes in seq {} at aru {}",
+                x.highest_seen,
+                x.global_aru()
+            );
+        }
+    }
+}
+
+/// Attack 6: a Byzantine server of the leader site sends its representative thousands of
+/// validly signed Partial_Sigs a second on random contents, of every kind and for every
+/// sequence number in the window. Each used to open a share set of its own, and the
+/// global-view-change ones stayed until the next global view change. Now a signer holds one
+/// share per kind and slot, and only shares that fit the views and verify are stored.
+#[test]
+fn partial_sig_spam_keeps_the_representatives_memory_bounded() {
+    for seed in [281, 282] {
+        let topo = shipped_topology("local-symmetric-10mbps.toml");
+        let base = WorldConfig::new(topo, 8, seed);
+        let end = Duration::from_secs(20);
+        let rep = ServerId::new(SiteId(0), 0);
+        let spammer = ServerId::new(SiteId(0), 3);
+        let (w, _, _) = compare(
+            base,
+            |c| c.byzantine = vec![(spammer, Byzantine::PartialSigSpam(1000))],
+            end,
+            "partial-sig spam",
+        );
+        let x = w.replica(rep).unwrap();
+        eprintln!(
+            "seed {seed}: the representative holds {} share sets",
+            x.shares.len()
+        );
+        // The representative's own share sets: one per slot kept (KEEP_EXECUTED = 256 below
+        // the execution point) or in the window (64 above); the spammer's: one per kind and
+        // slot of the window, and one per global-view-change kind and view (three of each).
+        let bound = (256 + 64) + 2 * 64 + 3 * 3;
+        assert!(
+            x.shares.len() <= bound,
+            "seed {seed}: the representative holds {} share sets (bound {bound})",
+            x.shares.len()
+        );
+    }
+}
+
+/// Unit checks on one replica: what each defence costs the attacker's victim.
+mod unit {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use bft_core::crypto::CryptoOp;
+    use steward_config::{ServerId, SiteId};
+
+    use crate::crypto::{Crypto, FastCrypto, FastIdentity, FastWorld};
+    use crate::msg::{Accept, Message, PartialSig, Query, SigKind};
+    use crate::replica::{Dest, Replica, ReplicaConfig};
+
+    fn world() -> Arc<FastWorld> {
+        FastWorld::new(7, 64, 307, 128, vec![3; 3])
+    }
+
+    fn replica(id: ServerId) -> Replica {
+        let crypto = Crypto::new(Box::new(FastCrypto::new(world(), FastIdentity::Server(id))));
+        let mut r = Replica::new(ReplicaConfig::new(id, vec![4; 3], vec![1; 3]), crypto);
+        r.start(Duration::ZERO);
+        r
+    }
+
+    fn query(client: u32, ts: u64) -> Message {
+        let mut c = Crypto::new(Box::new(FastCrypto::new(
+            world(),
+            FastIdentity::Client(client),
+        )));
+        let mut q = Query {
+            client,
+            ts,
+            key: b"k".to_vec(),
+            sig: Vec::new(),
+        };
+        q.sig = c.sign(&Message::Query(Arc::new(q.clone())).signing_bytes());
+        Message::Query(Arc::new(q))
+    }
+
+    fn ops(r: &Replica, op: CryptoOp) -> u64 {
+        r.crypto_counters().get(op)
+    }
+
+    /// Copies of an answered query cost no signature check or signature, and get at most
+    /// one cached answer per retransmission period; fresh queries beyond the client's burst
+    /// wait unverified for a tick.
+    #[test]
+    fn replayed_and_flooded_queries_cost_a_bounded_amount() {
+        let mut r = replica(ServerId::new(SiteId(0), 1));
+        let t = Duration::from_secs(1);
+        let q = query(0, 1);
+        assert_eq!(r.on_message(t, Dest::Client(0), &q).len(), 1);
+        let (verified, signed) = (ops(&r, CryptoOp::Verify), ops(&r, CryptoOp::Sign));
+        let replies: usize = (0..1000)
+            .map(|_| r.on_message(t, Dest::Client(0), &q).len())
+            .sum();
+        assert_eq!(replies, 0, "copies within the period are not answered");
+        let later = t + Duration::from_millis(600);
+        assert_eq!(r.on_message(later, Dest::Client(0), &q).len(), 1);
+        assert_eq!(ops(&r, CryptoOp::Verify), verified);
+        assert_eq!(ops(&r, CryptoOp::Sign), signed);
+        // A flood of fresh queries: the burst is answered, the rest waits for a tick.
+        let answered: usize = (2..1002)
+            .map(|ts| r.on_message(later, Dest::Client(0), &query(0, ts)).len())
+            .sum();
+        assert_eq!(answered, 50);
+        assert_eq!(ops(&r, CryptoOp::Verify), verified + 50);
+        assert_eq!(r.stats().queries_deferred, 950);
+        let tick = r.on_timer(later + Duration::from_millis(500), 1);
+        let answers_to = |ts: u64| {
+            tick.iter()
+                .filter(|a| match a {
+                    crate::replica::Action::Send { env, .. } => {
+                        matches!(&env.msg, Message::QueryReply(q) if q.ts == ts)
+                    }
+                    _ => false,
+                })
+                .count()
+        };
+        let deferred_answers = answers_to(1001);
+        assert_eq!(deferred_answers, 1, "the newest deferred query is answered");
+    }
+
+    /// A forged far-ahead Accept does not raise the reconciliation hint; a real hint expires.
+    #[test]
+    fn far_ahead_hint_needs_a_signature_and_expires() {
+        let mut r = replica(ServerId::new(SiteId(0), 1));
+        let forged = Accept {
+            site: 1,
+            gv: 0,
+            lv: 0,
+            seq: 1_000_000,
+            digest: [1; 32],
+            tsig: vec![2; 128],
+        };
+        let from = Dest::Server(ServerId::new(SiteId(1), 3));
+        r.on_message(
+            Duration::from_secs(1),
+            from,
+            &Message::Accept(Arc::new(forged)),
+        );
+        assert_eq!(r.highest_seen, 0);
+        r.now = Duration::from_secs(1);
+        r.saw_seq(1_000);
+        r.on_timer(Duration::from_secs(5), 1);
+        assert_eq!(r.highest_seen, 1_000, "a fresh hint stays");
+        r.on_timer(Duration::from_secs(12), 1);
+        assert_eq!(r.highest_seen, 0, "a hint nobody repeats expires");
+    }
+
+    /// However many contents a signer shares for one kind and slot, the representative keeps
+    /// one share set for them.
+    #[test]
+    fn one_share_set_per_signer_kind_and_slot() {
+        let rep = ServerId::new(SiteId(0), 0);
+        let signer = ServerId::new(SiteId(0), 2);
+        let mut r = replica(rep);
+        let mut c = Crypto::new(Box::new(FastCrypto::new(
+            world(),
+            FastIdentity::Server(signer),
+        )));
+        for i in 0..100u8 {
+            for (kind, seq, gv) in [(SigKind::Proposal, 3, 0), (SigKind::GlobalVc, 1, 1)] {
+                let mut p = PartialSig {
+                    server: signer.index,
+                    kind,
+                    gv,
+                    lv: 0,
+                    seq,
+                    content: [i; 32],
+                    share: vec![i; 307],
+                    sig: Vec::new(),
+                };
+                p.sig = c.sign(&p.signing_bytes());
+                r.on_message(
+                    Duration::from_secs(1),
+                    Dest::Server(signer),
+                    &Message::PartialSig(Arc::new(p)),
+                );
+            }
+        }
+        assert_eq!(r.shares.len(), 2);
+    }
+}
