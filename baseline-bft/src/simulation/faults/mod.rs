@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use bft_core::crypto::Crypto;
 use bft_core::Node;
-use bft_harness::faults::Tamper;
+use bft_harness::faults::{Tamper, Wrapper};
 
 use crate::msg::Message;
 use crate::replica::{Replica, ReplicaConfig};
@@ -53,13 +53,18 @@ impl ReplicaNode for Replica {
     }
 }
 
-impl<N: ReplicaNode + ?Sized> ReplicaNode for Box<N> {
+impl ReplicaNode for Box<dyn ReplicaNode> {
     fn replica(&self) -> &Replica {
         (**self).replica()
     }
 }
 
-impl<N: ReplicaNode, T: bft_harness::faults::Tampering<Message>> ReplicaNode for Tamper<N, T> {
+/// Every fault wrapper of `bft_harness::faults` around a replica.
+impl<W> ReplicaNode for W
+where
+    W: Wrapper + Node<Msg = Message>,
+    W::Inner: ReplicaNode,
+{
     fn replica(&self) -> &Replica {
         self.inner().replica()
     }

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use bft_core::crypto::CryptoCounters;
-use bft_core::{Node, NodeId, Output};
+use bft_core::{Node, NodeId};
 
+use super::wrapper::{wrapper_node, Wrapper};
 use super::{MsgFilter, StateFilter};
 
 /// Wraps `N`; drops incoming messages `filter` matches (by sender and message, e.g.
@@ -34,48 +34,20 @@ impl<N: Node> DropInbound<N> {
         self.when = Some(Box::new(when));
         self
     }
-
-    /// The wrapped node.
-    pub fn inner(&self) -> &N {
-        &self.inner
-    }
 }
 
-impl<N: Node> Node for DropInbound<N> {
-    type Msg = N::Msg;
-    fn id(&self) -> NodeId {
-        self.inner.id()
-    }
-    fn start(&mut self, now: Duration, out: &mut Vec<Output<N::Msg>>) {
-        self.inner.start(now, out);
-    }
-    fn on_message(
-        &mut self,
-        now: Duration,
-        from: NodeId,
-        msg: &N::Msg,
-        out: &mut Vec<Output<N::Msg>>,
-    ) {
-        if (self.filter)(from, msg) && self.when.as_ref().is_none_or(|w| w(&self.inner)) {
-            self.dropped += 1;
-            return;
+wrapper_node! {
+    impl[N: Node] Wrapper for DropInbound<N> {
+        fn admit(&mut self, _now: Duration, msg: Option<(NodeId, &N::Msg)>) -> bool {
+            let Some((from, msg)) = msg else {
+                return true;
+            };
+            if (self.filter)(from, msg) && self.when.as_ref().is_none_or(|w| w(&self.inner)) {
+                self.dropped += 1;
+                return false;
+            }
+            true
         }
-        self.inner.on_message(now, from, msg, out);
-    }
-    fn on_timer(&mut self, now: Duration, token: u64, out: &mut Vec<Output<N::Msg>>) {
-        self.inner.on_timer(now, token, out);
-    }
-    fn crypto_counters(&self) -> CryptoCounters {
-        self.inner.crypto_counters()
-    }
-    fn combine_shares(&self) -> usize {
-        self.inner.combine_shares()
-    }
-    fn stop(&mut self) {
-        self.inner.stop()
-    }
-    fn stats(&self) -> Vec<(&'static str, u64)> {
-        self.inner.stats()
     }
 }
 

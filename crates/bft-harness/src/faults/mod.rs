@@ -13,6 +13,7 @@ mod drop_inbound;
 mod restart;
 mod tamper;
 mod withhold;
+mod wrapper;
 
 #[cfg(test)]
 pub(crate) mod fake;
@@ -23,6 +24,7 @@ pub use drop_inbound::DropInbound;
 pub use restart::{CrashPoint, Outage, Restart};
 pub use tamper::{Tamper, Tampering};
 pub use withhold::Withhold;
+pub use wrapper::{MsgOf, Wrapper};
 
 use bft_core::{NodeId, Output};
 

@@ -1,10 +1,8 @@
 //! A node that withholds some of its messages.
 
-use std::time::Duration;
+use bft_core::{Node, Output};
 
-use bft_core::crypto::CryptoCounters;
-use bft_core::{Node, NodeId, Output};
-
+use super::wrapper::{wrapper_node, Wrapper};
 use super::{retain_sends, MsgFilter, StateFilter};
 
 /// Wraps `N`; drops the outgoing messages `filter` matches (by destination and message, e.g.
@@ -34,67 +32,29 @@ impl<N: Node> Withhold<N> {
         self.when = Some(Box::new(when));
         self
     }
-
-    /// The wrapped node.
-    pub fn inner(&self) -> &N {
-        &self.inner
-    }
-
-    fn filter(&mut self, out: &mut Vec<Output<N::Msg>>, from: usize) {
-        if self.when.as_ref().is_some_and(|w| !w(&self.inner)) {
-            return;
-        }
-        let before = out.len();
-        retain_sends(out, from, |to, m| (self.filter)(to, m));
-        self.withheld += (before - out.len()) as u64;
-    }
 }
 
-impl<N: Node> Node for Withhold<N> {
-    type Msg = N::Msg;
-    fn id(&self) -> NodeId {
-        self.inner.id()
-    }
-    fn start(&mut self, now: Duration, out: &mut Vec<Output<N::Msg>>) {
-        let from = out.len();
-        self.inner.start(now, out);
-        self.filter(out, from);
-    }
-    fn on_message(
-        &mut self,
-        now: Duration,
-        from: NodeId,
-        msg: &N::Msg,
-        out: &mut Vec<Output<N::Msg>>,
-    ) {
-        let i = out.len();
-        self.inner.on_message(now, from, msg, out);
-        self.filter(out, i);
-    }
-    fn on_timer(&mut self, now: Duration, token: u64, out: &mut Vec<Output<N::Msg>>) {
-        let from = out.len();
-        self.inner.on_timer(now, token, out);
-        self.filter(out, from);
-    }
-    fn crypto_counters(&self) -> CryptoCounters {
-        self.inner.crypto_counters()
-    }
-    fn combine_shares(&self) -> usize {
-        self.inner.combine_shares()
-    }
-    fn stop(&mut self) {
-        self.inner.stop()
-    }
-    fn stats(&self) -> Vec<(&'static str, u64)> {
-        self.inner.stats()
+wrapper_node! {
+    impl[N: Node] Wrapper for Withhold<N> {
+        fn outgoing(&mut self, out: &mut Vec<Output<N::Msg>>, from: usize) {
+            if self.when.as_ref().is_some_and(|w| !w(&self.inner)) {
+                return;
+            }
+            let before = out.len();
+            retain_sends(out, from, |to, m| (self.filter)(to, m));
+            self.withheld += (before - out.len()) as u64;
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::faults::fake::{msg, sends, Fake};
     use crate::faults::kinds;
+    use bft_core::NodeId;
 
     #[test]
     fn withholds_the_kinds() {

@@ -17,7 +17,7 @@ pub use spammer::Spammer;
 pub use wrong_results::WrongResults;
 
 use bft_core::{Node, NodeId};
-use bft_harness::faults::{Crash, DropInbound, MsgFilter, Tamper, Tampering, Withhold};
+use bft_harness::faults::{DropInbound, MsgFilter, Withhold, Wrapper};
 use steward_config::ServerId;
 
 use crate::msg::{Message, SigKind};
@@ -36,31 +36,18 @@ impl ServerNode for Replica {
     }
 }
 
-impl<N: ServerNode + ?Sized> ServerNode for Box<N> {
+impl ServerNode for Box<dyn ServerNode> {
     fn replica(&self) -> &Replica {
         (**self).replica()
     }
 }
 
-impl<N: ServerNode> ServerNode for Crash<N> {
-    fn replica(&self) -> &Replica {
-        self.inner().replica()
-    }
-}
-
-impl<N: ServerNode> ServerNode for Withhold<N> {
-    fn replica(&self) -> &Replica {
-        self.inner().replica()
-    }
-}
-
-impl<N: ServerNode> ServerNode for DropInbound<N> {
-    fn replica(&self) -> &Replica {
-        self.inner().replica()
-    }
-}
-
-impl<N: ServerNode, T: Tampering<Message>> ServerNode for Tamper<N, T> {
+/// Every fault wrapper of `bft_harness::faults` around a server.
+impl<W> ServerNode for W
+where
+    W: Wrapper + Node<Msg = Message>,
+    W::Inner: ServerNode,
+{
     fn replica(&self) -> &Replica {
         self.inner().replica()
     }
