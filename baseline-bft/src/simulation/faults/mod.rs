@@ -14,8 +14,7 @@ pub use hooks::{CensoringPrimary, EmptyBatchPrimary, SilentPrimary};
 use std::sync::Arc;
 
 use bft_core::crypto::Crypto;
-use bft_core::Node;
-use bft_harness::faults::{Tamper, Wrapper};
+use bft_harness::faults::Tamper;
 
 use crate::msg::Message;
 use crate::replica::{Replica, ReplicaConfig};
@@ -40,34 +39,10 @@ pub enum Fault {
     EmptyBatchPrimary,
 }
 
-/// A simulated PBFT replica: a [`Replica`], possibly inside fault wrappers; the replica stays
-/// reachable for the tests' inspection.
-pub trait ReplicaNode: Node<Msg = Message> {
-    /// The replica inside.
-    fn replica(&self) -> &Replica;
-}
-
-impl ReplicaNode for Replica {
-    fn replica(&self) -> &Replica {
-        self
-    }
-}
-
-impl ReplicaNode for Box<dyn ReplicaNode> {
-    fn replica(&self) -> &Replica {
-        (**self).replica()
-    }
-}
-
-/// Every fault wrapper of `bft_harness::faults` around a replica.
-impl<W> ReplicaNode for W
-where
-    W: Wrapper + Node<Msg = Message>,
-    W::Inner: ReplicaNode,
-{
-    fn replica(&self) -> &Replica {
-        self.inner().replica()
-    }
+bft_harness::replica_node! {
+    /// A simulated PBFT replica: a [`Replica`], possibly inside fault wrappers; the replica
+    /// stays reachable for the tests' inspection.
+    pub trait ReplicaNode: Node<Msg = Message> { replica: Replica }
 }
 
 /// Sets the core hook of the faults that need one.

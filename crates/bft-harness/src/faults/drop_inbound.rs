@@ -5,15 +5,14 @@ use std::time::Duration;
 use bft_core::{Node, NodeId};
 
 use super::wrapper::{wrapper_node, Wrapper};
-use super::{MsgFilter, StateFilter};
+use super::{Matching, MsgFilter};
 
 /// Wraps `N`; drops incoming messages `filter` matches (by sender and message, e.g.
 /// [`super::kinds`]) before the inner node sees them, optionally only while `when` holds of
 /// the inner node.
 pub struct DropInbound<N: Node> {
     inner: N,
-    filter: MsgFilter<N::Msg>,
-    when: Option<StateFilter<N>>,
+    matching: Matching<N>,
     /// Messages dropped so far.
     pub dropped: u64,
 }
@@ -23,15 +22,14 @@ impl<N: Node> DropInbound<N> {
     pub fn new(inner: N, filter: MsgFilter<N::Msg>) -> Self {
         DropInbound {
             inner,
-            filter,
-            when: None,
+            matching: Matching::new(filter),
             dropped: 0,
         }
     }
 
     /// Drops only while `when` holds of the inner node.
     pub fn when(mut self, when: impl Fn(&N) -> bool + 'static) -> Self {
-        self.when = Some(Box::new(when));
+        self.matching.set_when(when);
         self
     }
 }
@@ -42,7 +40,7 @@ wrapper_node! {
             let Some((from, msg)) = msg else {
                 return true;
             };
-            if (self.filter)(from, msg) && self.when.as_ref().is_none_or(|w| w(&self.inner)) {
+            if self.matching.matches(from, msg) && self.matching.active(&self.inner) {
                 self.dropped += 1;
                 return false;
             }

@@ -3,15 +3,14 @@
 use bft_core::{Node, Output};
 
 use super::wrapper::{wrapper_node, Wrapper};
-use super::{retain_sends, MsgFilter, StateFilter};
+use super::{retain_sends, Matching, MsgFilter};
 
 /// Wraps `N`; drops the outgoing messages `filter` matches (by destination and message, e.g.
 /// [`super::kinds`]), optionally only while `when` holds of the inner node (checked after the
 /// input that produced them).
 pub struct Withhold<N: Node> {
     inner: N,
-    filter: MsgFilter<N::Msg>,
-    when: Option<StateFilter<N>>,
+    matching: Matching<N>,
     /// Messages withheld so far.
     pub withheld: u64,
 }
@@ -21,15 +20,14 @@ impl<N: Node> Withhold<N> {
     pub fn new(inner: N, filter: MsgFilter<N::Msg>) -> Self {
         Withhold {
             inner,
-            filter,
-            when: None,
+            matching: Matching::new(filter),
             withheld: 0,
         }
     }
 
     /// Withholds only while `when` holds of the inner node.
     pub fn when(mut self, when: impl Fn(&N) -> bool + 'static) -> Self {
-        self.when = Some(Box::new(when));
+        self.matching.set_when(when);
         self
     }
 }
@@ -37,11 +35,11 @@ impl<N: Node> Withhold<N> {
 wrapper_node! {
     impl[N: Node] Wrapper for Withhold<N> {
         fn outgoing(&mut self, out: &mut Vec<Output<N::Msg>>, from: usize) {
-            if self.when.as_ref().is_some_and(|w| !w(&self.inner)) {
+            if !self.matching.active(&self.inner) {
                 return;
             }
             let before = out.len();
-            retain_sends(out, from, |to, m| (self.filter)(to, m));
+            retain_sends(out, from, |to, m| self.matching.matches(to, m));
             self.withheld += (before - out.len()) as u64;
         }
     }

@@ -127,3 +127,47 @@ macro_rules! wrapper_node {
 }
 
 pub(crate) use wrapper_node;
+
+/// Declares a protocol's simulated replica: the trait `$name` of the nodes of messages `$msg`
+/// whose `$replica` stays reachable (`replica()`, for the tests' inspection) through any fault
+/// wrappers, with its impls for the bare replica, a boxed node and every [`Wrapper`].
+///
+/// ```ignore
+/// bft_harness::replica_node! {
+///     /// A simulated PBFT replica.
+///     pub trait ReplicaNode: Node<Msg = Message> { replica: Replica }
+/// }
+/// ```
+#[macro_export]
+macro_rules! replica_node {
+    ($(#[$meta:meta])* pub trait $name:ident: Node<Msg = $msg:ty> { replica: $replica:ty }) => {
+        $(#[$meta])*
+        pub trait $name: bft_core::Node<Msg = $msg> {
+            /// The replica inside.
+            fn replica(&self) -> &$replica;
+        }
+
+        impl $name for $replica {
+            fn replica(&self) -> &$replica {
+                self
+            }
+        }
+
+        impl $name for Box<dyn $name> {
+            fn replica(&self) -> &$replica {
+                (**self).replica()
+            }
+        }
+
+        /// Every fault wrapper of `bft_harness::faults` around a replica.
+        impl<W> $name for W
+        where
+            W: $crate::faults::Wrapper + bft_core::Node<Msg = $msg>,
+            W::Inner: $name,
+        {
+            fn replica(&self) -> &$replica {
+                $crate::faults::Wrapper::inner(self).replica()
+            }
+        }
+    };
+}

@@ -16,41 +16,17 @@ pub use sequencer::{EmptyBatches, SelectiveProposal};
 pub use spammer::Spammer;
 pub use wrong_results::WrongResults;
 
-use bft_core::{Node, NodeId};
-use bft_harness::faults::{DropInbound, MsgFilter, Withhold, Wrapper};
+use bft_core::NodeId;
+use bft_harness::faults::{DropInbound, MsgFilter, Withhold};
 use steward_config::ServerId;
 
 use crate::msg::{Message, SigKind};
 use crate::replica::Replica;
 
-/// A simulated Steward server: a [`Replica`], possibly inside fault wrappers; the replica
-/// stays reachable for the tests' inspection.
-pub trait ServerNode: Node<Msg = Message> {
-    /// The replica inside.
-    fn replica(&self) -> &Replica;
-}
-
-impl ServerNode for Replica {
-    fn replica(&self) -> &Replica {
-        self
-    }
-}
-
-impl ServerNode for Box<dyn ServerNode> {
-    fn replica(&self) -> &Replica {
-        (**self).replica()
-    }
-}
-
-/// Every fault wrapper of `bft_harness::faults` around a server.
-impl<W> ServerNode for W
-where
-    W: Wrapper + Node<Msg = Message>,
-    W::Inner: ServerNode,
-{
-    fn replica(&self) -> &Replica {
-        self.inner().replica()
-    }
+bft_harness::replica_node! {
+    /// A simulated Steward server: a [`Replica`], possibly inside fault wrappers; the replica
+    /// stays reachable for the tests' inspection.
+    pub trait ServerNode: Node<Msg = Message> { replica: Replica }
 }
 
 /// The messages of the global view change (CONSTRUCT-ARU and CONSTRUCT-GLOBAL-CONSTRAINT).
