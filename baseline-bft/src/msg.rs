@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use bft_core::codec::{DecodeError, Reader, Writer};
+use bft_core::codec::{decode_message, DecodeError, Reader, Writer};
 pub use bft_core::request::{batch_digest, ClientId, Digest, Op, Update};
 use bft_core::request::{get_batch, put_batch};
 use sha2::{Digest as _, Sha256};
@@ -271,16 +271,6 @@ fn sha(parts: &[&[u8]]) -> Digest {
     h.finalize().into()
 }
 
-fn list<T>(
-    r: &mut Reader,
-    what: &str,
-    min_item: usize,
-    mut item: impl FnMut(&mut Reader) -> Result<T, DecodeError>,
-) -> Result<Vec<T>, DecodeError> {
-    let n = r.list_len(what, min_item)?;
-    (0..n).map(|_| item(r)).collect()
-}
-
 // --- signed structs ------------------------------------------------------------------------
 
 fn prefix(tag: u8) -> Writer {
@@ -388,11 +378,7 @@ impl Reply {
             client: r.u32("client")?,
             ts: r.u64("ts")?,
             replica: r.u32("replica")?,
-            read: match r.u8("read flag")? {
-                0 => false,
-                1 => true,
-                b => return Err(DecodeError(format!("bad read flag {b}"))),
-            },
+            read: r.flag("read flag")?,
             result: r.bytes("result")?,
             sig: r.bytes("sig")?,
         })
@@ -427,14 +413,11 @@ impl Checkpoint {
 }
 
 fn put_checkpoints(w: &mut Writer, cps: &[Arc<Checkpoint>]) {
-    w.u32(cps.len() as u32);
-    for c in cps {
-        c.put(w);
-    }
+    w.list(cps, |w, c| c.put(w));
 }
 
 fn get_checkpoints(r: &mut Reader) -> Result<Vec<Arc<Checkpoint>>, DecodeError> {
-    list(r, "checkpoints", MIN_VOTE, |r| {
+    r.list("checkpoints", MIN_VOTE, |r| {
         Checkpoint::get(r).map(Arc::new)
     })
 }
@@ -442,16 +425,13 @@ fn get_checkpoints(r: &mut Reader) -> Result<Vec<Arc<Checkpoint>>, DecodeError> 
 impl PreparedCert {
     fn put(&self, w: &mut Writer) {
         self.pre_prepare.put(w);
-        w.u32(self.prepares.len() as u32);
-        for p in &self.prepares {
-            p.put(w);
-        }
+        w.list(&self.prepares, |w, p| p.put(w));
     }
 
     fn get(r: &mut Reader) -> Result<Self, DecodeError> {
         Ok(PreparedCert {
             pre_prepare: Arc::new(PrePrepare::get(r)?),
-            prepares: list(r, "prepares", MIN_VOTE, |r| Prepare::get(r).map(Arc::new))?,
+            prepares: r.list("prepares", MIN_VOTE, |r| Prepare::get(r).map(Arc::new))?,
         })
     }
 }
@@ -460,10 +440,7 @@ impl ViewChange {
     fn put_unsigned(&self, w: &mut Writer) {
         w.u64(self.view).u32(self.replica).u64(self.stable);
         put_checkpoints(w, &self.stable_proof);
-        w.u32(self.prepared.len() as u32);
-        for p in &self.prepared {
-            p.put(w);
-        }
+        w.list(&self.prepared, |w, p| p.put(w));
     }
 
     /// The bytes the sender signs.
@@ -487,7 +464,7 @@ impl ViewChange {
             replica: r.u32("replica")?,
             stable: r.u64("stable")?,
             stable_proof: get_checkpoints(r)?,
-            prepared: list(r, "prepared", MIN_PRE_PREPARE + 4, PreparedCert::get)?,
+            prepared: r.list("prepared", MIN_PRE_PREPARE + 4, PreparedCert::get)?,
             sig: r.bytes("sig")?,
         })
     }
@@ -495,15 +472,12 @@ impl ViewChange {
 
 impl NewView {
     fn put_unsigned(&self, w: &mut Writer) {
-        w.u64(self.view).u32(self.replica);
-        w.u32(self.view_changes.len() as u32);
-        for (i, d) in &self.view_changes {
-            w.u32(*i).digest(d);
-        }
-        w.u32(self.pre_prepares.len() as u32);
-        for p in &self.pre_prepares {
-            p.put(w);
-        }
+        w.u64(self.view)
+            .u32(self.replica)
+            .list(&self.view_changes, |w, (i, d)| {
+                w.u32(*i).digest(d);
+            })
+            .list(&self.pre_prepares, |w, p| p.put(w));
     }
 
     /// The bytes the new primary signs.
@@ -517,10 +491,10 @@ impl NewView {
         Ok(NewView {
             view: r.u64("view")?,
             replica: r.u32("replica")?,
-            view_changes: list(r, "view changes", 36, |r| {
+            view_changes: r.list("view changes", 36, |r| {
                 Ok((r.u32("replica")?, r.digest("view change digest")?))
             })?,
-            pre_prepares: list(r, "pre-prepares", MIN_PRE_PREPARE, |r| {
+            pre_prepares: r.list("pre-prepares", MIN_PRE_PREPARE, |r| {
                 PrePrepare::get(r).map(Arc::new)
             })?,
             sig: r.bytes("sig")?,
@@ -530,22 +504,18 @@ impl NewView {
 
 impl Snapshot {
     fn put(&self, w: &mut Writer) {
-        w.u32(self.entries.len() as u32);
-        for (k, v) in &self.entries {
+        w.list(&self.entries, |w, (k, v)| {
             w.bytes(k).bytes(v);
-        }
-        w.u32(self.clients.len() as u32);
-        for c in &self.clients {
+        })
+        .list(&self.clients, |w, c| {
             w.u32(c.client).u64(c.ts).bytes(&c.result);
-        }
+        });
     }
 
     fn get(r: &mut Reader) -> Result<Self, DecodeError> {
         Ok(Snapshot {
-            entries: list(r, "entries", 8, |r| {
-                Ok((r.bytes("key")?, r.bytes("value")?))
-            })?,
-            clients: list(r, "clients", 16, |r| {
+            entries: r.list("entries", 8, |r| Ok((r.bytes("key")?, r.bytes("value")?)))?,
+            clients: r.list("clients", 16, |r| {
                 Ok(ClientRecord {
                     client: r.u32("client")?,
                     ts: r.u64("ts")?,
@@ -632,10 +602,7 @@ impl Message {
             }
             Message::CommitProof(p) => {
                 p.pre_prepare.put(&mut w);
-                w.u32(p.commits.len() as u32);
-                for c in &p.commits {
-                    c.put(&mut w);
-                }
+                w.list(&p.commits, |w, c| c.put(w));
             }
             Message::StableProof(p) => put_checkpoints(&mut w, &p.checkpoints),
             Message::FetchState(f) => {
@@ -653,13 +620,11 @@ impl Message {
     /// Decode a full wire encoding. Never panics; rejects unknown versions and types, lengths
     /// beyond the codec's limits or the input, and trailing bytes.
     pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
-        let mut r = Reader::new(bytes);
-        let version = r.u8("version")?;
-        if version != WIRE_VERSION {
-            return Err(DecodeError(format!("unsupported wire version {version}")));
-        }
-        let r = &mut r;
-        let msg = match r.u8("type")? {
+        decode_message(bytes, WIRE_VERSION, Message::get_body)
+    }
+
+    fn get_body(tag: u8, r: &mut Reader) -> Result<Message, DecodeError> {
+        Ok(match tag {
             T_REQUEST => Message::Request(Arc::new(Update::get(r)?)),
             T_READ => Message::Read(Arc::new(Update::get(r)?)),
             T_PRE_PREPARE => Message::PrePrepare(Arc::new(PrePrepare::get(r)?)),
@@ -671,17 +636,13 @@ impl Message {
             T_NEW_VIEW => Message::NewView(Arc::new(NewView::get(r)?)),
             T_STATUS => Message::Status(Arc::new(Status {
                 view: r.u64("view")?,
-                active: match r.u8("active")? {
-                    0 => false,
-                    1 => true,
-                    b => return Err(DecodeError(format!("bad active flag {b}"))),
-                },
+                active: r.flag("active flag")?,
                 stable: r.u64("stable")?,
                 executed: r.u64("executed")?,
             })),
             T_COMMIT_PROOF => Message::CommitProof(Arc::new(CommitProof {
                 pre_prepare: Arc::new(PrePrepare::get(r)?),
-                commits: list(r, "commits", MIN_VOTE, |r| Commit::get(r).map(Arc::new))?,
+                commits: r.list("commits", MIN_VOTE, |r| Commit::get(r).map(Arc::new))?,
             })),
             T_STABLE_PROOF => Message::StableProof(Arc::new(StableProof {
                 checkpoints: get_checkpoints(r)?,
@@ -695,9 +656,7 @@ impl Message {
                 proof: get_checkpoints(r)?,
             })),
             t => return Err(DecodeError(format!("unknown message type {t}"))),
-        };
-        r.finish()?;
-        Ok(msg)
+        })
     }
 }
 
@@ -847,20 +806,7 @@ mod tests {
 
     #[test]
     fn every_message_roundtrips_and_truncations_fail() {
-        for m in samples() {
-            let bytes = m.encode();
-            assert_eq!(Message::decode(&bytes).unwrap(), m, "{}", m.kind());
-            for cut in 0..bytes.len() {
-                assert!(
-                    Message::decode(&bytes[..cut]).is_err(),
-                    "{} cut {cut}",
-                    m.kind()
-                );
-            }
-            let mut longer = bytes;
-            longer.push(0);
-            assert!(Message::decode(&longer).is_err(), "{}", m.kind());
-        }
+        bft_harness::testing::assert_wire_roundtrips(&samples());
     }
 
     #[test]
@@ -911,11 +857,7 @@ mod tests {
 
         #[test]
         fn mutated_encodings_never_panic(idx in 0usize..14, pos in any::<usize>(), val in any::<u8>()) {
-            let m = &samples()[idx];
-            let mut bytes = m.encode();
-            let p = pos % bytes.len();
-            bytes[p] = val;
-            let _ = Message::decode(&bytes);
+            bft_harness::testing::decode_mutated(&samples()[idx], pos, val);
         }
     }
 }

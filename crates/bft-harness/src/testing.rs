@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use bft_core::Wire;
 use steward_config::Topology;
 use steward_sim::SimConfig;
 pub use steward_sim::SimError;
@@ -98,6 +99,30 @@ pub fn duplicate_and_reorder(sim: &mut SimConfig) {
     sim.duplicate_prob = 0.05;
     sim.reorder_prob = 0.2;
     sim.reorder_max = Duration::from_millis(30);
+}
+
+/// Every sample decodes from its encoding to itself, and every truncation of the encoding and
+/// the encoding with a byte more are rejected.
+pub fn assert_wire_roundtrips<M: Wire + PartialEq>(samples: &[M]) {
+    for m in samples {
+        let bytes = m.encode();
+        assert_eq!(&M::decode(&bytes).unwrap(), m, "{}", m.kind());
+        for cut in 0..bytes.len() {
+            assert!(M::decode(&bytes[..cut]).is_err(), "{} cut {cut}", m.kind());
+        }
+        let mut longer = bytes;
+        longer.push(0);
+        assert!(M::decode(&longer).is_err(), "{}", m.kind());
+    }
+}
+
+/// Decodes the encoding of `m` with the byte at `pos` (modulo its length) set to `val`: for
+/// property tests that the decoder never panics on a damaged message.
+pub fn decode_mutated<M: Wire>(m: &M, pos: usize, val: u8) {
+    let mut bytes = m.encode();
+    let p = pos % bytes.len();
+    bytes[p] = val;
+    let _ = M::decode(&bytes);
 }
 
 #[cfg(test)]

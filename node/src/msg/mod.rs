@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use crate::codec::{DecodeError, Reader, Writer};
+use crate::codec::{decode_message, DecodeError, Reader, Writer};
 pub use bft_core::request::{batch_digest, ClientId, Digest, Op, Update};
 
 pub mod client;
@@ -188,15 +188,7 @@ impl Message {
     /// Decode a full wire encoding. Never panics; rejects unknown versions, tags, oversize
     /// lengths and trailing bytes.
     pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
-        let mut r = Reader::new(bytes);
-        let version = r.u8("version")?;
-        if version != WIRE_VERSION {
-            return Err(DecodeError(format!("unsupported wire version {version}")));
-        }
-        let tag = r.u8("type")?;
-        let msg = Message::get_body(tag, &mut r)?;
-        r.finish()?;
-        Ok(msg)
+        decode_message(bytes, WIRE_VERSION, Message::get_body)
     }
 }
 
@@ -456,21 +448,8 @@ pub(crate) mod tests {
 
     #[test]
     fn every_message_roundtrips() {
-        for m in samples() {
-            let bytes = m.encode();
-            assert_eq!(Message::decode(&bytes).unwrap(), m, "{}", m.kind());
-            // Truncation anywhere is an error, never a panic.
-            for cut in 0..bytes.len() {
-                assert!(
-                    Message::decode(&bytes[..cut]).is_err(),
-                    "{} cut {cut}",
-                    m.kind()
-                );
-            }
-            let mut longer = bytes.clone();
-            longer.push(0);
-            assert!(Message::decode(&longer).is_err());
-        }
+        // Truncation anywhere is an error, never a panic.
+        bft_harness::testing::assert_wire_roundtrips(&samples());
     }
 
     #[test]
@@ -528,11 +507,7 @@ pub(crate) mod tests {
         #[test]
         fn mutated_encodings_never_panic(idx in any::<usize>(), pos in any::<usize>(), val in any::<u8>()) {
             let all = samples();
-            let m = &all[idx % all.len()];
-            let mut bytes = m.encode();
-            let p = pos % bytes.len();
-            bytes[p] = val;
-            let _ = Message::decode(&bytes);
+            bft_harness::testing::decode_mutated(&all[idx % all.len()], pos, val);
         }
     }
 }
