@@ -57,36 +57,6 @@ pub struct PrePrepare {
     pub sig: Vec<u8>,
 }
 
-/// PREPARE(v, n, d, i).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Prepare {
-    /// View.
-    pub view: u64,
-    /// Sequence number.
-    pub seq: u64,
-    /// Batch digest.
-    pub digest: Digest,
-    /// Sender.
-    pub replica: u32,
-    /// Sender's signature.
-    pub sig: Vec<u8>,
-}
-
-/// COMMIT(v, n, d, i).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Commit {
-    /// View.
-    pub view: u64,
-    /// Sequence number.
-    pub seq: u64,
-    /// Batch digest.
-    pub digest: Digest,
-    /// Sender.
-    pub replica: u32,
-    /// Sender's signature.
-    pub sig: Vec<u8>,
-}
-
 /// REPLY(v, t, c, i, r): the result of an ordered request, or (`read`) of a read-only one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reply {
@@ -317,8 +287,25 @@ impl PrePrepare {
     }
 }
 
+/// Declares a vote: PREPARE and COMMIT have the same fields, encoding and signature, and differ
+/// only in their type byte.
 macro_rules! vote {
-    ($ty:ident, $tag:expr) => {
+    ($(#[$meta:meta])* $ty:ident, $tag:expr) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        pub struct $ty {
+            /// View.
+            pub view: u64,
+            /// Sequence number.
+            pub seq: u64,
+            /// Batch digest.
+            pub digest: Digest,
+            /// Sender.
+            pub replica: u32,
+            /// Sender's signature.
+            pub sig: Vec<u8>,
+        }
+
         impl $ty {
             /// The bytes the sender signs.
             pub fn signing_bytes(&self) -> Vec<u8> {
@@ -352,8 +339,16 @@ macro_rules! vote {
     };
 }
 
-vote!(Prepare, T_PREPARE);
-vote!(Commit, T_COMMIT);
+vote!(
+    /// PREPARE(v, n, d, i).
+    Prepare,
+    T_PREPARE
+);
+vote!(
+    /// COMMIT(v, n, d, i).
+    Commit,
+    T_COMMIT
+);
 
 impl Reply {
     fn put_unsigned(&self, w: &mut Writer) {
