@@ -8,9 +8,7 @@ use bft_harness::CryptoMode;
 use steward_config::{SiteId, Topology};
 use steward_crypto::signature::Scheme;
 
-use bft_harness::testing::{
-    assert_ok, duplicate_and_reorder, lossy_topology, run, shipped_topology,
-};
+use bft_harness::testing::{assert_ok, run, run_lossy, shipped_topology};
 
 use super::*;
 
@@ -188,16 +186,8 @@ fn equivocating_primary_is_replaced_by_a_view_change() {
 
 #[test]
 fn lossy_duplicating_reordering_links() {
-    let topo = lossy_topology();
     for seed in [41, 42, 43] {
-        let mut cfg = PbftWorldConfig::new(topo.clone(), 5, seed);
-        duplicate_and_reorder(&mut cfg.sim);
-        let (mut w, r) = run(cfg, 20);
-        assert_ok(&r, seed, "lossy links");
-        assert!(
-            w.sim.stats().total.dropped_loss > 0,
-            "seed {seed}: nothing lost"
-        );
+        let (mut w, r) = run_lossy(|topo| PbftWorldConfig::new(topo, 5, seed), 20);
         // Without loss: about 5 clients x 5 updates/s x 20 s = 500.
         assert!(r.updates > 200, "seed {seed}: only {} updates", r.updates);
         assert_converged(&mut w, 26, seed);

@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use bft_core::Wire;
 use steward_config::Topology;
-use steward_sim::SimConfig;
-pub use steward_sim::SimError;
+pub use steward_sim::{SimConfig, SimError};
 
 use crate::report::RunReport;
 
@@ -19,6 +18,8 @@ pub trait WorldSpec: Sized {
     fn seed(&self) -> u64;
     /// Builds the deployment.
     fn build(self) -> Result<Self::World, SimError>;
+    /// Its simulator settings.
+    fn sim_mut(&mut self) -> &mut SimConfig;
 }
 
 /// A simulated deployment of either protocol.
@@ -27,11 +28,13 @@ pub trait SimWorld {
     fn run_until(&mut self, t: Duration) -> Result<(), SimError>;
     /// Summarises the measurement window.
     fn report(&self) -> RunReport;
+    /// Messages the links' loss dropped so far.
+    fn dropped_loss(&self) -> u64;
 }
 
 /// Implements [`WorldSpec`] for a protocol's world configuration and [`SimWorld`] for its world,
 /// forwarding to their inherent `build`, `run_until` and `report` (the configuration has a
-/// `sim: SimConfig` field).
+/// `sim: SimConfig` field, the world a `sim: Sim<_>` field).
 #[macro_export]
 macro_rules! sim_world {
     ($world:ty, $config:ty) => {
@@ -42,6 +45,9 @@ macro_rules! sim_world {
             }
             fn build(self) -> Result<$world, $crate::testing::SimError> {
                 <$world>::build(self)
+            }
+            fn sim_mut(&mut self) -> &mut $crate::testing::SimConfig {
+                &mut self.sim
             }
         }
 
@@ -55,6 +61,9 @@ macro_rules! sim_world {
             fn report(&self) -> $crate::RunReport {
                 <$world>::report(self)
             }
+            fn dropped_loss(&self) -> u64 {
+                self.sim.stats().total.dropped_loss
+            }
         }
     };
 }
@@ -66,6 +75,21 @@ pub fn run<C: WorldSpec>(cfg: C, secs: u64) -> (C::World, RunReport) {
     w.run_until(Duration::from_secs(secs))
         .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
     let r = w.report();
+    (w, r)
+}
+
+/// Runs the deployment `make` builds on [`lossy_topology`], with [`duplicate_and_reorder`], for
+/// `secs` virtual seconds; asserts it stayed safe, made progress and lost messages.
+pub fn run_lossy<C: WorldSpec>(
+    make: impl FnOnce(Topology) -> C,
+    secs: u64,
+) -> (C::World, RunReport) {
+    let mut cfg = make(lossy_topology());
+    duplicate_and_reorder(cfg.sim_mut());
+    let seed = cfg.seed();
+    let (w, r) = run(cfg, secs);
+    assert_ok(&r, seed, "lossy links");
+    assert!(w.dropped_loss() > 0, "seed {seed}: nothing was lost");
     (w, r)
 }
 

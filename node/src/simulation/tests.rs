@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use steward_config::{ServerId, SiteId, Topology};
 
-use bft_harness::testing::{
-    assert_ok, duplicate_and_reorder, lossy_topology, run, shipped_topology,
-};
+use bft_harness::testing::{assert_ok, run, run_lossy, shipped_topology};
 
 use super::*;
 
@@ -105,16 +103,8 @@ fn same_seed_same_run() {
 
 #[test]
 fn lossy_duplicating_reordering_links() {
-    let topo = lossy_topology();
     for seed in [31, 32, 33] {
-        let mut cfg = WorldConfig::new(topo.clone(), 5, seed);
-        duplicate_and_reorder(&mut cfg.sim);
-        let (mut w, r) = run(cfg, 20);
-        assert_ok(&r, seed, "lossy links");
-        assert!(
-            w.sim.stats().total.dropped_loss > 0,
-            "seed {seed}: nothing was lost"
-        );
+        let (mut w, r) = run_lossy(|topo| WorldConfig::new(topo, 5, seed), 20);
         // Loss costs time (server retransmission after 0.5 s; a lost client request or reply
         // costs the client's 2 s timeout) but never progress. Without loss: about 750 updates.
         assert!(r.updates > 200, "seed {seed}: only {} updates", r.updates);
