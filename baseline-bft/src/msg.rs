@@ -655,20 +655,10 @@ impl Message {
     }
 }
 
-/// A PBFT message with its encoding made once.
-pub type Envelope = bft_core::Envelope<Message>;
-
-impl bft_core::Wire for Message {
-    fn encode(&self) -> Vec<u8> {
-        Message::encode(self)
-    }
-    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        Message::decode(bytes)
-    }
-    fn kind(&self) -> &'static str {
-        Message::kind(self)
-    }
-}
+bft_core::wire_message!(
+    /// A PBFT message with its encoding made once.
+    Message
+);
 
 #[cfg(test)]
 mod tests {
@@ -676,15 +666,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn update(ts: u64) -> Arc<Update> {
-        Arc::new(Update {
-            client: 3,
-            ts,
-            op: Op::Put {
-                key: b"k".to_vec(),
-                value: vec![1; 200],
-            },
-            sig: vec![9; 64],
-        })
+        bft_harness::testing::sample_put(3, ts)
     }
 
     fn pp(seq: u64) -> Arc<PrePrepare> {
@@ -828,12 +810,7 @@ mod tests {
 
     #[test]
     fn bad_version_tag_and_huge_lengths_are_rejected() {
-        let mut bytes = samples()[0].encode();
-        bytes[0] = 9;
-        assert!(Message::decode(&bytes).unwrap_err().0.contains("version"));
-        bytes[0] = WIRE_VERSION;
-        bytes[1] = 200;
-        assert!(Message::decode(&bytes).unwrap_err().0.contains("type"));
+        bft_harness::testing::assert_bad_version_and_type_rejected(&samples()[0], WIRE_VERSION);
         // A View-Change claiming 2^32 - 1 prepared certificates.
         let mut v = vec![WIRE_VERSION, T_VIEW_CHANGE];
         v.extend(1u64.to_be_bytes());

@@ -1,10 +1,11 @@
-//! What both protocols' simulation tests share: the shipped topologies, a lossy variant, a
-//! run of any world, and the basic verdict on a report.
+//! What both protocols' tests share: the shipped topologies, a lossy variant, a run of any
+//! world, the basic verdict on a report, and the checks of a message codec.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use bft_core::Wire;
+use bft_core::{Op, Update, Wire};
 use steward_config::Topology;
 pub use steward_sim::{SimConfig, SimError};
 
@@ -138,6 +139,30 @@ pub fn assert_wire_roundtrips<M: Wire + PartialEq>(samples: &[M]) {
         longer.push(0);
         assert!(M::decode(&longer).is_err(), "{}", m.kind());
     }
+}
+
+/// A client's signed Put of 200 bytes under key `k` (a sample for message tests).
+pub fn sample_put(client: u32, ts: u64) -> Arc<Update> {
+    Arc::new(Update {
+        client,
+        ts,
+        op: Op::Put {
+            key: b"k".to_vec(),
+            value: vec![1; 200],
+        },
+        sig: vec![9; 64],
+    })
+}
+
+/// The encoding of `sample` with another version byte is rejected for its version, and with
+/// an unknown type byte (200) for its type.
+pub fn assert_bad_version_and_type_rejected<M: Wire>(sample: &M, version: u8) {
+    let mut bytes = sample.encode();
+    bytes[0] = 9;
+    assert!(M::decode(&bytes).unwrap_err().0.contains("version"));
+    bytes[0] = version;
+    bytes[1] = 200;
+    assert!(M::decode(&bytes).unwrap_err().0.contains("type"));
 }
 
 /// Decodes the encoding of `m` with the byte at `pos` (modulo its length) set to `val`: for

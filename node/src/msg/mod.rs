@@ -192,20 +192,10 @@ impl Message {
     }
 }
 
-/// A Steward message with its encoding made once.
-pub type Envelope = bft_core::Envelope<Message>;
-
-impl bft_core::Wire for Message {
-    fn encode(&self) -> Vec<u8> {
-        Message::encode(self)
-    }
-    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        Message::decode(bytes)
-    }
-    fn kind(&self) -> &'static str {
-        Message::kind(self)
-    }
-}
+bft_core::wire_message!(
+    /// A Steward message with its encoding made once.
+    Message
+);
 
 #[cfg(test)]
 pub(crate) mod tests {
@@ -214,15 +204,7 @@ pub(crate) mod tests {
     use steward_config::{ServerId, SiteId};
 
     pub(crate) fn sample_update(ts: u64) -> Arc<Update> {
-        Arc::new(Update {
-            client: 7,
-            ts,
-            op: Op::Put {
-                key: b"k".to_vec(),
-                value: vec![1; 200],
-            },
-            sig: vec![9; 64],
-        })
+        bft_harness::testing::sample_put(7, ts)
     }
 
     /// One sample of every message kind (also used by the replica's robustness tests).
@@ -479,12 +461,7 @@ pub(crate) mod tests {
 
     #[test]
     fn bad_version_and_tag_are_rejected() {
-        let mut bytes = samples()[0].encode();
-        bytes[0] = 9;
-        assert!(Message::decode(&bytes).unwrap_err().0.contains("version"));
-        bytes[0] = WIRE_VERSION;
-        bytes[1] = 200;
-        assert!(Message::decode(&bytes).unwrap_err().0.contains("type"));
+        bft_harness::testing::assert_bad_version_and_type_rejected(&samples()[0], WIRE_VERSION);
     }
 
     #[test]
