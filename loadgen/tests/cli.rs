@@ -1,6 +1,6 @@
 //! End-to-end tests of the `loadgen` binary's foundation commands.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 mod common;
@@ -13,6 +13,16 @@ fn simulate(topo: &str, out: &Path, args: &str) -> Output {
     let mut all = vec!["simulate", "--topology", topo, "--out", &out];
     all.extend(args.split_whitespace());
     loadgen(&all)
+}
+
+/// A fresh directory and `loadgen simulate` of [`symmetric`] with `args` into its `name`;
+/// asserts success and returns the directory, the results path and the output.
+fn simulated(name: &str, args: &str) -> (tempfile::TempDir, PathBuf, Output) {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join(name);
+    let o = simulate(&symmetric(), &out, args);
+    assert_ok(&o);
+    (tmp, out, o)
 }
 
 /// The shipped five-site topology the simulations here run on.
@@ -161,15 +171,10 @@ fn topology_command_validates_every_shipped_file() {
 
 #[test]
 fn simulate_writes_summary_manifest_and_histograms() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("res");
-    let topo = symmetric();
-    let o = simulate(
-        &topo,
-        &out,
+    let (tmp, out, o) = simulated(
+        "res",
         "--protocol steward --clients 1,4 --duration 3s --warmup 1s --seed 5",
     );
-    assert_ok(&o);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("steward"), "{stdout}");
     let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
@@ -200,7 +205,7 @@ fn simulate_writes_summary_manifest_and_histograms() {
     // Same seed, same numbers.
     let out2 = tmp.path().join("res2");
     let o = simulate(
-        &topo,
+        &symmetric(),
         &out2,
         "--clients 1,4 --duration 3s --warmup 1s --seed 5",
     );
@@ -257,15 +262,10 @@ fn scenarios_are_listed_and_reported() {
     ] {
         assert!(list.contains(name), "{list}");
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("sc");
-    let topo = symmetric();
-    let o = simulate(
-        &topo,
-        &out,
+    let (_tmp, out, _) = simulated(
+        "sc",
         "--clients 5 --duration 12s --warmup 1s --scenario leader-rep-crash",
     );
-    assert_ok(&o);
     let summary = Summary::read(&out);
     let col = |name: &str| summary.col(0, name);
     assert_eq!(col("scenario"), "leader-rep-crash");
@@ -274,7 +274,7 @@ fn scenarios_are_listed_and_reported() {
     assert_eq!(col("global_view_changes"), "0");
     let recovery: f64 = col("recovery_ms").parse().unwrap();
     assert!(recovery > 0.0 && recovery < 10_000.0, "{recovery}");
-    let o = simulate(&topo, &out, "--scenario nope");
+    let o = simulate(&symmetric(), &out, "--scenario nope");
     assert!(!o.status.success());
     assert!(stderr(&o).contains("unknown --scenario"));
 }
@@ -286,14 +286,10 @@ fn campaign_prints_the_final_line() {
 
 #[test]
 fn simulate_both_protocols_and_pbft_campaign() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("both");
-    let o = simulate(
-        &symmetric(),
-        &out,
+    let (_tmp, out, _) = simulated(
+        "both",
         "--protocol both --clients 2 --duration 3s --warmup 1s",
     );
-    assert_ok(&o);
     let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
     let protocols: Vec<&str> = csv
         .lines()

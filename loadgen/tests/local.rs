@@ -32,17 +32,18 @@ struct LocalRun {
     summary: Summary,
 }
 
-/// `loadgen local` of [`three_sites`] with `args` (split at spaces) into a fresh directory;
+/// `loadgen local` of [`three_sites`] with `args` (split at white space) into a fresh directory;
 /// asserts success.
 fn local(args: &str) -> LocalRun {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     let topo = write_topology(tmp.path(), "three.toml", &three_sites());
-    let mut all = vec!["local"];
-    all.extend(args.split(' '));
-    let result = loadgen_with(&all, &[("--topology", &topo), ("--out", &out)])
-        .output()
-        .unwrap();
+    let result = loadgen_with(
+        &format!("local {args}"),
+        &[("--topology", &topo), ("--out", &out)],
+    )
+    .output()
+    .unwrap();
     assert_ok(&result);
     LocalRun {
         _tmp: tmp,
@@ -93,12 +94,9 @@ fn local_run_completes_updates_for_both_protocols_and_stops_every_replica() {
 #[test]
 fn bad_options_are_refused_with_a_one_line_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let r = loadgen_with(
-        &["local", "--clients", "0"],
-        &[("--out", &tmp.path().join("o"))],
-    )
-    .output()
-    .unwrap();
+    let r = loadgen_with("local --clients 0", &[("--out", &tmp.path().join("o"))])
+        .output()
+        .unwrap();
     let err = refused(&r);
     assert!(err.contains("--clients"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
@@ -108,7 +106,7 @@ fn bad_options_are_refused_with_a_one_line_error() {
         ("--topology", missing.as_path()),
         ("--out", &tmp.path().join("o2")),
     ];
-    let r = loadgen_with(&["local"], &paths).output().unwrap();
+    let r = loadgen_with("local", &paths).output().unwrap();
     let err = refused(&r);
     assert!(err.contains("missing.toml"), "{err}");
 }

@@ -57,20 +57,8 @@ fn sigint_outside_a_measurement_window_ends_the_run_and_stops_the_replicas() {
     let tmp = tempfile::tempdir().unwrap();
     let topo = write_topology(tmp.path(), "two.toml", &two_sites());
     let out = tmp.path().join("out");
-    let args = [
-        "local",
-        "--protocol",
-        "pbft",
-        "--clients",
-        "1,1,1",
-        "--duration",
-        "1s",
-        "--warmup",
-        "1s",
-        "--wan",
-        "off",
-    ];
-    let child = loadgen_with(&args, &[("--topology", &topo), ("--out", &out)])
+    let args = "local --protocol pbft --clients 1,1,1 --duration 1s --warmup 1s --wan off";
+    let child = loadgen_with(args, &[("--topology", &topo), ("--out", &out)])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -25,22 +25,9 @@ fn run_drives_clients_against_a_running_deployment() {
     }
 
     let out = tmp.path().join("out");
-    let args = [
-        "run",
-        "--protocol",
-        "pbft",
-        "--clients",
-        "2",
-        "--wan",
-        "off",
-        "--duration",
-        "2s",
-        "--warmup",
-        "1s",
-        "--bind-ip",
-        "127.0.0.1",
-    ];
-    let r = loadgen_with(&args, &[("--deployment", &dep), ("--out", &out)])
+    let args =
+        "run --protocol pbft --clients 2 --wan off --duration 2s --warmup 1s --bind-ip 127.0.0.1";
+    let r = loadgen_with(args, &[("--deployment", &dep), ("--out", &out)])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&r.stderr);
@@ -56,7 +43,7 @@ fn run_drives_clients_against_a_running_deployment() {
         ("--deployment", dep.as_path()),
         ("--out", &tmp.path().join("o2")),
     ];
-    let r = loadgen_with(&["run", "--protocol", "pbft", "--clients", "3"], &paths)
+    let r = loadgen_with("run --protocol pbft --clients 3", &paths)
         .output()
         .unwrap();
     let err = refused(&r);

@@ -33,10 +33,11 @@ pub fn loadgen_cmd() -> Command {
     Command::new(env!("CARGO_BIN_EXE_loadgen"))
 }
 
-/// The loadgen binary with `args`, then each `(option, path)` of `paths`.
-pub fn loadgen_with(args: &[&str], paths: &[(&str, &Path)]) -> Command {
+/// The loadgen binary with `args` (split at white space), then each `(option, path)` of
+/// `paths`.
+pub fn loadgen_with(args: &str, paths: &[(&str, &Path)]) -> Command {
     let mut cmd = loadgen_cmd();
-    cmd.args(args);
+    cmd.args(args.split_whitespace());
     for (option, path) in paths {
         cmd.arg(option).arg(path);
     }
@@ -66,13 +67,9 @@ pub fn write_topology(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 /// `loadgen keygen` of `topo` into `dep` with keys for `clients` clients; asserts success.
 pub fn keygen(topo: &Path, dep: &Path, clients: u32) {
-    let clients = clients.to_string();
     let paths = [("--topology", topo), ("--out", dep)];
-    assert_ok(
-        &loadgen_with(&["keygen", "--clients", &clients], &paths)
-            .output()
-            .unwrap(),
-    );
+    let args = format!("keygen --clients {clients}");
+    assert_ok(&loadgen_with(&args, &paths).output().unwrap());
 }
 
 /// [`two_sites`] in `dir`, keygen'd into `dir/dep` with keys for `clients` clients and
