@@ -52,15 +52,15 @@ wrapper_node! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::faults::fake::{msg, sends, Fake};
+    use crate::faults::fake::{receive, sends, Fake};
     use crate::faults::kinds;
 
     #[test]
     fn drops_the_kinds_unseen() {
         let mut n = DropInbound::new(Fake::new(0), kinds(&["secret"]));
         let mut out = Vec::new();
-        n.on_message(Duration::ZERO, NodeId::Replica(1), &msg("secret"), &mut out);
-        n.on_message(Duration::ZERO, NodeId::Replica(1), &msg("ping"), &mut out);
+        receive(&mut n, 1, "secret", &mut out);
+        receive(&mut n, 1, "ping", &mut out);
         assert_eq!(sends(&out), vec!["echo-ping"]);
         assert_eq!((n.inner().inputs, n.dropped), (1, 1));
     }
@@ -69,8 +69,8 @@ mod tests {
     fn drops_only_while_the_state_holds() {
         let mut n = DropInbound::new(Fake::new(0), kinds(&["x"])).when(|f: &Fake| f.inputs >= 1);
         let mut out = Vec::new();
-        n.on_message(Duration::ZERO, NodeId::Replica(1), &msg("x"), &mut out);
-        n.on_message(Duration::ZERO, NodeId::Replica(1), &msg("x"), &mut out);
+        receive(&mut n, 1, "x", &mut out);
+        receive(&mut n, 1, "x", &mut out);
         assert_eq!(sends(&out), vec!["echo-x"]);
         assert_eq!(n.dropped, 1);
     }

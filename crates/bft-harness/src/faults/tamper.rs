@@ -55,10 +55,8 @@ wrapper_node! {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::faults::fake::{msg, sends, Fake, FakeMsg};
+    use crate::faults::fake::{receive, sends, Fake, FakeMsg};
 
     struct Shout;
     impl Tampering<FakeMsg> for Shout {
@@ -71,8 +69,8 @@ mod tests {
     fn rewrites_what_the_tampering_returns() {
         let mut n = Tamper::new(Fake::new(0), Shout);
         let mut out = Vec::new();
-        n.on_message(Duration::ZERO, NodeId::Replica(2), &msg("a"), &mut out);
-        n.on_message(Duration::ZERO, NodeId::Replica(3), &msg("b"), &mut out);
+        receive(&mut n, 2, "a", &mut out);
+        receive(&mut n, 3, "b", &mut out);
         assert_eq!(sends(&out), vec!["ECHO-A", "echo-b"]);
         assert_eq!(n.rewritten, 1);
         if let Output::Send { env, .. } = &out[0] {

@@ -50,7 +50,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::faults::fake::{msg, sends, Fake};
+    use crate::faults::fake::{receive, sends, Fake};
     use crate::faults::kinds;
     use bft_core::NodeId;
 
@@ -59,8 +59,8 @@ mod tests {
         let mut n = Withhold::new(Fake::new(0), kinds(&["echo-secret"]));
         let mut out = Vec::new();
         n.start(Duration::ZERO, &mut out);
-        n.on_message(Duration::ZERO, NodeId::Replica(1), &msg("secret"), &mut out);
-        n.on_message(Duration::ZERO, NodeId::Replica(1), &msg("ping"), &mut out);
+        receive(&mut n, 1, "secret", &mut out);
+        receive(&mut n, 1, "ping", &mut out);
         assert_eq!(sends(&out), vec!["start", "echo-ping"]);
         assert_eq!(n.withheld, 1);
         assert_eq!(n.inner().inputs, 2, "the node itself saw everything");
@@ -72,11 +72,11 @@ mod tests {
             Box::new(|to: NodeId, _: &crate::faults::fake::FakeMsg| to == NodeId::Replica(2));
         let mut n = Withhold::new(Fake::new(0), to_two).when(|f: &Fake| f.inputs >= 2);
         let mut out = Vec::new();
-        n.on_message(Duration::ZERO, NodeId::Replica(2), &msg("a"), &mut out);
+        receive(&mut n, 2, "a", &mut out);
         assert_eq!(sends(&out), vec!["echo-a"], "not yet withholding");
         out.clear();
-        n.on_message(Duration::ZERO, NodeId::Replica(2), &msg("b"), &mut out);
-        n.on_message(Duration::ZERO, NodeId::Replica(3), &msg("c"), &mut out);
+        receive(&mut n, 2, "b", &mut out);
+        receive(&mut n, 3, "c", &mut out);
         assert_eq!(sends(&out), vec!["echo-c"]);
         // Timers are kept.
         n.on_timer(Duration::ZERO, 5, &mut out);
