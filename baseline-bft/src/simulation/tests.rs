@@ -8,7 +8,9 @@ use bft_harness::CryptoMode;
 use steward_config::{SiteId, Topology};
 use steward_crypto::signature::Scheme;
 
-use bft_harness::testing::{assert_ok, run, run_lossy, shipped_topology};
+use bft_harness::testing::{
+    assert_ok, assert_same_seed_same_run, run, run_lossy, shipped_topology,
+};
 
 use super::*;
 
@@ -113,17 +115,7 @@ fn normal_case_many_clients_and_batching() {
 
 #[test]
 fn same_seed_same_run() {
-    let build = |seed| {
-        let mut cfg = PbftWorldConfig::new(four(20.0, "10Mbps"), 5, seed);
-        cfg.sim.duplicate_prob = 0.05;
-        cfg.sim.reorder_prob = 0.1;
-        cfg.sim.reorder_max = Duration::from_millis(20);
-        let mut w = PbftWorld::build(cfg).unwrap();
-        w.run_until(Duration::from_secs(3)).unwrap();
-        (w.sim.trace_hash(), w.report().updates)
-    };
-    assert_eq!(build(21), build(21), "seed 21 did not replay identically");
-    assert_ne!(build(21).0, build(22).0);
+    assert_same_seed_same_run(|seed| PbftWorldConfig::new(four(20.0, "10Mbps"), 5, seed));
 }
 
 /// Views of the correct replicas.

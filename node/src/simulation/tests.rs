@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use steward_config::{ServerId, SiteId, Topology};
 
-use bft_harness::testing::{assert_ok, run, run_lossy, shipped_topology};
+use bft_harness::testing::{
+    assert_ok, assert_same_seed_same_run, run, run_lossy, shipped_topology,
+};
 
 use super::*;
 
@@ -88,17 +90,7 @@ fn one_to_thirty_clients_f1_and_f5() {
 
 #[test]
 fn same_seed_same_run() {
-    let build = |seed| {
-        let mut cfg = WorldConfig::new(symmetric(false), 5, seed);
-        cfg.sim.duplicate_prob = 0.05;
-        cfg.sim.reorder_prob = 0.1;
-        cfg.sim.reorder_max = Duration::from_millis(20);
-        let mut w = World::build(cfg).unwrap();
-        w.run_until(Duration::from_secs(3)).unwrap();
-        (w.sim.trace_hash(), w.report().updates)
-    };
-    assert_eq!(build(21), build(21), "seed 21 did not replay identically");
-    assert_ne!(build(21).0, build(22).0);
+    assert_same_seed_same_run(|seed| WorldConfig::new(symmetric(false), 5, seed));
 }
 
 #[test]
