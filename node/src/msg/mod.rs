@@ -207,6 +207,30 @@ pub(crate) mod tests {
         bft_harness::testing::sample_put(7, ts)
     }
 
+    /// A Prepare certificate for `seq` in views (0, 0): the representative's Pre-Prepare of the
+    /// update with timestamp `ts` and a Prepare from `server` of digest `[digest; 32]`, signed
+    /// `[sigs.0; 64]` and `[sigs.1; 64]`.
+    fn sample_cert(seq: u64, ts: u64, server: u32, digest: u8, sigs: (u8, u8)) -> PrepareCert {
+        PrepareCert {
+            pre_prepare: Arc::new(PrePrepare {
+                server: 0,
+                gv: 0,
+                lv: 0,
+                seq,
+                batch: vec![sample_update(ts)],
+                sig: vec![sigs.0; 64],
+            }),
+            prepares: vec![Arc::new(Prepare {
+                server,
+                gv: 0,
+                lv: 0,
+                seq,
+                digest: [digest; 32],
+                sig: vec![sigs.1; 64],
+            })],
+        }
+    }
+
     /// One sample of every message kind (also used by the replica's robustness tests).
     pub(crate) fn samples() -> Vec<Message> {
         let batch = vec![sample_update(1), sample_update(2)];
@@ -329,24 +353,7 @@ pub(crate) mod tests {
                     lv: 1,
                     aru: 9,
                     proposals: vec![],
-                    certs: vec![PrepareCert {
-                        pre_prepare: Arc::new(PrePrepare {
-                            server: 0,
-                            gv: 0,
-                            lv: 0,
-                            seq: 10,
-                            batch: vec![sample_update(3)],
-                            sig: vec![1; 64],
-                        }),
-                        prepares: vec![Arc::new(Prepare {
-                            server: 1,
-                            gv: 0,
-                            lv: 0,
-                            seq: 10,
-                            digest: [2; 32],
-                            sig: vec![1; 64],
-                        })],
-                    }],
+                    certs: vec![sample_cert(10, 3, 1, 2, (1, 1))],
                     sig: vec![4; 64],
                 })],
             })),
@@ -404,24 +411,7 @@ pub(crate) mod tests {
                     aru: 7,
                     ordered: vec![],
                     proposals: vec![],
-                    certs: vec![PrepareCert {
-                        pre_prepare: Arc::new(PrePrepare {
-                            server: 0,
-                            gv: 0,
-                            lv: 0,
-                            seq: 9,
-                            batch: vec![sample_update(6)],
-                            sig: vec![7; 64],
-                        }),
-                        prepares: vec![Arc::new(Prepare {
-                            server: 2,
-                            gv: 0,
-                            lv: 0,
-                            seq: 9,
-                            digest: [3; 32],
-                            sig: vec![8; 64],
-                        })],
-                    }],
+                    certs: vec![sample_cert(9, 6, 2, 3, (7, 8))],
                     sig: vec![3; 64],
                 })],
             })),
