@@ -4,12 +4,11 @@
 use std::time::Duration;
 
 use bft_harness::CostTable;
-use bft_harness::CryptoMode;
 use steward_config::{SiteId, Topology};
 use steward_crypto::signature::Scheme;
 
 use bft_harness::testing::{
-    assert_ok, assert_same_seed_same_run, run, run_lossy, shipped_topology,
+    assert_ok, assert_real_crypto_run, assert_same_seed_same_run, run, run_lossy, shipped_topology,
 };
 
 use super::*;
@@ -358,12 +357,7 @@ fn reads_use_the_read_only_optimisation() {
 
 #[test]
 fn real_crypto_run() {
-    let seed = 91;
-    let mut cfg = PbftWorldConfig::new(four(20.0, "10Mbps"), 2, seed);
-    cfg.crypto = CryptoMode::Real;
-    let (_, r) = run(cfg, 3);
-    assert_ok(&r, seed, "real crypto");
-    assert!(r.updates >= 40, "seed {seed}: {}", r.updates);
+    assert_real_crypto_run(PbftWorldConfig::new(four(20.0, "10Mbps"), 2, 91), 40);
 }
 
 #[test]

@@ -10,6 +10,7 @@ use steward_config::Topology;
 pub use steward_sim::{SimConfig, SimError};
 
 use crate::report::RunReport;
+use crate::CryptoMode;
 
 /// The configuration of a simulated deployment of either protocol.
 pub trait WorldSpec: Sized {
@@ -21,6 +22,8 @@ pub trait WorldSpec: Sized {
     fn build(self) -> Result<Self::World, SimError>;
     /// Its simulator settings.
     fn sim_mut(&mut self) -> &mut SimConfig;
+    /// Its crypto (fast double or real schemes).
+    fn crypto_mut(&mut self) -> &mut CryptoMode;
 }
 
 /// A simulated deployment of either protocol.
@@ -36,8 +39,8 @@ pub trait SimWorld {
 }
 
 /// Implements [`WorldSpec`] for a protocol's world configuration and [`SimWorld`] for its world,
-/// forwarding to their inherent `build`, `run_until` and `report` (the configuration has a
-/// `sim: SimConfig` field, the world a `sim: Sim<_>` field).
+/// forwarding to their inherent `build`, `run_until` and `report` (the configuration has
+/// `sim: SimConfig` and `crypto: CryptoMode` fields, the world a `sim: Sim<_>` field).
 #[macro_export]
 macro_rules! sim_world {
     ($world:ty, $config:ty) => {
@@ -51,6 +54,9 @@ macro_rules! sim_world {
             }
             fn sim_mut(&mut self) -> &mut $crate::testing::SimConfig {
                 &mut self.sim
+            }
+            fn crypto_mut(&mut self) -> &mut $crate::CryptoMode {
+                &mut self.crypto
             }
         }
 
@@ -114,6 +120,16 @@ pub fn assert_same_seed_same_run<C: WorldSpec>(make: impl Fn(u64) -> C) {
     };
     assert_eq!(build(21), build(21), "seed 21 did not replay identically");
     assert_ne!(build(21).0, build(22).0);
+}
+
+/// Runs `cfg` with the real schemes for 3 virtual seconds; asserts it stayed safe and completed
+/// at least `min_updates` updates.
+pub fn assert_real_crypto_run<C: WorldSpec>(mut cfg: C, min_updates: u64) {
+    *cfg.crypto_mut() = CryptoMode::Real;
+    let seed = cfg.seed();
+    let (_, r) = run(cfg, 3);
+    assert_ok(&r, seed, "real crypto");
+    assert!(r.updates >= min_updates, "seed {seed}: {}", r.updates);
 }
 
 /// The run was safe and made progress.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use steward_config::{ServerId, SiteId, Topology};
 
 use bft_harness::testing::{
-    assert_ok, assert_same_seed_same_run, run, run_lossy, shipped_topology,
+    assert_ok, assert_real_crypto_run, assert_same_seed_same_run, run, run_lossy, shipped_topology,
 };
 
 use super::*;
@@ -220,12 +220,7 @@ fn read_only_queries_are_answered_locally() {
 
 #[test]
 fn real_crypto_run() {
-    let seed = 71;
-    let mut cfg = WorldConfig::new(symmetric(false), 2, seed);
-    cfg.crypto = CryptoMode::Real;
-    let (_, r) = run(cfg, 3);
-    assert_ok(&r, seed, "real crypto");
-    assert!(r.updates >= 20, "seed {seed}: {}", r.updates);
+    assert_real_crypto_run(WorldConfig::new(symmetric(false), 2, 71), 20);
 }
 
 #[test]
