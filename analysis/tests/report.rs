@@ -2,7 +2,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use analysis::paper::PaperData;
 use analysis::report::{write_report, PlotFont, ReportOptions, ReportOutcome};
@@ -235,22 +235,29 @@ fn analysis_bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_analysis"))
 }
 
+/// Runs `cmd` to completion and asserts it exited with `code` (showing its stderr if not).
+fn exits(cmd: &mut Command, code: i32) -> Output {
+    let o = cmd.output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
 #[test]
 fn compare_exit_codes() {
     let a = fixture("sim-5mbps");
     // Same directory: no regression.
-    let o = analysis_bin()
-        .args(["compare"])
-        .arg(&a)
-        .arg(&a)
-        .arg("--fail-on-regression")
-        .output()
-        .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
+    let o = exits(
+        analysis_bin()
+            .args(["compare"])
+            .arg(&a)
+            .arg(&a)
+            .arg("--fail-on-regression"),
+        0,
     );
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("4 compared, 0 regression(s)"), "{text}");
@@ -303,70 +310,61 @@ fn compare_exit_codes() {
     );
 
     // Input and usage errors: exit 2 with a message.
-    let o = analysis_bin()
-        .arg("compare")
-        .arg(&a)
-        .arg(fixture("malformed"))
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
+    let o = exits(
+        analysis_bin()
+            .arg("compare")
+            .arg(&a)
+            .arg(fixture("malformed")),
+        2,
+    );
     assert!(String::from_utf8_lossy(&o.stderr).contains("line 3"));
-    let o = analysis_bin()
-        .args(["compare", "only-one"])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    let o = analysis_bin()
-        .arg("compare")
-        .arg(&a)
-        .arg(&a)
-        .args(["--threshold-pct", "-5"])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
+    exits(analysis_bin().args(["compare", "only-one"]), 2);
+    exits(
+        analysis_bin()
+            .arg("compare")
+            .arg(&a)
+            .arg(&a)
+            .args(["--threshold-pct", "-5"]),
+        2,
+    );
 }
 
 #[test]
 fn report_cli_exit_codes() {
     let out = tempfile::tempdir().unwrap();
-    let o = analysis_bin()
-        .arg("report")
-        .arg(fixture("sim-mix"))
-        .arg("--out")
-        .arg(out.path())
-        .arg("--no-plots")
-        .output()
-        .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
+    exits(
+        analysis_bin()
+            .arg("report")
+            .arg(fixture("sim-mix"))
+            .arg("--out")
+            .arg(out.path())
+            .arg("--no-plots"),
+        0,
     );
     assert!(out.path().join("REPORT.md").is_file());
-    let o = analysis_bin()
-        .arg("report")
-        .arg(fixture("malformed"))
-        .arg("--out")
-        .arg(out.path())
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
+    let o = exits(
+        analysis_bin()
+            .arg("report")
+            .arg(fixture("malformed"))
+            .arg("--out")
+            .arg(out.path()),
+        2,
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains("summary.csv") && err.contains("`clients`"),
         "{err}"
     );
-    let o = analysis_bin()
-        .arg("report")
-        .arg(fixture("sim-mix"))
-        .arg("--out")
-        .arg(out.path())
-        .arg("--font")
-        .arg(out.path().join("no-such-font.ttf"))
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(1));
+    let o = exits(
+        analysis_bin()
+            .arg("report")
+            .arg(fixture("sim-mix"))
+            .arg("--out")
+            .arg(out.path())
+            .arg("--font")
+            .arg(out.path().join("no-such-font.ttf")),
+        1,
+    );
     assert!(String::from_utf8_lossy(&o.stderr).contains("no-such-font.ttf"));
 }
 

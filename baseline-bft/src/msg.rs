@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use bft_core::codec::{DecodeError, Reader, Writer};
+use bft_core::codec::{decode_message, DecodeError, Reader, Writer};
 pub use bft_core::request::{batch_digest, ClientId, Digest, Op, Update};
 use bft_core::request::{get_batch, put_batch};
 use sha2::{Digest as _, Sha256};
@@ -54,36 +54,6 @@ pub struct PrePrepare {
     /// The requests (not covered by the signature; checked against `digest`).
     pub batch: Vec<Arc<Update>>,
     /// The primary's signature over the header.
-    pub sig: Vec<u8>,
-}
-
-/// PREPARE(v, n, d, i).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Prepare {
-    /// View.
-    pub view: u64,
-    /// Sequence number.
-    pub seq: u64,
-    /// Batch digest.
-    pub digest: Digest,
-    /// Sender.
-    pub replica: u32,
-    /// Sender's signature.
-    pub sig: Vec<u8>,
-}
-
-/// COMMIT(v, n, d, i).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Commit {
-    /// View.
-    pub view: u64,
-    /// Sequence number.
-    pub seq: u64,
-    /// Batch digest.
-    pub digest: Digest,
-    /// Sender.
-    pub replica: u32,
-    /// Sender's signature.
     pub sig: Vec<u8>,
 }
 
@@ -271,16 +241,6 @@ fn sha(parts: &[&[u8]]) -> Digest {
     h.finalize().into()
 }
 
-fn list<T>(
-    r: &mut Reader,
-    what: &str,
-    min_item: usize,
-    mut item: impl FnMut(&mut Reader) -> Result<T, DecodeError>,
-) -> Result<Vec<T>, DecodeError> {
-    let n = r.list_len(what, min_item)?;
-    (0..n).map(|_| item(r)).collect()
-}
-
 // --- signed structs ------------------------------------------------------------------------
 
 fn prefix(tag: u8) -> Writer {
@@ -327,8 +287,25 @@ impl PrePrepare {
     }
 }
 
+/// Declares a vote: PREPARE and COMMIT have the same fields, encoding and signature, and differ
+/// only in their type byte.
 macro_rules! vote {
-    ($ty:ident, $tag:expr) => {
+    ($(#[$meta:meta])* $ty:ident, $tag:expr) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        pub struct $ty {
+            /// View.
+            pub view: u64,
+            /// Sequence number.
+            pub seq: u64,
+            /// Batch digest.
+            pub digest: Digest,
+            /// Sender.
+            pub replica: u32,
+            /// Sender's signature.
+            pub sig: Vec<u8>,
+        }
+
         impl $ty {
             /// The bytes the sender signs.
             pub fn signing_bytes(&self) -> Vec<u8> {
@@ -362,8 +339,16 @@ macro_rules! vote {
     };
 }
 
-vote!(Prepare, T_PREPARE);
-vote!(Commit, T_COMMIT);
+vote!(
+    /// PREPARE(v, n, d, i).
+    Prepare,
+    T_PREPARE
+);
+vote!(
+    /// COMMIT(v, n, d, i).
+    Commit,
+    T_COMMIT
+);
 
 impl Reply {
     fn put_unsigned(&self, w: &mut Writer) {
@@ -388,11 +373,7 @@ impl Reply {
             client: r.u32("client")?,
             ts: r.u64("ts")?,
             replica: r.u32("replica")?,
-            read: match r.u8("read flag")? {
-                0 => false,
-                1 => true,
-                b => return Err(DecodeError(format!("bad read flag {b}"))),
-            },
+            read: r.flag("read flag")?,
             result: r.bytes("result")?,
             sig: r.bytes("sig")?,
         })
@@ -427,14 +408,11 @@ impl Checkpoint {
 }
 
 fn put_checkpoints(w: &mut Writer, cps: &[Arc<Checkpoint>]) {
-    w.u32(cps.len() as u32);
-    for c in cps {
-        c.put(w);
-    }
+    w.list(cps, |w, c| c.put(w));
 }
 
 fn get_checkpoints(r: &mut Reader) -> Result<Vec<Arc<Checkpoint>>, DecodeError> {
-    list(r, "checkpoints", MIN_VOTE, |r| {
+    r.list("checkpoints", MIN_VOTE, |r| {
         Checkpoint::get(r).map(Arc::new)
     })
 }
@@ -442,16 +420,13 @@ fn get_checkpoints(r: &mut Reader) -> Result<Vec<Arc<Checkpoint>>, DecodeError> 
 impl PreparedCert {
     fn put(&self, w: &mut Writer) {
         self.pre_prepare.put(w);
-        w.u32(self.prepares.len() as u32);
-        for p in &self.prepares {
-            p.put(w);
-        }
+        w.list(&self.prepares, |w, p| p.put(w));
     }
 
     fn get(r: &mut Reader) -> Result<Self, DecodeError> {
         Ok(PreparedCert {
             pre_prepare: Arc::new(PrePrepare::get(r)?),
-            prepares: list(r, "prepares", MIN_VOTE, |r| Prepare::get(r).map(Arc::new))?,
+            prepares: r.list("prepares", MIN_VOTE, |r| Prepare::get(r).map(Arc::new))?,
         })
     }
 }
@@ -460,10 +435,7 @@ impl ViewChange {
     fn put_unsigned(&self, w: &mut Writer) {
         w.u64(self.view).u32(self.replica).u64(self.stable);
         put_checkpoints(w, &self.stable_proof);
-        w.u32(self.prepared.len() as u32);
-        for p in &self.prepared {
-            p.put(w);
-        }
+        w.list(&self.prepared, |w, p| p.put(w));
     }
 
     /// The bytes the sender signs.
@@ -487,7 +459,7 @@ impl ViewChange {
             replica: r.u32("replica")?,
             stable: r.u64("stable")?,
             stable_proof: get_checkpoints(r)?,
-            prepared: list(r, "prepared", MIN_PRE_PREPARE + 4, PreparedCert::get)?,
+            prepared: r.list("prepared", MIN_PRE_PREPARE + 4, PreparedCert::get)?,
             sig: r.bytes("sig")?,
         })
     }
@@ -495,15 +467,12 @@ impl ViewChange {
 
 impl NewView {
     fn put_unsigned(&self, w: &mut Writer) {
-        w.u64(self.view).u32(self.replica);
-        w.u32(self.view_changes.len() as u32);
-        for (i, d) in &self.view_changes {
-            w.u32(*i).digest(d);
-        }
-        w.u32(self.pre_prepares.len() as u32);
-        for p in &self.pre_prepares {
-            p.put(w);
-        }
+        w.u64(self.view)
+            .u32(self.replica)
+            .list(&self.view_changes, |w, (i, d)| {
+                w.u32(*i).digest(d);
+            })
+            .list(&self.pre_prepares, |w, p| p.put(w));
     }
 
     /// The bytes the new primary signs.
@@ -517,10 +486,10 @@ impl NewView {
         Ok(NewView {
             view: r.u64("view")?,
             replica: r.u32("replica")?,
-            view_changes: list(r, "view changes", 36, |r| {
+            view_changes: r.list("view changes", 36, |r| {
                 Ok((r.u32("replica")?, r.digest("view change digest")?))
             })?,
-            pre_prepares: list(r, "pre-prepares", MIN_PRE_PREPARE, |r| {
+            pre_prepares: r.list("pre-prepares", MIN_PRE_PREPARE, |r| {
                 PrePrepare::get(r).map(Arc::new)
             })?,
             sig: r.bytes("sig")?,
@@ -530,22 +499,18 @@ impl NewView {
 
 impl Snapshot {
     fn put(&self, w: &mut Writer) {
-        w.u32(self.entries.len() as u32);
-        for (k, v) in &self.entries {
+        w.list(&self.entries, |w, (k, v)| {
             w.bytes(k).bytes(v);
-        }
-        w.u32(self.clients.len() as u32);
-        for c in &self.clients {
+        })
+        .list(&self.clients, |w, c| {
             w.u32(c.client).u64(c.ts).bytes(&c.result);
-        }
+        });
     }
 
     fn get(r: &mut Reader) -> Result<Self, DecodeError> {
         Ok(Snapshot {
-            entries: list(r, "entries", 8, |r| {
-                Ok((r.bytes("key")?, r.bytes("value")?))
-            })?,
-            clients: list(r, "clients", 16, |r| {
+            entries: r.list("entries", 8, |r| Ok((r.bytes("key")?, r.bytes("value")?)))?,
+            clients: r.list("clients", 16, |r| {
                 Ok(ClientRecord {
                     client: r.u32("client")?,
                     ts: r.u64("ts")?,
@@ -632,10 +597,7 @@ impl Message {
             }
             Message::CommitProof(p) => {
                 p.pre_prepare.put(&mut w);
-                w.u32(p.commits.len() as u32);
-                for c in &p.commits {
-                    c.put(&mut w);
-                }
+                w.list(&p.commits, |w, c| c.put(w));
             }
             Message::StableProof(p) => put_checkpoints(&mut w, &p.checkpoints),
             Message::FetchState(f) => {
@@ -653,13 +615,11 @@ impl Message {
     /// Decode a full wire encoding. Never panics; rejects unknown versions and types, lengths
     /// beyond the codec's limits or the input, and trailing bytes.
     pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
-        let mut r = Reader::new(bytes);
-        let version = r.u8("version")?;
-        if version != WIRE_VERSION {
-            return Err(DecodeError(format!("unsupported wire version {version}")));
-        }
-        let r = &mut r;
-        let msg = match r.u8("type")? {
+        decode_message(bytes, WIRE_VERSION, Message::get_body)
+    }
+
+    fn get_body(tag: u8, r: &mut Reader) -> Result<Message, DecodeError> {
+        Ok(match tag {
             T_REQUEST => Message::Request(Arc::new(Update::get(r)?)),
             T_READ => Message::Read(Arc::new(Update::get(r)?)),
             T_PRE_PREPARE => Message::PrePrepare(Arc::new(PrePrepare::get(r)?)),
@@ -671,17 +631,13 @@ impl Message {
             T_NEW_VIEW => Message::NewView(Arc::new(NewView::get(r)?)),
             T_STATUS => Message::Status(Arc::new(Status {
                 view: r.u64("view")?,
-                active: match r.u8("active")? {
-                    0 => false,
-                    1 => true,
-                    b => return Err(DecodeError(format!("bad active flag {b}"))),
-                },
+                active: r.flag("active flag")?,
                 stable: r.u64("stable")?,
                 executed: r.u64("executed")?,
             })),
             T_COMMIT_PROOF => Message::CommitProof(Arc::new(CommitProof {
                 pre_prepare: Arc::new(PrePrepare::get(r)?),
-                commits: list(r, "commits", MIN_VOTE, |r| Commit::get(r).map(Arc::new))?,
+                commits: r.list("commits", MIN_VOTE, |r| Commit::get(r).map(Arc::new))?,
             })),
             T_STABLE_PROOF => Message::StableProof(Arc::new(StableProof {
                 checkpoints: get_checkpoints(r)?,
@@ -695,26 +651,14 @@ impl Message {
                 proof: get_checkpoints(r)?,
             })),
             t => return Err(DecodeError(format!("unknown message type {t}"))),
-        };
-        r.finish()?;
-        Ok(msg)
+        })
     }
 }
 
-/// A PBFT message with its encoding made once.
-pub type Envelope = bft_core::Envelope<Message>;
-
-impl bft_core::Wire for Message {
-    fn encode(&self) -> Vec<u8> {
-        Message::encode(self)
-    }
-    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        Message::decode(bytes)
-    }
-    fn kind(&self) -> &'static str {
-        Message::kind(self)
-    }
-}
+bft_core::wire_message!(
+    /// A PBFT message with its encoding made once.
+    Message
+);
 
 #[cfg(test)]
 mod tests {
@@ -722,15 +666,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn update(ts: u64) -> Arc<Update> {
-        Arc::new(Update {
-            client: 3,
-            ts,
-            op: Op::Put {
-                key: b"k".to_vec(),
-                value: vec![1; 200],
-            },
-            sig: vec![9; 64],
-        })
+        bft_harness::testing::sample_put(3, ts)
     }
 
     fn pp(seq: u64) -> Arc<PrePrepare> {
@@ -847,20 +783,7 @@ mod tests {
 
     #[test]
     fn every_message_roundtrips_and_truncations_fail() {
-        for m in samples() {
-            let bytes = m.encode();
-            assert_eq!(Message::decode(&bytes).unwrap(), m, "{}", m.kind());
-            for cut in 0..bytes.len() {
-                assert!(
-                    Message::decode(&bytes[..cut]).is_err(),
-                    "{} cut {cut}",
-                    m.kind()
-                );
-            }
-            let mut longer = bytes;
-            longer.push(0);
-            assert!(Message::decode(&longer).is_err(), "{}", m.kind());
-        }
+        bft_harness::testing::assert_wire_roundtrips(&samples());
     }
 
     #[test]
@@ -887,12 +810,7 @@ mod tests {
 
     #[test]
     fn bad_version_tag_and_huge_lengths_are_rejected() {
-        let mut bytes = samples()[0].encode();
-        bytes[0] = 9;
-        assert!(Message::decode(&bytes).unwrap_err().0.contains("version"));
-        bytes[0] = WIRE_VERSION;
-        bytes[1] = 200;
-        assert!(Message::decode(&bytes).unwrap_err().0.contains("type"));
+        bft_harness::testing::assert_bad_version_and_type_rejected(&samples()[0], WIRE_VERSION);
         // A View-Change claiming 2^32 - 1 prepared certificates.
         let mut v = vec![WIRE_VERSION, T_VIEW_CHANGE];
         v.extend(1u64.to_be_bytes());
@@ -911,11 +829,7 @@ mod tests {
 
         #[test]
         fn mutated_encodings_never_panic(idx in 0usize..14, pos in any::<usize>(), val in any::<u8>()) {
-            let m = &samples()[idx];
-            let mut bytes = m.encode();
-            let p = pos % bytes.len();
-            bytes[p] = val;
-            let _ = Message::decode(&bytes);
+            bft_harness::testing::decode_mutated(&samples()[idx], pos, val);
         }
     }
 }

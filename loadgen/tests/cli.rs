@@ -1,5 +1,6 @@
 //! End-to-end tests of the `loadgen` binary's foundation commands.
 
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 mod common;
@@ -7,10 +8,40 @@ mod common;
 use common::{assert_ok, loadgen, manifest, repo, stderr, Summary};
 
 /// `loadgen simulate --topology <topo> --out <out>` with `args` (split at white space).
-fn simulate(topo: &str, out: &str, args: &str) -> Output {
-    let mut all = vec!["simulate", "--topology", topo, "--out", out];
+fn simulate(topo: &str, out: &Path, args: &str) -> Output {
+    let out = out.display().to_string();
+    let mut all = vec!["simulate", "--topology", topo, "--out", &out];
     all.extend(args.split_whitespace());
     loadgen(&all)
+}
+
+/// A fresh directory and `loadgen simulate` of [`symmetric`] with `args` into its `name`;
+/// asserts success and returns the directory, the results path and the output.
+fn simulated(name: &str, args: &str) -> (tempfile::TempDir, PathBuf, Output) {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join(name);
+    let o = simulate(&symmetric(), &out, args);
+    assert_ok(&o);
+    (tmp, out, o)
+}
+
+/// The shipped five-site topology the simulations here run on.
+fn symmetric() -> String {
+    repo("topologies/local-symmetric-10mbps.toml")
+}
+
+/// `loadgen campaign` of `protocol` with `args`; asserts its final line reports `seeds` seeds
+/// without a safety or liveness failure.
+fn assert_clean_campaign(protocol: &str, seeds: &str, args: &[&str]) {
+    let mut all = vec!["campaign", "--protocol", protocol, "--seeds", seeds];
+    all.extend(args);
+    let o = loadgen(&all);
+    assert_ok(&o);
+    let last = format!("seeds={seeds} safety_violations=0 liveness_failures=0");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).lines().last(),
+        Some(last.as_str())
+    );
 }
 
 #[test]
@@ -18,7 +49,7 @@ fn keygen_writes_a_deployment_and_refuses_to_overwrite() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("dep");
     let out_s = out.display().to_string();
-    let topo = repo("topologies/local-symmetric-10mbps.toml");
+    let topo = symmetric();
     let args = [
         "keygen",
         "--topology",
@@ -140,16 +171,10 @@ fn topology_command_validates_every_shipped_file() {
 
 #[test]
 fn simulate_writes_summary_manifest_and_histograms() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("res");
-    let out_s = out.display().to_string();
-    let topo = repo("topologies/local-symmetric-10mbps.toml");
-    let o = simulate(
-        &topo,
-        &out_s,
+    let (tmp, out, o) = simulated(
+        "res",
         "--protocol steward --clients 1,4 --duration 3s --warmup 1s --seed 5",
     );
-    assert_ok(&o);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("steward"), "{stdout}");
     let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
@@ -180,8 +205,8 @@ fn simulate_writes_summary_manifest_and_histograms() {
     // Same seed, same numbers.
     let out2 = tmp.path().join("res2");
     let o = simulate(
-        &topo,
-        &out2.display().to_string(),
+        &symmetric(),
+        &out2,
         "--clients 1,4 --duration 3s --warmup 1s --seed 5",
     );
     assert!(o.status.success());
@@ -211,15 +236,15 @@ fn simulate_writes_summary_manifest_and_histograms() {
 #[test]
 fn simulate_rejects_bad_arguments() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().display().to_string();
-    let topo = repo("topologies/local-symmetric-10mbps.toml");
-    let o = simulate(&topo, &out, "--write-pct 101");
+    let out = tmp.path();
+    let topo = symmetric();
+    let o = simulate(&topo, out, "--write-pct 101");
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--write-pct"));
-    let o = simulate("/nonexistent.toml", &out, "");
+    let o = simulate("/nonexistent.toml", out, "");
     assert!(!o.status.success());
     assert!(stderr(&o).contains("nonexistent.toml"));
-    let o = simulate(&topo, &out, "--duration 5h");
+    let o = simulate(&topo, out, "--duration 5h");
     assert!(!o.status.success());
 }
 
@@ -237,15 +262,10 @@ fn scenarios_are_listed_and_reported() {
     ] {
         assert!(list.contains(name), "{list}");
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("sc");
-    let topo = repo("topologies/local-symmetric-10mbps.toml");
-    let o = simulate(
-        &topo,
-        &out.display().to_string(),
+    let (_tmp, out, _) = simulated(
+        "sc",
         "--clients 5 --duration 12s --warmup 1s --scenario leader-rep-crash",
     );
-    assert_ok(&o);
     let summary = Summary::read(&out);
     let col = |name: &str| summary.col(0, name);
     assert_eq!(col("scenario"), "leader-rep-crash");
@@ -254,41 +274,22 @@ fn scenarios_are_listed_and_reported() {
     assert_eq!(col("global_view_changes"), "0");
     let recovery: f64 = col("recovery_ms").parse().unwrap();
     assert!(recovery > 0.0 && recovery < 10_000.0, "{recovery}");
-    let o = simulate(&topo, &out.display().to_string(), "--scenario nope");
+    let o = simulate(&symmetric(), &out, "--scenario nope");
     assert!(!o.status.success());
     assert!(stderr(&o).contains("unknown --scenario"));
 }
 
 #[test]
 fn campaign_prints_the_final_line() {
-    let o = loadgen(&[
-        "campaign",
-        "--protocol",
-        "steward",
-        "--seeds",
-        "2",
-        "--start-seed",
-        "7",
-    ]);
-    assert_ok(&o);
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(
-        stdout.lines().last(),
-        Some("seeds=2 safety_violations=0 liveness_failures=0")
-    );
+    assert_clean_campaign("steward", "2", &["--start-seed", "7"]);
 }
 
 #[test]
 fn simulate_both_protocols_and_pbft_campaign() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("both");
-    let topo = repo("topologies/local-symmetric-10mbps.toml");
-    let o = simulate(
-        &topo,
-        &out.display().to_string(),
+    let (_tmp, out, _) = simulated(
+        "both",
         "--protocol both --clients 2 --duration 3s --warmup 1s",
     );
-    assert_ok(&o);
     let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
     let protocols: Vec<&str> = csv
         .lines()
@@ -300,10 +301,5 @@ fn simulate_both_protocols_and_pbft_campaign() {
     let rows: Vec<&str> = csv.lines().skip(1).collect();
     // Flat PBFT sends far more WAN messages per update than Steward (paper: over 20x).
     assert!(wan(rows[1]) > 10.0 * wan(rows[0]), "{csv}");
-    let o = loadgen(&["campaign", "--protocol", "pbft", "--seeds", "3"]);
-    assert_ok(&o);
-    assert_eq!(
-        String::from_utf8_lossy(&o.stdout).lines().last(),
-        Some("seeds=3 safety_violations=0 liveness_failures=0")
-    );
+    assert_clean_campaign("pbft", "3", &[]);
 }

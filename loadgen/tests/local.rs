@@ -2,12 +2,13 @@
 //! 127.0.0.x, WAN emulated in userspace) and then a 4-replica PBFT cluster, runs 2 closed-loop
 //! clients against each for a few seconds, and stops every process it started.
 
-use std::path::Path;
-use std::process::Output;
+use std::path::{Path, PathBuf};
 
 mod common;
 
-use common::{loadgen_cmd, manifest, refused, topology, write_topology, Summary};
+use common::{
+    assert_ok, loadgen_with, manifest, refused, stderr, topology, write_topology, Summary,
+};
 
 /// Three sites of 4 (f = 1), 20 ms one-way at 10 Mbit/s.
 fn three_sites() -> String {
@@ -19,40 +20,43 @@ fn three_sites() -> String {
     )
 }
 
-/// `loadgen local` of [`three_sites`] with `args` (split at spaces) into `out`; asserts success and
-/// returns the output.
-fn local(dir: &Path, out: &Path, args: &str) -> Output {
-    let topo = write_topology(dir, "three.toml", &three_sites());
-    let result = loadgen_cmd()
-        .arg("local")
-        .args(args.split(' '))
-        .arg("--topology")
-        .arg(&topo)
-        .arg("--out")
-        .arg(out)
-        .output()
-        .unwrap();
-    assert!(
-        result.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&result.stdout),
-        String::from_utf8_lossy(&result.stderr)
-    );
-    result
+/// A finished `loadgen local` run.
+struct LocalRun {
+    /// Holds the topology and the results (deleted with the run).
+    _tmp: tempfile::TempDir,
+    /// The results directory.
+    out: PathBuf,
+    /// loadgen's stderr.
+    stderr: String,
+    /// The run's summary CSV.
+    summary: Summary,
+}
+
+/// `loadgen local` of [`three_sites`] with `args` (split at white space) into a fresh directory;
+/// asserts success.
+fn local(args: &str) -> LocalRun {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let topo = write_topology(tmp.path(), "three.toml", &three_sites());
+    let result = loadgen_with(
+        &format!("local {args}"),
+        &[("--topology", &topo), ("--out", &out)],
+    )
+    .output()
+    .unwrap();
+    assert_ok(&result);
+    LocalRun {
+        _tmp: tmp,
+        stderr: stderr(&result),
+        summary: Summary::read(&out),
+        out,
+    }
 }
 
 #[test]
 fn local_run_completes_updates_for_both_protocols_and_stops_every_replica() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("out");
-    let result = local(
-        tmp.path(),
-        &out,
-        "--protocol both --clients 2 --duration 3s --warmup 2s --wan emulate",
-    );
-    let stderr = String::from_utf8_lossy(&result.stderr);
-
-    let summary = Summary::read(&out);
+    let run = local("--protocol both --clients 2 --duration 3s --warmup 2s --wan emulate");
+    let (out, stderr, summary) = (&run.out, &run.stderr, &run.summary);
     let text = &summary.text;
     assert_eq!(summary.len(), 2, "{text}");
     for (row, protocol) in ["steward", "pbft"].into_iter().enumerate() {
@@ -75,7 +79,7 @@ fn local_run_completes_updates_for_both_protocols_and_stops_every_replica() {
     }
 
     // Every replica process is gone (and reaped).
-    let manifest = manifest(&out);
+    let manifest = manifest(out);
     let pids = manifest["replica_pids"].as_array().unwrap();
     assert_eq!(pids.len(), 12 + 4);
     for pid in pids {
@@ -90,23 +94,19 @@ fn local_run_completes_updates_for_both_protocols_and_stops_every_replica() {
 #[test]
 fn bad_options_are_refused_with_a_one_line_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let r = loadgen_cmd()
-        .args(["local", "--clients", "0"])
-        .arg("--out")
-        .arg(tmp.path().join("o"))
+    let r = loadgen_with("local --clients 0", &[("--out", &tmp.path().join("o"))])
         .output()
         .unwrap();
     let err = refused(&r);
     assert!(err.contains("--clients"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 
-    let r = loadgen_cmd()
-        .args(["local", "--topology"])
-        .arg(tmp.path().join("missing.toml"))
-        .arg("--out")
-        .arg(tmp.path().join("o2"))
-        .output()
-        .unwrap();
+    let missing = tmp.path().join("missing.toml");
+    let paths = [
+        ("--topology", missing.as_path()),
+        ("--out", &tmp.path().join("o2")),
+    ];
+    let r = loadgen_with("local", &paths).output().unwrap();
     let err = refused(&r);
     assert!(err.contains("missing.toml"), "{err}");
 }
@@ -115,15 +115,8 @@ fn bad_options_are_refused_with_a_one_line_error() {
 /// new representative (a local view change); then updates issued after the kill complete.
 #[test]
 fn killing_the_leader_representative_triggers_a_local_view_change() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("out");
-    let result = local(
-        tmp.path(),
-        &out,
-        "--protocol steward --clients 2 --duration 10s --warmup 2s --kill s0.0@1s",
-    );
-    let stderr = String::from_utf8_lossy(&result.stderr);
-    let summary = Summary::read(&out);
+    let run = local("--protocol steward --clients 2 --duration 10s --warmup 2s --kill s0.0@1s");
+    let (stderr, summary) = (&run.stderr, &run.summary);
     let text = &summary.text;
     let col = |name: &str| summary.col(0, name);
     assert_eq!(col("safety"), "ok");

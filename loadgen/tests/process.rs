@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::{
-    await_ready, keygen, loadgen_cmd, spawn_pbft_replica, two_sites, write_local_addresses,
-    write_topology, Children,
+    await_ready, loadgen_with, local_deployment, spawn_pbft_replica, two_sites, write_topology,
+    Children,
 };
 
 /// Processes whose command line mentions `needle` (our temporary directory).
@@ -57,13 +57,8 @@ fn sigint_outside_a_measurement_window_ends_the_run_and_stops_the_replicas() {
     let tmp = tempfile::tempdir().unwrap();
     let topo = write_topology(tmp.path(), "two.toml", &two_sites());
     let out = tmp.path().join("out");
-    let child = loadgen_cmd()
-        .args(["local", "--protocol", "pbft", "--clients", "1,1,1"])
-        .args(["--duration", "1s", "--warmup", "1s", "--wan", "off"])
-        .arg("--topology")
-        .arg(&topo)
-        .arg("--out")
-        .arg(&out)
+    let args = "local --protocol pbft --clients 1,1,1 --duration 1s --warmup 1s --wan off";
+    let child = loadgen_with(args, &[("--topology", &topo), ("--out", &out)])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -114,10 +109,7 @@ fn sigint_outside_a_measurement_window_ends_the_run_and_stops_the_replicas() {
 #[test]
 fn a_replica_with_a_closed_stdout_stops_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
-    let topo = write_topology(tmp.path(), "two.toml", &two_sites());
-    let dep = tmp.path().join("dep");
-    keygen(&topo, &dep, 1);
-    write_local_addresses(&dep);
+    let dep = local_deployment(tmp.path(), 1);
     let log_path = tmp.path().join("r0.log");
     let child = spawn_pbft_replica(&dep, "r0", std::fs::File::create(&log_path).unwrap().into());
     let mut guard = Children(vec![child]);

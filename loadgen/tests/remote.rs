@@ -6,17 +6,13 @@ use std::process::Stdio;
 mod common;
 
 use common::{
-    await_ready, keygen, loadgen_cmd, refused, spawn_pbft_replica, two_sites,
-    write_local_addresses, write_topology, Children, Summary,
+    await_ready, loadgen_with, local_deployment, refused, spawn_pbft_replica, Children, Summary,
 };
 
 #[test]
 fn run_drives_clients_against_a_running_deployment() {
     let tmp = tempfile::tempdir().unwrap();
-    let topo = write_topology(tmp.path(), "two.toml", &two_sites());
-    let dep = tmp.path().join("dep");
-    keygen(&topo, &dep, 2);
-    write_local_addresses(&dep);
+    let dep = local_deployment(tmp.path(), 2);
 
     let ids: Vec<String> = (0..4).map(|r| format!("r{r}")).collect();
     let mut replicas = Children(
@@ -29,28 +25,9 @@ fn run_drives_clients_against_a_running_deployment() {
     }
 
     let out = tmp.path().join("out");
-    let r = loadgen_cmd()
-        .args([
-            "run",
-            "--protocol",
-            "pbft",
-            "--clients",
-            "2",
-            "--wan",
-            "off",
-        ])
-        .args([
-            "--duration",
-            "2s",
-            "--warmup",
-            "1s",
-            "--bind-ip",
-            "127.0.0.1",
-        ])
-        .arg("--deployment")
-        .arg(&dep)
-        .arg("--out")
-        .arg(&out)
+    let args =
+        "run --protocol pbft --clients 2 --wan off --duration 2s --warmup 1s --bind-ip 127.0.0.1";
+    let r = loadgen_with(args, &[("--deployment", &dep), ("--out", &out)])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&r.stderr);
@@ -62,12 +39,11 @@ fn run_drives_clients_against_a_running_deployment() {
     assert!(completed > 0, "{}", summary.text);
 
     // Asking for more clients than the deployment has keys for is a one-line error.
-    let r = loadgen_cmd()
-        .args(["run", "--protocol", "pbft", "--clients", "3"])
-        .arg("--deployment")
-        .arg(&dep)
-        .arg("--out")
-        .arg(tmp.path().join("o2"))
+    let paths = [
+        ("--deployment", dep.as_path()),
+        ("--out", &tmp.path().join("o2")),
+    ];
+    let r = loadgen_with("run --protocol pbft --clients 3", &paths)
         .output()
         .unwrap();
     let err = refused(&r);

@@ -10,20 +10,19 @@ mod restart;
 pub use campaign::{campaign, CampaignRun};
 pub use faults::{Fault, ReplicaNode};
 
-use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Duration;
 
-use bft_core::crypto::{Crypto, FastCrypto, FastIdentity, FastWorld, RealCrypto};
+use bft_core::crypto::{Crypto, FastIdentity, FastWorld};
 use bft_core::NodeId;
 use bft_harness::faults::{Outage, Restart};
+use bft_harness::keys::{SigningKeys, SimKeys};
 use bft_harness::{AddressBook, NodeProc, Packet, Shared};
 pub use bft_harness::{CostTable, CryptoMode, RunReport, SafetyChecker};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use steward_config::{ServerId, SiteId, Topology};
-use steward_crypto::signature::{MessageSigner, Scheme, SigningKey, VerifyingKey};
+use steward_crypto::signature::{Scheme, SigningKey};
 use steward_sim::{Sim, SimConfig, SimError};
 
 use crate::client::{Client, ClientConfig};
@@ -283,14 +282,20 @@ impl PbftWorld {
         self.shared.checker.borrow()
     }
 
-    /// Replica `i`.
+    /// Replica `i` (`None` while a crash-restarted replica is down).
     pub fn replica(&self, i: u32) -> Option<&Replica> {
-        if i >= self.n {
+        let now = self.sim.now();
+        let down = self
+            .cfg
+            .restarts
+            .iter()
+            .any(|(r, outages)| *r == i && outages.iter().any(|o| o.down <= now && now < o.up));
+        if i >= self.n || down {
             return None;
         }
         self.sim
             .process_as::<ReplicaProc>(self.shared.book.proc_of(NodeId::Replica(i)))
-            .and_then(|p| p.node().replica())
+            .map(|p| p.node().replica())
     }
 
     /// Client `c`.
@@ -385,94 +390,36 @@ pub fn update_latency_bound(topo: &Topology, client_site: SiteId) -> f64 {
 }
 
 /// Key material for all nodes of a world.
+/// Shared by every replica factory of a crash-restarted replica.
 #[derive(Clone)]
-struct Keys {
-    mode: CryptoMode,
-    world: Arc<FastWorld>,
-    real: Option<RealKeys>,
-}
-
-#[derive(Clone)]
-struct RealKeys {
-    replicas: HashMap<ServerId, SigningKey>,
-    clients: Vec<SigningKey>,
-}
+struct Keys(Rc<SimKeys<SigningKeys>>);
 
 impl Keys {
     fn new(cfg: &PbftWorldConfig, sites: &[SiteId]) -> Keys {
         let world = FastWorld::new(cfg.sim.seed, cfg.scheme.signature_len(), 0, 0, Vec::new());
-        let real = (cfg.crypto == CryptoMode::Real).then(|| {
+        Keys(Rc::new(SimKeys::new(cfg.crypto, world, || {
             let mut rng = ChaCha20Rng::seed_from_u64(cfg.sim.seed);
             let replicas = sites
                 .iter()
                 .enumerate()
-                .map(|(i, s)| {
-                    (
-                        ServerId::new(*s, i as u32),
-                        SigningKey::generate(cfg.scheme, &mut rng).expect("keygen"),
-                    )
-                })
-                .collect();
-            let clients = (0..cfg.clients)
-                .map(|_| SigningKey::generate(cfg.scheme, &mut rng).expect("keygen"))
-                .collect();
-            RealKeys { replicas, clients }
-        });
-        Keys {
-            mode: cfg.crypto,
-            world,
-            real,
-        }
-    }
-
-    fn publics(r: &RealKeys) -> (HashMap<ServerId, VerifyingKey>, Vec<VerifyingKey>) {
-        (
-            r.replicas
-                .iter()
-                .map(|(id, k)| (*id, k.verifying_key()))
-                .collect(),
-            r.clients.iter().map(|k| k.verifying_key()).collect(),
-        )
+                .map(|(i, s)| ServerId::new(*s, i as u32));
+            SigningKeys::generate(replicas, cfg.clients, || {
+                SigningKey::generate(cfg.scheme, &mut rng).expect("keygen")
+            })
+        })))
     }
 
     fn replica(&mut self, id: ServerId) -> Crypto {
-        match (self.mode, &self.real) {
-            (CryptoMode::Real, Some(r)) => {
-                let (servers, clients) = Self::publics(r);
-                Crypto::new(Box::new(RealCrypto::new(
-                    Some(r.replicas[&id].clone()),
-                    None,
-                    Vec::new(),
-                    servers,
-                    clients,
-                    u64::from(id.index),
-                )))
-            }
-            _ => Crypto::new(Box::new(FastCrypto::new(
-                self.world.clone(),
-                FastIdentity::Server(id),
-            ))),
-        }
+        Crypto::new(self.0.backend(FastIdentity::Server(id), |r| {
+            r.crypto(&r.servers[&id], None, Vec::new(), u64::from(id.index))
+        }))
     }
 
     fn client(&mut self, c: u32) -> Crypto {
-        match (self.mode, &self.real) {
-            (CryptoMode::Real, Some(r)) => {
-                let (servers, clients) = Self::publics(r);
-                Crypto::new(Box::new(RealCrypto::new(
-                    Some(r.clients[c as usize].clone()),
-                    None,
-                    Vec::new(),
-                    servers,
-                    clients,
-                    u64::from(c),
-                )))
-            }
-            _ => Crypto::new(Box::new(FastCrypto::new(
-                self.world.clone(),
-                FastIdentity::Client(c),
-            ))),
-        }
+        Crypto::new(
+            self.0
+                .backend(FastIdentity::Client(c), |r| r.client(c, Vec::new())),
+        )
     }
 }
 

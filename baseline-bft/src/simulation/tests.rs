@@ -4,12 +4,11 @@
 use std::time::Duration;
 
 use bft_harness::CostTable;
-use bft_harness::CryptoMode;
 use steward_config::{SiteId, Topology};
 use steward_crypto::signature::Scheme;
 
 use bft_harness::testing::{
-    assert_ok, duplicate_and_reorder, lossy_topology, run, shipped_topology,
+    assert_ok, assert_real_crypto_run, assert_same_seed_same_run, run, run_lossy, shipped_topology,
 };
 
 use super::*;
@@ -115,17 +114,7 @@ fn normal_case_many_clients_and_batching() {
 
 #[test]
 fn same_seed_same_run() {
-    let build = |seed| {
-        let mut cfg = PbftWorldConfig::new(four(20.0, "10Mbps"), 5, seed);
-        cfg.sim.duplicate_prob = 0.05;
-        cfg.sim.reorder_prob = 0.1;
-        cfg.sim.reorder_max = Duration::from_millis(20);
-        let mut w = PbftWorld::build(cfg).unwrap();
-        w.run_until(Duration::from_secs(3)).unwrap();
-        (w.sim.trace_hash(), w.report().updates)
-    };
-    assert_eq!(build(21), build(21), "seed 21 did not replay identically");
-    assert_ne!(build(21).0, build(22).0);
+    assert_same_seed_same_run(|seed| PbftWorldConfig::new(four(20.0, "10Mbps"), 5, seed));
 }
 
 /// Views of the correct replicas.
@@ -188,16 +177,8 @@ fn equivocating_primary_is_replaced_by_a_view_change() {
 
 #[test]
 fn lossy_duplicating_reordering_links() {
-    let topo = lossy_topology();
     for seed in [41, 42, 43] {
-        let mut cfg = PbftWorldConfig::new(topo.clone(), 5, seed);
-        duplicate_and_reorder(&mut cfg.sim);
-        let (mut w, r) = run(cfg, 20);
-        assert_ok(&r, seed, "lossy links");
-        assert!(
-            w.sim.stats().total.dropped_loss > 0,
-            "seed {seed}: nothing lost"
-        );
+        let (mut w, r) = run_lossy(|topo| PbftWorldConfig::new(topo, 5, seed), 20);
         // Without loss: about 5 clients x 5 updates/s x 20 s = 500.
         assert!(r.updates > 200, "seed {seed}: only {} updates", r.updates);
         assert_converged(&mut w, 26, seed);
@@ -376,12 +357,7 @@ fn reads_use_the_read_only_optimisation() {
 
 #[test]
 fn real_crypto_run() {
-    let seed = 91;
-    let mut cfg = PbftWorldConfig::new(four(20.0, "10Mbps"), 2, seed);
-    cfg.crypto = CryptoMode::Real;
-    let (_, r) = run(cfg, 3);
-    assert_ok(&r, seed, "real crypto");
-    assert!(r.updates >= 40, "seed {seed}: {}", r.updates);
+    assert_real_crypto_run(PbftWorldConfig::new(four(20.0, "10Mbps"), 2, 91), 40);
 }
 
 #[test]

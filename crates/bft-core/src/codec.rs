@@ -62,6 +62,14 @@ impl Writer {
         self.buf.extend_from_slice(v);
         self
     }
+    /// A list: its u32 length, then each item as `put` writes it.
+    pub fn list<T>(&mut self, items: &[T], mut put: impl FnMut(&mut Writer, &T)) -> &mut Self {
+        self.u32(items.len() as u32);
+        for item in items {
+            put(self, item);
+        }
+        self
+    }
 }
 
 /// Reads encoded values from a byte slice.
@@ -133,6 +141,25 @@ impl<'a> Reader<'a> {
         }
         Ok(n)
     }
+    /// A list as [`Writer::list`] writes it: a length checked by [`Reader::list_len`], then
+    /// each item as `get` reads it.
+    pub fn list<T>(
+        &mut self,
+        what: &str,
+        min_item: usize,
+        mut get: impl FnMut(&mut Reader<'a>) -> Result<T, DecodeError>,
+    ) -> Result<Vec<T>, DecodeError> {
+        let n = self.list_len(what, min_item)?;
+        (0..n).map(|_| get(self)).collect()
+    }
+    /// A u8 that must be 0 (false) or 1 (true); anything else is a "bad `what`" error.
+    pub fn flag(&mut self, what: &str) -> Result<bool, DecodeError> {
+        match self.u8(what)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            b => Err(DecodeError(format!("bad {what} {b}"))),
+        }
+    }
     /// Bytes not yet read.
     pub fn remaining(&self) -> usize {
         self.data.len() - self.pos
@@ -149,4 +176,23 @@ impl<'a> Reader<'a> {
             )))
         }
     }
+}
+
+/// Decodes a whole message `version (u8) | type (u8) | body`: rejects any version but
+/// `version`, hands the type byte and a reader of the body to `body`, and rejects trailing
+/// bytes.
+pub fn decode_message<T>(
+    bytes: &[u8],
+    version: u8,
+    body: impl FnOnce(u8, &mut Reader) -> Result<T, DecodeError>,
+) -> Result<T, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let v = r.u8("version")?;
+    if v != version {
+        return Err(DecodeError(format!("unsupported wire version {v}")));
+    }
+    let tag = r.u8("type")?;
+    let msg = body(tag, &mut r)?;
+    r.finish()?;
+    Ok(msg)
 }

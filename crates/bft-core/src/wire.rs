@@ -45,3 +45,26 @@ impl<M: Wire> Envelope<M> {
         })
     }
 }
+
+/// Implements [`Wire`] for a protocol's message type from its inherent `encode`, `decode` and
+/// `kind`, and declares `Envelope`, that message with its encoding made once (the doc comment
+/// given is the alias's).
+#[macro_export]
+macro_rules! wire_message {
+    ($(#[$meta:meta])* $msg:ty) => {
+        $(#[$meta])*
+        pub type Envelope = $crate::Envelope<$msg>;
+
+        impl $crate::Wire for $msg {
+            fn encode(&self) -> Vec<u8> {
+                <$msg>::encode(self)
+            }
+            fn decode(bytes: &[u8]) -> Result<Self, $crate::codec::DecodeError> {
+                <$msg>::decode(bytes)
+            }
+            fn kind(&self) -> &'static str {
+                <$msg>::kind(self)
+            }
+        }
+    };
+}

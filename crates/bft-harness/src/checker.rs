@@ -214,6 +214,14 @@ mod tests {
     use super::*;
     use steward_config::SiteId;
 
+    fn prop(client: u32, ts: u64, d: u8) -> Proposed {
+        Proposed {
+            client,
+            ts,
+            digest: [d; 32],
+        }
+    }
+
     fn ex(seq: u64, client: u32, ts: u64, d: u8) -> Executed {
         Executed {
             seq,
@@ -230,41 +238,21 @@ mod tests {
         let s0 = ServerId::new(SiteId(0), 0);
         let s1 = ServerId::new(SiteId(0), 1);
         let mut c = SafetyChecker::default();
-        c.proposed(&Proposed {
-            client: 1,
-            ts: 1,
-            digest: [1; 32],
-        });
-        c.proposed(&Proposed {
-            client: 1,
-            ts: 2,
-            digest: [2; 32],
-        });
+        c.proposed(&prop(1, 1, 1));
+        c.proposed(&prop(1, 2, 2));
         c.executed(s0, &ex(1, 1, 1, 1));
         c.executed(s1, &ex(1, 1, 1, 1));
         assert_eq!(c.verdict(), "ok");
         c.executed(s1, &ex(2, 1, 2, 3)); // digest not proposed
         assert!(c.verdict().starts_with("S2"), "{}", c.verdict());
         let mut c2 = SafetyChecker::default();
-        c2.proposed(&Proposed {
-            client: 1,
-            ts: 1,
-            digest: [1; 32],
-        });
-        c2.proposed(&Proposed {
-            client: 2,
-            ts: 1,
-            digest: [2; 32],
-        });
+        c2.proposed(&prop(1, 1, 1));
+        c2.proposed(&prop(2, 1, 2));
         c2.executed(s0, &ex(1, 1, 1, 1));
         c2.executed(s1, &ex(1, 2, 1, 2));
         assert!(c2.verdict().starts_with("S1"), "{}", c2.verdict());
         let mut c3 = SafetyChecker::default();
-        c3.proposed(&Proposed {
-            client: 1,
-            ts: 1,
-            digest: [1; 32],
-        });
+        c3.proposed(&prop(1, 1, 1));
         c3.executed(s0, &ex(1, 1, 1, 1));
         c3.executed(s0, &ex(2, 1, 1, 1));
         assert!(c3.verdict().contains("after ts"), "{}", c3.verdict());

@@ -8,6 +8,7 @@ pub mod book;
 pub mod checker;
 pub mod costs;
 pub mod faults;
+pub mod keys;
 pub mod node_proc;
 pub mod report;
 pub mod testing;

@@ -109,6 +109,18 @@ impl ChildNode {
         found
     }
 
+    /// Waits at most [`RECOVERY_BOUND`] for the first line `parse` accepts (failing with
+    /// `what`); returns it and how long it took to come.
+    fn first_within_bound<T>(
+        &self,
+        what: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> (T, Duration) {
+        let started = Instant::now();
+        let first = self.take(1, RECOVERY_BOUND, what, parse).remove(0);
+        (first, started.elapsed())
+    }
+
     /// SIGKILL, and reap.
     fn kill(&mut self) {
         let _ = self.child.kill();
@@ -151,7 +163,23 @@ struct Setup {
 }
 
 impl Setup {
-    /// None in a child process (which runs [`child_process`], not the restart cases).
+    /// Runs `case` on a new setup with this process's node's runtime entered; does nothing
+    /// in a child process (which runs [`child_process`], not the restart cases).
+    fn run(
+        deployment: &str,
+        role: &'static str,
+        child: &'static str,
+        me: &'static str,
+        case: impl FnOnce(&Setup, &tokio::runtime::Runtime),
+    ) {
+        let Some(setup) = Setup::new(deployment, role, child, me) else {
+            return;
+        };
+        let _guard = setup.rt.enter();
+        case(&setup, &setup.rt);
+    }
+
+    /// None in a child process.
     fn new(
         deployment: &str,
         role: &'static str,
@@ -266,88 +294,87 @@ fn index_of(line: &str, prefix: &str) -> Option<u64> {
 /// process well before the idle timeout, and the messages lost must be counted as dropped.
 #[test]
 fn sigkilled_replica_is_reachable_again_at_once() {
-    let Some(setup) = Setup::new("restart", "receiver", "steward-s1.0", "steward-s0.0") else {
-        return;
-    };
-    let rt = &setup.rt;
-    let _guard = rt.enter();
-    let (a, _a_rx) = Transport::bind(setup.config()).unwrap();
-    let mut b = setup.start(setup.any_port(), a.local_addr());
-    let b_addr = b.ready();
-    let b_name = steward_net::PeerName::from("steward-s1.0");
-    a.set_peer_addr(b_name.clone(), b_addr);
+    Setup::run(
+        "restart",
+        "receiver",
+        "steward-s1.0",
+        "steward-s0.0",
+        |setup, rt| {
+            let (a, _a_rx) = Transport::bind(setup.config()).unwrap();
+            let mut b = setup.start(setup.any_port(), a.local_addr());
+            let b_addr = b.ready();
+            let b_name = steward_net::PeerName::from("steward-s1.0");
+            a.set_peer_addr(b_name.clone(), b_addr);
 
-    // The sender: one message every 5 ms, bounded in count (and so in time).
-    let sender = {
-        let a = a.clone();
-        let b_name = b_name.clone();
-        rt.spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(5));
-            for i in 0..8_000u64 {
-                tick.tick().await;
-                let _ = a.send(&b_name, Bytes::from(format!("m {i}")));
+            // The sender: one message every 5 ms, bounded in count (and so in time).
+            let sender = {
+                let a = a.clone();
+                let b_name = b_name.clone();
+                rt.spawn(async move {
+                    let mut tick = tokio::time::interval(Duration::from_millis(5));
+                    for i in 0..8_000u64 {
+                        tick.tick().await;
+                        let _ = a.send(&b_name, Bytes::from(format!("m {i}")));
+                    }
+                })
+            };
+            let mut received: BTreeSet<u64> = b
+                .take(
+                    50,
+                    Duration::from_secs(10),
+                    "no message before the kill",
+                    |line| index_of(line, "got m "),
+                )
+                .into_iter()
+                .collect();
+            b.kill();
+            let killed = Instant::now();
+            // Whatever the dead process printed before it died.
+            while let Some(line) = b.line(Duration::from_millis(100)) {
+                received.extend(index_of(&line, "got m "));
             }
-        })
-    };
-    let mut received: BTreeSet<u64> = b
-        .take(
-            50,
-            Duration::from_secs(10),
-            "no message before the kill",
-            |line| index_of(line, "got m "),
-        )
-        .into_iter()
-        .collect();
-    b.kill();
-    let killed = Instant::now();
-    // Whatever the dead process printed before it died.
-    while let Some(line) = b.line(Duration::from_millis(100)) {
-        received.extend(index_of(&line, "got m "));
-    }
-    let last_before = *received.last().unwrap();
+            let last_before = *received.last().unwrap();
 
-    let b2 = setup.start(b_addr, a.local_addr());
-    assert_eq!(b2.ready(), b_addr);
-    let started = Instant::now();
-    let first = b2.take(
-        1,
-        RECOVERY_BOUND,
-        "no message reached the restarted replica",
-        |line| index_of(line, "got m "),
-    )[0];
-    let recovery = started.elapsed();
-    let since_kill = killed.elapsed();
-    // Let a few more arrive so the counters have settled past the gap.
-    for _ in 0..20 {
-        if let Some(line) = b2.line(Duration::from_secs(2)) {
-            received.extend(index_of(&line, "got m "));
-        }
-    }
-    received.insert(first);
-    let lost = (last_before + 1..first)
-        .filter(|i| !received.contains(i))
-        .count() as u64;
-    let stats = a.stats(&b_name).unwrap();
-    eprintln!(
-        "replica restart: first message {recovery:?} after the new process was ready \
-         ({since_kill:?} after the kill); {lost} messages lost (indices {}..{first}); \
-         messages_dropped={} bytes_dropped={} connects={}",
-        last_before + 1,
-        stats.messages_dropped,
-        stats.bytes_dropped,
-        stats.connects
+            let b2 = setup.start(b_addr, a.local_addr());
+            assert_eq!(b2.ready(), b_addr);
+            let (first, recovery) = b2
+                .first_within_bound("no message reached the restarted replica", |line| {
+                    index_of(line, "got m ")
+                });
+            let since_kill = killed.elapsed();
+            // Let a few more arrive so the counters have settled past the gap.
+            for _ in 0..20 {
+                if let Some(line) = b2.line(Duration::from_secs(2)) {
+                    received.extend(index_of(&line, "got m "));
+                }
+            }
+            received.insert(first);
+            let lost = (last_before + 1..first)
+                .filter(|i| !received.contains(i))
+                .count() as u64;
+            let stats = a.stats(&b_name).unwrap();
+            eprintln!(
+                "replica restart: first message {recovery:?} after the new process was ready \
+             ({since_kill:?} after the kill); {lost} messages lost (indices {}..{first}); \
+             messages_dropped={} bytes_dropped={} connects={}",
+                last_before + 1,
+                stats.messages_dropped,
+                stats.bytes_dropped,
+                stats.connects
+            );
+            assert!(recovery < RECOVERY_BOUND, "recovery took {recovery:?}");
+            assert!(stats.connects >= 2, "{stats:?}");
+            if lost > 0 {
+                assert!(
+                    stats.messages_dropped > 0,
+                    "{lost} messages lost but none counted: {stats:?}"
+                );
+            }
+            sender.abort();
+            drop(b2);
+            rt.block_on(a.shutdown());
+        },
     );
-    assert!(recovery < RECOVERY_BOUND, "recovery took {recovery:?}");
-    assert!(stats.connects >= 2, "{stats:?}");
-    if lost > 0 {
-        assert!(
-            stats.messages_dropped > 0,
-            "{lost} messages lost but none counted: {stats:?}"
-        );
-    }
-    sender.abort();
-    drop(b2);
-    rt.block_on(a.shutdown());
 }
 
 /// A client (a child process) sends requests to a replica (in this process), which answers
@@ -356,62 +383,60 @@ fn sigkilled_replica_is_reachable_again_at_once() {
 /// dead connection until it times out.
 #[test]
 fn sigkilled_client_gets_replies_again_at_once() {
-    let Some(setup) = Setup::new("client-restart", "client", "client-3", "pbft-r0") else {
-        return;
-    };
-    let rt = &setup.rt;
-    let _guard = rt.enter();
-    let mut cfg = setup.config();
-    cfg.allowed_peers
-        .insert(steward_net::PeerName::from("client-3"));
-    let (replica, mut rx) = Transport::bind(cfg).unwrap();
-    // The replica answers every request, for at most 60 s.
-    let answering = {
-        let replica = replica.clone();
-        rt.spawn(async move {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-            while let Ok(Some((from, payload))) = tokio::time::timeout_at(deadline, rx.recv()).await
-            {
-                let mut reply = b"re ".to_vec();
-                reply.extend_from_slice(&payload);
-                let _ = replica.send(&from, Bytes::from(reply));
-            }
-        })
-    };
-    let mut c = setup.start(setup.any_port(), replica.local_addr());
-    let c_addr = c.ready();
-    let reply = |line: &str| line.starts_with("got re req ").then_some(());
-    c.take(
-        20,
-        Duration::from_secs(10),
-        "no reply before the kill",
-        reply,
+    Setup::run(
+        "client-restart",
+        "client",
+        "client-3",
+        "pbft-r0",
+        |setup, rt| {
+            let mut cfg = setup.config();
+            cfg.allowed_peers
+                .insert(steward_net::PeerName::from("client-3"));
+            let (replica, mut rx) = Transport::bind(cfg).unwrap();
+            // The replica answers every request, for at most 60 s.
+            let answering = {
+                let replica = replica.clone();
+                rt.spawn(async move {
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+                    while let Ok(Some((from, payload))) =
+                        tokio::time::timeout_at(deadline, rx.recv()).await
+                    {
+                        let mut reply = b"re ".to_vec();
+                        reply.extend_from_slice(&payload);
+                        let _ = replica.send(&from, Bytes::from(reply));
+                    }
+                })
+            };
+            let mut c = setup.start(setup.any_port(), replica.local_addr());
+            let c_addr = c.ready();
+            let reply = |line: &str| line.starts_with("got re req ").then_some(());
+            c.take(
+                20,
+                Duration::from_secs(10),
+                "no reply before the kill",
+                reply,
+            );
+            c.kill();
+            // The replica keeps answering into the old connection for a while: the client's last
+            // requests were in flight.
+            let c2 = setup.start(setup.any_port(), replica.local_addr());
+            let c2_addr = c2.ready();
+            assert_ne!(c2_addr, c_addr, "the new client must use another port");
+            let ((), recovery) =
+                c2.first_within_bound("no reply reached the restarted client", reply);
+            let stats = replica
+                .stats(&steward_net::PeerName::from("client-3"))
+                .unwrap();
+            eprintln!(
+                "client restart: first reply {recovery:?} after the new process was ready; \
+             accepts={} messages_dropped={} bytes_dropped={}",
+                stats.accepts, stats.messages_dropped, stats.bytes_dropped
+            );
+            assert!(recovery < RECOVERY_BOUND, "recovery took {recovery:?}");
+            assert_eq!(stats.accepts, 2, "{stats:?}");
+            answering.abort();
+            drop(c2);
+            rt.block_on(replica.shutdown());
+        },
     );
-    c.kill();
-    // The replica keeps answering into the old connection for a while: the client's last
-    // requests were in flight.
-    let c2 = setup.start(setup.any_port(), replica.local_addr());
-    let c2_addr = c2.ready();
-    assert_ne!(c2_addr, c_addr, "the new client must use another port");
-    let started = Instant::now();
-    c2.take(
-        1,
-        RECOVERY_BOUND,
-        "no reply reached the restarted client",
-        reply,
-    );
-    let recovery = started.elapsed();
-    let stats = replica
-        .stats(&steward_net::PeerName::from("client-3"))
-        .unwrap();
-    eprintln!(
-        "client restart: first reply {recovery:?} after the new process was ready; \
-         accepts={} messages_dropped={} bytes_dropped={}",
-        stats.accepts, stats.messages_dropped, stats.bytes_dropped
-    );
-    assert!(recovery < RECOVERY_BOUND, "recovery took {recovery:?}");
-    assert_eq!(stats.accepts, 2, "{stats:?}");
-    answering.abort();
-    drop(c2);
-    rt.block_on(replica.shutdown());
 }

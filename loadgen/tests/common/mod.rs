@@ -33,6 +33,17 @@ pub fn loadgen_cmd() -> Command {
     Command::new(env!("CARGO_BIN_EXE_loadgen"))
 }
 
+/// The loadgen binary with `args` (split at white space), then each `(option, path)` of
+/// `paths`.
+pub fn loadgen_with(args: &str, paths: &[(&str, &Path)]) -> Command {
+    let mut cmd = loadgen_cmd();
+    cmd.args(args.split_whitespace());
+    for (option, path) in paths {
+        cmd.arg(option).arg(path);
+    }
+    cmd
+}
+
 /// Runs loadgen with `args` to completion.
 pub fn loadgen(args: &[&str]) -> Output {
     loadgen_cmd().args(args).output().expect("run loadgen")
@@ -56,18 +67,19 @@ pub fn write_topology(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 /// `loadgen keygen` of `topo` into `dep` with keys for `clients` clients; asserts success.
 pub fn keygen(topo: &Path, dep: &Path, clients: u32) {
-    let st = loadgen_cmd()
-        .args(["keygen", "--clients", &clients.to_string(), "--topology"])
-        .arg(topo)
-        .arg("--out")
-        .arg(dep)
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
+    let paths = [("--topology", topo), ("--out", dep)];
+    let args = format!("keygen --clients {clients}");
+    assert_ok(&loadgen_with(&args, &paths).output().unwrap());
+}
+
+/// [`two_sites`] in `dir`, keygen'd into `dir/dep` with keys for `clients` clients and
+/// [`write_local_addresses`]; returns the deployment.
+pub fn local_deployment(dir: &Path, clients: u32) -> PathBuf {
+    let topo = write_topology(dir, "two.toml", &two_sites());
+    let dep = dir.join("dep");
+    keygen(&topo, &dep, clients);
+    write_local_addresses(&dep);
+    dep
 }
 
 /// Four PBFT replicas on distinct 127.0.0.1 ports (chosen by binding port 0), written as the
@@ -164,9 +176,14 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// Asserts the run succeeded, showing its stderr if not.
+/// Asserts the run succeeded, showing its stdout and stderr if not.
 pub fn assert_ok(o: &Output) {
-    assert!(o.status.success(), "{}", stderr(o));
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        stderr(o)
+    );
 }
 
 /// Asserts the run failed; returns its stderr.

@@ -91,19 +91,14 @@ impl Body for Reply {
         }
     }
     fn get_body(r: &mut Reader) -> Result<Self, DecodeError> {
-        let server = get_server(r)?;
-        let client = r.u32("client")?;
-        let ts = r.u64("ts")?;
-        let proof = match r.u8("proof flag")? {
-            0 => None,
-            1 => Some(get_order_proof(r)?),
-            f => return Err(DecodeError(format!("bad proof flag {f}"))),
-        };
         Ok(Reply {
-            server,
-            client,
-            ts,
-            proof,
+            server: get_server(r)?,
+            client: r.u32("client")?,
+            ts: r.u64("ts")?,
+            proof: match r.flag("proof flag")? {
+                true => Some(get_order_proof(r)?),
+                false => None,
+            },
             result: r.bytes("result")?,
             sig: r.bytes("sig")?,
         })

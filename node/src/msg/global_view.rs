@@ -195,34 +195,19 @@ fn put_knowledge(
     proposals: &[Arc<Proposal>],
     certs: &[PrepareCert],
 ) {
-    w.u32(ordered.len() as u32);
-    for o in ordered {
-        put_order_proof(w, o);
-    }
-    w.u32(proposals.len() as u32);
-    for p in proposals {
-        put_proposal(w, p);
-    }
-    w.u32(certs.len() as u32);
-    for c in certs {
-        put_cert(w, c);
-    }
+    w.list(ordered, put_order_proof)
+        .list(proposals, |w, p| put_proposal(w, p))
+        .list(certs, put_cert);
 }
 
 type Knowledge = (Vec<OrderProof>, Vec<Arc<Proposal>>, Vec<PrepareCert>);
 
 fn get_knowledge(r: &mut Reader) -> Result<Knowledge, DecodeError> {
-    let n = r.list_len("ordered", 80)?;
-    let ordered = (0..n)
-        .map(|_| get_order_proof(r))
-        .collect::<Result<_, _>>()?;
-    let n = r.list_len("proposals", 80)?;
-    let proposals = (0..n)
-        .map(|_| get_proposal(r).map(Arc::new))
-        .collect::<Result<_, _>>()?;
-    let n = r.list_len("certs", 80)?;
-    let certs = (0..n).map(|_| get_cert(r)).collect::<Result<_, _>>()?;
-    Ok((ordered, proposals, certs))
+    Ok((
+        r.list("ordered", 80, get_order_proof)?,
+        r.list("proposals", 80, |r| get_proposal(r).map(Arc::new))?,
+        r.list("certs", 80, get_cert)?,
+    ))
 }
 
 fn put_global_state(w: &mut Writer, st: &GlobalServerState, with_sig: bool) {
@@ -283,16 +268,13 @@ impl Body for GlobalVc {
 
 impl Body for GlobalPreinstall {
     fn put_body(&self, w: &mut Writer, _with_sig: bool) {
-        w.u64(self.gv).u32(self.votes.len() as u32);
-        for v in &self.votes {
-            put_global_vc(w, v);
-        }
+        w.u64(self.gv).list(&self.votes, put_global_vc);
     }
     fn get_body(r: &mut Reader) -> Result<Self, DecodeError> {
-        let gv = r.u64("gv")?;
-        let n = r.list_len("votes", 14)?;
-        let votes = (0..n).map(|_| get_global_vc(r)).collect::<Result<_, _>>()?;
-        Ok(GlobalPreinstall { gv, votes })
+        Ok(GlobalPreinstall {
+            gv: r.u64("gv")?,
+            votes: r.list("votes", 14, get_global_vc)?,
+        })
     }
 }
 
@@ -339,19 +321,16 @@ impl Body for GlobalServerState {
 /// The collected states keep their signatures even in the signing bytes.
 impl Body for GlobalCollected {
     fn put_body(&self, w: &mut Writer, _with_sig: bool) {
-        w.u64(self.gv).u64(self.aru).u32(self.states.len() as u32);
-        for st in &self.states {
-            put_global_state(w, st, true);
-        }
+        w.u64(self.gv)
+            .u64(self.aru)
+            .list(&self.states, |w, st| put_global_state(w, st, true));
     }
     fn get_body(r: &mut Reader) -> Result<Self, DecodeError> {
-        let gv = r.u64("gv")?;
-        let aru = r.u64("aru")?;
-        let n = r.list_len("states", 40)?;
-        let states = (0..n)
-            .map(|_| get_global_state(r).map(Arc::new))
-            .collect::<Result<_, _>>()?;
-        Ok(GlobalCollected { gv, aru, states })
+        Ok(GlobalCollected {
+            gv: r.u64("gv")?,
+            aru: r.u64("aru")?,
+            states: r.list("states", 40, |r| get_global_state(r).map(Arc::new))?,
+        })
     }
 }
 
@@ -369,22 +348,13 @@ impl Body for CollectedConstraints {
     fn put_body(&self, w: &mut Writer, _with_sig: bool) {
         w.u64(self.gv)
             .u64(self.aru)
-            .u32(self.constraints.len() as u32);
-        for gc in &self.constraints {
-            put_constraint(w, gc);
-        }
+            .list(&self.constraints, |w, gc| put_constraint(w, gc));
     }
     fn get_body(r: &mut Reader) -> Result<Self, DecodeError> {
-        let gv = r.u64("gv")?;
-        let aru = r.u64("aru")?;
-        let n = r.list_len("constraints", 40)?;
-        let constraints = (0..n)
-            .map(|_| get_constraint(r).map(Arc::new))
-            .collect::<Result<_, _>>()?;
         Ok(CollectedConstraints {
-            gv,
-            aru,
-            constraints,
+            gv: r.u64("gv")?,
+            aru: r.u64("aru")?,
+            constraints: r.list("constraints", 40, |r| get_constraint(r).map(Arc::new))?,
         })
     }
 }

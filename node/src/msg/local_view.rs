@@ -86,10 +86,7 @@ pub struct LocalCollected {
 
 pub(super) fn put_cert(w: &mut Writer, c: &PrepareCert) {
     put_pre_prepare(w, &c.pre_prepare);
-    w.u32(c.prepares.len() as u32);
-    for p in &c.prepares {
-        put_prepare(w, p);
-    }
+    w.list(&c.prepares, |w, p| put_prepare(w, p));
 }
 
 impl PrepareCert {
@@ -110,14 +107,9 @@ impl PrepareCert {
 }
 
 pub(super) fn get_cert(r: &mut Reader) -> Result<PrepareCert, DecodeError> {
-    let pre_prepare = Arc::new(get_pre_prepare(r)?);
-    let m = r.list_len("prepares", 60)?;
-    let prepares = (0..m)
-        .map(|_| get_prepare(r).map(Arc::new))
-        .collect::<Result<_, _>>()?;
     Ok(PrepareCert {
-        pre_prepare,
-        prepares,
+        pre_prepare: Arc::new(get_pre_prepare(r)?),
+        prepares: r.list("prepares", 60, |r| get_prepare(r).map(Arc::new))?,
     })
 }
 
@@ -130,38 +122,25 @@ fn get_new_rep(r: &mut Reader) -> Result<NewRep, DecodeError> {
 }
 
 fn put_local_state(w: &mut Writer, st: &LocalServerState, with_sig: bool) {
-    w.u32(st.server).u64(st.gv).u64(st.lv).u64(st.aru);
-    w.u32(st.proposals.len() as u32);
-    for p in &st.proposals {
-        put_proposal(w, p);
-    }
-    w.u32(st.certs.len() as u32);
-    for c in &st.certs {
-        put_cert(w, c);
-    }
+    w.u32(st.server)
+        .u64(st.gv)
+        .u64(st.lv)
+        .u64(st.aru)
+        .list(&st.proposals, |w, p| put_proposal(w, p))
+        .list(&st.certs, put_cert);
     if with_sig {
         w.bytes(&st.sig);
     }
 }
 
 fn get_local_state(r: &mut Reader) -> Result<LocalServerState, DecodeError> {
-    let server = r.u32("server")?;
-    let gv = r.u64("gv")?;
-    let lv = r.u64("lv")?;
-    let aru = r.u64("aru")?;
-    let n = r.list_len("proposals", 40)?;
-    let proposals = (0..n)
-        .map(|_| get_proposal(r).map(Arc::new))
-        .collect::<Result<_, _>>()?;
-    let n = r.list_len("certs", 40)?;
-    let certs = (0..n).map(|_| get_cert(r)).collect::<Result<_, _>>()?;
     Ok(LocalServerState {
-        server,
-        gv,
-        lv,
-        aru,
-        proposals,
-        certs,
+        server: r.u32("server")?,
+        gv: r.u64("gv")?,
+        lv: r.u64("lv")?,
+        aru: r.u64("aru")?,
+        proposals: r.list("proposals", 40, |r| get_proposal(r).map(Arc::new))?,
+        certs: r.list("certs", 40, get_cert)?,
         sig: r.bytes("sig")?,
     })
 }
@@ -180,19 +159,16 @@ impl Body for NewRep {
 
 impl Body for LocalPreinstall {
     fn put_body(&self, w: &mut Writer, _with_sig: bool) {
-        w.u16(self.site).u64(self.lv).u32(self.votes.len() as u32);
-        for v in &self.votes {
+        w.u16(self.site).u64(self.lv).list(&self.votes, |w, v| {
             w.u32(v.server).u64(v.lv).bytes(&v.sig);
-        }
+        });
     }
     fn get_body(r: &mut Reader) -> Result<Self, DecodeError> {
-        let site = r.u16("site")?;
-        let lv = r.u64("lv")?;
-        let n = r.list_len("votes", 16)?;
-        let votes = (0..n)
-            .map(|_| get_new_rep(r))
-            .collect::<Result<_, DecodeError>>()?;
-        Ok(LocalPreinstall { site, lv, votes })
+        Ok(LocalPreinstall {
+            site: r.u16("site")?,
+            lv: r.u64("lv")?,
+            votes: r.list("votes", 16, get_new_rep)?,
+        })
     }
 }
 
@@ -224,24 +200,14 @@ impl Body for LocalCollected {
         w.u64(self.gv)
             .u64(self.lv)
             .u64(self.aru)
-            .u32(self.states.len() as u32);
-        for st in &self.states {
-            put_local_state(w, st, true);
-        }
+            .list(&self.states, |w, st| put_local_state(w, st, true));
     }
     fn get_body(r: &mut Reader) -> Result<Self, DecodeError> {
-        let gv = r.u64("gv")?;
-        let lv = r.u64("lv")?;
-        let aru = r.u64("aru")?;
-        let n = r.list_len("states", 40)?;
-        let states = (0..n)
-            .map(|_| get_local_state(r).map(Arc::new))
-            .collect::<Result<_, _>>()?;
         Ok(LocalCollected {
-            gv,
-            lv,
-            aru,
-            states,
+            gv: r.u64("gv")?,
+            lv: r.u64("lv")?,
+            aru: r.u64("aru")?,
+            states: r.list("states", 40, |r| get_local_state(r).map(Arc::new))?,
         })
     }
 }

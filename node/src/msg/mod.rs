@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use crate::codec::{DecodeError, Reader, Writer};
+use crate::codec::{decode_message, DecodeError, Reader, Writer};
 pub use bft_core::request::{batch_digest, ClientId, Digest, Op, Update};
 
 pub mod client;
@@ -188,32 +188,14 @@ impl Message {
     /// Decode a full wire encoding. Never panics; rejects unknown versions, tags, oversize
     /// lengths and trailing bytes.
     pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
-        let mut r = Reader::new(bytes);
-        let version = r.u8("version")?;
-        if version != WIRE_VERSION {
-            return Err(DecodeError(format!("unsupported wire version {version}")));
-        }
-        let tag = r.u8("type")?;
-        let msg = Message::get_body(tag, &mut r)?;
-        r.finish()?;
-        Ok(msg)
+        decode_message(bytes, WIRE_VERSION, Message::get_body)
     }
 }
 
-/// A Steward message with its encoding made once.
-pub type Envelope = bft_core::Envelope<Message>;
-
-impl bft_core::Wire for Message {
-    fn encode(&self) -> Vec<u8> {
-        Message::encode(self)
-    }
-    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        Message::decode(bytes)
-    }
-    fn kind(&self) -> &'static str {
-        Message::kind(self)
-    }
-}
+bft_core::wire_message!(
+    /// A Steward message with its encoding made once.
+    Message
+);
 
 #[cfg(test)]
 pub(crate) mod tests {
@@ -222,15 +204,31 @@ pub(crate) mod tests {
     use steward_config::{ServerId, SiteId};
 
     pub(crate) fn sample_update(ts: u64) -> Arc<Update> {
-        Arc::new(Update {
-            client: 7,
-            ts,
-            op: Op::Put {
-                key: b"k".to_vec(),
-                value: vec![1; 200],
-            },
-            sig: vec![9; 64],
-        })
+        bft_harness::testing::sample_put(7, ts)
+    }
+
+    /// A Prepare certificate for `seq` in views (0, 0): the representative's Pre-Prepare of the
+    /// update with timestamp `ts` and a Prepare from `server` of digest `[digest; 32]`, signed
+    /// `[sigs.0; 64]` and `[sigs.1; 64]`.
+    fn sample_cert(seq: u64, ts: u64, server: u32, digest: u8, sigs: (u8, u8)) -> PrepareCert {
+        PrepareCert {
+            pre_prepare: Arc::new(PrePrepare {
+                server: 0,
+                gv: 0,
+                lv: 0,
+                seq,
+                batch: vec![sample_update(ts)],
+                sig: vec![sigs.0; 64],
+            }),
+            prepares: vec![Arc::new(Prepare {
+                server,
+                gv: 0,
+                lv: 0,
+                seq,
+                digest: [digest; 32],
+                sig: vec![sigs.1; 64],
+            })],
+        }
     }
 
     /// One sample of every message kind (also used by the replica's robustness tests).
@@ -355,24 +353,7 @@ pub(crate) mod tests {
                     lv: 1,
                     aru: 9,
                     proposals: vec![],
-                    certs: vec![PrepareCert {
-                        pre_prepare: Arc::new(PrePrepare {
-                            server: 0,
-                            gv: 0,
-                            lv: 0,
-                            seq: 10,
-                            batch: vec![sample_update(3)],
-                            sig: vec![1; 64],
-                        }),
-                        prepares: vec![Arc::new(Prepare {
-                            server: 1,
-                            gv: 0,
-                            lv: 0,
-                            seq: 10,
-                            digest: [2; 32],
-                            sig: vec![1; 64],
-                        })],
-                    }],
+                    certs: vec![sample_cert(10, 3, 1, 2, (1, 1))],
                     sig: vec![4; 64],
                 })],
             })),
@@ -430,24 +411,7 @@ pub(crate) mod tests {
                     aru: 7,
                     ordered: vec![],
                     proposals: vec![],
-                    certs: vec![PrepareCert {
-                        pre_prepare: Arc::new(PrePrepare {
-                            server: 0,
-                            gv: 0,
-                            lv: 0,
-                            seq: 9,
-                            batch: vec![sample_update(6)],
-                            sig: vec![7; 64],
-                        }),
-                        prepares: vec![Arc::new(Prepare {
-                            server: 2,
-                            gv: 0,
-                            lv: 0,
-                            seq: 9,
-                            digest: [3; 32],
-                            sig: vec![8; 64],
-                        })],
-                    }],
+                    certs: vec![sample_cert(9, 6, 2, 3, (7, 8))],
                     sig: vec![3; 64],
                 })],
             })),
@@ -456,21 +420,8 @@ pub(crate) mod tests {
 
     #[test]
     fn every_message_roundtrips() {
-        for m in samples() {
-            let bytes = m.encode();
-            assert_eq!(Message::decode(&bytes).unwrap(), m, "{}", m.kind());
-            // Truncation anywhere is an error, never a panic.
-            for cut in 0..bytes.len() {
-                assert!(
-                    Message::decode(&bytes[..cut]).is_err(),
-                    "{} cut {cut}",
-                    m.kind()
-                );
-            }
-            let mut longer = bytes.clone();
-            longer.push(0);
-            assert!(Message::decode(&longer).is_err());
-        }
+        // Truncation anywhere is an error, never a panic.
+        bft_harness::testing::assert_wire_roundtrips(&samples());
     }
 
     #[test]
@@ -500,12 +451,7 @@ pub(crate) mod tests {
 
     #[test]
     fn bad_version_and_tag_are_rejected() {
-        let mut bytes = samples()[0].encode();
-        bytes[0] = 9;
-        assert!(Message::decode(&bytes).unwrap_err().0.contains("version"));
-        bytes[0] = WIRE_VERSION;
-        bytes[1] = 200;
-        assert!(Message::decode(&bytes).unwrap_err().0.contains("type"));
+        bft_harness::testing::assert_bad_version_and_type_rejected(&samples()[0], WIRE_VERSION);
     }
 
     #[test]
@@ -528,11 +474,7 @@ pub(crate) mod tests {
         #[test]
         fn mutated_encodings_never_panic(idx in any::<usize>(), pos in any::<usize>(), val in any::<u8>()) {
             let all = samples();
-            let m = &all[idx % all.len()];
-            let mut bytes = m.encode();
-            let p = pos % bytes.len();
-            bytes[p] = val;
-            let _ = Message::decode(&bytes);
+            bft_harness::testing::decode_mutated(&all[idx % all.len()], pos, val);
         }
     }
 }

@@ -208,19 +208,14 @@ pub(super) fn get_prepare(r: &mut Reader) -> Result<Prepare, DecodeError> {
 
 pub(super) fn put_order_proof(w: &mut Writer, o: &OrderProof) {
     put_proposal(w, &o.proposal);
-    w.u32(o.accepts.len() as u32);
-    for a in &o.accepts {
-        put_accept(w, a);
-    }
+    w.list(&o.accepts, |w, a| put_accept(w, a));
 }
 
 pub(super) fn get_order_proof(r: &mut Reader) -> Result<OrderProof, DecodeError> {
-    let proposal = Arc::new(get_proposal(r)?);
-    let n = r.list_len("accepts", 60)?;
-    let accepts = (0..n)
-        .map(|_| get_accept(r).map(Arc::new))
-        .collect::<Result<_, _>>()?;
-    Ok(OrderProof { proposal, accepts })
+    Ok(OrderProof {
+        proposal: Arc::new(get_proposal(r)?),
+        accepts: r.list("accepts", 60, |r| get_accept(r).map(Arc::new))?,
+    })
 }
 
 impl Body for PrePrepare {

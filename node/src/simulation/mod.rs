@@ -19,16 +19,17 @@ use bft_core::NodeId;
 pub use bft_harness::faults::{CrashPoint, Outage};
 
 use bft_harness::faults::Restart;
+use bft_harness::keys::{SigningKeys, SimKeys};
 use bft_harness::{AddressBook, CostTable, NodeProc, Packet, Shared};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use steward_config::{ServerId, SiteId, Topology};
-use steward_crypto::signature::{MessageSigner, Scheme, SigningKey};
+use steward_crypto::signature::{Scheme, SigningKey};
 use steward_crypto::threshold::deal;
 use steward_sim::{Sim, SimConfig, SimError};
 
 use crate::client::{Client, ClientConfig};
-use crate::crypto::{Crypto, CryptoBackend, FastCrypto, FastIdentity, FastWorld, RealCrypto};
+use crate::crypto::{Crypto, CryptoBackend, FastIdentity, FastWorld};
 use crate::msg::Message;
 use crate::replica::{Replica, ReplicaConfig};
 
@@ -473,17 +474,14 @@ pub fn update_latency_bound(topo: &Topology, client_site: SiteId, leader: SiteId
 }
 
 /// Key material for all nodes of a world.
-struct Keys {
-    mode: CryptoMode,
-    world: Arc<FastWorld>,
-    real: Option<RealKeys>,
-}
+struct Keys(SimKeys<RealKeys>);
 
+/// Steward's real keys: every site's threshold key and its servers' shares, and the
+/// signing keys.
 struct RealKeys {
     sites: Vec<steward_crypto::threshold::ThresholdPublicKey>,
     shares: HashMap<ServerId, steward_crypto::threshold::KeyShare>,
-    server_keys: HashMap<ServerId, SigningKey>,
-    client_keys: Vec<SigningKey>,
+    signing: SigningKeys,
 }
 
 impl Keys {
@@ -495,7 +493,7 @@ impl Keys {
             128,
             quorums.to_vec(),
         );
-        let real = (cfg.crypto == CryptoMode::Real).then(|| {
+        Keys(SimKeys::new(cfg.crypto, world, || {
             let mut rng = ChaCha20Rng::seed_from_u64(cfg.sim.seed);
             let mut sites = Vec::new();
             let mut shares = HashMap::new();
@@ -506,46 +504,17 @@ impl Keys {
                 }
                 sites.push(d.public);
             }
-            let server_keys = topo
-                .steward_servers()
-                .map(|id| {
-                    (
-                        id,
-                        SigningKey::generate(cfg.scheme, &mut rng).expect("keygen"),
-                    )
-                })
-                .collect();
             let byzantine_clients = cfg.flooding_clients.len() + cfg.replaying_clients.len();
-            let client_keys = (0..cfg.clients + byzantine_clients as u32)
-                .map(|_| SigningKey::generate(cfg.scheme, &mut rng).expect("keygen"))
-                .collect();
+            let clients = cfg.clients + byzantine_clients as u32;
+            let signing = SigningKeys::generate(topo.steward_servers(), clients, || {
+                SigningKey::generate(cfg.scheme, &mut rng).expect("keygen")
+            });
             RealKeys {
                 sites,
                 shares,
-                server_keys,
-                client_keys,
+                signing,
             }
-        });
-        Keys {
-            mode: cfg.crypto,
-            world,
-            real,
-        }
-    }
-
-    fn publics(
-        r: &RealKeys,
-    ) -> (
-        HashMap<ServerId, steward_crypto::signature::VerifyingKey>,
-        Vec<steward_crypto::signature::VerifyingKey>,
-    ) {
-        (
-            r.server_keys
-                .iter()
-                .map(|(id, k)| (*id, k.verifying_key()))
-                .collect(),
-            r.client_keys.iter().map(|k| k.verifying_key()).collect(),
-        )
+        }))
     }
 
     fn server(&self, id: ServerId) -> Crypto {
@@ -553,43 +522,20 @@ impl Keys {
     }
 
     fn server_backend(&self, id: ServerId) -> Box<dyn CryptoBackend> {
-        match (self.mode, &self.real) {
-            (CryptoMode::Real, Some(r)) => {
-                let (servers, clients) = Self::publics(r);
-                Box::new(RealCrypto::new(
-                    Some(r.server_keys[&id].clone()),
-                    Some((r.sites[id.site.index()].clone(), r.shares[&id].clone())),
-                    r.sites.clone(),
-                    servers,
-                    clients,
-                    u64::from(id.site.0) << 32 | u64::from(id.index),
-                ))
-            }
-            _ => Box::new(FastCrypto::new(
-                self.world.clone(),
-                FastIdentity::Server(id),
-            )),
-        }
+        self.0.backend(FastIdentity::Server(id), |r| {
+            r.signing.crypto(
+                &r.signing.servers[&id],
+                Some((r.sites[id.site.index()].clone(), r.shares[&id].clone())),
+                r.sites.clone(),
+                u64::from(id.site.0) << 32 | u64::from(id.index),
+            )
+        })
     }
 
     fn client(&self, c: u32) -> Crypto {
-        match (self.mode, &self.real) {
-            (CryptoMode::Real, Some(r)) => {
-                let (servers, clients) = Self::publics(r);
-                Crypto::new(Box::new(RealCrypto::new(
-                    Some(r.client_keys[c as usize].clone()),
-                    None,
-                    r.sites.clone(),
-                    servers,
-                    clients,
-                    u64::from(c),
-                )))
-            }
-            _ => Crypto::new(Box::new(FastCrypto::new(
-                self.world.clone(),
-                FastIdentity::Client(c),
-            ))),
-        }
+        Crypto::new(self.0.backend(FastIdentity::Client(c), |r| {
+            r.signing.client(c, r.sites.clone())
+        }))
     }
 }
 

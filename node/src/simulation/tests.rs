@@ -7,7 +7,7 @@ use std::time::Duration;
 use steward_config::{ServerId, SiteId, Topology};
 
 use bft_harness::testing::{
-    assert_ok, duplicate_and_reorder, lossy_topology, run, shipped_topology,
+    assert_ok, assert_real_crypto_run, assert_same_seed_same_run, run, run_lossy, shipped_topology,
 };
 
 use super::*;
@@ -90,31 +90,13 @@ fn one_to_thirty_clients_f1_and_f5() {
 
 #[test]
 fn same_seed_same_run() {
-    let build = |seed| {
-        let mut cfg = WorldConfig::new(symmetric(false), 5, seed);
-        cfg.sim.duplicate_prob = 0.05;
-        cfg.sim.reorder_prob = 0.1;
-        cfg.sim.reorder_max = Duration::from_millis(20);
-        let mut w = World::build(cfg).unwrap();
-        w.run_until(Duration::from_secs(3)).unwrap();
-        (w.sim.trace_hash(), w.report().updates)
-    };
-    assert_eq!(build(21), build(21), "seed 21 did not replay identically");
-    assert_ne!(build(21).0, build(22).0);
+    assert_same_seed_same_run(|seed| WorldConfig::new(symmetric(false), 5, seed));
 }
 
 #[test]
 fn lossy_duplicating_reordering_links() {
-    let topo = lossy_topology();
     for seed in [31, 32, 33] {
-        let mut cfg = WorldConfig::new(topo.clone(), 5, seed);
-        duplicate_and_reorder(&mut cfg.sim);
-        let (mut w, r) = run(cfg, 20);
-        assert_ok(&r, seed, "lossy links");
-        assert!(
-            w.sim.stats().total.dropped_loss > 0,
-            "seed {seed}: nothing was lost"
-        );
+        let (mut w, r) = run_lossy(|topo| WorldConfig::new(topo, 5, seed), 20);
         // Loss costs time (server retransmission after 0.5 s; a lost client request or reply
         // costs the client's 2 s timeout) but never progress. Without loss: about 750 updates.
         assert!(r.updates > 200, "seed {seed}: only {} updates", r.updates);
@@ -238,12 +220,7 @@ fn read_only_queries_are_answered_locally() {
 
 #[test]
 fn real_crypto_run() {
-    let seed = 71;
-    let mut cfg = WorldConfig::new(symmetric(false), 2, seed);
-    cfg.crypto = CryptoMode::Real;
-    let (_, r) = run(cfg, 3);
-    assert_ok(&r, seed, "real crypto");
-    assert!(r.updates >= 20, "seed {seed}: {}", r.updates);
+    assert_real_crypto_run(WorldConfig::new(symmetric(false), 2, 71), 20);
 }
 
 #[test]

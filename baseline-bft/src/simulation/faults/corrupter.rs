@@ -7,7 +7,7 @@ use bft_core::crypto::{Crypto, CryptoCounters};
 use bft_core::NodeId;
 use bft_harness::faults::Tampering;
 
-use crate::msg::Message;
+use crate::msg::{Checkpoint, Commit, Message, Prepare, Reply, ViewChange};
 
 /// Corrupts the second and third of every three messages sent.
 pub struct Corrupter {
@@ -24,7 +24,54 @@ impl Corrupter {
     fn sign(&mut self, bytes: &[u8]) -> Vec<u8> {
         self.crypto.sign(bytes)
     }
+
+    /// A copy of `msg` with a garbage signature, or changed by `change` and signed again with
+    /// the replica's own key.
+    fn resign<T: Signed>(
+        &mut self,
+        msg: &T,
+        garbage_sig: bool,
+        change: impl FnOnce(&mut T),
+    ) -> Arc<T> {
+        let mut m = msg.clone();
+        let sig = if garbage_sig {
+            junk(m.sig().len())
+        } else {
+            change(&mut m);
+            self.sign(&m.bytes_to_sign())
+        };
+        *m.sig() = sig;
+        Arc::new(m)
+    }
 }
+
+/// A garbage signature of `len` bytes (at least one).
+fn junk(len: usize) -> Vec<u8> {
+    vec![0x5a; len.max(1)]
+}
+
+/// A message its sender signs over its `signing_bytes`.
+trait Signed: Clone {
+    /// The signature.
+    fn sig(&mut self) -> &mut Vec<u8>;
+    /// What the signature covers.
+    fn bytes_to_sign(&self) -> Vec<u8>;
+}
+
+macro_rules! signed {
+    ($($ty:ty),*) => {
+        $(impl Signed for $ty {
+            fn sig(&mut self) -> &mut Vec<u8> {
+                &mut self.sig
+            }
+            fn bytes_to_sign(&self) -> Vec<u8> {
+                self.signing_bytes()
+            }
+        })*
+    };
+}
+
+signed!(Prepare, Commit, Checkpoint, Reply, ViewChange);
 
 impl Tampering<Message> for Corrupter {
     fn outgoing(&mut self, _to: NodeId, msg: &Message) -> Option<Message> {
@@ -42,7 +89,6 @@ impl Tampering<Message> for Corrupter {
 
 impl Corrupter {
     fn corrupt(&mut self, msg: Message, garbage_sig: bool) -> Message {
-        let junk = |len: usize| vec![0x5a; len.max(1)];
         let flip = |mut d: [u8; 32]| {
             d[0] ^= 0xff;
             d
@@ -57,59 +103,26 @@ impl Corrupter {
                 }
                 Message::PrePrepare(Arc::new(p))
             }
-            Message::Prepare(p) => {
-                let mut p = (*p).clone();
-                if garbage_sig {
-                    p.sig = junk(p.sig.len());
-                } else {
-                    p.digest = flip(p.digest);
-                    p.sig = self.sign(&p.signing_bytes());
-                }
-                Message::Prepare(Arc::new(p))
-            }
-            Message::Commit(c) => {
-                let mut c = (*c).clone();
-                if garbage_sig {
-                    c.sig = junk(c.sig.len());
-                } else {
-                    c.digest = flip(c.digest);
-                    c.sig = self.sign(&c.signing_bytes());
-                }
-                Message::Commit(Arc::new(c))
-            }
-            Message::Checkpoint(c) => {
-                let mut c = (*c).clone();
-                if garbage_sig {
-                    c.sig = junk(c.sig.len());
-                } else {
-                    c.state = flip(c.state);
-                    c.sig = self.sign(&c.signing_bytes());
-                }
-                Message::Checkpoint(Arc::new(c))
-            }
+            Message::Prepare(p) => Message::Prepare(self.resign(&p, garbage_sig, |p| {
+                p.digest = flip(p.digest);
+            })),
+            Message::Commit(c) => Message::Commit(self.resign(&c, garbage_sig, |c| {
+                c.digest = flip(c.digest);
+            })),
+            Message::Checkpoint(c) => Message::Checkpoint(self.resign(&c, garbage_sig, |c| {
+                c.state = flip(c.state);
+            })),
             Message::Reply(r) => {
                 let mut r = (*r).clone();
                 r.result.push(0xee);
-                if garbage_sig {
-                    r.sig = junk(r.sig.len());
-                } else {
-                    r.sig = self.sign(&r.signing_bytes());
-                }
-                Message::Reply(Arc::new(r))
+                Message::Reply(self.resign(&r, garbage_sig, |_| {}))
             }
-            Message::ViewChange(v) => {
-                let mut v = (*v).clone();
-                if garbage_sig {
-                    v.sig = junk(v.sig.len());
-                } else {
-                    for cert in &mut v.prepared {
-                        cert.prepares.truncate(1);
-                    }
-                    v.stable_proof.truncate(1);
-                    v.sig = self.sign(&v.signing_bytes());
+            Message::ViewChange(v) => Message::ViewChange(self.resign(&v, garbage_sig, |v| {
+                for cert in &mut v.prepared {
+                    cert.prepares.truncate(1);
                 }
-                Message::ViewChange(Arc::new(v))
-            }
+                v.stable_proof.truncate(1);
+            })),
             Message::NewView(nv) => {
                 let mut nv = (*nv).clone();
                 nv.view_changes.truncate(1);

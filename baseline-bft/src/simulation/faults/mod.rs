@@ -14,8 +14,7 @@ pub use hooks::{CensoringPrimary, EmptyBatchPrimary, SilentPrimary};
 use std::sync::Arc;
 
 use bft_core::crypto::Crypto;
-use bft_core::Node;
-use bft_harness::faults::{Restart, Tamper};
+use bft_harness::faults::Tamper;
 
 use crate::msg::Message;
 use crate::replica::{Replica, ReplicaConfig};
@@ -40,35 +39,10 @@ pub enum Fault {
     EmptyBatchPrimary,
 }
 
-/// A simulated PBFT replica: a [`Replica`], possibly inside fault wrappers; the replica stays
-/// reachable for the tests' inspection.
-pub trait ReplicaNode: Node<Msg = Message> {
-    /// The replica inside (`None` while a crash-restarted replica is down).
-    fn replica(&self) -> Option<&Replica>;
-}
-
-impl ReplicaNode for Replica {
-    fn replica(&self) -> Option<&Replica> {
-        Some(self)
-    }
-}
-
-impl<N: ReplicaNode + ?Sized> ReplicaNode for Box<N> {
-    fn replica(&self) -> Option<&Replica> {
-        (**self).replica()
-    }
-}
-
-impl<N: ReplicaNode, T: bft_harness::faults::Tampering<Message>> ReplicaNode for Tamper<N, T> {
-    fn replica(&self) -> Option<&Replica> {
-        self.inner().replica()
-    }
-}
-
-impl<N: ReplicaNode> ReplicaNode for Restart<N> {
-    fn replica(&self) -> Option<&Replica> {
-        self.inner().and_then(|n| n.replica())
-    }
+bft_harness::replica_node! {
+    /// A simulated PBFT replica: a [`Replica`], possibly inside fault wrappers; the replica
+    /// stays reachable for the tests' inspection.
+    pub trait ReplicaNode: Node<Msg = Message> { replica: Replica }
 }
 
 /// Sets the core hook of the faults that need one.

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use bft_core::crypto::CryptoCounters;
-use bft_core::{Node, NodeId, Output};
+use bft_core::{Node, NodeId};
+
+use super::wrapper::{wrapper_node, Wrapper};
 
 /// Wraps `N`; from `at` on every input is dropped unseen and nothing is output. A crash at
 /// time zero is a silent node (its `start` outputs are dropped too).
@@ -22,54 +23,13 @@ impl<N: Node> Crash<N> {
     pub fn silent(inner: N) -> Self {
         Crash::at(inner, Duration::ZERO)
     }
-
-    /// The wrapped node.
-    pub fn inner(&self) -> &N {
-        &self.inner
-    }
-
-    fn up(&self, now: Duration) -> bool {
-        now < self.at
-    }
 }
 
-impl<N: Node> Node for Crash<N> {
-    type Msg = N::Msg;
-    fn id(&self) -> NodeId {
-        self.inner.id()
-    }
-    fn start(&mut self, now: Duration, out: &mut Vec<Output<N::Msg>>) {
-        if self.up(now) {
-            self.inner.start(now, out);
+wrapper_node! {
+    impl[N: Node] Wrapper for Crash<N> {
+        fn admit(&mut self, now: Duration, _msg: Option<(NodeId, &N::Msg)>) -> bool {
+            now < self.at
         }
-    }
-    fn on_message(
-        &mut self,
-        now: Duration,
-        from: NodeId,
-        msg: &N::Msg,
-        out: &mut Vec<Output<N::Msg>>,
-    ) {
-        if self.up(now) {
-            self.inner.on_message(now, from, msg, out);
-        }
-    }
-    fn on_timer(&mut self, now: Duration, token: u64, out: &mut Vec<Output<N::Msg>>) {
-        if self.up(now) {
-            self.inner.on_timer(now, token, out);
-        }
-    }
-    fn crypto_counters(&self) -> CryptoCounters {
-        self.inner.crypto_counters()
-    }
-    fn combine_shares(&self) -> usize {
-        self.inner.combine_shares()
-    }
-    fn stop(&mut self) {
-        self.inner.stop()
-    }
-    fn stats(&self) -> Vec<(&'static str, u64)> {
-        self.inner.stats()
     }
 }
 

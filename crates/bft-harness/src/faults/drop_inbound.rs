@@ -2,18 +2,17 @@
 
 use std::time::Duration;
 
-use bft_core::crypto::CryptoCounters;
-use bft_core::{Node, NodeId, Output};
+use bft_core::{Node, NodeId};
 
-use super::{MsgFilter, StateFilter};
+use super::wrapper::{wrapper_node, Wrapper};
+use super::{Matching, MsgFilter};
 
 /// Wraps `N`; drops incoming messages `filter` matches (by sender and message, e.g.
 /// [`super::kinds`]) before the inner node sees them, optionally only while `when` holds of
 /// the inner node.
 pub struct DropInbound<N: Node> {
     inner: N,
-    filter: MsgFilter<N::Msg>,
-    when: Option<StateFilter<N>>,
+    matching: Matching<N>,
     /// Messages dropped so far.
     pub dropped: u64,
 }
@@ -23,74 +22,45 @@ impl<N: Node> DropInbound<N> {
     pub fn new(inner: N, filter: MsgFilter<N::Msg>) -> Self {
         DropInbound {
             inner,
-            filter,
-            when: None,
+            matching: Matching::new(filter),
             dropped: 0,
         }
     }
 
     /// Drops only while `when` holds of the inner node.
     pub fn when(mut self, when: impl Fn(&N) -> bool + 'static) -> Self {
-        self.when = Some(Box::new(when));
+        self.matching.set_when(when);
         self
-    }
-
-    /// The wrapped node.
-    pub fn inner(&self) -> &N {
-        &self.inner
     }
 }
 
-impl<N: Node> Node for DropInbound<N> {
-    type Msg = N::Msg;
-    fn id(&self) -> NodeId {
-        self.inner.id()
-    }
-    fn start(&mut self, now: Duration, out: &mut Vec<Output<N::Msg>>) {
-        self.inner.start(now, out);
-    }
-    fn on_message(
-        &mut self,
-        now: Duration,
-        from: NodeId,
-        msg: &N::Msg,
-        out: &mut Vec<Output<N::Msg>>,
-    ) {
-        if (self.filter)(from, msg) && self.when.as_ref().is_none_or(|w| w(&self.inner)) {
-            self.dropped += 1;
-            return;
+wrapper_node! {
+    impl[N: Node] Wrapper for DropInbound<N> {
+        fn admit(&mut self, _now: Duration, msg: Option<(NodeId, &N::Msg)>) -> bool {
+            let Some((from, msg)) = msg else {
+                return true;
+            };
+            if self.matching.matches(from, msg) && self.matching.active(&self.inner) {
+                self.dropped += 1;
+                return false;
+            }
+            true
         }
-        self.inner.on_message(now, from, msg, out);
-    }
-    fn on_timer(&mut self, now: Duration, token: u64, out: &mut Vec<Output<N::Msg>>) {
-        self.inner.on_timer(now, token, out);
-    }
-    fn crypto_counters(&self) -> CryptoCounters {
-        self.inner.crypto_counters()
-    }
-    fn combine_shares(&self) -> usize {
-        self.inner.combine_shares()
-    }
-    fn stop(&mut self) {
-        self.inner.stop()
-    }
-    fn stats(&self) -> Vec<(&'static str, u64)> {
-        self.inner.stats()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::faults::fake::{msg, sends, Fake};
+    use crate::faults::fake::{receive, sends, Fake};
     use crate::faults::kinds;
 
     #[test]
     fn drops_the_kinds_unseen() {
         let mut n = DropInbound::new(Fake::new(0), kinds(&["secret"]));
         let mut out = Vec::new();
-        n.on_message(Duration::ZERO, NodeId::Replica(1), &msg("secret"), &mut out);
-        n.on_message(Duration::ZERO, NodeId::Replica(1), &msg("ping"), &mut out);
+        receive(&mut n, 1, "secret", &mut out);
+        receive(&mut n, 1, "ping", &mut out);
         assert_eq!(sends(&out), vec!["echo-ping"]);
         assert_eq!((n.inner().inputs, n.dropped), (1, 1));
     }
@@ -99,8 +69,8 @@ mod tests {
     fn drops_only_while_the_state_holds() {
         let mut n = DropInbound::new(Fake::new(0), kinds(&["x"])).when(|f: &Fake| f.inputs >= 1);
         let mut out = Vec::new();
-        n.on_message(Duration::ZERO, NodeId::Replica(1), &msg("x"), &mut out);
-        n.on_message(Duration::ZERO, NodeId::Replica(1), &msg("x"), &mut out);
+        receive(&mut n, 1, "x", &mut out);
+        receive(&mut n, 1, "x", &mut out);
         assert_eq!(sends(&out), vec!["echo-x"]);
         assert_eq!(n.dropped, 1);
     }

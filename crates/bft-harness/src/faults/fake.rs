@@ -32,6 +32,16 @@ pub(crate) fn msg(s: &str) -> FakeMsg {
     FakeMsg(s.to_string())
 }
 
+/// Hands `n` the message `text` from replica `from` at time zero.
+pub(crate) fn receive<N: Node<Msg = FakeMsg>>(
+    n: &mut N,
+    from: u32,
+    text: &str,
+    out: &mut Vec<Output<FakeMsg>>,
+) {
+    n.on_message(Duration::ZERO, NodeId::Replica(from), &msg(text), out);
+}
+
 /// The texts of the messages sent in `out`.
 pub(crate) fn sends(out: &[Output<FakeMsg>]) -> Vec<String> {
     out.iter()

@@ -13,6 +13,7 @@ mod drop_inbound;
 mod restart;
 mod tamper;
 mod withhold;
+mod wrapper;
 
 #[cfg(test)]
 pub(crate) mod fake;
@@ -23,13 +24,42 @@ pub use drop_inbound::DropInbound;
 pub use restart::{CrashPoint, Outage, Restart};
 pub use tamper::{Tamper, Tampering};
 pub use withhold::Withhold;
+pub use wrapper::{MsgOf, Wrapper};
 
-use bft_core::{NodeId, Output};
+use bft_core::{Node, NodeId, Output};
 
 /// A predicate on a message (and, for outgoing ones, its destination).
 pub type MsgFilter<M> = Box<dyn Fn(NodeId, &M) -> bool>;
 /// A predicate on the wrapped node's state.
 pub type StateFilter<N> = Box<dyn Fn(&N) -> bool>;
+
+/// What [`DropInbound`] and [`Withhold`] match: the messages `filter` matches, while `when`
+/// (if set) holds of the inner node.
+pub(crate) struct Matching<N: Node> {
+    filter: MsgFilter<N::Msg>,
+    when: Option<StateFilter<N>>,
+}
+
+impl<N: Node> Matching<N> {
+    pub(crate) fn new(filter: MsgFilter<N::Msg>) -> Self {
+        Matching { filter, when: None }
+    }
+
+    /// Matches only while `when` holds of the inner node.
+    pub(crate) fn set_when(&mut self, when: impl Fn(&N) -> bool + 'static) {
+        self.when = Some(Box::new(when));
+    }
+
+    /// Whether the condition holds of `inner` (always, without one).
+    pub(crate) fn active(&self, inner: &N) -> bool {
+        self.when.as_ref().is_none_or(|w| w(inner))
+    }
+
+    /// Whether `filter` matches `msg` from or to `peer`.
+    pub(crate) fn matches(&self, peer: NodeId, msg: &N::Msg) -> bool {
+        (self.filter)(peer, msg)
+    }
+}
 
 /// Removes from `out[from..]` every `Send` that `drop` matches.
 pub(crate) fn retain_sends<M>(

@@ -167,6 +167,22 @@ impl<N: Node> Restart<N> {
     }
 }
 
+/// For inspection through other wrappers' accessors (`replica()` in the simulated worlds):
+/// the inner node is the latest incarnation. `Restart` drives its incarnations itself, so it
+/// uses none of the [`Wrapper`] hooks.
+impl<N: Node> super::Wrapper for Restart<N> {
+    type Inner = N;
+    fn inner(&self) -> &N {
+        self.latest()
+    }
+    fn inner_mut(&mut self) -> &mut N {
+        self.inner
+            .as_mut()
+            .or(self.dead.as_mut())
+            .expect("a node is up, or one crashed")
+    }
+}
+
 impl<N: Node> Node for Restart<N> {
     type Msg = N::Msg;
     fn id(&self) -> NodeId {

@@ -1,10 +1,10 @@
 //! A node whose outgoing messages a protocol-specific [`Tampering`] rewrites (a Byzantine
 //! server re-signs what it changes with its own keys).
 
-use std::time::Duration;
-
 use bft_core::crypto::CryptoCounters;
 use bft_core::{Envelope, Node, NodeId, Output};
+
+use super::wrapper::{wrapper_node, Wrapper};
 
 /// Rewrites outgoing messages.
 pub trait Tampering<M> {
@@ -33,73 +33,30 @@ impl<N: Node, T: Tampering<N::Msg>> Tamper<N, T> {
             rewritten: 0,
         }
     }
+}
 
-    /// The wrapped node.
-    pub fn inner(&self) -> &N {
-        &self.inner
-    }
-
-    fn tamper(&mut self, out: &mut [Output<N::Msg>]) {
-        for o in out {
-            if let Output::Send { to, env } = o {
-                if let Some(m) = self.tampering.outgoing(*to, &env.msg) {
-                    *env = Envelope::new(m);
-                    self.rewritten += 1;
+wrapper_node! {
+    impl[N: Node, T: Tampering<N::Msg>] Wrapper for Tamper<N, T> {
+        fn outgoing(&mut self, out: &mut Vec<Output<N::Msg>>, from: usize) {
+            for o in &mut out[from..] {
+                if let Output::Send { to, env } = o {
+                    if let Some(m) = self.tampering.outgoing(*to, &env.msg) {
+                        *env = Envelope::new(m);
+                        self.rewritten += 1;
+                    }
                 }
             }
         }
-    }
-}
-
-impl<N: Node, T: Tampering<N::Msg>> Node for Tamper<N, T> {
-    type Msg = N::Msg;
-    fn id(&self) -> NodeId {
-        self.inner.id()
-    }
-    fn start(&mut self, now: Duration, out: &mut Vec<Output<N::Msg>>) {
-        let from = out.len();
-        self.inner.start(now, out);
-        self.tamper(&mut out[from..]);
-    }
-    fn on_message(
-        &mut self,
-        now: Duration,
-        from: NodeId,
-        msg: &N::Msg,
-        out: &mut Vec<Output<N::Msg>>,
-    ) {
-        let i = out.len();
-        self.inner.on_message(now, from, msg, out);
-        self.tamper(&mut out[i..]);
-    }
-    fn on_timer(&mut self, now: Duration, token: u64, out: &mut Vec<Output<N::Msg>>) {
-        let from = out.len();
-        self.inner.on_timer(now, token, out);
-        self.tamper(&mut out[from..]);
-    }
-    fn crypto_counters(&self) -> CryptoCounters {
-        let mut c = self.inner.crypto_counters();
-        let t = self.tampering.crypto_counters();
-        for (a, b) in c.0.iter_mut().zip(t.0) {
-            *a += b;
+        fn own_crypto(&self) -> CryptoCounters {
+            self.tampering.crypto_counters()
         }
-        c
-    }
-    fn combine_shares(&self) -> usize {
-        self.inner.combine_shares()
-    }
-    fn stop(&mut self) {
-        self.inner.stop()
-    }
-    fn stats(&self) -> Vec<(&'static str, u64)> {
-        self.inner.stats()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::faults::fake::{msg, sends, Fake, FakeMsg};
+    use crate::faults::fake::{receive, sends, Fake, FakeMsg};
 
     struct Shout;
     impl Tampering<FakeMsg> for Shout {
@@ -112,8 +69,8 @@ mod tests {
     fn rewrites_what_the_tampering_returns() {
         let mut n = Tamper::new(Fake::new(0), Shout);
         let mut out = Vec::new();
-        n.on_message(Duration::ZERO, NodeId::Replica(2), &msg("a"), &mut out);
-        n.on_message(Duration::ZERO, NodeId::Replica(3), &msg("b"), &mut out);
+        receive(&mut n, 2, "a", &mut out);
+        receive(&mut n, 3, "b", &mut out);
         assert_eq!(sends(&out), vec!["ECHO-A", "echo-b"]);
         assert_eq!(n.rewritten, 1);
         if let Output::Send { env, .. } = &out[0] {

@@ -1,19 +1,16 @@
 //! A node that withholds some of its messages.
 
-use std::time::Duration;
+use bft_core::{Node, Output};
 
-use bft_core::crypto::CryptoCounters;
-use bft_core::{Node, NodeId, Output};
-
-use super::{retain_sends, MsgFilter, StateFilter};
+use super::wrapper::{wrapper_node, Wrapper};
+use super::{retain_sends, Matching, MsgFilter};
 
 /// Wraps `N`; drops the outgoing messages `filter` matches (by destination and message, e.g.
 /// [`super::kinds`]), optionally only while `when` holds of the inner node (checked after the
 /// input that produced them).
 pub struct Withhold<N: Node> {
     inner: N,
-    filter: MsgFilter<N::Msg>,
-    when: Option<StateFilter<N>>,
+    matching: Matching<N>,
     /// Messages withheld so far.
     pub withheld: u64,
 }
@@ -23,86 +20,47 @@ impl<N: Node> Withhold<N> {
     pub fn new(inner: N, filter: MsgFilter<N::Msg>) -> Self {
         Withhold {
             inner,
-            filter,
-            when: None,
+            matching: Matching::new(filter),
             withheld: 0,
         }
     }
 
     /// Withholds only while `when` holds of the inner node.
     pub fn when(mut self, when: impl Fn(&N) -> bool + 'static) -> Self {
-        self.when = Some(Box::new(when));
+        self.matching.set_when(when);
         self
-    }
-
-    /// The wrapped node.
-    pub fn inner(&self) -> &N {
-        &self.inner
-    }
-
-    fn filter(&mut self, out: &mut Vec<Output<N::Msg>>, from: usize) {
-        if self.when.as_ref().is_some_and(|w| !w(&self.inner)) {
-            return;
-        }
-        let before = out.len();
-        retain_sends(out, from, |to, m| (self.filter)(to, m));
-        self.withheld += (before - out.len()) as u64;
     }
 }
 
-impl<N: Node> Node for Withhold<N> {
-    type Msg = N::Msg;
-    fn id(&self) -> NodeId {
-        self.inner.id()
-    }
-    fn start(&mut self, now: Duration, out: &mut Vec<Output<N::Msg>>) {
-        let from = out.len();
-        self.inner.start(now, out);
-        self.filter(out, from);
-    }
-    fn on_message(
-        &mut self,
-        now: Duration,
-        from: NodeId,
-        msg: &N::Msg,
-        out: &mut Vec<Output<N::Msg>>,
-    ) {
-        let i = out.len();
-        self.inner.on_message(now, from, msg, out);
-        self.filter(out, i);
-    }
-    fn on_timer(&mut self, now: Duration, token: u64, out: &mut Vec<Output<N::Msg>>) {
-        let from = out.len();
-        self.inner.on_timer(now, token, out);
-        self.filter(out, from);
-    }
-    fn crypto_counters(&self) -> CryptoCounters {
-        self.inner.crypto_counters()
-    }
-    fn combine_shares(&self) -> usize {
-        self.inner.combine_shares()
-    }
-    fn stop(&mut self) {
-        self.inner.stop()
-    }
-    fn stats(&self) -> Vec<(&'static str, u64)> {
-        self.inner.stats()
+wrapper_node! {
+    impl[N: Node] Wrapper for Withhold<N> {
+        fn outgoing(&mut self, out: &mut Vec<Output<N::Msg>>, from: usize) {
+            if !self.matching.active(&self.inner) {
+                return;
+            }
+            let before = out.len();
+            retain_sends(out, from, |to, m| self.matching.matches(to, m));
+            self.withheld += (before - out.len()) as u64;
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
-    use crate::faults::fake::{msg, sends, Fake};
+    use crate::faults::fake::{receive, sends, Fake};
     use crate::faults::kinds;
+    use bft_core::NodeId;
 
     #[test]
     fn withholds_the_kinds() {
         let mut n = Withhold::new(Fake::new(0), kinds(&["echo-secret"]));
         let mut out = Vec::new();
         n.start(Duration::ZERO, &mut out);
-        n.on_message(Duration::ZERO, NodeId::Replica(1), &msg("secret"), &mut out);
-        n.on_message(Duration::ZERO, NodeId::Replica(1), &msg("ping"), &mut out);
+        receive(&mut n, 1, "secret", &mut out);
+        receive(&mut n, 1, "ping", &mut out);
         assert_eq!(sends(&out), vec!["start", "echo-ping"]);
         assert_eq!(n.withheld, 1);
         assert_eq!(n.inner().inputs, 2, "the node itself saw everything");
@@ -114,11 +72,11 @@ mod tests {
             Box::new(|to: NodeId, _: &crate::faults::fake::FakeMsg| to == NodeId::Replica(2));
         let mut n = Withhold::new(Fake::new(0), to_two).when(|f: &Fake| f.inputs >= 2);
         let mut out = Vec::new();
-        n.on_message(Duration::ZERO, NodeId::Replica(2), &msg("a"), &mut out);
+        receive(&mut n, 2, "a", &mut out);
         assert_eq!(sends(&out), vec!["echo-a"], "not yet withholding");
         out.clear();
-        n.on_message(Duration::ZERO, NodeId::Replica(2), &msg("b"), &mut out);
-        n.on_message(Duration::ZERO, NodeId::Replica(3), &msg("c"), &mut out);
+        receive(&mut n, 2, "b", &mut out);
+        receive(&mut n, 3, "c", &mut out);
         assert_eq!(sends(&out), vec!["echo-c"]);
         // Timers are kept.
         n.on_timer(Duration::ZERO, 5, &mut out);

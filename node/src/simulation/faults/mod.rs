@@ -24,60 +24,17 @@ pub use sequencer::{EmptyBatches, SelectiveProposal};
 pub use spammer::Spammer;
 pub use wrong_results::WrongResults;
 
-use bft_core::{Node, NodeId};
-use bft_harness::faults::{Crash, DropInbound, MsgFilter, Tamper, Tampering, Withhold};
+use bft_core::NodeId;
+use bft_harness::faults::{DropInbound, MsgFilter, Withhold};
 use steward_config::ServerId;
 
 use crate::msg::{Message, SigKind};
 use crate::replica::Replica;
 
-/// A simulated Steward server: a [`Replica`], possibly inside fault wrappers; the replica
-/// stays reachable for the tests' inspection.
-pub trait ServerNode: Node<Msg = Message> {
-    /// The replica inside.
-    fn replica(&self) -> &Replica;
-}
-
-impl ServerNode for Replica {
-    fn replica(&self) -> &Replica {
-        self
-    }
-}
-
-impl<N: ServerNode + ?Sized> ServerNode for Box<N> {
-    fn replica(&self) -> &Replica {
-        (**self).replica()
-    }
-}
-
-impl<N: ServerNode> ServerNode for bft_harness::faults::Restart<N> {
-    fn replica(&self) -> &Replica {
-        self.latest().replica()
-    }
-}
-
-impl<N: ServerNode> ServerNode for Crash<N> {
-    fn replica(&self) -> &Replica {
-        self.inner().replica()
-    }
-}
-
-impl<N: ServerNode> ServerNode for Withhold<N> {
-    fn replica(&self) -> &Replica {
-        self.inner().replica()
-    }
-}
-
-impl<N: ServerNode> ServerNode for DropInbound<N> {
-    fn replica(&self) -> &Replica {
-        self.inner().replica()
-    }
-}
-
-impl<N: ServerNode, T: Tampering<Message>> ServerNode for Tamper<N, T> {
-    fn replica(&self) -> &Replica {
-        self.inner().replica()
-    }
+bft_harness::replica_node! {
+    /// A simulated Steward server: a [`Replica`], possibly inside fault wrappers; the replica
+    /// stays reachable for the tests' inspection.
+    pub trait ServerNode: Node<Msg = Message> { replica: Replica }
 }
 
 /// The messages of the global view change (CONSTRUCT-ARU and CONSTRUCT-GLOBAL-CONSTRAINT).

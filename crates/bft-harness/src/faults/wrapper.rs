@@ -1,0 +1,176 @@
+//! What every fault wrapper shares: a [`Wrapper`] says only what it changes (which inputs the
+//! inner node sees, what becomes of its outputs, the crypto work it adds) and `wrapper_node!`
+//! writes its [`Node`] impl, forwarding everything else to the inner node.
+
+use std::time::Duration;
+
+use bft_core::crypto::CryptoCounters;
+use bft_core::{Node, NodeId, Output};
+
+/// The messages of the node a [`Wrapper`] wraps.
+pub type MsgOf<W> = <<W as Wrapper>::Inner as Node>::Msg;
+
+/// A [`Node`] that drives an inner node and changes some of what goes in and out. The
+/// defaults change nothing; the node's identity, recovery, threshold combines, `stop` and
+/// `stats` are always the inner node's.
+pub trait Wrapper {
+    /// The wrapped node.
+    type Inner: Node;
+    /// The wrapped node.
+    fn inner(&self) -> &Self::Inner;
+    /// The wrapped node, mutably.
+    fn inner_mut(&mut self) -> &mut Self::Inner;
+    /// Whether the inner node gets an input at `now`: `msg` is the sender and message of a
+    /// message, `None` for `start` and timers. An input not admitted is dropped unseen.
+    fn admit(&mut self, _now: Duration, _msg: Option<(NodeId, &MsgOf<Self>)>) -> bool {
+        true
+    }
+    /// Changes `out[from..]`, what the inner node output for one admitted input.
+    fn outgoing(&mut self, _out: &mut Vec<Output<MsgOf<Self>>>, _from: usize) {}
+    /// Crypto work of the wrapper itself (re-signing), charged on top of the inner node's.
+    fn own_crypto(&self) -> CryptoCounters {
+        CryptoCounters::default()
+    }
+
+    /// Runs one input through [`Wrapper::admit`], the inner node and [`Wrapper::outgoing`].
+    fn step(
+        &mut self,
+        now: Duration,
+        msg: Option<(NodeId, &MsgOf<Self>)>,
+        out: &mut Vec<Output<MsgOf<Self>>>,
+        input: impl FnOnce(&mut Self::Inner, &mut Vec<Output<MsgOf<Self>>>),
+    ) {
+        if self.admit(now, msg) {
+            let from = out.len();
+            input(self.inner_mut(), out);
+            self.outgoing(out, from);
+        }
+    }
+
+    /// The inner node's crypto work plus the wrapper's own.
+    fn total_crypto(&self) -> CryptoCounters {
+        let mut c = self.inner().crypto_counters();
+        for (a, b) in c.0.iter_mut().zip(self.own_crypto().0) {
+            *a += b;
+        }
+        c
+    }
+}
+
+/// Declares a fault wrapper whose inner node is its field `inner`:
+///
+/// ```ignore
+/// wrapper_node! {
+///     impl[N: Node] Wrapper for Crash<N> {
+///         fn admit(&mut self, now: Duration, _msg: Option<(NodeId, &N::Msg)>) -> bool { .. }
+///     }
+/// }
+/// ```
+///
+/// writes its [`Wrapper`] impl (the accessors, then the hooks given) and its [`Node`] impl (a
+/// blanket impl of the foreign trait is not allowed, so each wrapper is named here).
+macro_rules! wrapper_node {
+    (impl[$($gen:tt)*] Wrapper for $ty:ty { $($hooks:tt)* }) => {
+        impl<$($gen)*> $crate::faults::wrapper::Wrapper for $ty {
+            type Inner = N;
+            fn inner(&self) -> &N {
+                &self.inner
+            }
+            fn inner_mut(&mut self) -> &mut N {
+                &mut self.inner
+            }
+            $($hooks)*
+        }
+
+        impl<$($gen)*> bft_core::Node for $ty {
+            type Msg = $crate::faults::wrapper::MsgOf<Self>;
+            fn id(&self) -> bft_core::NodeId {
+                self.inner().id()
+            }
+            fn recover(&mut self, store: &bft_core::durable::Store) {
+                self.inner_mut().recover(store)
+            }
+            fn start(&mut self, now: std::time::Duration, out: &mut Vec<bft_core::Output<Self::Msg>>) {
+                self.step(now, None, out, |n, out| n.start(now, out));
+            }
+            fn on_message(
+                &mut self,
+                now: std::time::Duration,
+                from: bft_core::NodeId,
+                msg: &Self::Msg,
+                out: &mut Vec<bft_core::Output<Self::Msg>>,
+            ) {
+                self.step(now, Some((from, msg)), out, |n, out| n.on_message(now, from, msg, out));
+            }
+            fn on_timer(
+                &mut self,
+                now: std::time::Duration,
+                token: u64,
+                out: &mut Vec<bft_core::Output<Self::Msg>>,
+            ) {
+                self.step(now, None, out, |n, out| n.on_timer(now, token, out));
+            }
+            fn crypto_counters(&self) -> bft_core::crypto::CryptoCounters {
+                self.total_crypto()
+            }
+            fn combine_shares(&self) -> usize {
+                self.inner().combine_shares()
+            }
+            fn stop(&mut self) {
+                self.inner_mut().stop()
+            }
+            fn stats(&self) -> Vec<(&'static str, u64)> {
+                self.inner().stats()
+            }
+            fn incarnation(&self) -> u64 {
+                self.inner().incarnation()
+            }
+        }
+    };
+}
+
+pub(crate) use wrapper_node;
+
+/// Declares a protocol's simulated replica: the trait `$name` of the nodes of messages `$msg`
+/// whose `$replica` stays reachable (`replica()`, for the tests' inspection) through any fault
+/// wrappers, with its impls for the bare replica, a boxed node and every [`Wrapper`].
+///
+/// ```ignore
+/// bft_harness::replica_node! {
+///     /// A simulated PBFT replica.
+///     pub trait ReplicaNode: Node<Msg = Message> { replica: Replica }
+/// }
+/// ```
+#[macro_export]
+macro_rules! replica_node {
+    ($(#[$meta:meta])* pub trait $name:ident: Node<Msg = $msg:ty> { replica: $replica:ty }) => {
+        $(#[$meta])*
+        pub trait $name: bft_core::Node<Msg = $msg> {
+            /// The replica inside.
+            fn replica(&self) -> &$replica;
+        }
+
+        impl $name for $replica {
+            fn replica(&self) -> &$replica {
+                self
+            }
+        }
+
+        impl $name for Box<dyn $name> {
+            fn replica(&self) -> &$replica {
+                (**self).replica()
+            }
+        }
+
+        /// Every fault wrapper of `bft_harness::faults` around a replica.
+        impl<W> $name for W
+        where
+            W: $crate::faults::Wrapper + bft_core::Node<Msg = $msg>,
+            W::Inner: $name,
+        {
+            fn replica(&self) -> &$replica {
+                $crate::faults::Wrapper::inner(self).replica()
+            }
+        }
+    };
+}
