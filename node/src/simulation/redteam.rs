@@ -267,7 +267,8 @@ fn silent_representative_in_global_view_change_costs_only_a_local_view() {
 #[ignore]
 fn debug_campaign_seed() {
     let seed: u64 = std::env::var("SEED").unwrap().parse().unwrap();
-    let topo = variant("local-symmetric-10mbps.toml", "site0 = 1", "");
+    let name = std::env::var("TOPOLOGY").unwrap_or("local-symmetric-10mbps".into());
+    let topo = shipped_topology(&format!("{name}.toml"));
     let (w, live) = campaign_seed(&topo, seed).unwrap();
     eprintln!(
         "live {live} byz {:?} parts {:?} clients {}",
