@@ -100,23 +100,6 @@ impl Client {
         self.view
     }
 
-    /// Crypto operation counters.
-    pub fn crypto_counters(&self) -> CryptoCounters {
-        self.crypto.counters()
-    }
-
-    /// Stop issuing new operations after the current one.
-    pub fn stop(&mut self) {
-        self.stopped = true;
-    }
-
-    /// Start the first operation.
-    pub fn start(&mut self, now: Duration) -> Vec<ClientAction> {
-        self.now = now;
-        self.next_op();
-        std::mem::take(&mut self.out)
-    }
-
     fn n(&self) -> u32 {
         self.cfg.sites.len() as u32
     }
@@ -199,15 +182,6 @@ impl Client {
         self.arm_timer(0);
     }
 
-    /// A message from a replica.
-    pub fn on_message(&mut self, now: Duration, from: Dest, msg: &Message) -> Vec<ClientAction> {
-        self.now = now;
-        if let (Dest::Replica(j), Message::Reply(r)) = (from, msg) {
-            self.on_reply(j, r);
-        }
-        std::mem::take(&mut self.out)
-    }
-
     fn on_reply(&mut self, from: u32, r: &Arc<Reply>) {
         let Some(p) = &self.pending else {
             return;
@@ -288,25 +262,66 @@ impl Client {
         self.send(to, Message::Request(u));
         self.arm_timer(0);
     }
+}
+
+/// The client as a [`bft_core::Node`].
+impl bft_core::Node for Client {
+    type Msg = Message;
+
+    fn id(&self) -> Dest {
+        Dest::Client(self.cfg.id)
+    }
+
+    /// Start the first operation.
+    fn start(&mut self, now: Duration, out: &mut Vec<ClientAction>) {
+        self.now = now;
+        self.next_op();
+        out.append(&mut self.out);
+    }
+
+    /// A message from a replica.
+    fn on_message(
+        &mut self,
+        now: Duration,
+        from: Dest,
+        msg: &Message,
+        out: &mut Vec<ClientAction>,
+    ) {
+        self.now = now;
+        if let (Dest::Replica(j), Message::Reply(r)) = (from, msg) {
+            self.on_reply(j, r);
+        }
+        out.append(&mut self.out);
+    }
 
     /// Timer: re-send the pending operation to every replica (a read first falls back).
-    pub fn on_timer(&mut self, now: Duration, token: u64) -> Vec<ClientAction> {
+    fn on_timer(&mut self, now: Duration, token: u64, out: &mut Vec<ClientAction>) {
         self.now = now;
         let Some(p) = &mut self.pending else {
-            return Vec::new();
+            return;
         };
         if token >> 8 != p.update.ts || (token & 0xff) as u32 != p.attempt {
-            return Vec::new();
+            return;
         }
         if p.read_phase {
             self.fall_back();
-            return std::mem::take(&mut self.out);
+            out.append(&mut self.out);
+            return;
         }
         p.attempt += 1;
         let attempt = p.attempt;
         let u = p.update.clone();
         self.send_all(Message::Request(u));
         self.arm_timer(attempt);
-        std::mem::take(&mut self.out)
+        out.append(&mut self.out);
+    }
+
+    fn crypto_counters(&self) -> CryptoCounters {
+        self.crypto.counters()
+    }
+
+    /// Stop issuing new operations after the current one.
+    fn stop(&mut self) {
+        self.stopped = true;
     }
 }

@@ -15,7 +15,6 @@
 
 pub mod client;
 pub mod msg;
-pub mod nodes;
 pub mod replica;
 pub mod simulation;
 pub mod state;

@@ -101,23 +101,6 @@ impl Client {
         self.cfg.id
     }
 
-    /// Crypto operation counters.
-    pub fn crypto_counters(&self) -> crate::crypto::CryptoCounters {
-        self.crypto.counters()
-    }
-
-    /// Stop issuing new operations after the current one.
-    pub fn stop(&mut self) {
-        self.stopped = true;
-    }
-
-    /// Start the first operation.
-    pub fn start(&mut self, now: Duration) -> Vec<ClientAction> {
-        self.now = now;
-        self.next_op();
-        std::mem::take(&mut self.out)
-    }
-
     fn site_servers(&self) -> impl Iterator<Item = ServerId> + '_ {
         (0..self.cfg.servers[self.cfg.site.index()]).map(|i| ServerId::new(self.cfg.site, i))
     }
@@ -223,20 +206,6 @@ impl Client {
             });
         }
         self.arm_timer();
-    }
-
-    /// A message from a server.
-    pub fn on_message(&mut self, now: Duration, from: Dest, msg: &Message) -> Vec<ClientAction> {
-        self.now = now;
-        let Dest::Server(from) = from else {
-            return Vec::new();
-        };
-        match msg {
-            Message::Reply(r) => self.on_reply(from, r),
-            Message::QueryReply(q) => self.on_query_reply(from, q),
-            _ => {}
-        }
-        std::mem::take(&mut self.out)
     }
 
     /// Verify a reply's proof: the Proposal carries our update and is signed by its site;
@@ -375,12 +344,48 @@ impl Client {
             self.next_op();
         }
     }
+}
+
+/// The client as a [`bft_core::Node`].
+impl bft_core::Node for Client {
+    type Msg = Message;
+
+    fn id(&self) -> NodeId {
+        NodeId::Client(self.cfg.id)
+    }
+
+    /// Start the first operation.
+    fn start(&mut self, now: Duration, out: &mut Vec<ClientAction>) {
+        self.now = now;
+        self.next_op();
+        out.append(&mut self.out);
+    }
+
+    /// A message from a server.
+    fn on_message(
+        &mut self,
+        now: Duration,
+        from: Dest,
+        msg: &Message,
+        out: &mut Vec<ClientAction>,
+    ) {
+        self.now = now;
+        let Dest::Server(from) = from else {
+            return;
+        };
+        match msg {
+            Message::Reply(r) => self.on_reply(from, r),
+            Message::QueryReply(q) => self.on_query_reply(from, q),
+            _ => {}
+        }
+        out.append(&mut self.out);
+    }
 
     /// Timer: on timeout re-send the pending operation to every server of the site.
-    pub fn on_timer(&mut self, now: Duration, token: u64) -> Vec<ClientAction> {
+    fn on_timer(&mut self, now: Duration, token: u64, out: &mut Vec<ClientAction>) {
         self.now = now;
         if token != self.ts {
-            return Vec::new();
+            return;
         }
         let msg = match &mut self.pending {
             Some(Pending::Update {
@@ -398,13 +403,22 @@ impl Client {
                 answers.clear();
                 Message::Query(query.clone())
             }
-            None => return Vec::new(),
+            None => return,
         };
         let servers: Vec<ServerId> = self.site_servers().collect();
         for s in servers {
             self.send(s, msg.clone());
         }
         self.arm_timer();
-        std::mem::take(&mut self.out)
+        out.append(&mut self.out);
+    }
+
+    fn crypto_counters(&self) -> crate::crypto::CryptoCounters {
+        self.crypto.counters()
+    }
+
+    /// Stop issuing new operations after the current one.
+    fn stop(&mut self) {
+        self.stopped = true;
     }
 }

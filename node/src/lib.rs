@@ -14,6 +14,5 @@ pub use bft_core::{codec, crypto, kv};
 
 pub mod client;
 pub mod msg;
-pub mod nodes;
 pub mod replica;
 pub mod simulation;

@@ -235,7 +235,7 @@ impl Replica {
     /// [`Replica::start`]): view, votes, prepared certificates, own Pre-Prepares, the stable
     /// checkpoint and its state, and the next sequence number. Records that do not decode are
     /// skipped (the replica then knows less, and catches up like a lagging one).
-    pub fn recover(&mut self, store: &Store) {
+    pub(crate) fn restore(&mut self, store: &Store) {
         self.recovered = true;
         self.ledger = VoteLedger::recover(store);
         if let Some(Ok(Message::State(st))) = store.get(KEY_CHECKPOINT).map(|b| Message::decode(b))

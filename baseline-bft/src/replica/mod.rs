@@ -406,63 +406,6 @@ impl Replica {
 
     // --- inputs -----------------------------------------------------------------------------
 
-    /// Start: arm the maintenance tick. A replica that recovered from its store asks its
-    /// peers at once for what it missed, and waits for the New-View of its view again if it
-    /// had not entered it.
-    pub fn start(&mut self, now: Duration) -> Vec<Action> {
-        self.now = now;
-        self.arm_tick();
-        if self.recovered {
-            self.progress_at = now;
-            if !self.active {
-                let wait = self.view_timeout;
-                self.arm_view_timer(wait);
-            }
-            self.send_status();
-        }
-        self.finish()
-    }
-
-    /// Handle a message from `from` (authenticated by the transport).
-    pub fn on_message(&mut self, now: Duration, from: Dest, msg: &Message) -> Vec<Action> {
-        self.now = now;
-        let ok = match (from, msg) {
-            (_, Message::Request(u)) => self.on_request(from, u),
-            (Dest::Client(c), Message::Read(u)) => self.on_read(c, u),
-            (Dest::Replica(j), m) if j != self.cfg.id && j < self.n() => self.on_peer(j, m),
-            _ => false,
-        };
-        if !ok {
-            self.stats.dropped_invalid += 1;
-        }
-        self.finish()
-    }
-
-    /// Handle a timer.
-    pub fn on_timer(&mut self, now: Duration, token: u64) -> Vec<Action> {
-        self.now = now;
-        let (kind, incarnation, gen) = (
-            (token >> 48) & 0xff,
-            (token >> 32) as u8,
-            token & 0xffff_ffff,
-        );
-        if kind == TIMER_TICK && self.adopt_tick {
-            self.adopt_tick = false;
-            self.on_tick();
-            self.arm_tick();
-        } else if u32::from(incarnation) == self.incarnation & 0xff {
-            match kind {
-                TIMER_TICK => {
-                    self.on_tick();
-                    self.arm_tick();
-                }
-                TIMER_VIEW if gen == self.timer_gen & 0xffff_ffff => self.on_view_timer(),
-                _ => {}
-            }
-        }
-        self.finish()
-    }
-
     fn on_peer(&mut self, j: u32, m: &Message) -> bool {
         match m {
             Message::PrePrepare(p) => self.on_pre_prepare(j, p),
@@ -478,10 +421,6 @@ impl Replica {
             Message::State(s) => self.on_state(s),
             Message::Request(_) | Message::Read(_) | Message::Reply(_) => false,
         }
-    }
-
-    fn finish(&mut self) -> Vec<Action> {
-        std::mem::take(&mut self.out)
     }
 
     // --- topology and quorums ---------------------------------------------------------------
@@ -584,6 +523,99 @@ impl Replica {
     fn on_tick(&mut self) {
         self.retransmit();
         self.maybe_fetch_state();
+    }
+}
+
+/// The replica as a [`bft_core::Node`], driven alike by the simulator and the runtime.
+impl bft_core::Node for Replica {
+    type Msg = Message;
+
+    fn id(&self) -> Dest {
+        Dest::Replica(self.cfg.id)
+    }
+
+    fn recover(&mut self, store: &bft_core::durable::Store) {
+        self.restore(store);
+    }
+
+    /// Start: arm the maintenance tick. A replica that recovered from its store asks its
+    /// peers at once for what it missed, and waits for the New-View of its view again if it
+    /// had not entered it.
+    fn start(&mut self, now: Duration, out: &mut Vec<Action>) {
+        self.now = now;
+        self.arm_tick();
+        if self.recovered {
+            self.progress_at = now;
+            if !self.active {
+                let wait = self.view_timeout;
+                self.arm_view_timer(wait);
+            }
+            self.send_status();
+        }
+        out.append(&mut self.out);
+    }
+
+    /// Handle a message from `from` (authenticated by the transport).
+    fn on_message(&mut self, now: Duration, from: Dest, msg: &Message, out: &mut Vec<Action>) {
+        if matches!(from, Dest::Server(_)) {
+            return; // Steward's servers are no PBFT node
+        }
+        self.now = now;
+        let ok = match (from, msg) {
+            (_, Message::Request(u)) => self.on_request(from, u),
+            (Dest::Client(c), Message::Read(u)) => self.on_read(c, u),
+            (Dest::Replica(j), m) if j != self.cfg.id && j < self.n() => self.on_peer(j, m),
+            _ => false,
+        };
+        if !ok {
+            self.stats.dropped_invalid += 1;
+        }
+        out.append(&mut self.out);
+    }
+
+    /// Handle a timer.
+    fn on_timer(&mut self, now: Duration, token: u64, out: &mut Vec<Action>) {
+        self.now = now;
+        let (kind, incarnation, gen) = (
+            (token >> 48) & 0xff,
+            (token >> 32) as u8,
+            token & 0xffff_ffff,
+        );
+        if kind == TIMER_TICK && self.adopt_tick {
+            self.adopt_tick = false;
+            self.on_tick();
+            self.arm_tick();
+        } else if u32::from(incarnation) == self.incarnation & 0xff {
+            match kind {
+                TIMER_TICK => {
+                    self.on_tick();
+                    self.arm_tick();
+                }
+                TIMER_VIEW if gen == self.timer_gen & 0xffff_ffff => self.on_view_timer(),
+                _ => {}
+            }
+        }
+        out.append(&mut self.out);
+    }
+
+    fn crypto_counters(&self) -> CryptoCounters {
+        self.crypto.counters()
+    }
+
+    fn stats(&self) -> Vec<(&'static str, u64)> {
+        let r = &self.stats;
+        vec![
+            ("dropped_invalid", r.dropped_invalid),
+            ("view_changes", r.view_changes),
+            ("new_views", r.new_views),
+            ("stable_checkpoints", r.stable_checkpoints),
+            ("state_transfers", r.state_transfers),
+            ("reads", r.reads),
+            ("votes_refused", r.votes_refused),
+            // The runtime's summary reads these two names for every protocol.
+            ("local_view_changes", r.view_changes),
+            ("global_view_changes", 0),
+        ]
     }
 }
 

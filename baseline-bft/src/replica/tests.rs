@@ -8,6 +8,8 @@ use bft_core::request::{batch_digest, Op, Update};
 use proptest::prelude::*;
 use steward_config::{ServerId, SiteId};
 
+use bft_core::NodeExt;
+
 use super::*;
 use crate::msg::{Checkpoint, Message, PrePrepare, Prepare, Snapshot, StateTransfer, ViewChange};
 
@@ -106,7 +108,7 @@ fn primary_orders_a_request_and_backups_prepare() {
     let w = world();
     let mut p = replica(&w, 0);
     let u = request(&w, 9, 1);
-    let out = p.on_message(T, Dest::Client(9), &Message::Request(u.clone()));
+    let out = p.handle(T, Dest::Client(9), &Message::Request(u.clone()));
     let s = sends(&out);
     assert_eq!(s.len(), 3, "{s:?}");
     assert!(s.iter().all(|(_, k)| *k == "pre-prepare"));
@@ -118,16 +120,16 @@ fn primary_orders_a_request_and_backups_prepare() {
         panic!()
     };
     let mut b = replica(&w, 1);
-    let out = b.on_message(T, Dest::Replica(0), &env.msg);
+    let out = b.handle(T, Dest::Replica(0), &env.msg);
     assert_eq!(
         sends(&out).iter().filter(|(_, k)| *k == "prepare").count(),
         3
     );
     // The same Pre-Prepare again is a harmless duplicate; a conflicting one is dropped.
-    b.on_message(T, Dest::Replica(0), &env.msg);
+    b.handle(T, Dest::Replica(0), &env.msg);
     assert_eq!(b.stats().dropped_invalid, 0);
     let other = signed_pp(&w, 0, 1, vec![request(&w, 9, 2)]);
-    b.on_message(T, Dest::Replica(0), &Message::PrePrepare(other));
+    b.handle(T, Dest::Replica(0), &Message::PrePrepare(other));
     assert_eq!(b.stats().dropped_invalid, 1);
 }
 
@@ -137,7 +139,7 @@ fn forged_and_misdirected_messages_are_dropped() {
     let mut b = replica(&w, 1);
     let mut pp = (*signed_pp(&w, 0, 1, vec![request(&w, 3, 1)])).clone();
     pp.sig[0] ^= 1;
-    b.on_message(
+    b.handle(
         T,
         Dest::Replica(0),
         &Message::PrePrepare(Arc::new(pp.clone())),
@@ -147,16 +149,16 @@ fn forged_and_misdirected_messages_are_dropped() {
     let mut fake = (*good).clone();
     fake.replica = 2;
     fake.sig = signer(&w, 2).sign(&fake.signing_bytes());
-    b.on_message(T, Dest::Replica(2), &Message::PrePrepare(Arc::new(fake)));
+    b.handle(T, Dest::Replica(2), &Message::PrePrepare(Arc::new(fake)));
     // A request whose client signature is wrong.
     let mut bad = (*request(&w, 3, 2)).clone();
     bad.ts = 5;
-    b.on_message(T, Dest::Client(3), &Message::Request(Arc::new(bad)));
+    b.handle(T, Dest::Client(3), &Message::Request(Arc::new(bad)));
     // A client claiming to be another client.
-    b.on_message(T, Dest::Client(4), &Message::Request(request(&w, 3, 1)));
+    b.handle(T, Dest::Client(4), &Message::Request(request(&w, 3, 1)));
     // Outside the water marks (log size 8).
     let far = signed_pp(&w, 0, 9, vec![request(&w, 3, 1)]);
-    b.on_message(T, Dest::Replica(0), &Message::PrePrepare(far));
+    b.handle(T, Dest::Replica(0), &Message::PrePrepare(far));
     // A Prepare signed by someone else.
     let mut p = Prepare {
         view: 0,
@@ -166,14 +168,14 @@ fn forged_and_misdirected_messages_are_dropped() {
         sig: Vec::new(),
     };
     p.sig = signer(&w, 3).sign(&p.signing_bytes());
-    b.on_message(T, Dest::Replica(2), &Message::Prepare(Arc::new(p)));
+    b.handle(T, Dest::Replica(2), &Message::Prepare(Arc::new(p)));
     // A State whose snapshot does not match its (empty) certificate.
     let st = StateTransfer {
         seq: 4,
         snapshot: Snapshot::default(),
         proof: Vec::new(),
     };
-    b.on_message(T, Dest::Replica(2), &Message::State(Arc::new(st)));
+    b.handle(T, Dest::Replica(2), &Message::State(Arc::new(st)));
     assert_eq!(b.stats().dropped_invalid, 7);
     assert_eq!(b.last_executed(), 0);
 }
@@ -201,7 +203,7 @@ fn a_view_change_without_a_valid_certificate_is_rejected() {
         sig: Vec::new(),
     };
     vc.sig = signer(&w, 2).sign(&vc.signing_bytes());
-    b.on_message(
+    b.handle(
         T,
         Dest::Replica(2),
         &Message::ViewChange(Arc::new(vc.clone())),
@@ -209,7 +211,7 @@ fn a_view_change_without_a_valid_certificate_is_rejected() {
     assert_eq!(b.stats().dropped_invalid, 1);
     vc.stable_proof.push(cp(3));
     vc.sig = signer(&w, 2).sign(&vc.signing_bytes());
-    b.on_message(T, Dest::Replica(2), &Message::ViewChange(Arc::new(vc)));
+    b.handle(T, Dest::Replica(2), &Message::ViewChange(Arc::new(vc)));
     assert_eq!(b.stats().dropped_invalid, 1, "a valid View-Change is kept");
     assert_eq!(b.footprint().view_changes, 1);
 }
@@ -227,7 +229,7 @@ fn traffic() -> Vec<(u32, Message)> {
         if let Dest::Replica(j) = from {
             seen.push((j, m.clone()));
         }
-        for a in rs[to as usize].on_message(T, from, &m) {
+        for a in rs[to as usize].handle(T, from, &m) {
             if let Action::Send {
                 to: Dest::Replica(k),
                 env,
@@ -271,10 +273,10 @@ proptest! {
         let mut r = replica(&w, 3);
         for (j, m) in msgs.iter().take(idx % msgs.len()) {
             if *j != 3 {
-                r.on_message(T, Dest::Replica(*j), m);
+                r.handle(T, Dest::Replica(*j), m);
             }
         }
         bft_core::deliver_bytes(&mut r, T, Dest::Replica(*from), &bytes, &mut Vec::new());
-        r.on_timer(T * 100, 1 << 48);
+        r.fire(T * 100, 1 << 48);
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bft_core::crypto::{Crypto, FastCrypto, FastIdentity, FastWorld};
 use bft_core::durable::Store;
 use bft_core::request::{batch_digest, Op, Update};
-use bft_core::{NodeId, Proposed};
+use bft_core::{Node, NodeExt, NodeId, Proposed};
 use bft_harness::faults::{CrashPoint, Outage};
 use bft_harness::testing::shipped_topology;
 use steward_config::{ServerId, SiteId};
@@ -292,7 +292,7 @@ impl Net {
         let Some(r) = self.replicas[to as usize].as_mut() else {
             return Vec::new();
         };
-        let out = r.on_message(T, NodeId::Replica(from), msg);
+        let out = r.handle(T, NodeId::Replica(from), msg);
         self.absorb(to, out)
     }
 
@@ -319,7 +319,7 @@ impl Net {
     fn crash_restart(&mut self, w: &Arc<FastWorld>, i: u32) {
         let mut fresh = replica(w, i);
         fresh.recover(&self.stores[i as usize]);
-        let out = fresh.start(T);
+        let out = fresh.started(T);
         self.replicas[i as usize] = Some(fresh);
         self.ids[i as usize] = ServerId::new(SiteId(i as u16), i + 10_000);
         self.absorb(i, out);
@@ -421,7 +421,7 @@ fn a_restarted_replica_refuses_a_different_batch_at_the_same_view_and_seq() {
     for i in 1..=3 {
         let r = net.replicas[i as usize].as_mut().expect("up");
         r.start_view_change(1);
-        let out = r.on_timer(T, 0);
+        let out = r.fire(T, 0);
         net.absorb(i, out);
     }
     net.queue
@@ -457,11 +457,11 @@ fn ordered(w: &Arc<FastWorld>, k: u64) -> Net {
             ts,
             digest: u.digest(),
         });
-        let out = net.replicas[0].as_mut().unwrap().on_message(
-            T,
-            NodeId::Client(5),
-            &Message::Request(u),
-        );
+        let out =
+            net.replicas[0]
+                .as_mut()
+                .unwrap()
+                .handle(T, NodeId::Client(5), &Message::Request(u));
         net.absorb(0, out);
         net.pump();
     }
@@ -476,11 +476,10 @@ fn recover_restores_checkpoint_votes_certificates_and_next_seq() {
     // Slot 7 prepares at the backups but commits nowhere (its Commits are lost).
     let u = request(&w, 5, 7, 7);
     net.drop = &["commit"];
-    let out =
-        net.replicas[0]
-            .as_mut()
-            .unwrap()
-            .on_message(T, NodeId::Client(5), &Message::Request(u));
+    let out = net.replicas[0]
+        .as_mut()
+        .unwrap()
+        .handle(T, NodeId::Client(5), &Message::Request(u));
     net.absorb(0, out);
     net.pump();
     for i in 0..4 {
@@ -515,7 +514,7 @@ fn recover_restores_checkpoint_votes_certificates_and_next_seq() {
         assert_eq!(after.state_digest(), snap.digest());
         // Its View-Change reports every certificate it had before the crash.
         after.start_view_change(1);
-        let out = after.on_timer(T, 0);
+        let out = after.fire(T, 0);
         let reported: Vec<u64> = out
             .iter()
             .find_map(|a| match a {
@@ -549,7 +548,7 @@ fn recover_restores_the_view_and_whether_it_was_entered() {
     for i in 0..4 {
         let r = net.replicas[i as usize].as_mut().unwrap();
         r.start_view_change(1);
-        let out = r.on_timer(T, 0);
+        let out = r.fire(T, 0);
         let sends = net.absorb(i, out);
         if i == 0 {
             assert!(sends.iter().any(|(_, m)| m.kind() == "view-change"));
@@ -568,11 +567,11 @@ fn recover_restores_the_view_and_whether_it_was_entered() {
     zero.recover(&net.stores[0]);
     assert_eq!((zero.view(), zero.is_active()), (1, false));
     // It retransmits the View-Change it sent before the crash, and waits for the New-View.
-    let out = zero.start(T);
+    let out = zero.started(T);
     assert!(out
         .iter()
         .any(|a| matches!(a, Action::Timer { token, .. } if (token >> 48) & 0xff == 2)));
-    let out = zero.on_timer(T * 60, 1 << 48);
+    let out = zero.fire(T * 60, 1 << 48);
     assert!(
         out.iter()
             .any(|a| matches!(a, Action::Send { env, .. } if env.msg.kind() == "view-change")),

@@ -15,6 +15,8 @@ pub mod node;
 pub mod request;
 pub mod wire;
 
-pub use node::{deliver_bytes, deliver_self_sends, Executed, Node, NodeId, Output, Proposed};
+pub use node::{
+    deliver_bytes, deliver_self_sends, Executed, Node, NodeExt, NodeId, Output, Proposed,
+};
 pub use request::{batch_digest, ClientId, Digest, Op, Update};
 pub use wire::{Envelope, Wire};

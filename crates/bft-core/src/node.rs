@@ -169,6 +169,31 @@ impl<N: Node + ?Sized> Node for Box<N> {
     }
 }
 
+/// Any [`Node`]'s inputs with the outputs returned, for tests and tools that drive one node
+/// by hand (the drivers pass their own buffers).
+pub trait NodeExt: Node {
+    /// [`Node::start`], returning the outputs.
+    fn started(&mut self, now: Duration) -> Vec<Output<Self::Msg>> {
+        let mut out = Vec::new();
+        self.start(now, &mut out);
+        out
+    }
+    /// [`Node::on_message`], returning the outputs.
+    fn handle(&mut self, now: Duration, from: NodeId, msg: &Self::Msg) -> Vec<Output<Self::Msg>> {
+        let mut out = Vec::new();
+        self.on_message(now, from, msg, &mut out);
+        out
+    }
+    /// [`Node::on_timer`], returning the outputs.
+    fn fire(&mut self, now: Duration, token: u64) -> Vec<Output<Self::Msg>> {
+        let mut out = Vec::new();
+        self.on_timer(now, token, &mut out);
+        out
+    }
+}
+
+impl<N: Node + ?Sized> NodeExt for N {}
+
 /// Most self-sends [`deliver_self_sends`] delivers for one input: a protocol answers its own
 /// messages a bounded number of times (a broadcast to its own site, then its own vote), so a
 /// node that keeps talking to itself is a bug, not a reason to spin forever.

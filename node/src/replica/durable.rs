@@ -172,8 +172,8 @@ impl Replica {
         }
     }
 
-    /// Restores a restarted server from what it persisted (before [`Replica::start`]).
-    pub fn recover(&mut self, store: &Store) {
+    /// Restores a restarted server from what it persisted (before it starts).
+    pub(crate) fn restore(&mut self, store: &Store) {
         let rec = Recovered::read(store);
         self.ledger = VoteLedger::recover(store);
         if let Some((gv, lv)) = rec.views {
@@ -220,6 +220,7 @@ mod tests {
     use std::time::Duration;
 
     use bft_core::durable::Store;
+    use bft_core::{Node, NodeExt};
     use steward_config::{ServerId, SiteId};
 
     use crate::crypto::{Crypto, FastCrypto, FastIdentity, FastWorld};
@@ -299,7 +300,7 @@ mod tests {
     }
 
     fn deliver(r: &mut Replica, from: ServerId, msg: &Message) -> Vec<Action> {
-        let mut out = r.on_message(T, Dest::Server(from), msg);
+        let mut out = r.handle(T, Dest::Server(from), msg);
         bft_core::deliver_self_sends(r, T, &mut out);
         out
     }
@@ -336,20 +337,20 @@ mod tests {
         let rep = ServerId::new(SiteId(0), 0);
         let mut store = Store::new();
         let mut before = replica(me);
-        persisted(&before.start(Duration::ZERO), &mut store);
+        persisted(&before.started(Duration::ZERO), &mut store);
         let out = deliver(&mut before, rep, &pre_prepare(vec![update(1, b"a")]));
         assert!(sent_kinds(&out).contains(&"prepare"), "votes for batch A");
         persisted(&out, &mut store);
 
         // What the attack relies on: a server that forgot its vote prepares batch B too.
         let mut amnesiac = replica(me);
-        amnesiac.start(T);
+        amnesiac.started(T);
         let out = deliver(&mut amnesiac, rep, &pre_prepare(vec![update(2, b"b")]));
         assert!(sent_kinds(&out).contains(&"prepare"));
 
         let mut restarted = replica(me);
         restarted.recover(&store);
-        restarted.start(T);
+        restarted.started(T);
         let out = deliver(&mut restarted, rep, &pre_prepare(vec![update(2, b"b")]));
         assert!(
             !sent_kinds(&out).contains(&"prepare"),
@@ -365,7 +366,7 @@ mod tests {
         let leader_rep = ServerId::new(SiteId(0), 0);
         let mut store = Store::new();
         let mut before = replica(me);
-        before.start(Duration::ZERO);
+        before.started(Duration::ZERO);
         let out = deliver(&mut before, leader_rep, &proposal(vec![update(1, b"a")]));
         assert_eq!(shares_sent(&out, SigKind::Accept), 1, "accepts batch A");
         persisted(&out, &mut store);
@@ -379,14 +380,14 @@ mod tests {
         store.retain(|k, _| k[0] != b'p');
         let mut restarted = replica(me);
         restarted.recover(&store);
-        restarted.start(T);
+        restarted.started(T);
         let out = deliver(&mut restarted, leader_rep, &proposal(vec![update(2, b"b")]));
         assert_eq!(shares_sent(&out, SigKind::Accept), 0);
         assert_eq!(restarted.stats().votes_refused, 1);
 
         // A server that forgot everything shares again: the attack.
         let mut amnesiac = replica(me);
-        amnesiac.start(T);
+        amnesiac.started(T);
         let out = deliver(&mut amnesiac, leader_rep, &proposal(vec![update(2, b"b")]));
         assert_eq!(shares_sent(&out, SigKind::Accept), 1);
     }
@@ -396,7 +397,7 @@ mod tests {
         let me = ServerId::new(SiteId(1), 1);
         let mut store = Store::new();
         let mut before = replica(me);
-        before.start(Duration::ZERO);
+        before.started(Duration::ZERO);
         let out = deliver(
             &mut before,
             ServerId::new(SiteId(0), 0),

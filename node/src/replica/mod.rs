@@ -474,77 +474,6 @@ impl Replica {
         &self.kv
     }
 
-    /// Start: arm the retransmission tick.
-    pub fn start(&mut self, now: Duration) -> Vec<Action> {
-        self.now = now;
-        self.out.push(Action::Timer {
-            after: self.cfg.retransmit,
-            token: TICK,
-        });
-        std::mem::take(&mut self.out)
-    }
-
-    /// Handle a message from `from` (authenticated by the transport).
-    pub fn on_message(&mut self, now: Duration, from: Dest, msg: &Message) -> Vec<Action> {
-        self.now = now;
-        let ok = match (from, msg) {
-            (_, Message::Update(u)) => self.on_update(from, u),
-            (Dest::Client(c), Message::Query(q)) => self.on_query(c, q),
-            (Dest::Server(s), Message::PrePrepare(p)) => self.on_pre_prepare(s, p),
-            (Dest::Server(s), Message::Prepare(p)) => self.on_prepare(s, p),
-            (Dest::Server(s), Message::PartialSig(p)) => self.on_partial_sig(s, p),
-            (Dest::Server(s), Message::ProofRequest(q)) => self.on_proof_request(s, q),
-            (Dest::Server(s), Message::Corrupted(c)) => self.on_corrupted(s, c),
-            (Dest::Server(s), Message::Proposal(p)) => self.on_proposal(s, p),
-            (Dest::Server(s), Message::Accept(a)) => self.on_accept(s, a),
-            (Dest::Server(s), Message::ReconRequest(r)) => self.on_recon_request(s, r),
-            (Dest::Server(_), Message::Ordered(o)) => self.on_ordered(o),
-            (Dest::Server(s), Message::NewRep(n)) => self.on_new_rep(s, n),
-            (Dest::Server(s), Message::LocalPreinstall(p)) => self.on_local_preinstall(s, p),
-            (Dest::Server(s), Message::RequestLocalState(r)) => self.on_request_local_state(s, r),
-            (Dest::Server(s), Message::LocalServerState(st)) => self.on_local_server_state(s, st),
-            (Dest::Server(s), Message::LocalCollected(c)) => self.on_local_collected(s, c),
-            (Dest::Server(s), Message::GlobalVc(v)) => self.on_global_vc(s, v),
-            (Dest::Server(s), Message::GlobalPreinstall(p)) => self.on_global_preinstall(s, p),
-            (Dest::Server(s), Message::Aru(a)) => self.on_aru(s, a),
-            (Dest::Server(s), Message::RequestGlobalState(r)) => self.on_request_global_state(s, r),
-            (Dest::Server(s), Message::GlobalServerState(st)) => self.on_global_server_state(s, st),
-            (Dest::Server(s), Message::GlobalCollected(c)) => self.on_global_collected(s, c),
-            (Dest::Server(s), Message::GlobalConstraint(c)) => self.on_global_constraint(s, c),
-            (Dest::Server(s), Message::CollectedConstraints(c)) => {
-                self.on_collected_constraints(s, c)
-            }
-            (Dest::Server(s), Message::Snapshot(sn)) => self.on_snapshot(s, sn),
-            _ => false,
-        };
-        if !ok {
-            self.stats.dropped_invalid += 1;
-        }
-        std::mem::take(&mut self.out)
-    }
-
-    /// Handle a timer.
-    pub fn on_timer(&mut self, now: Duration, token: u64) -> Vec<Action> {
-        self.now = now;
-        if progress::is_global_token(token) {
-            self.on_global_timer(token - progress::GLOBAL_TIMER_BASE);
-        } else if progress::is_local_token(token) {
-            self.on_local_timer(token - progress::LOCAL_TIMER_BASE);
-        } else if token == TICK {
-            self.retransmit();
-            self.push_idle_tail();
-            self.answer_deferred_queries();
-            self.maybe_request_recon();
-            self.view_retransmit();
-            self.global_view_retransmit();
-            self.out.push(Action::Timer {
-                after: self.cfg.retransmit,
-                token: TICK,
-            });
-        }
-        std::mem::take(&mut self.out)
-    }
-
     /// Whether this server is its site's representative in its current local view.
     pub fn is_representative(&self) -> bool {
         self.is_rep()
@@ -695,5 +624,118 @@ impl Replica {
             }
             _ => *seq >= gv,
         });
+    }
+}
+
+/// The replica as a [`bft_core::Node`], driven alike by the simulator and the runtime.
+impl bft_core::Node for Replica {
+    type Msg = Message;
+
+    fn id(&self) -> Dest {
+        Dest::Server(self.cfg.id)
+    }
+
+    fn recover(&mut self, store: &bft_core::durable::Store) {
+        self.restore(store);
+    }
+
+    /// Start: arm the retransmission tick.
+    fn start(&mut self, now: Duration, out: &mut Vec<Action>) {
+        self.now = now;
+        self.out.push(Action::Timer {
+            after: self.cfg.retransmit,
+            token: TICK,
+        });
+        out.append(&mut self.out);
+    }
+
+    /// Handle a message from `from` (authenticated by the transport).
+    fn on_message(&mut self, now: Duration, from: Dest, msg: &Message, out: &mut Vec<Action>) {
+        if matches!(from, Dest::Replica(_)) {
+            return; // the other protocol's replicas are no Steward node
+        }
+        self.now = now;
+        let ok = match (from, msg) {
+            (_, Message::Update(u)) => self.on_update(from, u),
+            (Dest::Client(c), Message::Query(q)) => self.on_query(c, q),
+            (Dest::Server(s), Message::PrePrepare(p)) => self.on_pre_prepare(s, p),
+            (Dest::Server(s), Message::Prepare(p)) => self.on_prepare(s, p),
+            (Dest::Server(s), Message::PartialSig(p)) => self.on_partial_sig(s, p),
+            (Dest::Server(s), Message::ProofRequest(q)) => self.on_proof_request(s, q),
+            (Dest::Server(s), Message::Corrupted(c)) => self.on_corrupted(s, c),
+            (Dest::Server(s), Message::Proposal(p)) => self.on_proposal(s, p),
+            (Dest::Server(s), Message::Accept(a)) => self.on_accept(s, a),
+            (Dest::Server(s), Message::ReconRequest(r)) => self.on_recon_request(s, r),
+            (Dest::Server(_), Message::Ordered(o)) => self.on_ordered(o),
+            (Dest::Server(s), Message::NewRep(n)) => self.on_new_rep(s, n),
+            (Dest::Server(s), Message::LocalPreinstall(p)) => self.on_local_preinstall(s, p),
+            (Dest::Server(s), Message::RequestLocalState(r)) => self.on_request_local_state(s, r),
+            (Dest::Server(s), Message::LocalServerState(st)) => self.on_local_server_state(s, st),
+            (Dest::Server(s), Message::LocalCollected(c)) => self.on_local_collected(s, c),
+            (Dest::Server(s), Message::GlobalVc(v)) => self.on_global_vc(s, v),
+            (Dest::Server(s), Message::GlobalPreinstall(p)) => self.on_global_preinstall(s, p),
+            (Dest::Server(s), Message::Aru(a)) => self.on_aru(s, a),
+            (Dest::Server(s), Message::RequestGlobalState(r)) => self.on_request_global_state(s, r),
+            (Dest::Server(s), Message::GlobalServerState(st)) => self.on_global_server_state(s, st),
+            (Dest::Server(s), Message::GlobalCollected(c)) => self.on_global_collected(s, c),
+            (Dest::Server(s), Message::GlobalConstraint(c)) => self.on_global_constraint(s, c),
+            (Dest::Server(s), Message::CollectedConstraints(c)) => {
+                self.on_collected_constraints(s, c)
+            }
+            (Dest::Server(s), Message::Snapshot(sn)) => self.on_snapshot(s, sn),
+            _ => false,
+        };
+        if !ok {
+            self.stats.dropped_invalid += 1;
+        }
+        out.append(&mut self.out);
+    }
+
+    /// Handle a timer.
+    fn on_timer(&mut self, now: Duration, token: u64, out: &mut Vec<Action>) {
+        self.now = now;
+        if progress::is_global_token(token) {
+            self.on_global_timer(token - progress::GLOBAL_TIMER_BASE);
+        } else if progress::is_local_token(token) {
+            self.on_local_timer(token - progress::LOCAL_TIMER_BASE);
+        } else if token == TICK {
+            self.retransmit();
+            self.push_idle_tail();
+            self.answer_deferred_queries();
+            self.maybe_request_recon();
+            self.view_retransmit();
+            self.global_view_retransmit();
+            self.out.push(Action::Timer {
+                after: self.cfg.retransmit,
+                token: TICK,
+            });
+        }
+        out.append(&mut self.out);
+    }
+
+    fn crypto_counters(&self) -> crate::crypto::CryptoCounters {
+        self.crypto.counters()
+    }
+
+    fn combine_shares(&self) -> usize {
+        self.crypto.quorum(self.site())
+    }
+
+    fn stats(&self) -> Vec<(&'static str, u64)> {
+        let r = &self.stats;
+        vec![
+            ("dropped_invalid", r.dropped_invalid),
+            ("blacklisted", r.blacklisted),
+            ("local_view_changes", r.local_view_changes),
+            ("global_view_changes", r.global_view_changes),
+            ("state_transfers", r.state_transfers),
+            ("queries_answered", r.queries_answered),
+            ("combine_fallbacks", r.combine_fallbacks),
+            ("reps_suspected", r.reps_suspected),
+            ("votes_refused", r.votes_refused),
+            ("recovered_entries", r.recovered_entries),
+            ("updates_deferred", r.updates_deferred),
+            ("queries_deferred", r.queries_deferred),
+        ]
     }
 }

@@ -8,6 +8,8 @@ use std::time::Duration;
 use proptest::prelude::*;
 use steward_config::{ServerId, SiteId};
 
+use bft_core::NodeExt;
+
 use super::{Dest, Replica, ReplicaConfig};
 use crate::crypto::{Crypto, FastCrypto, FastIdentity, FastWorld};
 use crate::msg::tests::samples;
@@ -19,7 +21,7 @@ fn replica(id: ServerId) -> Replica {
     let world = FastWorld::new(7, 64, 307, 128, vec![3; 3]);
     let crypto = Crypto::new(Box::new(FastCrypto::new(world, FastIdentity::Server(id))));
     let mut r = Replica::new(ReplicaConfig::new(id, vec![4; 3], vec![1; 3]), crypto);
-    r.start(Duration::ZERO);
+    r.started(Duration::ZERO);
     r
 }
 
@@ -62,7 +64,7 @@ proptest! {
     ) {
         let mut r = replica(ServerId::new(SiteId(0), 1));
         bft_core::deliver_bytes(&mut r, T, sender(from), &bytes, &mut Vec::new());
-        r.on_timer(T * 10, 1);
+        r.fire(T * 10, 1);
     }
 
     #[test]
@@ -79,7 +81,7 @@ proptest! {
         for id in [ServerId::new(SiteId(0), 0), ServerId::new(SiteId(1), 1)] {
             let mut r = replica(id);
             bft_core::deliver_bytes(&mut r, T, sender(from), &bytes, &mut Vec::new());
-            r.on_timer(T * 10, 1);
+            r.fire(T * 10, 1);
         }
     }
 
@@ -91,11 +93,11 @@ proptest! {
         for id in [ServerId::new(SiteId(0), 0), ServerId::new(SiteId(0), 1)] {
             let mut r = replica(id);
             for m in edge_messages(x) {
-                r.on_message(T, sender(from), &m);
+                r.handle(T, sender(from), &m);
                 // The own representative (server 0) sends the requests that need one.
-                r.on_message(T, Dest::Server(ServerId::new(SiteId(0), 0)), &m);
+                r.handle(T, Dest::Server(ServerId::new(SiteId(0), 0)), &m);
             }
-            r.on_timer(T * 10, 1);
+            r.fire(T * 10, 1);
         }
     }
 }
@@ -105,7 +107,7 @@ proptest! {
 fn recon_request_at_u64_max_is_dropped_quietly() {
     let mut r = replica(ServerId::new(SiteId(0), 1));
     let req = Message::ReconRequest(Arc::new(ReconRequest { aru: u64::MAX }));
-    let out = r.on_message(T, Dest::Server(ServerId::new(SiteId(1), 2)), &req);
+    let out = r.handle(T, Dest::Server(ServerId::new(SiteId(1), 2)), &req);
     assert!(out.is_empty());
 }
 
@@ -132,17 +134,17 @@ fn junk_snapshot_votes_do_not_block_state_transfer() {
     };
     let mut r = replica(ServerId::new(SiteId(0), 1));
     let site1 = |i| Dest::Server(ServerId::new(SiteId(1), i));
-    r.on_message(T, site1(0), &genuine(true));
+    r.handle(T, site1(0), &genuine(true));
     for k in 0..500u64 {
         let junk = Message::Snapshot(Arc::new(Snapshot {
             seq: 100 + k,
             digest: steward_crypto::sha256(&k.to_le_bytes()),
             state: Vec::new(),
         }));
-        r.on_message(T, site1(3), &junk);
+        r.handle(T, site1(3), &junk);
     }
     assert!(r.snapshot_votes.len() <= 12, "votes are bounded per server");
-    r.on_message(T, site1(1), &genuine(false));
+    r.handle(T, site1(1), &genuine(false));
     assert_eq!(r.global_aru(), 64, "f+1 genuine votes install the snapshot");
     assert_eq!(r.stats().state_transfers, 1);
 }

@@ -160,6 +160,7 @@ mod unit {
     use std::time::Duration;
 
     use bft_core::crypto::CryptoOp;
+    use bft_core::NodeExt;
     use steward_config::{ServerId, SiteId};
 
     use crate::crypto::{Crypto, FastCrypto, FastIdentity, FastWorld};
@@ -173,7 +174,7 @@ mod unit {
     fn replica(id: ServerId) -> Replica {
         let crypto = Crypto::new(Box::new(FastCrypto::new(world(), FastIdentity::Server(id))));
         let mut r = Replica::new(ReplicaConfig::new(id, vec![4; 3], vec![1; 3]), crypto);
-        r.start(Duration::ZERO);
+        r.started(Duration::ZERO);
         r
     }
 
@@ -204,24 +205,24 @@ mod unit {
         let mut r = replica(ServerId::new(SiteId(0), 1));
         let t = Duration::from_secs(1);
         let q = query(0, 1);
-        assert_eq!(r.on_message(t, Dest::Client(0), &q).len(), 1);
+        assert_eq!(r.handle(t, Dest::Client(0), &q).len(), 1);
         let (verified, signed) = (ops(&r, CryptoOp::Verify), ops(&r, CryptoOp::Sign));
         let replies: usize = (0..1000)
-            .map(|_| r.on_message(t, Dest::Client(0), &q).len())
+            .map(|_| r.handle(t, Dest::Client(0), &q).len())
             .sum();
         assert_eq!(replies, 0, "copies within the period are not answered");
         let later = t + Duration::from_millis(600);
-        assert_eq!(r.on_message(later, Dest::Client(0), &q).len(), 1);
+        assert_eq!(r.handle(later, Dest::Client(0), &q).len(), 1);
         assert_eq!(ops(&r, CryptoOp::Verify), verified);
         assert_eq!(ops(&r, CryptoOp::Sign), signed);
         // A flood of fresh queries: the burst is answered, the rest waits for a tick.
         let answered: usize = (2..1002)
-            .map(|ts| r.on_message(later, Dest::Client(0), &query(0, ts)).len())
+            .map(|ts| r.handle(later, Dest::Client(0), &query(0, ts)).len())
             .sum();
         assert_eq!(answered, 50);
         assert_eq!(ops(&r, CryptoOp::Verify), verified + 50);
         assert_eq!(r.stats().queries_deferred, 950);
-        let tick = r.on_timer(later + Duration::from_millis(500), 1);
+        let tick = r.fire(later + Duration::from_millis(500), 1);
         let answers_to = |ts: u64| {
             tick.iter()
                 .filter(|a| match a {
@@ -249,7 +250,7 @@ mod unit {
             tsig: vec![2; 128],
         };
         let from = Dest::Server(ServerId::new(SiteId(1), 3));
-        r.on_message(
+        r.handle(
             Duration::from_secs(1),
             from,
             &Message::Accept(Arc::new(forged)),
@@ -257,9 +258,9 @@ mod unit {
         assert_eq!(r.highest_seen, 0);
         r.now = Duration::from_secs(1);
         r.saw_seq(1_000);
-        r.on_timer(Duration::from_secs(5), 1);
+        r.fire(Duration::from_secs(5), 1);
         assert_eq!(r.highest_seen, 1_000, "a fresh hint stays");
-        r.on_timer(Duration::from_secs(12), 1);
+        r.fire(Duration::from_secs(12), 1);
         assert_eq!(r.highest_seen, 0, "a hint nobody repeats expires");
     }
 
@@ -287,7 +288,7 @@ mod unit {
                     sig: Vec::new(),
                 };
                 p.sig = c.sign(&p.signing_bytes());
-                r.on_message(
+                r.handle(
                     Duration::from_secs(1),
                     Dest::Server(signer),
                     &Message::PartialSig(Arc::new(p)),

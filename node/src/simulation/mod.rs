@@ -15,7 +15,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bft_core::NodeId;
+use bft_core::{Node, NodeId};
 pub use bft_harness::faults::{CrashPoint, Outage};
 
 use bft_harness::faults::Restart;
