@@ -65,18 +65,42 @@ impl Replica {
             }
         }
         if self.stuck_ticks >= 2 {
-            // Still stuck: ask every server of another site (the leader site, or the next one
-            // for the leader site itself); f+1 of them can vouch for a snapshot if what we
-            // need was garbage-collected.
+            // Still stuck: ask another site (the leader site, or the next one for the leader
+            // site itself), but not all of it at once. Wide-area links are slow (hundreds of
+            // kbit/s) behind long drop-tail queues and an answer is up to RECON_BATCH proofs
+            // (about 54 kB): every lagging server asking every server of the leader site each
+            // period overloaded the link a dozen times over, so answers and the live Proposals
+            // and local-view messages queued behind them arrived seconds late or were dropped,
+            // and the lagging site never caught up (campaign seed 2279). So only the
+            // representative asks every period, each other server once per 2·(site size)
+            // periods (the first to catch up answers its peers over the LAN), each time a
+            // different server of the other site so that a faulty one cannot hide what we
+            // need.
             let leader = self.leader_site();
             let other = if self.in_leader_site() {
                 SiteId(((leader.0 as usize + 1) % self.num_sites()) as u16)
             } else {
                 leader
             };
-            if other != self.site() {
-                for i in 0..self.site_size(other) {
-                    self.send(Dest::Server(ServerId::new(other, i)), req.clone());
+            let own_size = self.site_size(self.site());
+            let my_turn = self.is_rep() || self.stuck_ticks % (2 * own_size) == self.cfg.id.index;
+            if other != self.site() && my_turn {
+                // Proofs gone (more than KEEP_EXECUTED behind): a snapshot needs f+1 servers of
+                // one site vouching for the same checkpoint, which moves every CHECKPOINT
+                // slots, so ask f+1 servers at once (one snapshot each).
+                let count = if highest > self.global_aru + super::KEEP_EXECUTED {
+                    self.cfg.f[other.index()] + 1
+                } else {
+                    1
+                };
+                let size = self.site_size(other);
+                let start = self
+                    .stuck_ticks
+                    .wrapping_mul(count)
+                    .wrapping_add(self.cfg.id.index);
+                for k in 0..count.min(size) {
+                    let target = start.wrapping_add(k) % size;
+                    self.send(Dest::Server(ServerId::new(other, target)), req.clone());
                 }
             }
         } else if self.is_rep() && !self.in_leader_site() {

@@ -301,6 +301,45 @@ fn debug_campaign_seed() {
     }
 }
 
+/// Campaign seed 2279 on local-planetlab (WAN links of 0.4-1.3 Mbit/s, 1 MiB drop-tail
+/// queues): site 4 is cut off for 10 s and site 1's Silent server costs it a Proposal, so both
+/// fall behind. Every lagging server used to ask every leader-site server each retransmission
+/// period for 64 order proofs (about 54 kB per answer): a dozen answers per period into a
+/// 800 kbit/s link, which filled the queue, delayed everything behind it (live Proposals,
+/// local-view messages) by seconds and dropped most of it. The site never caught up, went
+/// through a local view change after another, and its clients starved. Now one remote request
+/// per period (the representative's, to one server) plus a rare staggered one from each other
+/// server keep the catch-up traffic within the link.
+#[test]
+fn a_lagging_site_catches_up_over_a_slow_wide_area_link() {
+    let topo = shipped_topology("local-planetlab.toml");
+    let (w, live) = campaign_seed(&topo, 2279).expect("campaign seed 2279 is safe");
+    let end = Duration::from_secs(60);
+    assert!(
+        live,
+        "seed 2279: clients {:?} starved in the last 15 s",
+        w.checker()
+            .starved_clients(w.cfg.clients, end - Duration::from_secs(15), end)
+    );
+}
+
+/// Campaign seed 2281 on paper-cairn (f = 5, sites of 16, many Byzantine servers, a
+/// crash-restart of s3.1) starved client 6, with about 50 instead of 84 updates/s after the
+/// partition, while every lagging server asked every server of another site (up to 16 x 16
+/// requests per period); the paced reconciliation above fixes it too.
+#[test]
+fn a_lagging_site_of_sixteen_does_not_flood_the_wide_area_link() {
+    let topo = shipped_topology("paper-cairn.toml");
+    let (w, live) = campaign_seed(&topo, 2281).expect("campaign seed 2281 is safe");
+    let end = Duration::from_secs(60);
+    assert!(
+        live,
+        "seed 2281: clients {:?} starved in the last 15 s",
+        w.checker()
+            .starved_clients(w.cfg.clients, end - Duration::from_secs(15), end)
+    );
+}
+
 /// Issue #14, attack 1: one Byzantine client floods its site with validly signed updates of
 /// ever newer timestamps. The leader representative's pool used to take every one of them,
 /// FIFO, with no bound per client: correct clients starved and the pool grew without limit.
