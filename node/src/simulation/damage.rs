@@ -9,22 +9,11 @@ use steward_config::{ServerId, SiteId};
 use super::*;
 use bft_harness::testing::{run, shipped_topology};
 
-/// The run is safe and every correct client completes something in its last ten seconds.
-fn assert_every_client_progresses(w: &World, r: &RunReport, seed: u64, end: Duration, what: &str) {
-    assert_eq!(r.safety, "ok", "{what}: seed {seed}: safety");
-    let window = Duration::from_secs(10);
-    let starved = w
-        .checker()
-        .starved_clients(w.cfg.clients, end - window, end);
-    assert!(
-        starved.is_empty(),
-        "{what}: seed {seed}: clients {starved:?} completed nothing in the last {window:?}"
-    );
-}
+use super::redteam::assert_every_client_progresses;
 
 /// Runs `base` and `base` changed by `attack` for `end`; asserts progress and a throughput
 /// ratio of at least one half, and returns the attacked world and both reports.
-fn compare(
+pub(super) fn compare(
     base: WorldConfig,
     attack: impl FnOnce(&mut WorldConfig),
     end: Duration,

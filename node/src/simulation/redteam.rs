@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use steward_config::{ServerId, SiteId, Topology};
 
+use super::damage::compare;
 use super::*;
 use bft_harness::testing::{run, shipped_topology};
 
@@ -103,7 +104,13 @@ fn selective_proposal_by_leader_representative_keeps_safety() {
 }
 
 /// Every client completes something in the last `window` of the run, and the run is safe.
-fn assert_every_client_progresses(w: &World, r: &RunReport, seed: u64, end: Duration, what: &str) {
+pub(super) fn assert_every_client_progresses(
+    w: &World,
+    r: &RunReport,
+    seed: u64,
+    end: Duration,
+    what: &str,
+) {
     assert_eq!(r.safety, "ok", "{what}: seed {seed}: safety");
     let window = Duration::from_secs(10);
     let starved = w
@@ -350,19 +357,11 @@ fn a_flooding_client_starves_nobody() {
     for (flood_site, seed) in [(0u16, 241), (2, 242)] {
         let topo = shipped_topology("local-symmetric-10mbps.toml");
         let end = Duration::from_secs(20);
+        let flood = |cfg: &mut WorldConfig| {
+            cfg.flooding_clients = vec![(SiteId(flood_site), Duration::from_millis(5), 20)];
+        };
         let base = WorldConfig::new(topo, 8, seed);
-        let (_, fault_free) = run(base.clone(), end.as_secs());
-        let mut cfg = base;
-        cfg.flooding_clients = vec![(SiteId(flood_site), Duration::from_millis(5), 20)];
-        let (w, r) = run(cfg, end.as_secs());
-        assert_every_client_progresses(&w, &r, seed, end, "flooding client");
-        let ratio = r.updates as f64 / fault_free.updates as f64;
-        assert!(
-            ratio >= 0.5,
-            "seed {seed}: correct clients got {} updates under the flood, {} without ({ratio:.2})",
-            r.updates,
-            fault_free.updates
-        );
+        let (w, _, _) = compare(base, flood, end, "flooding client");
         let rep = w.replica(ServerId::new(SiteId(0), 0)).unwrap();
         assert!(
             rep.pool.len() <= 9,
@@ -381,19 +380,11 @@ fn a_crashed_server_costs_its_clients_one_timeout() {
     for (clients, seed, index) in [(2, 251, 1), (8, 252, 1), (8, 253, 2)] {
         let topo = variant("local-symmetric-10mbps.toml", "site0 = 1", "");
         let end = Duration::from_secs(30);
-        let base = WorldConfig::new(topo, clients, seed);
-        let (_, fault_free) = run(base.clone(), end.as_secs());
-        let mut cfg = base;
         let dead = ServerId::new(SiteId(0), index);
-        cfg.byzantine = vec![(dead, Byzantine::CrashAt(Duration::from_secs(5)))];
-        let (w, r) = run(cfg, end.as_secs());
-        assert_every_client_progresses(&w, &r, seed, end, "crashed server");
-        let ratio = r.updates as f64 / fault_free.updates as f64;
-        assert!(
-            ratio >= 0.5,
-            "seed {seed}: {} updates with {dead} crashed, {} without ({ratio:.2})",
-            r.updates,
-            fault_free.updates
-        );
+        let crash = |cfg: &mut WorldConfig| {
+            cfg.byzantine = vec![(dead, Byzantine::CrashAt(Duration::from_secs(5)))];
+        };
+        let base = WorldConfig::new(topo, clients, seed);
+        compare(base, crash, end, &format!("crashed {dead}"));
     }
 }
