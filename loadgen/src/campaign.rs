@@ -7,6 +7,7 @@ use clap::Args;
 use steward::simulation::{campaign_seed, CampaignOutcome};
 use steward_config::{Protocol, Topology};
 
+use crate::progress::CampaignProgress;
 use crate::protocols::ProtocolSelection;
 
 /// Arguments of `loadgen campaign`.
@@ -174,9 +175,9 @@ fn parallel_campaign(
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Mutex;
     let next = AtomicU64::new(0);
-    let done = AtomicU64::new(0);
     let results: Mutex<Vec<(u64, String, bool)>> = Mutex::new(Vec::new());
     let error: Mutex<Option<String>> = Mutex::new(None);
+    let progress = CampaignProgress::new(count, 50);
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             scope.spawn(|| loop {
@@ -196,11 +197,8 @@ fn parallel_campaign(
                                 topology.name
                             );
                         }
+                        progress.seed_done(verdict != "ok", !live);
                         results.lock().expect("lock").push((seed, verdict, live));
-                        let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-                        if d % 50 == 0 {
-                            eprintln!("campaign: {d}/{count} seeds");
-                        }
                     }
                     Err(e) => *error.lock().expect("lock") = Some(e),
                 }
@@ -229,8 +227,9 @@ fn parallel_campaign(
 fn run_pbft(a: &CampaignArgs) -> Result<()> {
     let mut safety = Vec::new();
     let mut liveness = Vec::new();
-    let mut done = 0u64;
+    let progress = CampaignProgress::new(a.seeds, 100);
     for seed in a.start_seed..a.start_seed + a.seeds {
+        let (mut unsafe_seed, mut dead_seed) = (false, false);
         for run in pbft::simulation::campaign([seed]) {
             if run.safety != "ok" {
                 eprintln!(
@@ -238,19 +237,19 @@ fn run_pbft(a: &CampaignArgs) -> Result<()> {
                     run.scenario, run.safety
                 );
                 safety.push(seed);
+                unsafe_seed = true;
             } else if !run.ok() {
                 eprintln!(
                     "campaign: seed {seed} ({}): liveness failure (replay: loadgen campaign --protocol pbft --seeds 1 --start-seed {seed})",
                     run.scenario
                 );
                 liveness.push(seed);
+                dead_seed = true;
             }
         }
-        done += 1;
-        if done % 100 == 0 {
-            eprintln!("campaign: {done}/{} seeds", a.seeds);
-        }
+        progress.seed_done(unsafe_seed, dead_seed);
     }
+    drop(progress);
     println!(
         "seeds={} safety_violations={} liveness_failures={}",
         a.seeds,

@@ -250,6 +250,7 @@ pub fn run(a: LocalArgs) -> Result<Vec<Row>> {
     let mut cpu = Vec::new();
     let mut pids = Vec::new();
     let mut done = 0;
+    let sweep = crate::progress::Sweep::new("local", total as u64, "configurations");
     for &protocol in &protocols {
         for &n in &a.clients {
             interrupt.check()?;
@@ -292,6 +293,8 @@ pub fn run(a: LocalArgs) -> Result<Vec<Row>> {
                 data_dir.as_deref(),
                 &sockets,
             )?;
+            sweep.begin(&format!("{protocol} clients={n}"));
+            let window = sweep.wall_window(per);
             let measured = rt.block_on(measure(
                 protocol,
                 &dep,
@@ -302,6 +305,7 @@ pub fn run(a: LocalArgs) -> Result<Vec<Row>> {
                 &mut cluster,
                 &interrupt,
             ));
+            drop(window);
             let stopped = cluster.stop();
             pids.extend(cluster.spawned.iter().copied());
             let mut m = measured?;
@@ -341,6 +345,7 @@ pub fn run(a: LocalArgs) -> Result<Vec<Row>> {
             rows.push(row);
             // Keep partial results on disk: an interrupted sweep still leaves a table.
             write_summary(&out, &rows, &cpu)?;
+            sweep.item_done();
         }
     }
     let manifest = serde_json::json!({

@@ -1,5 +1,10 @@
 //! `loadgen`: the driver CLI of the Steward / PBFT benchmark suite.
 
+// First, so that its `eprintln!` and `println!` (which keep progress bars intact) are the ones
+// every module below uses.
+#[macro_use]
+mod progress;
+
 mod campaign;
 mod clients;
 mod crypto_bench;
@@ -77,7 +82,7 @@ fn main() {
     let cli = Cli::parse();
     // `replica` installs its own (in the format of its --log).
     if !matches!(cli.cmd, Cmd::Replica(_)) {
-        steward_runtime::init_tracing(steward_runtime::LogFormat::Human);
+        progress::init_tracing();
     }
     let result = match cli.cmd {
         Cmd::Keygen(a) => keygen::run(a),

@@ -442,14 +442,17 @@ pub fn run(a: MatrixArgs) -> Result<()> {
     }
     let mut started: Option<(Remote, Protocol, usize, WanMode)> = None;
     let mut playbook_runs = 0;
+    let sweep = crate::progress::Sweep::new("matrix", total as u64, "points");
     let outcome = (|| -> Result<()> {
         for (i, p) in points.iter().enumerate() {
             let dir = points_dir.join(p.key());
             if is_done(&dir) {
                 eprintln!("matrix: [{}/{total}] {} (done, skipped)", i + 1, p.key());
+                sweep.item_done();
                 continue;
             }
             eprintln!("matrix: [{}/{total}] {}", i + 1, p.key());
+            sweep.begin(&p.key());
             if let Some(r) = &p.remote {
                 let want = (r.clone(), p.protocol, p.batch, p.wan);
                 if started.as_ref() != Some(&want) {
@@ -477,9 +480,11 @@ pub fn run(a: MatrixArgs) -> Result<()> {
                 fs::remove_dir_all(&dir).with_context(|| format!("{}", dir.display()))?;
             }
             run_point(p, &dir).with_context(|| format!("point {}", p.key()))?;
+            sweep.item_done();
         }
         Ok(())
     })();
+    drop(sweep);
     if let Some((r, ..)) = &started {
         playbook_runs += 1;
         let stopped = playbook(r, "stop.yml", &[], &a.out, playbook_runs);

@@ -14,6 +14,7 @@ use steward::simulation::{
 use steward_config::{Protocol, Topology};
 use steward_crypto::signature::Scheme;
 
+use crate::progress::{Sweep, Window};
 use crate::protocols::ProtocolSelection;
 use crate::results::{self, parse_duration, Row};
 
@@ -142,8 +143,15 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         Costs::Zero => (CostTable::zero(), Scheme::Ed25519, "zero"),
     };
     let mut rows = Vec::new();
+    let sweep = Sweep::new(
+        "simulate",
+        (protocols.len() * a.clients.len()) as u64,
+        "configurations",
+    );
     for protocol in protocols {
         for &clients in &a.clients {
+            sweep.begin(&format!("{protocol} clients={clients}"));
+            let window = sweep.virtual_window(a.warmup + a.duration);
             let start = Instant::now();
             let crypto = match a.crypto {
                 CryptoArg::Fast => CryptoMode::Fast,
@@ -155,7 +163,7 @@ pub fn run(a: SimulateArgs) -> Result<()> {
                 (a.warmup + a.duration).as_secs_f64()
             );
             let (r, sc) = if protocol == Protocol::Pbft {
-                run_pbft(&a, &topology, clients, &costs, scheme, crypto)?
+                run_pbft(&a, &topology, clients, &costs, scheme, crypto, &window)?
             } else {
                 let mut cfg = WorldConfig::new(topology.clone(), clients, a.seed);
                 configure!(cfg, a, costs, scheme, crypto);
@@ -163,7 +171,7 @@ pub fn run(a: SimulateArgs) -> Result<()> {
                 apply_scenario(&mut cfg, &a.scenario, a.warmup + a.duration / 4, end)
                     .map_err(anyhow::Error::msg)?;
                 let mut world = World::build(cfg)?;
-                world.run_until(a.warmup + a.duration)?;
+                run_in_steps(|t| world.run_until(t), a.warmup + a.duration, &window)?;
                 (world.report(), world.scenario_stats())
             };
             let name = format!(
@@ -197,8 +205,11 @@ pub fn run(a: SimulateArgs) -> Result<()> {
                 global_view_changes: sc.global_view_changes,
                 recovery_ms: sc.recovery_ms,
             });
+            drop(window);
+            sweep.item_done();
         }
     }
+    drop(sweep);
     let manifest = serde_json::json!({
         "command": "simulate",
         "mode": "sim",
@@ -229,6 +240,23 @@ pub fn run(a: SimulateArgs) -> Result<()> {
     Ok(())
 }
 
+/// Runs a simulation to virtual time `end` in 100 steps (`run_until` of each step's end),
+/// advancing `window` after each. The same run as one `run_until(end)`: the simulator handles
+/// its events in time order either way, and nothing happens between the steps.
+fn run_in_steps<E>(
+    mut run_until: impl FnMut(Duration) -> Result<(), E>,
+    end: Duration,
+    window: &Window,
+) -> Result<(), E> {
+    const STEPS: u32 = 100;
+    for i in 1..=STEPS {
+        let t = end * i / STEPS;
+        run_until(t)?;
+        window.advance_to(t);
+    }
+    Ok(())
+}
+
 /// One PBFT configuration (same topology, clients, seed, costs and batch as Steward's rows). Its
 /// view changes are reported as global ones; PBFT has no local view changes or scenarios.
 fn run_pbft(
@@ -238,11 +266,12 @@ fn run_pbft(
     costs: &CostTable,
     scheme: Scheme,
     crypto: CryptoMode,
+    window: &Window,
 ) -> Result<(RunReport, ScenarioStats)> {
     let mut cfg = PbftWorldConfig::new(topology.clone(), clients, a.seed);
     configure!(cfg, a, costs, scheme, crypto);
     let mut world = PbftWorld::build(cfg)?;
-    world.run_until(a.warmup + a.duration)?;
+    run_in_steps(|t| world.run_until(t), a.warmup + a.duration, window)?;
     let views = (0..world.n())
         .filter_map(|i| world.replica(i).map(|r| r.view()))
         .max()
