@@ -7,6 +7,7 @@ mod progress;
 
 mod campaign;
 mod clients;
+mod completions;
 mod crypto_bench;
 mod hosts;
 mod inventory;
@@ -24,7 +25,7 @@ mod testbed;
 mod topology;
 mod yaml;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Steward vs PBFT benchmark driver.
 #[derive(Parser)]
@@ -59,6 +60,11 @@ enum Cmd {
     Testbed(testbed::TestbedArgs),
     /// Randomized fault campaign in the simulator (safety checker on every run).
     Campaign(campaign::CampaignArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions(completions::CompletionsArgs),
+    /// Print loadgen's man page (roff) on stdout, or write one page per subcommand with
+    /// --out-dir.
+    Man(completions::ManArgs),
     /// Run one replica (what `local` starts per replica; same as steward-node / pbft-node).
     #[command(hide = true)]
     Replica(ReplicaArgs),
@@ -95,6 +101,14 @@ fn main() {
         Cmd::Run(a) => remote::run(a),
         Cmd::Inventory(a) => inventory::run(a),
         Cmd::Testbed(a) => testbed::run(a),
+        Cmd::Completions(a) => completions::completions(&a, Cli::command(), &mut std::io::stdout()),
+        Cmd::Man(a) => {
+            completions::man(&a, Cli::command(), &mut std::io::stdout()).map(|written| {
+                for path in written {
+                    println!("{}", path.display());
+                }
+            })
+        }
         Cmd::Replica(a) => replica(a),
     };
     if let Err(e) = result {
