@@ -256,6 +256,7 @@ pub fn run(a: LocalArgs) -> Result<Vec<Row>> {
             interrupt.check()?;
             done += 1;
             let wall = Instant::now();
+            sweep.begin(&format!("{protocol} clients={n}"));
             eprintln!(
                 "local: [{done}/{total}] {protocol} {} clients={n} wan={} ({} s)...",
                 topology.name,
@@ -293,7 +294,6 @@ pub fn run(a: LocalArgs) -> Result<Vec<Row>> {
                 data_dir.as_deref(),
                 &sockets,
             )?;
-            sweep.begin(&format!("{protocol} clients={n}"));
             let window = sweep.wall_window(per);
             let measured = rt.block_on(measure(
                 protocol,
