@@ -24,11 +24,11 @@ use crate::experiment::{
 };
 use crate::fidelity::{fidelity, peak_ratios, write_fidelity_csv, FidelityRow, PeakRatio};
 use crate::figures::{distinct, figure_series, observed_series, ObservedSeries};
-use crate::font;
 use crate::hdr::{cdf_points, percentiles, read_hlog, Percentiles};
 use crate::paper::{figure, Metric, PaperData, XAxis, FIGURES};
 use crate::plots::{
-    palette, protocol_color, render, wants_log, Chart, Curve, CurveStyle, LegendAt,
+    default_font_dirs, find_font, palette, protocol_color, render, wants_log, Chart, ChartFont,
+    Curve, CurveStyle, LegendAt, FONT_ENV,
 };
 use crate::results::{ResultSet, Run};
 use crate::table::{num, ratio, Table};
@@ -226,8 +226,8 @@ pub fn write_report(
     // Plots.
     let mut plots: BTreeMap<String, Vec<(String, PathBuf)>> = BTreeMap::new();
     let plot_error = match prepare_font(&opts.font) {
-        Ok(false) => Some("plots skipped (--no-plots)".to_string()),
-        Ok(true) => match cx.draw_all(&mut plots) {
+        Ok(None) => Some("plots skipped (--no-plots)".to_string()),
+        Ok(Some(font)) => match cx.draw_all(&mut plots, &font) {
             Ok(()) => None,
             Err(e) => Some(format!("{e:#}")),
         },
@@ -259,19 +259,18 @@ fn with_notes(md: &str, notes: &str) -> String {
     }
 }
 
-/// Register the plot font; `Ok(false)` when plots are skipped.
-fn prepare_font(f: &PlotFont) -> Result<bool> {
+/// Find and load the plot font; `Ok(None)` when plots are skipped.
+fn prepare_font(f: &PlotFont) -> Result<Option<ChartFont>> {
     let path = match f {
-        PlotFont::Skip => return Ok(false),
+        PlotFont::Skip => return Ok(None),
         PlotFont::Auto => {
-            let env = std::env::var_os(font::FONT_ENV).map(PathBuf::from);
-            font::find_font(env.as_deref(), &font::default_font_dirs())?
+            let env = std::env::var_os(FONT_ENV).map(PathBuf::from);
+            find_font(env.as_deref(), &default_font_dirs())?
         }
-        PlotFont::File(p) => font::find_font(Some(p), &[])?,
-        PlotFont::SearchIn(dirs) => font::find_font(None, dirs)?,
+        PlotFont::File(p) => find_font(Some(p), &[])?,
+        PlotFont::SearchIn(dirs) => find_font(None, dirs)?,
     };
-    font::register(&path)?;
-    Ok(true)
+    Ok(Some(ChartFont::load(&path)?))
 }
 
 fn peak_table(peaks: &[PeakRatio]) -> Table {
@@ -600,10 +599,11 @@ impl<'a> Ctx<'a> {
         section: &str,
         chart: &Chart,
         stem: &str,
+        font: &ChartFont,
     ) -> Result<()> {
         let dir = self.out.join("plots");
         fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
-        let (svg, png) = render(chart, &dir.join(stem))?;
+        let (svg, png) = render(chart, &dir.join(stem), font)?;
         self.files.push(svg);
         self.files.push(png.clone());
         plots
@@ -613,7 +613,11 @@ impl<'a> Ctx<'a> {
         Ok(())
     }
 
-    fn draw_all(&mut self, plots: &mut BTreeMap<String, Vec<(String, PathBuf)>>) -> Result<()> {
+    fn draw_all(
+        &mut self,
+        plots: &mut BTreeMap<String, Vec<(String, PathBuf)>>,
+        font: &ChartFont,
+    ) -> Result<()> {
         // Figures: one plot per figure, topology and mode, with the paper's curves.
         let mut groups: BTreeMap<(u8, String, String), Vec<ObservedSeries>> = BTreeMap::new();
         for o in &self.observed {
@@ -698,9 +702,10 @@ impl<'a> Ctx<'a> {
                     (Metric::Latency, _) => LegendAt::UpperLeft,
                 },
                 curves,
+                markers: vec![],
             };
             let stem = format!("{}-{}-{}", info.id, slug(&topo), slug(&mode));
-            self.plot(plots, &exp.key(), &chart, &stem)?;
+            self.plot(plots, &exp.key(), &chart, &stem, font)?;
         }
 
         // Other topologies: throughput and latency vs clients, ours only.
@@ -769,10 +774,11 @@ impl<'a> Ctx<'a> {
                             Metric::Latency => LegendAt::UpperLeft,
                         },
                         curves,
+                        markers: vec![],
                     };
                     let stem = format!("{kind}-{}-{}", slug(&topo), slug(&mode));
                     let section = Experiment::Other(topo.clone()).key();
-                    self.plot(plots, &section, &chart, &stem)?;
+                    self.plot(plots, &section, &chart, &stem, font)?;
                 }
             }
         }
@@ -852,6 +858,7 @@ impl<'a> Ctx<'a> {
                 x_from_zero: false,
                 legend: LegendAt::LowerRight,
                 curves,
+                markers: vec![],
             };
             let stem = format!(
                 "cdf-{}-{}-{}{}",
@@ -860,7 +867,7 @@ impl<'a> Ctx<'a> {
                 slug(&protocol),
                 if mix { "-mix" } else { "" }
             );
-            self.plot(plots, &format!("cdf:{}", exp.key()), &chart, &stem)?;
+            self.plot(plots, &format!("cdf:{}", exp.key()), &chart, &stem, font)?;
         }
         Ok(())
     }
