@@ -14,6 +14,7 @@
 //! * [`figures`]: our runs arranged as the paper's figure curves;
 //! * [`fidelity`]: per-figure fidelity and Steward/PBFT peak ratios;
 //! * [`table`]: CSV and Markdown tables;
+//! * [`timeseries`]: replica metrics and fault events over time, throughput over time;
 //! * [`plots`]: line charts to SVG, rasterized to PNG with resvg; finding their font;
 //! * [`report`]: the `report` command;
 //! * [`compare`]: the `compare` command.
@@ -30,3 +31,4 @@ pub mod plots;
 pub mod report;
 pub mod results;
 pub mod table;
+pub mod timeseries;
