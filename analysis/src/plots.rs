@@ -404,11 +404,41 @@ pub fn ranges(chart: &Chart) -> (std::ops::Range<f64>, std::ops::Range<f64>) {
         let (a, b) = decade_range(ymin, ymax);
         a..b
     } else if ymax.is_finite() && ymax > 0.0 {
-        0.0..ymax * 1.1
+        // Room above the data for the marker labels (see `marker_rows`): a row is 19 px of a
+        // plot area at least 450 px high, below a 10 px offset.
+        let rows = marker_rows(&chart.markers, &(x0..x1))
+            .iter()
+            .map(|m| m.1 + 1)
+            .max()
+            .unwrap_or(0);
+        let free = 1.0 - (10.0 + 19.0 * rows as f64) / 450.0;
+        0.0..(ymax * 1.1).max(ymax / free.max(0.3))
     } else {
         0.0..1.0
     };
     (x0..x1, y)
+}
+
+/// The markers inside the x range `xr`, sorted by x, each with the row of its label: 0 (the
+/// top), or one row below the previous marker's when that is closer than 15 % of the x span.
+pub fn marker_rows<'m>(
+    markers: &'m [Marker],
+    xr: &std::ops::Range<f64>,
+) -> Vec<(&'m Marker, usize)> {
+    let mut inside: Vec<&Marker> = markers
+        .iter()
+        .filter(|m| m.x >= xr.start && m.x <= xr.end)
+        .collect();
+    inside.sort_by(|a, b| a.x.total_cmp(&b.x));
+    let mut out: Vec<(&Marker, usize)> = Vec::new();
+    for m in inside {
+        let row = match out.last() {
+            Some((p, r)) if m.x - p.x < (xr.end - xr.start) * 0.15 => r + 1,
+            _ => 0,
+        };
+        out.push((m, row));
+    }
+    out
 }
 
 /// Powers of ten around the positive range `lo..=hi` (at least one decade); `1..10` if empty.
@@ -613,20 +643,9 @@ where
     // Event markers: a dashed grey line each, the label at its top; labels of markers closer
     // than 15 % of the x span to the previous one go one row lower so they do not overlap.
     let (xr, yr) = ranges(chart);
-    let mut markers: Vec<&Marker> = chart.markers.iter().collect();
-    markers.sort_by(|a, b| a.x.total_cmp(&b.x));
-    let mut row = 0;
-    let mut prev: Option<f64> = None;
     let grey = RGBColor(90, 90, 90);
-    for m in markers {
-        if !(m.x >= xr.start && m.x <= xr.end) {
-            continue;
-        }
-        row = match prev {
-            Some(p) if m.x - p < (xr.end - xr.start) * 0.15 => row + 1,
-            _ => 0,
-        };
-        prev = Some(m.x);
+    for (m, row) in marker_rows(&chart.markers, &xr) {
+        let row = row as i32;
         cc.draw_series(DashedLineSeries::new(
             vec![(m.x, yr.start), (m.x, yr.end)],
             6,
@@ -737,6 +756,28 @@ mod tests {
         assert_eq!((x.start, x.end), (1.0, 10.0));
         assert!(wants_log(100.0, 6000.0) && !wants_log(100.0, 1500.0) && !wants_log(0.0, 5.0));
         assert_eq!(log_tick(1000.0), "1000");
+    }
+
+    #[test]
+    fn marker_labels_stack_and_get_room_above_the_data() {
+        let mut c = chart(false);
+        let m = |x: f64| Marker {
+            x,
+            label: format!("at {x}"),
+        };
+        c.markers = vec![m(20.0), m(2.0), m(2.5), m(50.0)];
+        let (x, y) = ranges(&c);
+        // Markers widen the x range; labels of close markers go one row down.
+        assert!(x.end > 50.0, "{x:?}");
+        let rows: Vec<(f64, usize)> = marker_rows(&c.markers, &x)
+            .iter()
+            .map(|(m, r)| (m.x, *r))
+            .collect();
+        assert_eq!(rows, vec![(2.0, 0), (2.5, 1), (20.0, 0), (50.0, 0)]);
+        // Two rows of labels need more than the usual 10 % headroom.
+        let plain = ranges(&chart(false)).1;
+        assert!(y.end > plain.end, "{y:?} vs {plain:?}");
+        assert!(250.0 / y.end <= 1.0 - (10.0 + 38.0) / 450.0 + 1e-9, "{y:?}");
     }
 
     #[test]

@@ -758,16 +758,17 @@ impl<'a> Ctx<'a> {
                 }
             })
             .collect();
-        // Distinct events (to 0.1 s) over the runs shown.
-        let mut seen = BTreeSet::new();
-        let mut markers = Vec::new();
+        // The events of the runs shown; the same event of the same replica within 0.5 s of
+        // one already drawn (the scenario's schedule, seen by another run) is drawn once.
+        let mut markers: Vec<Marker> = Vec::new();
         for (tl, _) in &chosen {
             for e in &tl.events {
-                if seen.insert(((e.time_s * 10.0).round() as i64, &e.event, &e.node)) {
-                    markers.push(Marker {
-                        x: e.time_s,
-                        label: format!("{} {}", e.event, e.node),
-                    });
+                let label = format!("{} {}", e.event, e.node);
+                if !markers
+                    .iter()
+                    .any(|m| m.label == label && (m.x - e.time_s).abs() <= 0.5)
+                {
+                    markers.push(Marker { x: e.time_s, label });
                 }
             }
         }
