@@ -208,9 +208,33 @@ pub fn svg_to_png(svg: &str, font: &ChartFont) -> Result<Vec<u8>> {
         .ok_or_else(|| anyhow!("empty image ({}×{})", size.width(), size.height()))?;
     pixmap.fill(tiny_skia::Color::WHITE);
     resvg::render(&tree, tiny_skia::Transform::default(), &mut pixmap.as_mut());
-    pixmap
-        .encode_png()
-        .map_err(|e| anyhow!("cannot encode the PNG: {e}"))
+    encode_opaque_png(&pixmap)
+}
+
+/// `pixmap` as an 8-bit RGB PNG, best compression. The pixmap is opaque (filled white before
+/// drawing), so its premultiplied RGBA is plain RGBA and alpha can be dropped; this makes the
+/// file about half the size of [`tiny_skia::Pixmap::encode_png`]'s RGBA one.
+fn encode_opaque_png(pixmap: &tiny_skia::Pixmap) -> Result<Vec<u8>> {
+    let rgb: Vec<u8> = pixmap
+        .data()
+        .chunks_exact(4)
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .collect();
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, pixmap.width(), pixmap.height());
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.set_compression(png::Compression::Best);
+        enc.set_filter(png::FilterType::Paeth);
+        enc.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
+        let mut w = enc
+            .write_header()
+            .map_err(|e| anyhow!("cannot encode the PNG: {e}"))?;
+        w.write_image_data(&rgb)
+            .map_err(|e| anyhow!("cannot encode the PNG: {e}"))?;
+    }
+    Ok(out)
 }
 
 /// Width of rendered plots, pixels.
