@@ -645,7 +645,7 @@ impl<'a> Ctx<'a> {
         let mut t = Table::new(&TIMELINE_CSV_HEADER);
         for (src, runs) in &self.timelines {
             for (tl, rates) in runs {
-                let Some(id) = &tl.run else { continue };
+                let id = &tl.run;
                 for p in rates {
                     t.push(vec![
                         self.source_label(*src),
@@ -665,7 +665,7 @@ impl<'a> Ctx<'a> {
 
     /// The summary rows of the runs of source `src` matching `tl`.
     fn summary_runs(&self, src: usize, tl: &Timeline) -> Vec<&'a Run> {
-        let Some(id) = &tl.run else { return vec![] };
+        let id = &tl.run;
         self.results
             .runs
             .iter()
@@ -693,12 +693,11 @@ impl<'a> Ctx<'a> {
         for (src, runs) in &timelines {
             let mut groups: BTreeMap<(RunOrderProto, String), Group> = BTreeMap::new();
             for r in runs {
-                if let Some(id) = &r.0.run {
-                    groups
-                        .entry((proto_order(&id.protocol), id.scenario.clone()))
-                        .or_default()
-                        .push(r);
-                }
+                let id = &r.0.run;
+                groups
+                    .entry((proto_order(&id.protocol), id.scenario.clone()))
+                    .or_default()
+                    .push(r);
             }
             for (((_, protocol), scenario), group) in groups {
                 let chart = self.timeline_chart(*src, &protocol, &scenario, &group);
@@ -730,14 +729,14 @@ impl<'a> Ctx<'a> {
         group: &[&RunTimeline],
     ) -> Chart {
         let mut group: Vec<&RunTimeline> = group.to_vec();
-        group.sort_by_key(|r| r.0.run.as_ref().map(|id| (id.batch, id.clients)));
+        group.sort_by_key(|r| (r.0.run.batch, r.0.run.clients));
         let total = group.len();
         let chosen = spread(&group, 8);
         let curves: Vec<Curve> = chosen
             .iter()
             .enumerate()
             .map(|(j, (tl, rates))| {
-                let id = tl.run.as_ref().expect("grouped by run");
+                let id = &tl.run;
                 let mut label = format!(
                     "{} client{}",
                     id.clients,
@@ -1517,7 +1516,7 @@ impl<'a> Ctx<'a> {
         ]);
         for (src, runs) in &self.timelines {
             for (tl, rates) in runs {
-                let Some(id) = &tl.run else { continue };
+                let id = &tl.run;
                 let ys = rates.iter().map(|p| p.updates_per_s);
                 let (lo, hi) = (
                     ys.clone().fold(f64::INFINITY, f64::min),

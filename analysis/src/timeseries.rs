@@ -73,10 +73,10 @@ pub struct Event {
 }
 
 /// Samples and events of one run.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Timeline {
     /// Which run.
-    pub run: Option<RunId>,
+    pub run: RunId,
     /// Samples of [`EXECUTED_METRIC`] (with any labels), in file order; other metrics are
     /// not kept.
     pub samples: Vec<Sample>,
@@ -110,19 +110,22 @@ pub fn load_timelines(dir: &Path) -> Result<Option<Vec<Timeline>>> {
     } else {
         Vec::new()
     };
-    let mut runs: BTreeMap<RunId, Timeline> = BTreeMap::new();
+    let mut runs: BTreeMap<RunId, (Vec<Sample>, Vec<Event>)> = BTreeMap::new();
     for (id, s) in samples {
-        runs.entry(id).or_default().samples.push(s);
+        runs.entry(id).or_default().0.push(s);
     }
     for (id, e) in events {
-        runs.entry(id).or_default().events.push(e);
+        runs.entry(id).or_default().1.push(e);
     }
     Ok(Some(
         runs.into_iter()
-            .map(|(id, mut t)| {
-                t.run = Some(id);
-                t.events.sort_by(|a, b| a.time_s.total_cmp(&b.time_s));
-                t
+            .map(|(run, (samples, mut events))| {
+                events.sort_by(|a, b| a.time_s.total_cmp(&b.time_s));
+                Timeline {
+                    run,
+                    samples,
+                    events,
+                }
             })
             .collect(),
     ))
