@@ -14,9 +14,8 @@
 //! * [`figures`]: our runs arranged as the paper's figure curves;
 //! * [`fidelity`]: per-figure fidelity and Steward/PBFT peak ratios;
 //! * [`table`]: CSV and Markdown tables;
-//! * [`font`]: finding a font for the plots at run time;
-//! * [`plots`]: line charts to SVG and PNG;
-//! * [`raster`]: the PNG backend with correct glyph placement;
+//! * [`timeseries`]: replica metrics and fault events over time, throughput over time;
+//! * [`plots`]: line charts to SVG, rasterized to PNG with resvg; finding their font;
 //! * [`report`]: the `report` command;
 //! * [`compare`]: the `compare` command.
 
@@ -26,11 +25,10 @@ pub mod compare;
 pub mod experiment;
 pub mod fidelity;
 pub mod figures;
-pub mod font;
 pub mod hdr;
 pub mod paper;
 pub mod plots;
-pub mod raster;
 pub mod report;
 pub mod results;
 pub mod table;
+pub mod timeseries;

@@ -1,19 +1,241 @@
-//! Line charts rendered with plotters to SVG and PNG.
+//! Line charts: drawn once, with plotters, to SVG; the SVG rasterized to PNG with resvg.
 //!
-//! A [`Chart`] describes a plot independently of the backend; [`render`] draws it twice, to
-//! `<stem>.svg` and `<stem>.png`. A font must have been registered first (see [`crate::font`]).
+//! A [`Chart`] describes a plot independently of the backend; [`render`] writes `<stem>.svg`
+//! and `<stem>.png`. The PNG is the SVG rendered by resvg, so both always show the same
+//! picture, and the bytes of both depend only on the chart and the font file.
+//!
+//! Text needs one TrueType/OpenType font, found at run time ([`find_font`]) and loaded as a
+//! [`ChartFont`]: plotters measures text with it to lay the chart out, and resvg draws the
+//! SVG's text with it (every font family the SVG names resolves to that one font; no system
+//! font is consulted, which keeps the output reproducible). No font is bundled. The lookup
+//! order: the file named by `--font` or by the `ANALYSIS_FONT` environment variable; then,
+//! under `/usr/share/fonts`, `/usr/local/share/fonts`, `~/.local/share/fonts` and `~/.fonts`, a
+//! well-known sans-serif file (DejaVu Sans, Liberation Sans, Noto Sans, FreeSans); then any
+//! upright `.ttf`/`.otf` file found there. On Debian, `apt-get install fonts-dejavu-core`
+//! provides `/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf`.
 
+use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use resvg::{tiny_skia, usvg};
 use steward_config::Protocol;
 
 use crate::experiment::protocol_of;
-use crate::font::{registered, registered_font, FAMILY};
-use crate::raster::TextFixBackend;
+
+/// Environment variable naming a font file to use.
+pub const FONT_ENV: &str = "ANALYSIS_FONT";
+
+/// The font family the SVG text asks for (resolved to the loaded font when rasterizing).
+pub const FAMILY: &str = "sans-serif";
+
+/// Preferred font files, best first.
+const PREFERRED: [&str; 6] = [
+    "DejaVuSans.ttf",
+    "LiberationSans-Regular.ttf",
+    "NotoSans-Regular.ttf",
+    "FreeSans.ttf",
+    "Arial.ttf",
+    "Vera.ttf",
+];
+
+/// Where fonts are searched when none is named.
+pub fn default_font_dirs() -> Vec<PathBuf> {
+    let mut dirs = vec![
+        PathBuf::from("/usr/share/fonts"),
+        PathBuf::from("/usr/local/share/fonts"),
+    ];
+    if let Some(home) = std::env::var_os("HOME") {
+        let home = PathBuf::from(home);
+        dirs.push(home.join(".local/share/fonts"));
+        dirs.push(home.join(".fonts"));
+    }
+    dirs
+}
+
+/// Choose a font file: `explicit` if given (it must exist), else the best one under `dirs`
+/// (see the module docs). The error says how to install or name one.
+pub fn find_font(explicit: Option<&Path>, dirs: &[PathBuf]) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        if p.is_file() {
+            return Ok(p.to_path_buf());
+        }
+        bail!("font file {} does not exist", p.display());
+    }
+    let mut files = Vec::new();
+    for d in dirs {
+        collect_fonts(d, 0, &mut files);
+    }
+    files.sort();
+    let name = |p: &PathBuf| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    for want in PREFERRED {
+        if let Some(p) = files.iter().find(|p| name(p) == want) {
+            return Ok(p.clone());
+        }
+    }
+    let upright = |p: &&PathBuf| {
+        let n = name(p).to_ascii_lowercase();
+        !["bold", "italic", "oblique", "mono", "light", "condensed"]
+            .iter()
+            .any(|w| n.contains(w))
+    };
+    if let Some(p) = files.iter().find(upright).or(files.first()) {
+        return Ok(p.clone());
+    }
+    let searched: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    Err(anyhow!(
+        "no TrueType/OpenType font found (searched {}); install one (Debian: apt-get install \
+         fonts-dejavu-core) or name a .ttf file with --font or {FONT_ENV}",
+        if searched.is_empty() {
+            "nowhere".to_string()
+        } else {
+            searched.join(", ")
+        }
+    ))
+}
+
+fn collect_fonts(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+    crate::results::walk(dir, depth, 8, &mut |p, is_dir| {
+        let font = matches!(
+            p.extension()
+                .and_then(|x| x.to_str())
+                .map(str::to_ascii_lowercase)
+                .as_deref(),
+            Some("ttf" | "otf")
+        );
+        if !is_dir && font {
+            out.push(p.to_path_buf());
+        }
+        is_dir
+    });
+}
+
+/// The font file registered with plotters for text measurement, and its leaked bytes.
+static PLOTTERS_FONT: Mutex<Option<(PathBuf, &'static [u8])>> = Mutex::new(None);
+
+/// One font file, loaded for the plots: plotters lays text out with it, resvg draws it.
+#[derive(Clone, Debug)]
+pub struct ChartFont {
+    path: PathBuf,
+    family: String,
+    db: Arc<usvg::fontdb::Database>,
+}
+
+impl ChartFont {
+    /// Load the font file at `path` (its first face, for collections). Fails with the path
+    /// named when the file cannot be read or holds no usable TrueType/OpenType font.
+    pub fn load(path: &Path) -> Result<ChartFont> {
+        let bytes =
+            fs::read(path).with_context(|| format!("{}: cannot read font", path.display()))?;
+        let unusable = || anyhow!("{}: not a usable TrueType/OpenType font", path.display());
+        let mut db = usvg::fontdb::Database::new();
+        db.load_font_data(bytes);
+        let family = db
+            .faces()
+            .next()
+            .and_then(|f| f.families.first())
+            .map(|f| f.0.clone())
+            .ok_or_else(unusable)?;
+        // Whatever family the SVG asks for (plotters writes `sans-serif`), use this font.
+        db.set_sans_serif_family(family.clone());
+        db.set_serif_family(family.clone());
+        db.set_monospace_family(family.clone());
+        db.set_cursive_family(family.clone());
+        db.set_fantasy_family(family.clone());
+        let font = ChartFont {
+            path: path.to_path_buf(),
+            family,
+            db: Arc::new(db),
+        };
+        font.register_with_plotters()?;
+        Ok(font)
+    }
+
+    /// The font file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The font's family name, as the font file gives it (e.g. `DejaVu Sans`).
+    pub fn family(&self) -> &str {
+        &self.family
+    }
+
+    /// Make this file the one plotters measures [`FAMILY`] text with (plotters keeps one
+    /// process-wide font per family). Registering the same file again is free.
+    fn register_with_plotters(&self) -> Result<()> {
+        let mut reg = PLOTTERS_FONT
+            .lock()
+            .map_err(|_| anyhow!("font registry lock poisoned"))?;
+        if reg.as_ref().map(|r| r.0.as_path()) == Some(self.path.as_path()) {
+            return Ok(());
+        }
+        let bytes = fs::read(&self.path)
+            .with_context(|| format!("{}: cannot read font", self.path.display()))?;
+        // plotters keeps a `&'static [u8]`; a report uses one font, so leaking it is fine.
+        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+        plotters::style::register_font(FAMILY, plotters::style::FontStyle::Normal, bytes).map_err(
+            |_| {
+                anyhow!(
+                    "{}: not a usable TrueType/OpenType font",
+                    self.path.display()
+                )
+            },
+        )?;
+        *reg = Some((self.path.clone(), bytes));
+        Ok(())
+    }
+}
+
+/// Rasterize an SVG document to PNG bytes with resvg, its text drawn with `font`, on white.
+pub fn svg_to_png(svg: &str, font: &ChartFont) -> Result<Vec<u8>> {
+    let opt = usvg::Options {
+        fontdb: font.db.clone(),
+        font_family: font.family.clone(),
+        ..usvg::Options::default()
+    };
+    let tree = usvg::Tree::from_str(svg, &opt).map_err(|e| anyhow!("cannot parse the SVG: {e}"))?;
+    let size = tree.size().to_int_size();
+    let mut pixmap = tiny_skia::Pixmap::new(size.width(), size.height())
+        .ok_or_else(|| anyhow!("empty image ({}×{})", size.width(), size.height()))?;
+    pixmap.fill(tiny_skia::Color::WHITE);
+    resvg::render(&tree, tiny_skia::Transform::default(), &mut pixmap.as_mut());
+    encode_opaque_png(&pixmap)
+}
+
+/// `pixmap` as an 8-bit RGB PNG, best compression. The pixmap is opaque (filled white before
+/// drawing), so its premultiplied RGBA is plain RGBA and alpha can be dropped; this makes the
+/// file about half the size of [`tiny_skia::Pixmap::encode_png`]'s RGBA one.
+fn encode_opaque_png(pixmap: &tiny_skia::Pixmap) -> Result<Vec<u8>> {
+    let rgb: Vec<u8> = pixmap
+        .data()
+        .chunks_exact(4)
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .collect();
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, pixmap.width(), pixmap.height());
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.set_compression(png::Compression::Best);
+        enc.set_filter(png::FilterType::Paeth);
+        enc.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
+        let mut w = enc
+            .write_header()
+            .map_err(|e| anyhow!("cannot encode the PNG: {e}"))?;
+        w.write_image_data(&rgb)
+            .map_err(|e| anyhow!("cannot encode the PNG: {e}"))?;
+    }
+    Ok(out)
+}
 
 /// Width of rendered plots, pixels.
 pub const WIDTH: u32 = 1000;
@@ -94,6 +316,16 @@ pub fn legend_corner(preferred: LegendAt, points: &[(f64, f64)]) -> LegendAt {
     best.1
 }
 
+/// A vertical line across the plot area at `x`, labelled at its top (an event such as a
+/// replica being killed).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Marker {
+    /// Where, in x axis units.
+    pub x: f64,
+    /// Text next to the top of the line.
+    pub label: String,
+}
+
 /// A line chart.
 #[derive(Clone, Debug)]
 pub struct Chart {
@@ -117,6 +349,8 @@ pub struct Chart {
     pub legend: LegendAt,
     /// The curves.
     pub curves: Vec<Curve>,
+    /// Vertical event lines; the x range covers them.
+    pub markers: Vec<Marker>,
 }
 
 /// Colour of a protocol's curves: Steward blue, PBFT vermilion, others grey.
@@ -151,7 +385,14 @@ fn pe<E: std::fmt::Display>(e: E) -> anyhow::Error {
 /// [`Chart::x_from_zero`]) to the largest x plus 5 %; y from 0 to the largest y plus 10 % (log axes: a decade-aligned range around the
 /// positive values).
 pub fn ranges(chart: &Chart) -> (std::ops::Range<f64>, std::ops::Range<f64>) {
-    let pts = || chart.curves.iter().flat_map(|c| c.points.iter().copied());
+    let marks = chart.markers.iter().map(|m| (m.x, f64::NAN));
+    let pts = || {
+        chart
+            .curves
+            .iter()
+            .flat_map(|c| c.points.iter().copied())
+            .chain(marks.clone())
+    };
     let xmax = pts().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
     let xmin = pts().map(|p| p.0).fold(f64::INFINITY, f64::min);
     let ymax = pts().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
@@ -187,11 +428,41 @@ pub fn ranges(chart: &Chart) -> (std::ops::Range<f64>, std::ops::Range<f64>) {
         let (a, b) = decade_range(ymin, ymax);
         a..b
     } else if ymax.is_finite() && ymax > 0.0 {
-        0.0..ymax * 1.1
+        // Room above the data for the marker labels (see `marker_rows`): a row is 19 px of a
+        // plot area at least 450 px high, below a 10 px offset.
+        let rows = marker_rows(&chart.markers, &(x0..x1))
+            .iter()
+            .map(|m| m.1 + 1)
+            .max()
+            .unwrap_or(0);
+        let free = 1.0 - (10.0 + 19.0 * rows as f64) / 450.0;
+        0.0..(ymax * 1.1).max(ymax / free.max(0.3))
     } else {
         0.0..1.0
     };
     (x0..x1, y)
+}
+
+/// The markers inside the x range `xr`, sorted by x, each with the row of its label: 0 (the
+/// top), or one row below the previous marker's when that is closer than 15 % of the x span.
+pub fn marker_rows<'m>(
+    markers: &'m [Marker],
+    xr: &std::ops::Range<f64>,
+) -> Vec<(&'m Marker, usize)> {
+    let mut inside: Vec<&Marker> = markers
+        .iter()
+        .filter(|m| m.x >= xr.start && m.x <= xr.end)
+        .collect();
+    inside.sort_by(|a, b| a.x.total_cmp(&b.x));
+    let mut out: Vec<(&Marker, usize)> = Vec::new();
+    for m in inside {
+        let row = match out.last() {
+            Some((p, r)) if m.x - p.x < (xr.end - xr.start) * 0.15 => r + 1,
+            _ => 0,
+        };
+        out.push((m, row));
+    }
+    out
 }
 
 /// Powers of ten around the positive range `lo..=hi` (at least one decade); `1..10` if empty.
@@ -220,30 +491,31 @@ pub fn decimals(span: f64) -> usize {
     }
 }
 
-/// Draw `chart` to `<stem>.svg` and `<stem>.png`; returns both paths.
-pub fn render(chart: &Chart, stem: &Path) -> Result<(PathBuf, PathBuf)> {
-    if registered().is_none() {
-        bail!("no font registered for the plots");
-    }
-    let svg = stem.with_extension("svg");
-    let png = stem.with_extension("png");
+/// The SVG document of `chart`.
+pub fn chart_svg(chart: &Chart, font: &ChartFont) -> Result<String> {
+    font.register_with_plotters()?;
+    let mut svg = String::new();
     {
-        let root = SVGBackend::new(&svg, (WIDTH, HEIGHT)).into_drawing_area();
-        draw(&root, chart).map_err(|e| anyhow!("{}: {e}", svg.display()))?;
-        root.present()
-            .map_err(|e| anyhow!("{}: cannot write: {e}", svg.display()))?;
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        draw(&root, chart)?;
+        root.present().map_err(pe)?;
     }
-    {
-        let font = registered_font().ok_or_else(|| anyhow!("no font registered for the plots"))?;
-        let backend = TextFixBackend::new(BitMapBackend::new(&png, (WIDTH, HEIGHT)), font);
-        let root = backend.into_drawing_area();
-        draw(&root, chart).map_err(|e| anyhow!("{}: {e}", png.display()))?;
-        root.present()
-            .map_err(|e| anyhow!("{}: cannot write: {e}", png.display()))?;
-    }
-    Ok((svg, png))
+    Ok(svg)
 }
 
+/// Draw `chart` to `<stem>.svg`, rasterize that to `<stem>.png`; returns both paths.
+pub fn render(chart: &Chart, stem: &Path, font: &ChartFont) -> Result<(PathBuf, PathBuf)> {
+    let svg_path = stem.with_extension("svg");
+    let png_path = stem.with_extension("png");
+    let svg = chart_svg(chart, font).map_err(|e| anyhow!("{}: {e:#}", svg_path.display()))?;
+    fs::write(&svg_path, &svg).with_context(|| format!("{}: cannot write", svg_path.display()))?;
+    let png = svg_to_png(&svg, font).map_err(|e| anyhow!("{}: {e:#}", png_path.display()))?;
+    fs::write(&png_path, png).with_context(|| format!("{}: cannot write", png_path.display()))?;
+    Ok((svg_path, png_path))
+}
+
+/// Text sizes below are plotters sizes: the SVG's `font-size` is the size ÷ 1.24, which with
+/// DejaVu Sans gives the glyph sizes the PNGs had before they were rasterized from the SVG.
 fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Result<()>
 where
     DB::ErrorType: 'static,
@@ -254,14 +526,14 @@ where
     top.draw(&Text::new(
         chart.title.clone(),
         (20, 10),
-        (FAMILY, 24).into_font().color(&BLACK),
+        (FAMILY, 26).into_font().color(&BLACK),
     ))
     .map_err(pe)?;
     for (i, c) in chart.captions.iter().enumerate() {
         top.draw(&Text::new(
             c.clone(),
             (20, 42 + 20 * i as i32),
-            (FAMILY, 15).into_font().color(&RGBColor(60, 60, 60)),
+            (FAMILY, 16).into_font().color(&RGBColor(60, 60, 60)),
         ))
         .map_err(pe)?;
     }
@@ -323,8 +595,8 @@ where
     cc.configure_mesh()
         .x_desc(chart.x_label.clone())
         .y_desc(chart.y_label.clone())
-        .axis_desc_style((FAMILY, 17))
-        .label_style((FAMILY, 14))
+        .axis_desc_style((FAMILY, 18))
+        .label_style((FAMILY, 15))
         .x_label_formatter(xfmt)
         .y_label_formatter(yfmt)
         .light_line_style(RGBColor(240, 240, 240))
@@ -392,8 +664,28 @@ where
             }
         }
     }
-    // Data points as fractions of the plot area, to keep the legend off them.
+    // Event markers: a dashed grey line each, the label at its top; labels of markers closer
+    // than 15 % of the x span to the previous one go one row lower so they do not overlap.
     let (xr, yr) = ranges(chart);
+    let grey = RGBColor(90, 90, 90);
+    for (m, row) in marker_rows(&chart.markers, &xr) {
+        let row = row as i32;
+        cc.draw_series(DashedLineSeries::new(
+            vec![(m.x, yr.start), (m.x, yr.end)],
+            6,
+            4,
+            grey.stroke_width(2),
+        ))
+        .map_err(pe)?;
+        let text = Text::new(
+            m.label.clone(),
+            (5, 6 + 19 * row),
+            (FAMILY, 16).into_font().color(&RGBColor(40, 40, 40)),
+        );
+        cc.draw_series(std::iter::once(EmptyElement::at((m.x, yr.end)) + text))
+            .map_err(pe)?;
+    }
+    // Data points as fractions of the plot area, to keep the legend off them.
     let frac = |v: f64, r: &std::ops::Range<f64>, log: bool| {
         if log {
             (v.max(f64::MIN_POSITIVE).log10() - r.start.log10()) / (r.end.log10() - r.start.log10())
@@ -416,7 +708,7 @@ where
         })
         .margin(12)
         .legend_area_size(30)
-        .label_font((FAMILY, 15))
+        .label_font((FAMILY, 16))
         .background_style(WHITE.mix(0.85))
         .border_style(RGBColor(120, 120, 120))
         .draw()
@@ -445,6 +737,7 @@ mod tests {
                 color: palette(0),
                 style: CurveStyle::Measured,
             }],
+            markers: vec![],
         }
     }
 
@@ -487,5 +780,136 @@ mod tests {
         assert_eq!((x.start, x.end), (1.0, 10.0));
         assert!(wants_log(100.0, 6000.0) && !wants_log(100.0, 1500.0) && !wants_log(0.0, 5.0));
         assert_eq!(log_tick(1000.0), "1000");
+    }
+
+    #[test]
+    fn marker_labels_stack_and_get_room_above_the_data() {
+        let mut c = chart(false);
+        let m = |x: f64| Marker {
+            x,
+            label: format!("at {x}"),
+        };
+        c.markers = vec![m(20.0), m(2.0), m(2.5), m(50.0)];
+        let (x, y) = ranges(&c);
+        // Markers widen the x range; labels of close markers go one row down.
+        assert!(x.end > 50.0, "{x:?}");
+        let rows: Vec<(f64, usize)> = marker_rows(&c.markers, &x)
+            .iter()
+            .map(|(m, r)| (m.x, *r))
+            .collect();
+        assert_eq!(rows, vec![(2.0, 0), (2.5, 1), (20.0, 0), (50.0, 0)]);
+        // Two rows of labels need more than the usual 10 % headroom.
+        let plain = ranges(&chart(false)).1;
+        assert!(y.end > plain.end, "{y:?} vs {plain:?}");
+        assert!(250.0 / y.end <= 1.0 - (10.0 + 38.0) / 450.0 + 1e-9, "{y:?}");
+    }
+
+    #[test]
+    fn missing_fonts_give_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = find_font(None, &[dir.path().to_path_buf()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("fonts-dejavu-core") && e.contains(FONT_ENV),
+            "{e}"
+        );
+        let e = find_font(Some(&dir.path().join("nope.ttf")), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nope.ttf"), "{e}");
+    }
+
+    #[test]
+    fn preferred_and_upright_fonts_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("truetype/x");
+        fs::create_dir_all(&sub).unwrap();
+        for n in ["Zed-Bold.ttf", "Zed.ttf", "readme.txt"] {
+            fs::write(sub.join(n), b"").unwrap();
+        }
+        let dirs = [dir.path().to_path_buf()];
+        assert_eq!(find_font(None, &dirs).unwrap(), sub.join("Zed.ttf"));
+        fs::write(sub.join("DejaVuSans.ttf"), b"").unwrap();
+        assert_eq!(find_font(None, &dirs).unwrap(), sub.join("DejaVuSans.ttf"));
+    }
+
+    #[test]
+    fn invalid_font_files_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bad.ttf");
+        fs::write(&p, b"not a font").unwrap();
+        let e = ChartFont::load(&p).unwrap_err().to_string();
+        assert!(e.contains("bad.ttf") && e.contains("not a usable"), "{e}");
+        let e = ChartFont::load(&dir.path().join("gone.ttf"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("gone.ttf"), "{e}");
+    }
+
+    /// The system font the report would use; the tests that draw need one (Debian:
+    /// fonts-dejavu-core), as `analysis report` does.
+    fn system_font() -> ChartFont {
+        let path = find_font(None, &default_font_dirs()).expect(
+            "drawing tests need a TrueType font (Debian: apt-get install fonts-dejavu-core)",
+        );
+        ChartFont::load(&path).unwrap()
+    }
+
+    #[test]
+    fn plots_are_byte_for_byte_reproducible() {
+        let font = system_font();
+        assert!(!font.family().is_empty());
+        let mut c = chart(false);
+        c.title = "Throughput — BFT vs Steward ≤ ×".into();
+        c.markers = vec![Marker {
+            x: 5.0,
+            label: "kill s0.0".into(),
+        }];
+        let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+        let mut outputs = Vec::new();
+        for d in &dirs {
+            // A fresh font load each time, as a separate `analysis report` run would do.
+            let font = ChartFont::load(font.path()).unwrap();
+            let (svg, png) = render(&c, &d.path().join("x"), &font).unwrap();
+            outputs.push((fs::read(svg).unwrap(), fs::read(png).unwrap()));
+        }
+        assert_eq!(outputs[0].0, outputs[1].0, "SVG bytes differ");
+        assert_eq!(outputs[0].1, outputs[1].1, "PNG bytes differ");
+        assert_eq!(&outputs[0].1[1..4], b"PNG");
+        let svg = String::from_utf8(outputs[0].0.clone()).unwrap();
+        assert!(
+            svg.contains("kill s0.0") && svg.contains("updates/s"),
+            "{svg}"
+        );
+        // A different chart gives a different picture (the comparison above can fail).
+        c.title = "another title".into();
+        let d = tempfile::tempdir().unwrap();
+        let (_, png) = render(&c, &d.path().join("x"), &font).unwrap();
+        assert_ne!(fs::read(png).unwrap(), outputs[0].1);
+    }
+
+    #[test]
+    fn text_is_drawn_in_the_png() {
+        // The same SVG with and without its text: the text must change pixels, so the font
+        // resolved (an unresolved family would silently drop the text).
+        let font = system_font();
+        let with = r##"<svg width="200" height="60" xmlns="http://www.w3.org/2000/svg">
+<text x="10" y="10" dy="0.76em" font-family="sans-serif" font-size="20" fill="#000000">Tick 123</text>
+</svg>"##;
+        let without = r##"<svg width="200" height="60" xmlns="http://www.w3.org/2000/svg"></svg>"##;
+        let dark = |png: Vec<u8>| {
+            let img = tiny_skia::Pixmap::decode_png(&png).unwrap();
+            img.pixels().iter().filter(|p| p.red() < 128).count()
+        };
+        assert_eq!(dark(svg_to_png(without, &font).unwrap()), 0);
+        let n = dark(svg_to_png(with, &font).unwrap());
+        assert!(n > 100, "only {n} dark pixels: text not drawn");
+        // Any family name falls back to the loaded font.
+        let named = with.replace("sans-serif", "No Such Family");
+        assert_eq!(
+            svg_to_png(&named, &font).unwrap(),
+            svg_to_png(with, &font).unwrap()
+        );
     }
 }

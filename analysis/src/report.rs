@@ -8,7 +8,10 @@
 //! * `latency_percentiles.csv`: p50/p99/max from `summary.csv`, p90/p99.9 from the HDR logs;
 //! * `runs.csv`: every merged row with where it came from;
 //! * `other-<topology>.csv`: runs on topologies the paper has no experiment for;
-//! * `plots/*.svg` and `plots/*.png`: throughput and latency vs clients, mix curves, CDFs.
+//! * `timeline.csv`: throughput over time, when a results directory has a `timeseries.csv`
+//!   (see [`crate::timeseries`]);
+//! * `plots/*.svg` and `plots/*.png`: throughput and latency vs clients, mix curves, CDFs,
+//!   throughput over time with the fault events (`plots/timeline-*`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -24,14 +27,15 @@ use crate::experiment::{
 };
 use crate::fidelity::{fidelity, peak_ratios, write_fidelity_csv, FidelityRow, PeakRatio};
 use crate::figures::{distinct, figure_series, observed_series, ObservedSeries};
-use crate::font;
 use crate::hdr::{cdf_points, percentiles, read_hlog, Percentiles};
 use crate::paper::{figure, Metric, PaperData, XAxis, FIGURES};
 use crate::plots::{
-    palette, protocol_color, render, wants_log, Chart, Curve, CurveStyle, LegendAt,
+    default_font_dirs, find_font, palette, protocol_color, render, wants_log, Chart, ChartFont,
+    Curve, CurveStyle, LegendAt, Marker, FONT_ENV,
 };
 use crate::results::{ResultSet, Run};
 use crate::table::{num, ratio, Table};
+use crate::timeseries::{load_timelines, throughput, RatePoint, Timeline, TIMESERIES_FILE};
 
 /// Where the plots' font comes from.
 #[derive(Clone, Debug, PartialEq)]
@@ -129,6 +133,21 @@ pub const PERCENTILE_CSV_HEADER: [&str; 19] = [
     "machine",
 ];
 
+/// Header of `timeline.csv`: throughput over time per run, see [`crate::timeseries::throughput`].
+pub const TIMELINE_CSV_HEADER: [&str; 8] = [
+    "source",
+    "protocol",
+    "clients",
+    "batch",
+    "scenario",
+    "time_s",
+    "updates_per_s",
+    "replicas",
+];
+
+/// Name of the throughput-over-time table.
+pub const TIMELINE_FILE: &str = "timeline.csv";
+
 /// Header of `runs.csv`.
 pub const RUNS_CSV_HEADER: [&str; 25] = [
     "source",
@@ -158,11 +177,16 @@ pub const RUNS_CSV_HEADER: [&str; 25] = [
     "machine",
 ];
 
+/// One run's samples and events with its computed throughput over time.
+type RunTimeline = (Timeline, Vec<RatePoint>);
+
 struct Ctx<'a> {
     results: &'a ResultSet,
     paper: &'a PaperData,
     observed: Vec<ObservedSeries>,
     hists: Vec<Option<Histogram<u64>>>,
+    /// Per source with a `timeseries.csv`: its index and runs, each with its throughput.
+    timelines: Vec<(usize, Vec<RunTimeline>)>,
     out: PathBuf,
     files: Vec<PathBuf>,
     warnings: Vec<String>,
@@ -192,11 +216,28 @@ pub fn write_report(
             })
         })
         .collect();
+    let mut timelines = Vec::new();
+    for (i, so) in results.sources.iter().enumerate() {
+        match load_timelines(&so.dir) {
+            Ok(Some(t)) => timelines.push((
+                i,
+                t.into_iter()
+                    .map(|t| {
+                        let r = throughput(&t.samples);
+                        (t, r)
+                    })
+                    .collect(),
+            )),
+            Ok(None) => {}
+            Err(e) => warnings.push(format!("{e:#}; no throughput-over-time plot from it")),
+        }
+    }
     let mut cx = Ctx {
         results,
         paper,
         observed: observed_series(results),
         hists,
+        timelines,
         out: opts.out.clone(),
         files: Vec::new(),
         warnings,
@@ -222,12 +263,16 @@ pub fn write_report(
         let t = cx.other_table(runs);
         cx.write_table(&t, &format!("other-{}.csv", slug(topo)))?;
     }
+    if !cx.timelines.is_empty() {
+        let t = cx.timeline_table();
+        cx.write_table(&t, TIMELINE_FILE)?;
+    }
 
     // Plots.
     let mut plots: BTreeMap<String, Vec<(String, PathBuf)>> = BTreeMap::new();
     let plot_error = match prepare_font(&opts.font) {
-        Ok(false) => Some("plots skipped (--no-plots)".to_string()),
-        Ok(true) => match cx.draw_all(&mut plots) {
+        Ok(None) => Some("plots skipped (--no-plots)".to_string()),
+        Ok(Some(font)) => match cx.draw_all(&mut plots, &font) {
             Ok(()) => None,
             Err(e) => Some(format!("{e:#}")),
         },
@@ -259,19 +304,18 @@ fn with_notes(md: &str, notes: &str) -> String {
     }
 }
 
-/// Register the plot font; `Ok(false)` when plots are skipped.
-fn prepare_font(f: &PlotFont) -> Result<bool> {
+/// Find and load the plot font; `Ok(None)` when plots are skipped.
+fn prepare_font(f: &PlotFont) -> Result<Option<ChartFont>> {
     let path = match f {
-        PlotFont::Skip => return Ok(false),
+        PlotFont::Skip => return Ok(None),
         PlotFont::Auto => {
-            let env = std::env::var_os(font::FONT_ENV).map(PathBuf::from);
-            font::find_font(env.as_deref(), &font::default_font_dirs())?
+            let env = std::env::var_os(FONT_ENV).map(PathBuf::from);
+            find_font(env.as_deref(), &default_font_dirs())?
         }
-        PlotFont::File(p) => font::find_font(Some(p), &[])?,
-        PlotFont::SearchIn(dirs) => font::find_font(None, dirs)?,
+        PlotFont::File(p) => find_font(Some(p), &[])?,
+        PlotFont::SearchIn(dirs) => find_font(None, dirs)?,
     };
-    font::register(&path)?;
-    Ok(true)
+    Ok(Some(ChartFont::load(&path)?))
 }
 
 fn peak_table(peaks: &[PeakRatio]) -> Table {
@@ -592,6 +636,200 @@ impl<'a> Ctx<'a> {
         t
     }
 
+    /// Label of a source directory in `timeline.csv` and the report.
+    fn source_label(&self, i: usize) -> String {
+        self.results.sources[i].dir.display().to_string()
+    }
+
+    fn timeline_table(&self) -> Table {
+        let mut t = Table::new(&TIMELINE_CSV_HEADER);
+        for (src, runs) in &self.timelines {
+            for (tl, rates) in runs {
+                let id = &tl.run;
+                for p in rates {
+                    t.push(vec![
+                        self.source_label(*src),
+                        id.protocol.clone(),
+                        id.clients.to_string(),
+                        id.batch.to_string(),
+                        id.scenario.clone(),
+                        format!("{:.3}", p.time_s),
+                        format!("{:.2}", p.updates_per_s),
+                        p.replicas.to_string(),
+                    ]);
+                }
+            }
+        }
+        t
+    }
+
+    /// The summary rows of the runs of source `src` matching `tl`.
+    fn summary_runs(&self, src: usize, tl: &Timeline) -> Vec<&'a Run> {
+        let id = &tl.run;
+        self.results
+            .runs
+            .iter()
+            .filter(|r| {
+                r.source == src
+                    && r.protocol == id.protocol
+                    && r.clients == id.clients
+                    && r.batch == id.batch
+                    && r.scenario == id.scenario
+            })
+            .collect()
+    }
+
+    /// Throughput over time: one plot per source, protocol and scenario, one curve per run
+    /// (clients, batch; at most 8, evenly spread), a dashed line per distinct fault event.
+    fn draw_timelines(
+        &mut self,
+        plots: &mut BTreeMap<String, Vec<(String, PathBuf)>>,
+        font: &ChartFont,
+    ) -> Result<()> {
+        let many_sources = self.timelines.len() > 1;
+        type Group<'t> = Vec<&'t RunTimeline>;
+        let timelines = std::mem::take(&mut self.timelines);
+        let mut result = Ok(());
+        for (src, runs) in &timelines {
+            let mut groups: BTreeMap<(RunOrderProto, String), Group> = BTreeMap::new();
+            for r in runs {
+                let id = &r.0.run;
+                groups
+                    .entry((proto_order(&id.protocol), id.scenario.clone()))
+                    .or_default()
+                    .push(r);
+            }
+            for (((_, protocol), scenario), group) in groups {
+                let chart = self.timeline_chart(*src, &protocol, &scenario, &group);
+                let stem = format!(
+                    "timeline-{}-{}{}",
+                    slug(&protocol),
+                    slug(&scenario),
+                    if many_sources {
+                        format!("-{}", src + 1)
+                    } else {
+                        String::new()
+                    }
+                );
+                result = self.plot(plots, "timeline", &chart, &stem, font);
+                if result.is_err() {
+                    break;
+                }
+            }
+        }
+        self.timelines = timelines;
+        result
+    }
+
+    fn timeline_chart(
+        &self,
+        src: usize,
+        protocol: &str,
+        scenario: &str,
+        group: &[&RunTimeline],
+    ) -> Chart {
+        let mut group: Vec<&RunTimeline> = group.to_vec();
+        group.sort_by_key(|r| (r.0.run.batch, r.0.run.clients));
+        let total = group.len();
+        let chosen = spread(&group, 8);
+        let curves: Vec<Curve> = chosen
+            .iter()
+            .enumerate()
+            .map(|(j, (tl, rates))| {
+                let id = &tl.run;
+                let mut label = format!(
+                    "{} client{}",
+                    id.clients,
+                    if id.clients == 1 { "" } else { "s" }
+                );
+                if id.batch != 1 {
+                    let _ = write!(label, ", batch {}", id.batch);
+                }
+                Curve {
+                    label,
+                    points: rates.iter().map(|p| (p.time_s, p.updates_per_s)).collect(),
+                    color: if chosen.len() == 1 {
+                        protocol_color(protocol)
+                    } else {
+                        palette(j)
+                    },
+                    style: CurveStyle::Measured,
+                }
+            })
+            .collect();
+        // The events of the runs shown; the same event of the same replica within 0.5 s of
+        // one already drawn (the scenario's schedule, seen by another run) is drawn once.
+        let mut markers: Vec<Marker> = Vec::new();
+        for (tl, _) in &chosen {
+            for e in &tl.events {
+                let label = format!("{} {}", e.event, e.node);
+                if !markers
+                    .iter()
+                    .any(|m| m.label == label && (m.x - e.time_s).abs() <= 0.5)
+                {
+                    markers.push(Marker { x: e.time_s, label });
+                }
+            }
+        }
+        let runs: Vec<&Run> = chosen
+            .iter()
+            .flat_map(|(tl, _)| self.summary_runs(src, tl))
+            .collect();
+        let mut captions = vec![format!(
+            "results: {}{}",
+            self.source_label(src),
+            if runs.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " — topology: {}, mode: {}",
+                    distinct(runs.iter().map(|r| r.topology.clone())),
+                    distinct(runs.iter().map(|r| r.mode_label()))
+                )
+            }
+        )];
+        if !runs.is_empty() {
+            captions.push(format!(
+                "{} on {}",
+                distinct(runs.iter().map(|r| self.results.emulation(r))),
+                distinct(runs.iter().map(|r| self.results.machine(r)))
+            ));
+        }
+        captions.push(format!(
+            "per sample interval: median rate of bft_executed_updates_total over the replicas \
+             up at both ends{}",
+            if chosen.len() < total {
+                format!("; {} of {total} runs shown", chosen.len())
+            } else {
+                String::new()
+            }
+        ));
+        if !markers.is_empty() {
+            captions.push("dashed lines: events (events.csv)".into());
+        }
+        Chart {
+            title: format!(
+                "Throughput over time — {}, {}",
+                protocol_display(protocol),
+                if scenario == "none" {
+                    "no fault"
+                } else {
+                    scenario
+                }
+            ),
+            captions,
+            x_label: "time since the start of the measurement window (s)".into(),
+            y_label: "Throughput (updates/s)".into(),
+            x_log: false,
+            y_log: false,
+            y_unit_range: false,
+            x_from_zero: false,
+            legend: LegendAt::LowerRight,
+            curves,
+            markers,
+        }
+    }
+
     // ---------------------------------------------------------------- plots
 
     fn plot(
@@ -600,10 +838,11 @@ impl<'a> Ctx<'a> {
         section: &str,
         chart: &Chart,
         stem: &str,
+        font: &ChartFont,
     ) -> Result<()> {
         let dir = self.out.join("plots");
         fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
-        let (svg, png) = render(chart, &dir.join(stem))?;
+        let (svg, png) = render(chart, &dir.join(stem), font)?;
         self.files.push(svg);
         self.files.push(png.clone());
         plots
@@ -613,7 +852,11 @@ impl<'a> Ctx<'a> {
         Ok(())
     }
 
-    fn draw_all(&mut self, plots: &mut BTreeMap<String, Vec<(String, PathBuf)>>) -> Result<()> {
+    fn draw_all(
+        &mut self,
+        plots: &mut BTreeMap<String, Vec<(String, PathBuf)>>,
+        font: &ChartFont,
+    ) -> Result<()> {
         // Figures: one plot per figure, topology and mode, with the paper's curves.
         let mut groups: BTreeMap<(u8, String, String), Vec<ObservedSeries>> = BTreeMap::new();
         for o in &self.observed {
@@ -698,9 +941,10 @@ impl<'a> Ctx<'a> {
                     (Metric::Latency, _) => LegendAt::UpperLeft,
                 },
                 curves,
+                markers: vec![],
             };
             let stem = format!("{}-{}-{}", info.id, slug(&topo), slug(&mode));
-            self.plot(plots, &exp.key(), &chart, &stem)?;
+            self.plot(plots, &exp.key(), &chart, &stem, font)?;
         }
 
         // Other topologies: throughput and latency vs clients, ours only.
@@ -769,10 +1013,11 @@ impl<'a> Ctx<'a> {
                             Metric::Latency => LegendAt::UpperLeft,
                         },
                         curves,
+                        markers: vec![],
                     };
                     let stem = format!("{kind}-{}-{}", slug(&topo), slug(&mode));
                     let section = Experiment::Other(topo.clone()).key();
-                    self.plot(plots, &section, &chart, &stem)?;
+                    self.plot(plots, &section, &chart, &stem, font)?;
                 }
             }
         }
@@ -852,6 +1097,7 @@ impl<'a> Ctx<'a> {
                 x_from_zero: false,
                 legend: LegendAt::LowerRight,
                 curves,
+                markers: vec![],
             };
             let stem = format!(
                 "cdf-{}-{}-{}{}",
@@ -860,9 +1106,9 @@ impl<'a> Ctx<'a> {
                 slug(&protocol),
                 if mix { "-mix" } else { "" }
             );
-            self.plot(plots, &format!("cdf:{}", exp.key()), &chart, &stem)?;
+            self.plot(plots, &format!("cdf:{}", exp.key()), &chart, &stem, font)?;
         }
-        Ok(())
+        self.draw_timelines(plots, font)
     }
 
     fn captions(
@@ -1186,6 +1432,10 @@ impl<'a> Ctx<'a> {
             self.embed_plots(&mut s, plots, &format!("cdf:{}", exp.key()), "");
         }
 
+        if !self.timelines.is_empty() {
+            self.timeline_markdown(&mut s, plots);
+        }
+
         let _ = writeln!(s, "## Latency percentiles (`latency_percentiles.csv`)\n");
         s.push_str(
             "Mean, p50, p99 and max from `summary.csv`; p90 and p99.9 (and the HDR sample count) \
@@ -1240,6 +1490,59 @@ impl<'a> Ctx<'a> {
         names.push(format!("`{REPORT_FILE}`"));
         let _ = writeln!(s, "{}", names.join(", "));
         s
+    }
+
+    /// The throughput-over-time section: how it is computed, the events, the plots.
+    fn timeline_markdown(&self, s: &mut String, plots: &BTreeMap<String, Vec<(String, PathBuf)>>) {
+        let _ = writeln!(s, "## Throughput over time (`{TIMELINE_FILE}`)\n");
+        let _ = writeln!(
+            s,
+            "From the replicas' `bft_executed_updates_total` counters in `{TIMESERIES_FILE}`: \
+             for each sample interval (about 1 s), the median of the rates of the replicas \
+             that have a sample at both ends of it (a replica down in between, or whose counter \
+             fell because it restarted, gives no rate). Time 0 is the start of the measurement \
+             window. Dashed lines mark the kills and restarts of `events.csv`.\n"
+        );
+        let mut t = Table::new(&[
+            "results",
+            "protocol",
+            "clients",
+            "batch",
+            "scenario",
+            "intervals",
+            "min updates/s",
+            "max updates/s",
+            "events",
+        ]);
+        for (src, runs) in &self.timelines {
+            for (tl, rates) in runs {
+                let id = &tl.run;
+                let ys = rates.iter().map(|p| p.updates_per_s);
+                let (lo, hi) = (
+                    ys.clone().fold(f64::INFINITY, f64::min),
+                    ys.fold(f64::NEG_INFINITY, f64::max),
+                );
+                let events: Vec<String> = tl
+                    .events
+                    .iter()
+                    .map(|e| format!("{} {} @ {:.1} s", e.event, e.node, e.time_s))
+                    .collect();
+                t.push(vec![
+                    format!("`{}`", self.source_label(*src)),
+                    protocol_display(&id.protocol),
+                    id.clients.to_string(),
+                    id.batch.to_string(),
+                    id.scenario.clone(),
+                    rates.len().to_string(),
+                    num(lo.is_finite().then_some(lo), 1),
+                    num(hi.is_finite().then_some(hi), 1),
+                    events.join("; "),
+                ]);
+            }
+        }
+        s.push_str(&t.to_markdown());
+        s.push('\n');
+        self.embed_plots(s, plots, "timeline", "");
     }
 
     /// One line naming topology, mode, emulation and machine of a side-by-side table.

@@ -413,3 +413,156 @@ fn matrix_layouts_are_found() {
     let e = load_dir(empty.path()).unwrap_err().to_string();
     assert!(e.contains("no summary.csv"), "{e}");
 }
+
+/// Cumulative executed updates of the fixture's PBFT run at time `t`: 100/s until the kill at
+/// t = 5, nothing until t = 8, 100/s again from then on.
+fn executed(t: f64) -> f64 {
+    100.0 * (t.min(5.0) + 2.0) + 100.0 * (t - 8.0).max(0.0)
+}
+
+/// A results directory in the shape `loadgen local` writes, with `timeseries.csv` and
+/// `events.csv`: a PBFT run whose leader r0 is killed at t = 5 and restarted at t = 8, and a
+/// fault-free Steward run.
+fn timeline_fixture(dir: &Path) {
+    fs::copy(
+        fixture("local-handmade/manifest.json"),
+        dir.join("manifest.json"),
+    )
+    .unwrap();
+    let summary = fs::read_to_string(fixture("local-handmade/summary.csv")).unwrap();
+    let header = summary.lines().next().unwrap();
+    fs::write(
+        dir.join("summary.csv"),
+        format!(
+            "{header}\n\
+             pbft,local,local-symmetric-10mbps,4,100,1,14.0,1100,78.6,50.2,49.8,70.4,3081.0,,,,ok,0,real,16.1,kill-r0@5s,1,0,3000,\n\
+             steward,local,local-symmetric-10mbps,2,100,1,6.0,300,50.0,40.2,39.8,60.4,81.0,,,,ok,0,real,8.1,none,0,0,,\n"
+        ),
+    )
+    .unwrap();
+    let mut ts = String::from("protocol,clients,batch,scenario,time_s,node,metric,value\n");
+    for t in -2..=12 {
+        let t = f64::from(t);
+        for node in ["r0", "r1", "r2", "r3"] {
+            let v = match node {
+                // Killed at 5, no samples while down; restarted at 8 with its counter at 0,
+                // then catching up in a burst.
+                "r0" if t > 5.0 && t < 8.0 => continue,
+                "r0" if t == 8.0 => 0.0,
+                _ => executed(t),
+            };
+            // r1's scrapes come 50 ms later than the others'.
+            let at = if node == "r1" { t + 0.05 } else { t };
+            ts.push_str(&format!(
+                "pbft,4,1,kill-r0@5s,{at:.3},{node},bft_executed_updates_total,{v}\n\
+                 pbft,4,1,kill-r0@5s,{at:.3},{node},\"bft_messages_sent_total{{class=\"\"wan\"\"}}\",{}\n",
+                v * 7.0
+            ));
+        }
+    }
+    for t in 0..=6 {
+        for node in ["s0.0", "s0.1", "s1.0"] {
+            ts.push_str(&format!(
+                "steward,2,1,none,{t}.0,{node},bft_executed_updates_total,{}\n",
+                50 * t
+            ));
+        }
+    }
+    fs::write(dir.join("timeseries.csv"), ts).unwrap();
+    fs::write(
+        dir.join("events.csv"),
+        "protocol,clients,batch,scenario,time_s,event,node\n\
+         pbft,4,1,kill-r0@5s,5.0,kill,r0\n\
+         pbft,4,1,kill-r0@5s,8.0,restart,r0\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn throughput_over_time_shows_the_stall_after_a_kill_and_the_recovery() {
+    let results = tempfile::tempdir().unwrap();
+    timeline_fixture(results.path());
+    let set = load_dir(results.path()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let outcome = report(&set, out.path(), PlotFont::Auto);
+    assert_eq!(outcome.plot_error, None, "plots need a TrueType font");
+    assert!(outcome.warnings.is_empty(), "{:?}", outcome.warnings);
+    let o = out.path();
+
+    // The computed series: 100/s up to the kill at 5, 0 until the restart at 8, 100/s after
+    // (r0's catch-up burst of 800/s at t = 9 is outvoted by the other three).
+    let csv = fs::read_to_string(o.join("timeline.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        analysis::report::TIMELINE_CSV_HEADER.join(",")
+    );
+    let pbft: Vec<(f64, f64, usize)> = lines
+        .clone()
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|c| c[1] == "pbft")
+        .map(|c| {
+            assert_eq!(&c[2..5], ["4", "1", "kill-r0@5s"]);
+            (
+                c[5].parse::<f64>().unwrap().round(),
+                c[6].parse().unwrap(),
+                c[7].parse().unwrap(),
+            )
+        })
+        .collect();
+    let mut want = Vec::new();
+    for t in -1..=12 {
+        let t = f64::from(t);
+        let (rate, replicas) = match t {
+            _ if t <= 5.0 => (100.0, 4),
+            _ if t <= 8.0 => (0.0, 3), // r0 down (its 5 → 8 gap gives no rate); r1..r3 stall
+            // At 9, r0's catch-up (0 → 800) is a rate of 800/s; the median stays 100.
+            _ => (100.0, 4),
+        };
+        want.push((t, rate, replicas));
+    }
+    assert_eq!(pbft, want);
+    let steward: Vec<&str> = lines.filter(|l| l.contains(",steward,")).collect();
+    assert_eq!(steward.len(), 6, "{csv}");
+    assert!(steward.iter().all(|l| l.contains(",50.00,3")), "{csv}");
+
+    // One plot per protocol and scenario, SVG and PNG, with the event lines.
+    for stem in ["timeline-pbft-kill-r0-5s", "timeline-steward-none"] {
+        let png = o.join(format!("plots/{stem}.png"));
+        assert_eq!(&fs::read(&png).unwrap()[1..4], b"PNG", "{stem}");
+        let svg = fs::read_to_string(o.join(format!("plots/{stem}.svg"))).unwrap();
+        assert!(svg.contains("Throughput over time"), "{stem}");
+    }
+    let svg = fs::read_to_string(o.join("plots/timeline-pbft-kill-r0-5s.svg")).unwrap();
+    assert!(svg.contains("kill r0") && svg.contains("restart r0"));
+    let md = fs::read_to_string(o.join("REPORT.md")).unwrap();
+    for want in [
+        "## Throughput over time (`timeline.csv`)",
+        "plots/timeline-pbft-kill-r0-5s.png",
+        "kill r0 @ 5.0 s; restart r0 @ 8.0 s",
+    ] {
+        assert!(md.contains(want), "REPORT.md lacks {want:?}");
+    }
+    // Kept for looking at the picture: ANALYSIS_KEEP=<dir> copies the report there.
+    if let Some(keep) = std::env::var_os("ANALYSIS_KEEP") {
+        copy_dir(o, Path::new(&keep));
+    }
+}
+
+#[test]
+fn a_malformed_timeseries_is_a_warning() {
+    let results = tempfile::tempdir().unwrap();
+    timeline_fixture(results.path());
+    fs::write(
+        results.path().join("timeseries.csv"),
+        "protocol,clients,batch,scenario,time_s,node,metric,value\npbft,4,1,none,soon,r0,bft_executed_updates_total,1\n",
+    )
+    .unwrap();
+    let set = load_dir(results.path()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let outcome = report(&set, out.path(), PlotFont::Skip);
+    let w = outcome.warnings.join("\n");
+    assert!(w.contains("timeseries.csv: line 2: column time_s"), "{w}");
+    assert!(!out.path().join("timeline.csv").exists());
+    assert!(out.path().join("REPORT.md").is_file());
+}
