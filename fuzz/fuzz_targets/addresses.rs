@@ -7,7 +7,9 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(map) =
             steward_deploy::parse_addresses(text, std::path::Path::new("addresses.json"))
         {
-            assert!(map.values().all(|a| !a.ip().is_unspecified() && a.port() != 0));
+            assert!(map
+                .values()
+                .all(|a| !a.ip().is_unspecified() && a.port() != 0));
         }
     }
 });
