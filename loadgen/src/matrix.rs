@@ -51,7 +51,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use serde::Deserialize;
+use steward_config::spec::{ExperimentSpec, RunBlock, RunMode as Mode, SimCosts, WanShaping};
 use steward_config::{Protocol, Topology};
 use steward_runtime::WanMode;
 
@@ -60,7 +60,7 @@ use std::process::{Command, Stdio};
 use crate::local::{self, LocalArgs};
 use crate::protocols::ProtocolSelection;
 use crate::remote::{self, RunArgs};
-use crate::results::{self, parse_duration};
+use crate::results;
 use crate::simulate::{self, Costs, CryptoArg, SimulateArgs};
 
 /// Arguments of `loadgen matrix`.
@@ -75,78 +75,6 @@ pub struct MatrixArgs {
     /// List the points and whether each is done, without running anything.
     #[arg(long)]
     dry_run: bool,
-}
-
-/// An experiment spec.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Spec {
-    name: String,
-    #[serde(default)]
-    description: String,
-    #[serde(rename = "run")]
-    runs: Vec<RunSpec>,
-}
-
-/// One block of points: the cross product of its lists.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RunSpec {
-    mode: String,
-    /// Protocol names, parsed into `Protocol` by `load_spec` (so errors name the file and field).
-    protocols: Vec<String>,
-    #[serde(default)]
-    topologies: Vec<PathBuf>,
-    clients: Vec<u32>,
-    #[serde(default = "default_write")]
-    write_pct: Vec<u32>,
-    #[serde(default = "default_batch")]
-    batch: Vec<usize>,
-    duration: String,
-    #[serde(default = "default_warmup")]
-    warmup: String,
-    #[serde(default)]
-    costs: Option<String>,
-    #[serde(default)]
-    seed: Option<u64>,
-    #[serde(default)]
-    wan_queue_kib: Option<u64>,
-    #[serde(default)]
-    wan: Option<String>,
-    #[serde(default)]
-    deployment: Option<PathBuf>,
-    #[serde(default)]
-    inventory: Vec<PathBuf>,
-    #[serde(default)]
-    ansible_dir: Option<PathBuf>,
-}
-
-fn default_write() -> Vec<u32> {
-    vec![100]
-}
-fn default_batch() -> Vec<usize> {
-    vec![1]
-}
-fn default_warmup() -> String {
-    "5s".into()
-}
-
-/// A run mode.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Mode {
-    Sim,
-    Local,
-    Remote,
-}
-
-impl Mode {
-    fn name(self) -> &'static str {
-        match self {
-            Mode::Sim => "sim",
-            Mode::Local => "local",
-            Mode::Remote => "remote",
-        }
-    }
 }
 
 /// Where a remote point runs: a deployment on hosts that an Ansible inventory names.
@@ -187,173 +115,32 @@ impl Point {
     }
 }
 
-/// Reads and checks a spec; errors name the file and the field.
+/// Reads and checks a spec; errors name the file and the field. The format and every check
+/// that needs no file system are `steward_config::spec`'s; here the files it names are read.
 fn load_spec(path: &Path) -> Result<Vec<Point>> {
     let text = fs::read_to_string(path)
         .with_context(|| format!("{}: cannot read the experiment spec", path.display()))?;
-    let spec: Spec =
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let spec = ExperimentSpec::from_toml_str(&text, &path.display().to_string())?;
     let base = path.parent().unwrap_or(Path::new("."));
     let mut points = Vec::new();
-    if spec.runs.is_empty() {
-        bail!("{}: no [[run]] blocks", path.display());
-    }
     for (i, run) in spec.runs.iter().enumerate() {
         let at = |field: &str| format!("{}: run[{i}].{field}", path.display());
-        let mode = match run.mode.as_str() {
-            "sim" => Mode::Sim,
-            "local" => Mode::Local,
-            "remote" => Mode::Remote,
-            other => bail!(
-                "{}: must be \"sim\", \"local\" or \"remote\", got {other:?}",
-                at("mode")
-            ),
+        let costs = match run.costs {
+            SimCosts::Measured => Costs::Measured,
+            SimCosts::Paper => Costs::Paper,
+            SimCosts::Zero => Costs::Zero,
         };
-        let duration = parse_duration(&run.duration)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", at("duration")))?;
-        let warmup =
-            parse_duration(&run.warmup).map_err(|e| anyhow::anyhow!("{}: {e}", at("warmup")))?;
-        if duration.is_zero() {
-            bail!("{}: must be positive", at("duration"));
-        }
-        let costs = match run.costs.as_deref() {
-            None | Some("measured") => Costs::Measured,
-            Some("paper") => Costs::Paper,
-            Some("zero") => Costs::Zero,
-            Some(other) => bail!("{}: paper, measured or zero, got {other:?}", at("costs")),
+        let wan = match run.wan {
+            WanShaping::Emulate => WanMode::Emulate,
+            WanShaping::Netem => WanMode::Netem,
+            WanShaping::Off => WanMode::Off,
         };
-        let wan = match (run.wan.as_deref(), mode) {
-            (None, Mode::Remote) | (Some("netem"), Mode::Remote) => WanMode::Netem,
-            (None, _) | (Some("emulate"), _) => WanMode::Emulate,
-            (Some("off"), _) => WanMode::Off,
-            (Some(other), Mode::Remote) => {
-                bail!("{}: netem, emulate or off, got {other:?}", at("wan"))
+        let remote = match (&run.deployment, run.mode) {
+            (Some(deployment), Mode::Remote) => {
+                Some(remote_of(run, base, &base.join(deployment), &at)?)
             }
-            (Some(other), _) => bail!("{}: emulate or off, got {other:?}", at("wan")),
+            _ => None,
         };
-        if mode != Mode::Sim
-            && (run.costs.is_some() || run.seed.is_some() || run.wan_queue_kib.is_some())
-        {
-            bail!(
-                "{}: costs, seed and wan_queue_kib apply to sim runs only",
-                at("mode")
-            );
-        }
-        if mode != Mode::Remote
-            && (run.deployment.is_some() || !run.inventory.is_empty() || run.ansible_dir.is_some())
-        {
-            bail!(
-                "{}: deployment, inventory and ansible_dir apply to remote runs only",
-                at("mode")
-            );
-        }
-        let remote = if mode == Mode::Remote {
-            let deployment = base.join(run.deployment.as_ref().with_context(|| {
-                format!(
-                    "{}: remote runs need the deployment directory",
-                    at("deployment")
-                )
-            })?);
-            if run.inventory.is_empty() {
-                bail!(
-                    "{}: remote runs need the Ansible inventory (a list of files)",
-                    at("inventory")
-                );
-            }
-            let inventory: Vec<PathBuf> = run.inventory.iter().map(|i| base.join(i)).collect();
-            for i in &inventory {
-                if !i.exists() {
-                    bail!("{}: {} does not exist", at("inventory"), i.display());
-                }
-            }
-            let ansible_dir = match &run.ansible_dir {
-                Some(d) => base.join(d),
-                None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../ansible")),
-            };
-            if !ansible_dir.join("start.yml").exists() {
-                bail!(
-                    "{}: {} holds no start.yml",
-                    at("ansible_dir"),
-                    ansible_dir.display()
-                );
-            }
-            let dep =
-                steward_deploy::Deployment::load(&deployment).with_context(|| at("deployment"))?;
-            let topologies = if run.topologies.is_empty() {
-                vec![(deployment.join("topology.toml"), dep.topology.clone())]
-            } else {
-                let mut v = Vec::new();
-                for t in &run.topologies {
-                    let file = base.join(t);
-                    let topo = Topology::load(&file).with_context(|| at("topologies"))?;
-                    if topo != dep.topology {
-                        bail!(
-                            "{}: {} is topology {}, but the deployment {} was generated for {}",
-                            at("topologies"),
-                            file.display(),
-                            topo.name,
-                            deployment.display(),
-                            dep.topology.name
-                        );
-                    }
-                    v.push((file, topo));
-                }
-                v
-            };
-            if let Some(&max) = run.clients.iter().max() {
-                if max > dep.manifest.clients {
-                    bail!(
-                        "{}: {max} clients, but the deployment {} has keys for {}",
-                        at("clients"),
-                        deployment.display(),
-                        dep.manifest.clients
-                    );
-                }
-            }
-            Some((
-                Remote {
-                    deployment,
-                    inventory,
-                    ansible_dir,
-                },
-                topologies,
-            ))
-        } else {
-            None
-        };
-        if mode == Mode::Sim && run.wan.is_some() {
-            bail!("{}: wan applies to local runs only", at("mode"));
-        }
-        for (name, empty) in [
-            ("protocols", run.protocols.is_empty()),
-            (
-                "topologies",
-                run.topologies.is_empty() && mode != Mode::Remote,
-            ),
-            ("clients", run.clients.is_empty()),
-            ("write_pct", run.write_pct.is_empty()),
-            ("batch", run.batch.is_empty()),
-        ] {
-            if empty {
-                bail!("{}: must not be empty", at(name));
-            }
-        }
-        if run.clients.contains(&0) {
-            bail!("{}: client counts must be positive", at("clients"));
-        }
-        if run.write_pct.iter().any(|w| *w > 100) {
-            bail!("{}: percentages are 0..=100", at("write_pct"));
-        }
-        if run.batch.contains(&0) {
-            bail!("{}: batch sizes are at least 1", at("batch"));
-        }
-        let mut protocols = Vec::new();
-        for p in &run.protocols {
-            protocols.push(
-                p.parse::<Protocol>()
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", at("protocols")))?,
-            );
-        }
         let topologies = match &remote {
             Some((_, t)) => t.clone(),
             None => {
@@ -369,23 +156,23 @@ fn load_spec(path: &Path) -> Result<Vec<Point>> {
             }
         };
         for (file, topo) in &topologies {
-            for &protocol in &protocols {
+            for &protocol in &run.protocols {
                 for &clients in &run.clients {
                     for &write_pct in &run.write_pct {
                         for &batch in &run.batch {
                             points.push(Point {
-                                mode,
+                                mode: run.mode,
                                 protocol,
                                 topology: file.clone(),
                                 topology_name: topo.name.clone(),
                                 clients,
                                 write_pct,
                                 batch,
-                                duration,
-                                warmup,
+                                duration: run.duration,
+                                warmup: run.warmup,
                                 costs,
-                                seed: run.seed.unwrap_or(1),
-                                wan_queue_kib: run.wan_queue_kib.unwrap_or(1024),
+                                seed: run.seed,
+                                wan_queue_kib: run.wan_queue_kib,
                                 wan,
                                 remote: remote.as_ref().map(|(r, _)| r.clone()),
                             });
@@ -401,8 +188,76 @@ fn load_spec(path: &Path) -> Result<Vec<Point>> {
             bail!("{}: the point {} appears twice", path.display(), p.key());
         }
     }
-    let _ = (&spec.name, &spec.description);
     Ok(points)
+}
+
+/// A remote block's hosts and topologies: the inventory and Ansible files must exist, the
+/// deployment must load, and the block's topologies (default: the deployment's) must be the
+/// deployment's, with keys for every client count.
+fn remote_of(
+    run: &RunBlock,
+    base: &Path,
+    deployment: &Path,
+    at: &dyn Fn(&str) -> String,
+) -> Result<(Remote, Vec<(PathBuf, Topology)>)> {
+    let deployment = deployment.to_path_buf();
+    let inventory: Vec<PathBuf> = run.inventory.iter().map(|i| base.join(i)).collect();
+    for i in &inventory {
+        if !i.exists() {
+            bail!("{}: {} does not exist", at("inventory"), i.display());
+        }
+    }
+    let ansible_dir = match &run.ansible_dir {
+        Some(d) => base.join(d),
+        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../ansible")),
+    };
+    if !ansible_dir.join("start.yml").exists() {
+        bail!(
+            "{}: {} holds no start.yml",
+            at("ansible_dir"),
+            ansible_dir.display()
+        );
+    }
+    let dep = steward_deploy::Deployment::load(&deployment).with_context(|| at("deployment"))?;
+    let topologies = if run.topologies.is_empty() {
+        vec![(deployment.join("topology.toml"), dep.topology.clone())]
+    } else {
+        let mut v = Vec::new();
+        for t in &run.topologies {
+            let file = base.join(t);
+            let topo = Topology::load(&file).with_context(|| at("topologies"))?;
+            if topo != dep.topology {
+                bail!(
+                    "{}: {} is topology {}, but the deployment {} was generated for {}",
+                    at("topologies"),
+                    file.display(),
+                    topo.name,
+                    deployment.display(),
+                    dep.topology.name
+                );
+            }
+            v.push((file, topo));
+        }
+        v
+    };
+    if let Some(&max) = run.clients.iter().max() {
+        if max > dep.manifest.clients {
+            bail!(
+                "{}: {max} clients, but the deployment {} has keys for {}",
+                at("clients"),
+                deployment.display(),
+                dep.manifest.clients
+            );
+        }
+    }
+    Ok((
+        Remote {
+            deployment,
+            inventory,
+            ansible_dir,
+        },
+        topologies,
+    ))
 }
 
 fn is_done(dir: &Path) -> bool {

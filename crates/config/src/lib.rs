@@ -83,6 +83,7 @@ mod error;
 mod ids;
 mod parse;
 mod protocol;
+pub mod spec;
 mod topology;
 mod units;
 
@@ -91,4 +92,4 @@ pub use ids::{ParseServerIdError, ServerId, SiteId};
 pub use parse::MAX_SITES;
 pub use protocol::{ParseProtocolError, Protocol};
 pub use topology::{ClientPlacement, LinkParams, PbftPlacement, Site, Topology, WanModel};
-pub use units::parse_bandwidth;
+pub use units::{parse_bandwidth, parse_duration};

@@ -42,15 +42,20 @@ const CLIENT_FIELDS: &[&str] = &["weights", "per_site"];
 const PBFT_FIELDS: &[&str] = &["servers_per_site", "primary_site", "f"];
 
 pub(crate) fn parse(text: &str, origin: &str) -> Result<Topology, ConfigError> {
-    let root: Table = text.parse().map_err(|e: toml::de::Error| {
-        let (line, column) = match e.span() {
-            Some(span) => line_column(text, span.start),
-            None => (1, 1),
-        };
-        let message = e.message().trim().replace('\n', "; ");
-        ConfigError::syntax(origin, line, column, format!("invalid TOML: {message}"))
-    })?;
+    let root: Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| toml_error(text, origin, &e))?;
     Parser { origin }.topology(&root)
+}
+
+/// A TOML error (syntax, or a type or unknown field when deserializing) at its position.
+pub(crate) fn toml_error(text: &str, origin: &str, e: &toml::de::Error) -> ConfigError {
+    let (line, column) = match e.span() {
+        Some(span) => line_column(text, span.start),
+        None => (1, 1),
+    };
+    let message = e.message().trim().replace('\n', "; ");
+    ConfigError::syntax(origin, line, column, format!("invalid TOML: {message}"))
 }
 
 /// 1-based line and column (in characters) of byte offset `offset`.

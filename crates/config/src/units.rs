@@ -1,4 +1,5 @@
-//! Units used in topology files: bandwidth strings and millisecond durations.
+//! Units used in topology files and experiment specs: bandwidth strings, millisecond
+//! durations, and duration strings such as `30s`.
 
 use std::time::Duration;
 
@@ -10,6 +11,30 @@ pub(crate) const MAX_MS: f64 = 3_600_000.0;
 pub(crate) fn ms_to_duration(ms: f64) -> Duration {
     debug_assert!(ms.is_finite() && (0.0..=MAX_MS).contains(&ms));
     Duration::from_nanos((ms * 1_000_000.0).round() as u64)
+}
+
+/// Parses a duration such as `"60s"`, `"500ms"`, `"2m"` or a bare number of seconds. Errors are
+/// reasons, without the field path; a duration too large for [`Duration`] is an error, not a
+/// panic.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?} (examples: 60s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "ms" => v / 1e3,
+        "s" => v,
+        "m" | "min" => v * 60.0,
+        _ => return Err(format!("invalid duration unit in {s:?} (use ms, s or m)")),
+    };
+    if !(secs.is_finite() && secs >= 0.0) {
+        return Err(format!("invalid duration {s:?}"));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("duration {s:?} is too long"))
 }
 
 /// Parses a bandwidth such as `"10Mbps"`, `"2500kbps"`, `"1.86 Mbps"` or `"1Gbps"` into bits per
@@ -71,6 +96,20 @@ pub fn parse_bandwidth(text: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("60s").unwrap(), Duration::from_secs(60));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
+        assert!(parse_duration("x").is_err());
+        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("-1s").is_err());
+        // Finite but beyond `Duration`: an error, not the panic of `from_secs_f64`.
+        assert!(parse_duration("1e30s").is_err());
+        assert!(parse_duration("1e300m").is_err());
+    }
 
     #[test]
     fn bandwidths() {
