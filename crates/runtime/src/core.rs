@@ -67,9 +67,14 @@ pub trait Core: Send {
     fn recover(&mut self, _store: &Store) {}
     /// The driver is stopping (clients stop issuing operations).
     fn stop(&mut self) {}
-    /// Protocol counters for the node's final `stats` line.
+    /// Protocol counters for the node's final `stats` line (and its live metrics).
     fn stats(&self) -> serde_json::Map<String, serde_json::Value> {
         serde_json::Map::new()
+    }
+    /// Current values of the protocol's state (views, queue lengths) for live metrics; see
+    /// [`bft_core::Node::gauges`]. The default has none.
+    fn gauges(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
     }
 }
 
@@ -150,9 +155,28 @@ pub async fn drive<C: Core + ?Sized>(
     core: &mut C,
     inbound: &mut Inbound,
     transport: &Transport,
+    durable: Option<&mut DurableLog>,
+    stop: impl Future<Output = ()>,
+    on_effect: impl FnMut(&Effect),
+) -> DriveStats {
+    drive_observed(core, inbound, transport, durable, stop, on_effect, None).await
+}
+
+/// Looks at a running core between steps: called with the core and the driver's counters so
+/// far, first when the driver starts and then every period (see [`drive_observed`]).
+pub type Observer<'a, C> = (Duration, &'a mut (dyn FnMut(&C, &DriveStats) + Send));
+
+/// [`drive`], also calling `observer` (when given) every period between two steps, never
+/// inside one: a live view of the core's counters (the node's metrics endpoint) without
+/// sharing the core across threads.
+pub async fn drive_observed<C: Core + ?Sized>(
+    core: &mut C,
+    inbound: &mut Inbound,
+    transport: &Transport,
     mut durable: Option<&mut DurableLog>,
     stop: impl Future<Output = ()>,
     mut on_effect: impl FnMut(&Effect),
+    mut observer: Option<Observer<'_, C>>,
 ) -> DriveStats {
     let start = Instant::now();
     let mut stats = DriveStats::default();
@@ -164,6 +188,11 @@ pub async fn drive<C: Core + ?Sized>(
     let mut writes = Vec::new();
     let mut later = Vec::new();
     core.start(start.elapsed(), &mut out);
+    let mut observe = observer.as_ref().map(|(period, _)| {
+        let mut t = tokio::time::interval(*period);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
     tokio::pin!(stop);
     loop {
         // The step's durable writes first, one sync for all of them; then the rest in order.
@@ -225,6 +254,11 @@ pub async fn drive<C: Core + ?Sized>(
         tokio::select! {
             biased;
             _ = &mut stop => break,
+            _ = async { observe.as_mut().expect("guarded").tick().await }, if observe.is_some() => {
+                if let Some((_, look)) = observer.as_mut() {
+                    look(core, &stats);
+                }
+            }
             _ = tokio::time::sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => {
                 let now = Instant::now();
                 while let Some(Reverse((due, _, token))) = timers.peek().copied() {
