@@ -52,7 +52,12 @@ fn get(url: &str) -> (u16, String, String) {
 fn a_replica_serves_metrics_whose_executed_updates_grow_as_updates_are_ordered() {
     let tmp = tempfile::tempdir().unwrap();
     let dep = local_deployment(tmp.path(), 2);
-    // r0 (the primary) with an endpoint on a free port, the others without.
+    // r0 (the primary) with an endpoint on its own address's port number (TCP; as the Ansible
+    // playbooks start replicas with steward_metrics), the others without.
+    let addresses: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dep.join("addresses.json")).unwrap())
+            .unwrap();
+    let r0_addr: SocketAddr = addresses["pbft-r0"].as_str().unwrap().parse().unwrap();
     let mut r0 = loadgen_cmd()
         .args([
             "replica",
@@ -63,7 +68,7 @@ fn a_replica_serves_metrics_whose_executed_updates_grow_as_updates_are_ordered()
             "--id",
             "r0",
         ])
-        .args(["--metrics", "127.0.0.1:0"])
+        .args(["--metrics", &r0_addr.to_string()])
         .arg("--deployment")
         .arg(&dep)
         .stdout(Stdio::piped())
@@ -80,7 +85,7 @@ fn a_replica_serves_metrics_whose_executed_updates_grow_as_updates_are_ordered()
         .unwrap_or_else(|| panic!("not a metrics line: {announced}"))
         .parse()
         .unwrap();
-    assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
+    assert_eq!(addr, r0_addr);
     for id in ["r1", "r2", "r3"] {
         let mut c = common::spawn_pbft_replica(&dep, id, Stdio::null());
         await_ready(&mut c, id);
@@ -98,8 +103,8 @@ fn a_replica_serves_metrics_whose_executed_updates_grow_as_updates_are_ordered()
     assert_eq!(status, 404);
 
     let out = tmp.path().join("out");
-    let args =
-        "run --protocol pbft --clients 2 --wan off --duration 2s --warmup 1s --bind-ip 127.0.0.1";
+    let args = "run --protocol pbft --clients 2 --wan off --duration 3s --warmup 1s \
+                --bind-ip 127.0.0.1 --metrics-port-offset 0";
     let r = loadgen_with(args, &[("--deployment", &dep), ("--out", &out)])
         .output()
         .unwrap();
@@ -147,10 +152,67 @@ fn a_replica_serves_metrics_whose_executed_updates_grow_as_updates_are_ordered()
         line("bft_crypto_operations_total{node=\"pbft-r0\",protocol=\"pbft\",kind=\"verify\"}")
             > 0.0
     );
+
+    // `loadgen run --metrics-port-offset 0` sampled r0 (the others serve no metrics) once a
+    // second: its executed updates grow over the run.
+    let series = read_series(&out);
+    let nodes: BTreeSet<&str> = series.iter().map(|p| p.node.as_str()).collect();
+    assert_eq!(nodes, ["pbft-r0"].into());
+    let values = executed_over_time(&series, "pbft-r0");
+    assert!(values.len() >= 3, "{values:?}");
+    assert!(values.last() > values.first(), "{values:?}");
+}
+
+/// `timeseries.csv` of a results directory, its header checked.
+fn read_series(out: &std::path::Path) -> Vec<Point> {
+    let series = std::fs::read_to_string(out.join("timeseries.csv")).unwrap();
+    let mut reader = csv::Reader::from_reader(series.as_bytes());
+    assert_eq!(
+        reader.headers().unwrap().iter().collect::<Vec<_>>(),
+        ["protocol", "clients", "batch", "scenario", "time_s", "node", "metric", "value"]
+    );
+    reader
+        .records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            let time = &rec[4];
+            assert_eq!(
+                time.split_once('.').map(|(_, d)| d.len()),
+                Some(3),
+                "{time}"
+            );
+            Point {
+                protocol: rec[0].to_string(),
+                clients: rec[1].to_string(),
+                batch: rec[2].to_string(),
+                scenario: rec[3].to_string(),
+                time_s: time.parse().unwrap(),
+                node: rec[5].to_string(),
+                metric: rec[6].to_string(),
+                value: rec[7].parse().unwrap(),
+            }
+        })
+        .collect()
+}
+
+/// `node`'s `bft_executed_updates_total` in time order, checked never to go down.
+fn executed_over_time(series: &[Point], node: &str) -> Vec<f64> {
+    let by_time: BTreeMap<i64, f64> = series
+        .iter()
+        .filter(|p| p.node == node && p.metric == "bft_executed_updates_total")
+        .map(|p| ((p.time_s * 1000.0) as i64, p.value))
+        .collect();
+    let values: Vec<f64> = by_time.values().copied().collect();
+    assert!(values.windows(2).all(|w| w[0] <= w[1]), "{values:?}");
+    values
 }
 
 /// One `timeseries.csv` row.
 struct Point {
+    protocol: String,
+    clients: String,
+    batch: String,
+    scenario: String,
     time_s: f64,
     node: String,
     metric: String,
@@ -169,50 +231,19 @@ fn local_run_samples_every_replica_into_a_time_series_and_records_its_kill() {
         .output()
         .unwrap();
     assert_ok(&r);
-    let series = std::fs::read_to_string(out.join("timeseries.csv")).unwrap();
-    let mut reader = csv::Reader::from_reader(series.as_bytes());
-    assert_eq!(
-        reader.headers().unwrap().iter().collect::<Vec<_>>(),
-        ["protocol", "clients", "batch", "scenario", "time_s", "node", "metric", "value"]
-    );
-    let mut points = Vec::new();
-    for rec in reader.records() {
-        let rec = rec.unwrap();
-        assert_eq!(&rec[0], "pbft");
-        assert_eq!(&rec[1], "2");
-        assert_eq!(&rec[2], "1");
-        assert_eq!(&rec[3], "kill-r3@1s");
-        let time = &rec[4];
-        assert_eq!(
-            time.split_once('.').map(|(_, d)| d.len()),
-            Some(3),
-            "{time}"
-        );
-        points.push(Point {
-            time_s: time.parse().unwrap(),
-            node: rec[5].to_string(),
-            metric: rec[6].to_string(),
-            value: rec[7].parse().unwrap(),
-        });
+    let points = read_series(&out);
+    for p in &points {
+        let run = [&p.protocol, &p.clients, &p.batch, &p.scenario];
+        assert_eq!(run, ["pbft", "2", "1", "kill-r3@1s"]);
     }
     let nodes: BTreeSet<&str> = points.iter().map(|p| p.node.as_str()).collect();
-    assert_eq!(
-        nodes,
-        ["pbft-r0", "pbft-r1", "pbft-r2", "pbft-r3"].into(),
-        "{series}"
-    );
+    assert_eq!(nodes, ["pbft-r0", "pbft-r1", "pbft-r2", "pbft-r3"].into());
     assert!(points
         .iter()
         .any(|p| p.metric == "bft_messages_sent_total{class=\"lan\"}"));
     // The primary's executed updates over time: sampled about once a second, growing.
-    let executed: BTreeMap<i64, f64> = points
-        .iter()
-        .filter(|p| p.node == "pbft-r0" && p.metric == "bft_executed_updates_total")
-        .map(|p| ((p.time_s * 1000.0) as i64, p.value))
-        .collect();
-    assert!(executed.len() >= 4, "{executed:?}");
-    let values: Vec<f64> = executed.values().copied().collect();
-    assert!(values.windows(2).all(|w| w[0] <= w[1]), "{values:?}");
+    let values = executed_over_time(&points, "pbft-r0");
+    assert!(values.len() >= 4, "{values:?}");
     assert!(values.last() > values.first(), "{values:?}");
     // events.csv: the kill, about 1 s into the window; r3 has no sample after it.
     let events = std::fs::read_to_string(out.join("events.csv")).unwrap();
