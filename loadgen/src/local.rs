@@ -564,16 +564,15 @@ async fn measure(
             eprintln!("local: killed replica {}", k.replica);
             if let Some(down) = k.restart_after {
                 tokio::time::sleep_until(*at + down).await;
+                // The restart's time is when its process starts: every sample of the new
+                // incarnation comes after it.
+                let restarted = timeseries::signed_secs(Instant::now(), origin);
                 cluster.restart(&k.replica)?;
                 // Wait for its ready line: only then does it answer SIGUSR1 (the WAN counters).
                 let ready = cluster.wait_ready_one(&k.replica, Duration::from_secs(30));
                 ready?;
                 let node = replica_node_name(cluster, &k.replica);
-                events.push((
-                    timeseries::signed_secs(Instant::now(), origin),
-                    "restart",
-                    node,
-                ));
+                events.push((restarted, "restart", node));
                 eprintln!("local: restarted replica {}", k.replica);
             }
         }

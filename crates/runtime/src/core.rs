@@ -377,6 +377,66 @@ mod tests {
         Transport::bind(cfg).unwrap()
     }
 
+    /// The observer sees the core's counters at the start and then every period between
+    /// steps, so it follows the messages handled.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_observer_follows_the_driver_between_steps() {
+        let ca = DeploymentCa::generate("observe").unwrap();
+        let (server, mut inbound) = transport(&ca, "pbft-r0", None);
+        let (client, mut replies) =
+            transport(&ca, "pbft-r1", Some(("pbft-r0", server.local_addr())));
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(u8, u64)>::new()));
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let t = server.clone();
+        let record = seen.clone();
+        let task = tokio::spawn(async move {
+            let mut core = Echo { n: 0, recovered: 0 };
+            let mut look = |c: &Echo, d: &DriveStats| {
+                record.lock().unwrap().push((c.n, d.received));
+            };
+            let stop = async {
+                let _ = stop_rx.await;
+            };
+            let observer: Observer<'_, Echo> = (Duration::from_millis(20), &mut look);
+            drive_observed(
+                &mut core,
+                &mut inbound,
+                &t,
+                None,
+                stop,
+                |_| {},
+                Some(observer),
+            )
+            .await
+        });
+        let r0 = PeerName::from("pbft-r0");
+        for _ in 0..3 {
+            client.send(&r0, Bytes::from_static(b"x")).unwrap();
+            tokio::time::timeout(Duration::from_secs(10), replies.recv())
+                .await
+                .expect("a reply")
+                .unwrap();
+        }
+        // Bounded poll: the next period's observation shows all three.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while seen.lock().unwrap().last() != Some(&(3, 3)) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{:?}",
+                seen.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let _ = stop_tx.send(());
+        let stats = task.await.unwrap();
+        assert_eq!(stats.received, 3);
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.first(), Some(&(0, 0)), "{seen:?}");
+        assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+        client.shutdown().await;
+        server.shutdown().await;
+    }
+
     /// Every write of a step is in the log before the step's message arrives, a restart
     /// replays them, and without a log they are dropped and counted.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
