@@ -2,8 +2,11 @@
 # End-to-end test of the real-host path on the namespace testbed (part of ./scripts/test):
 #   3-site topology, one host per site plus a client host ->
 #   loadgen keygen -> testbed up -> loadgen inventory -> provision.yml -> shape.yml (htb; the
-#   netem attempt must stop with nothing applied) -> for each protocol: start.yml ->
-#   loadgen run (in the client host) -> collect.yml -> stop.yml -> unshape.yml -> testbed down,
+#   netem attempt must stop with nothing applied) -> for each protocol: start.yml (replicas
+#   with --metrics) -> metrics.yml (Prometheus on this machine scraping them) -> loadgen run
+#   (in the client host, sampling the replicas into timeseries.csv) -> Prometheus has every
+#   replica's executed updates -> collect.yml -> stop.yml -> metrics.yml stopped -> unshape.yml
+#   -> testbed down,
 #   checking on the way: each host holds only its own nodes' secrets, shaping is replaced and
 #   not stacked, every reply verified, throughput > 0 at 1 and 5 clients, 1-client latency at
 #   least one WAN round trip, and no process, namespace or qdisc left behind.
@@ -42,6 +45,9 @@ work="$(cd "$work" && pwd)"
 state="$work/testbed"
 cleanup() {
   rc=$?
+  if [ -f "$work/prometheus/prometheus.pid" ]; then
+    "$work/prometheus/steward-supervise" stop "$work/prometheus/prometheus" >/dev/null 2>&1 || true
+  fi
   if [ -f "$state/testbed.env" ]; then
     echo "e2e: cleaning up the testbed" >&2
     "$here/down.sh" "$state" >&2 || true
@@ -184,16 +190,54 @@ done
 grep -q "netem delay $((one_way_ms * 1000))us" "$work/inv/shape/site0-0.netem.sh" ||
   fail "rendered netem script lacks the WAN delay"
 
+# Prometheus (Debian's package; installed by metrics.yml when missing) on this machine, the
+# controller, on a free port; its files under $work.
+prom_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+prom_install=true
+command -v prometheus >/dev/null && command -v promtool >/dev/null && prom_install=false
+prom_vars=(-e ansible_become=false -e steward_install_packages="$prom_install"
+  -e steward_prometheus_listen="127.0.0.1:$prom_port" -e steward_prometheus_run_dir="$work/prometheus"
+  -e steward_prometheus_config="$work/prometheus/prometheus.yml"
+  -e steward_prometheus_data_dir="$work/prometheus/data")
+
 for proto in ${protocols//,/ }; do
-  step "start $proto"
-  play start.yml -e steward_protocol="$proto" -e steward_wan=emulate
+  step "start $proto (with --metrics)"
+  play start.yml -e steward_protocol="$proto" -e steward_wan=emulate -e steward_metrics=true
   play status.yml -e steward_protocol="$proto"
+
+  step "metrics.yml: Prometheus scraping the $proto replicas"
+  play metrics.yml -e steward_protocol="$proto" "${prom_vars[@]}"
 
   step "loadgen run $proto (from the client host)"
   ip netns exec "$(ns_of site0-client0)" "$bin_dir/loadgen" run --deployment "$work/dep" \
     --protocol "$proto" --clients 1,5 --duration 4s --warmup 2s --wan emulate \
+    --metrics-port-offset 0 \
     --out "$work/results/$proto" >"$work/run-$proto.log" 2>&1 ||
     fail "loadgen run $proto: $(tail -20 "$work/run-$proto.log")"
+  python3 - "$work/results/$proto/timeseries.csv" "$proto" "$prom_port" <<'EOF' || fail "$proto metrics check"
+import csv, json, sys, time, urllib.parse, urllib.request
+series, proto, port = sys.argv[1], sys.argv[2], sys.argv[3]
+want = ({f"steward-s{s}.{i}" for s in range(3) for i in range(4)} if proto == "steward"
+        else {f"pbft-r{r}" for r in range(4)})
+rows = [r for r in csv.DictReader(open(series)) if r["metric"] == "bft_executed_updates_total"]
+got = {r["node"] for r in rows}
+assert got == want, f"timeseries.csv: executed updates sampled from {sorted(got)}, expected {sorted(want)}"
+assert max(float(r["value"]) for r in rows) > 0, "timeseries.csv: no replica executed an update"
+# Prometheus scraped every replica: poll (bounded) until each one's executed updates show.
+query = urllib.parse.quote(f'bft_executed_updates_total{{protocol="{proto}"}}')
+deadline, seen = time.time() + 30, {}
+while time.time() < deadline:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/query?query={query}", timeout=5) as r:
+        result = json.load(r)["data"]["result"]
+    seen = {x["metric"]["node"]: float(x["value"][1]) for x in result}
+    if set(seen) == want and all(v > 0 for v in seen.values()):
+        break
+    time.sleep(0.5)
+else:
+    raise AssertionError(f"Prometheus has executed updates for {seen}, expected every one of {sorted(want)} > 0")
+print(f"e2e: {proto}: timeseries.csv and Prometheus have every replica's executed updates "
+      f"({len(rows)} samples; Prometheus: {int(min(seen.values()))}..{int(max(seen.values()))})")
+EOF
   python3 - "$work/results/$proto/summary.csv" "$one_way_ms" <<'EOF' || fail "$proto results check"
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
@@ -226,6 +270,12 @@ EOF
   done
   grep -q '^stats ' "$state/hosts/site0-0/root/run/$first.out" || fail "stop: $first printed no stats line"
 done
+
+step "metrics.yml: stop Prometheus"
+play metrics.yml -e steward_prometheus_state=stopped "${prom_vars[@]}"
+if python3 -c "import socket, sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), 1)" "$prom_port" 2>/dev/null; then
+  fail "Prometheus still answers on 127.0.0.1:$prom_port after metrics.yml stopped it"
+fi
 
 step "loadgen matrix with remote points (from the client host), then analysis report"
 quoted=$(echo "$protocols" | sed 's/[^,][^,]*/"&"/g; s/,/, /g')

@@ -3,7 +3,9 @@
 //! here, and the WAN is emulated in userspace (`--wan emulate`) or not at all (`--wan off`).
 //! Writes the same results directory as `simulate` (mode = local), with one more column:
 //! `cpu_ms_per_update`. Without options it runs the embedded default: Steward and PBFT on
-//! `local-symmetric-10mbps.toml` with 1, 5, 10 and 20 clients.
+//! `local-symmetric-10mbps.toml` with 1, 5, 10 and 20 clients. Every replica serves live
+//! metrics (`--metrics 127.0.0.1:0`), scraped once a second into `timeseries.csv`; the faults
+//! go to `events.csv` (see [`crate::timeseries`]).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -25,6 +27,7 @@ use steward_runtime::{process_cpu_time, protocol_replicas, NodeKind, Protocol, W
 use crate::clients::{self, Window};
 use crate::protocols::ProtocolSelection;
 use crate::results::{self, parse_duration, Row};
+use crate::timeseries;
 
 /// The default topology of `loadgen local` (topologies/local-symmetric-10mbps.toml).
 const DEFAULT_TOPOLOGY: &str = include_str!("../../topologies/local-symmetric-10mbps.toml");
@@ -249,6 +252,7 @@ pub fn run(a: LocalArgs) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     let mut cpu = Vec::new();
     let mut pids = Vec::new();
+    timeseries::create(&out)?;
     let mut done = 0;
     let sweep = crate::progress::Sweep::new("local", total as u64, "configurations");
     for &protocol in &protocols {
@@ -345,6 +349,15 @@ pub fn run(a: LocalArgs) -> Result<Vec<Row>> {
             rows.push(row);
             // Keep partial results on disk: an interrupted sweep still leaves a table.
             write_summary(&out, &rows, &cpu)?;
+            let last = rows.last().expect("just pushed");
+            let key = timeseries::RunKey {
+                protocol: protocol.name(),
+                clients: n,
+                batch: a.batch,
+                scenario: &last.scenario,
+            };
+            timeseries::append_series(&out, &key, &m.scrapes)?;
+            timeseries::append_events(&out, &key, &m.events)?;
             sweep.item_done();
         }
     }
@@ -490,6 +503,10 @@ struct Measured {
     /// With --kill: from the kill to the first completion of an operation issued after it
     /// (`Some(None)`: none completed).
     recovery: Option<Option<Duration>>,
+    /// Every replica's metrics, scraped once a second (times since the window start).
+    scrapes: Vec<timeseries::Scrape>,
+    /// Faults injected: (time since the window start, `kill` or `restart`, node).
+    events: Vec<(f64, &'static str, String)>,
 }
 
 /// Runs the clients for warm-up + duration against a started cluster; Ctrl-C aborts.
@@ -510,6 +527,13 @@ async fn measure(
         start: start + a.warmup,
         end: start + a.warmup + a.duration,
     };
+    let origin = window.start.into_std();
+    let sampler = timeseries::Sampler::start(
+        cluster.launch.endpoints.clone(),
+        origin,
+        Duration::from_secs(1),
+    );
+    let mut events = Vec::new();
     let kill = faults(a)
         .find(|k| cluster.has(&k.replica))
         .map(|k| (k.clone(), window.start + k.at));
@@ -536,13 +560,24 @@ async fn measure(
         if let Some((k, at)) = &kill {
             tokio::time::sleep_until(*at).await;
             cluster.kill(&k.replica)?;
+            let node = replica_node_name(cluster, &k.replica);
+            events.push((
+                timeseries::signed_secs(Instant::now(), origin),
+                "kill",
+                node,
+            ));
             eprintln!("local: killed replica {}", k.replica);
             if let Some(down) = k.restart_after {
                 tokio::time::sleep_until(*at + down).await;
+                // The restart's time is when its process starts: every sample of the new
+                // incarnation comes after it.
+                let restarted = timeseries::signed_secs(Instant::now(), origin);
                 cluster.restart(&k.replica)?;
                 // Wait for its ready line: only then does it answer SIGUSR1 (the WAN counters).
                 let ready = cluster.wait_ready_one(&k.replica, Duration::from_secs(30));
                 ready?;
+                let node = replica_node_name(cluster, &k.replica);
+                events.push((restarted, "restart", node));
                 eprintln!("local: restarted replica {}", k.replica);
             }
         }
@@ -560,6 +595,7 @@ async fn measure(
         _ = interrupt.wait() => Err(anyhow::anyhow!("interrupted")),
     };
     let report = running.stop().await;
+    let scrapes = sampler.stop();
     let (measured, cpu, wan) = outcome?;
     if let Some(dead) = cluster.exited() {
         bail!("{dead} exited during the run (see its log)");
@@ -574,7 +610,19 @@ async fn measure(
         local_view_changes: 0,
         global_view_changes: 0,
         recovery,
+        scrapes,
+        events,
     })
+}
+
+/// The node name (metrics label `node`) of replica `replica` (`s<site>.<i>` or `r<i>`).
+fn replica_node_name(cluster: &Cluster, replica: &str) -> String {
+    cluster
+        .nodes
+        .iter()
+        .find(|n| n.id == replica)
+        .map(|n| n.kind.name().to_string())
+        .unwrap_or_else(|| replica.to_string())
 }
 
 /// Loads `<dir>` if it is a deployment of this topology with enough client keys and TLS
@@ -657,6 +705,8 @@ struct Launch {
     data_dir: Option<PathBuf>,
     sockets: clients::Sockets,
     tx: std_mpsc::Sender<(usize, String)>,
+    /// Each running replica's metrics endpoint (from its `metrics <name> <addr>` line).
+    endpoints: timeseries::Endpoints,
 }
 
 /// A replica process. `child` is `Some` only while the process is not reaped, so its pid
@@ -698,6 +748,7 @@ impl Cluster {
                 data_dir: data_dir.map(Path::to_path_buf),
                 sockets: sockets.clone(),
                 tx,
+                endpoints: Default::default(),
             },
         };
         for (node, _) in protocol_replicas(protocol, &dep.topology) {
@@ -732,6 +783,8 @@ impl Cluster {
             .arg(&l.deployment)
             .args(["--id", &id, "--wan", &l.wan.to_string()])
             .args(["--batch", &l.batch.to_string()])
+            // Live metrics on a free port, announced on stdout and sampled once a second.
+            .args(["--metrics", "127.0.0.1:0"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log);
@@ -774,11 +827,21 @@ impl Cluster {
             .with_context(|| format!("cannot start {}", l.exe.display()))?;
         let stdout = child.stdout.take().expect("piped");
         let tx = l.tx.clone();
+        let endpoints = l.endpoints.clone();
         self.spawned.push(child.id());
         self.nodes[index].child = Some(child);
         self.nodes[index].exit = None;
         self.readers.push(std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some((name, addr)) = line
+                    .strip_prefix("metrics ")
+                    .and_then(|rest| rest.split_once(' '))
+                {
+                    if let (Ok(addr), Ok(mut map)) = (addr.parse(), endpoints.lock()) {
+                        map.insert(name.to_string(), addr);
+                    }
+                    continue;
+                }
                 if tx.send((index, line)).is_err() {
                     break;
                 }
@@ -867,6 +930,10 @@ impl Cluster {
             c.kill()
                 .with_context(|| format!("cannot kill replica {replica}"))?;
             let _ = c.wait();
+        }
+        // Not sampled while it is down (a restart announces its new endpoint).
+        if let Ok(mut map) = self.launch.endpoints.lock() {
+            map.remove(node.kind.name().as_str());
         }
         Ok(())
     }

@@ -22,6 +22,7 @@ mod simulate;
 #[cfg(test)]
 mod test_topology;
 mod testbed;
+mod timeseries;
 mod topology;
 mod yaml;
 

@@ -1,7 +1,11 @@
 //! `loadgen run --deployment <dir>`: closed-loop clients against an already running deployment
 //! (replicas started on real hosts, e.g. by the Ansible playbooks, with the same deployment
 //! directory). Writes a results directory like `local` (mode = remote); the replicas' CPU and
-//! WAN counters are not visible from here, so those columns stay 0.
+//! WAN counters are not visible from here, so those columns stay 0. With
+//! `--metrics-port-offset N` (replicas started with `--metrics <their address>:<their port + N>`,
+//! as the Ansible playbooks do with `steward_metrics`), every replica's endpoint is sampled once
+//! a second into `timeseries.csv` (see [`crate::timeseries`]; `events.csv` stays empty: no
+//! faults are injected from here).
 
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -15,6 +19,7 @@ use steward_runtime::{protocol_replicas, NodeKind, Protocol, WanMode};
 
 use crate::clients::{self, Window};
 use crate::results::{self, parse_duration, Row};
+use crate::timeseries;
 
 /// Arguments of `loadgen run`.
 #[derive(Args, Debug)]
@@ -51,6 +56,10 @@ pub struct RunArgs {
     /// Results directory.
     #[arg(long)]
     out: PathBuf,
+    /// Sample every replica's metrics endpoint, at its address in addresses.json with this
+    /// offset added to the port (TCP), once a second into timeseries.csv.
+    #[arg(long)]
+    metrics_port_offset: Option<u16>,
 }
 
 impl RunArgs {
@@ -78,6 +87,7 @@ impl RunArgs {
             wan,
             bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             out,
+            metrics_port_offset: None,
         }
     }
 }
@@ -130,6 +140,24 @@ pub fn run(a: RunArgs) -> Result<()> {
         .build()
         .context("cannot start the tokio runtime")?;
     let mut rows = Vec::new();
+    // Each replica's metrics endpoint: its address with the port offset.
+    let endpoints = timeseries::Endpoints::default();
+    if let Some(offset) = a.metrics_port_offset {
+        let mut map = endpoints.lock().expect("not shared yet");
+        for (node, _) in protocol_replicas(protocol, &dep.topology) {
+            let name = node.name().to_string();
+            let mut addr = addresses[&name];
+            let port = addr.port().checked_add(offset).with_context(|| {
+                format!(
+                    "--metrics-port-offset {offset}: {name}'s port {} overflows",
+                    addr.port()
+                )
+            })?;
+            addr.set_port(port);
+            map.insert(name, addr);
+        }
+    }
+    timeseries::create(&a.out)?;
     for &n in &a.clients {
         let wall = Instant::now();
         eprintln!(
@@ -137,12 +165,20 @@ pub fn run(a: RunArgs) -> Result<()> {
             dep.topology.name,
             (a.warmup + a.duration).as_secs_f64()
         );
+        let mut sampler = None;
         let report = rt.block_on(async {
             let start = tokio::time::Instant::now();
             let window = Window {
                 start: start + a.warmup,
                 end: start + a.warmup + a.duration,
             };
+            if a.metrics_port_offset.is_some() {
+                sampler = Some(timeseries::Sampler::start(
+                    endpoints.clone(),
+                    window.start.into_std(),
+                    Duration::from_secs(1),
+                ));
+            }
             let running = clients::start(
                 None,
                 protocol,
@@ -159,7 +195,9 @@ pub fn run(a: RunArgs) -> Result<()> {
                 _ = tokio::signal::ctrl_c() => bail!("interrupted"),
             }
             running.stop().await
-        })?;
+        });
+        let scrapes = sampler.map(timeseries::Sampler::stop).unwrap_or_default();
+        let report = report?;
         let completed = report.completed;
         let (mean, p50, p99, max) = report.latency_ms();
         let name = format!(
@@ -194,6 +232,13 @@ pub fn run(a: RunArgs) -> Result<()> {
             recovery_ms: None,
         });
         results::write_summary(&a.out, &rows)?;
+        let key = timeseries::RunKey {
+            protocol: protocol.name(),
+            clients: n,
+            batch: a.batch,
+            scenario: "none",
+        };
+        timeseries::append_series(&a.out, &key, &scrapes)?;
     }
     let manifest = serde_json::json!({
         "command": "run",

@@ -132,6 +132,36 @@ fn restarted_replicas_recover_their_log_and_never_contradict_a_durable_vote() {
             "{node} made contradicting votes durable: {conflicts:?}"
         );
         assert!(!votes.is_empty(), "{node}: no vote audited");
+
+        // events.csv: the kill, then the restart; timeseries.csv: the replica is sampled
+        // before the kill and, from its new endpoint, after the restart, never in between.
+        let events = std::fs::read_to_string(out.join("events.csv")).unwrap();
+        let rows: Vec<Vec<&str>> = events
+            .lines()
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .filter(|r| r[0] == protocol)
+            .collect();
+        assert_eq!(rows.len(), 2, "{events}");
+        assert_eq!(rows[0][5..], ["kill", node], "{events}");
+        assert_eq!(rows[1][5..], ["restart", node], "{events}");
+        let killed: f64 = rows[0][4].parse().unwrap();
+        let restarted: f64 = rows[1][4].parse().unwrap();
+        assert!(killed < restarted, "{events}");
+        let series = std::fs::read_to_string(out.join("timeseries.csv")).unwrap();
+        let times: Vec<f64> = series
+            .lines()
+            .filter(|l| {
+                l.starts_with(&format!("{protocol},"))
+                    && l.contains(&format!(",{node},bft_executed_updates_total,"))
+            })
+            .map(|l| l.split(',').nth(4).unwrap().parse().unwrap())
+            .collect();
+        assert!(times.iter().any(|t| *t < killed), "{node}: {times:?}");
+        assert!(times.iter().any(|t| *t > restarted), "{node}: {times:?}");
+        assert!(
+            !times.iter().any(|t| *t > killed && *t < restarted),
+            "{node} sampled while down: {times:?}"
+        );
     }
 }
 

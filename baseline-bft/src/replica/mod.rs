@@ -617,6 +617,14 @@ impl bft_core::Node for Replica {
             ("global_view_changes", 0),
         ]
     }
+
+    fn gauges(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("view", self.view()),
+            ("pending_updates", self.pending.len() as u64),
+            ("pool_updates", self.pool.len() as u64),
+        ]
+    }
 }
 
 #[cfg(test)]

@@ -122,6 +122,11 @@ pub trait Node {
     fn stats(&self) -> Vec<(&'static str, u64)> {
         Vec::new()
     }
+    /// Current values of the node's state (views, queue lengths) for live metrics; unlike
+    /// [`Node::stats`] they may go down.
+    fn gauges(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
     /// How many times this node restarted from its durable store (a restarted replica
     /// executes again what it executed before its crash: its state was in memory).
     fn incarnation(&self) -> u64 {
@@ -163,6 +168,9 @@ impl<N: Node + ?Sized> Node for Box<N> {
     }
     fn stats(&self) -> Vec<(&'static str, u64)> {
         (**self).stats()
+    }
+    fn gauges(&self) -> Vec<(&'static str, u64)> {
+        (**self).gauges()
     }
     fn incarnation(&self) -> u64 {
         (**self).incarnation()

@@ -107,6 +107,8 @@ pub fn replica_setup(args: &NodeArgs) -> Result<NodeSetup> {
             args.batch
         ),
         durable,
+        protocol: Protocol::Pbft,
+        metrics: args.metrics,
     })
 }
 

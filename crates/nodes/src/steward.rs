@@ -95,6 +95,8 @@ pub fn replica_setup(args: &NodeArgs) -> Result<NodeSetup> {
             args.batch
         ),
         durable,
+        protocol: Protocol::Steward,
+        metrics: args.metrics,
     })
 }
 

@@ -67,9 +67,14 @@ pub trait Core: Send {
     fn recover(&mut self, _store: &Store) {}
     /// The driver is stopping (clients stop issuing operations).
     fn stop(&mut self) {}
-    /// Protocol counters for the node's final `stats` line.
+    /// Protocol counters for the node's final `stats` line (and its live metrics).
     fn stats(&self) -> serde_json::Map<String, serde_json::Value> {
         serde_json::Map::new()
+    }
+    /// Current values of the protocol's state (views, queue lengths) for live metrics; see
+    /// [`bft_core::Node::gauges`]. The default has none.
+    fn gauges(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
     }
 }
 
@@ -150,9 +155,28 @@ pub async fn drive<C: Core + ?Sized>(
     core: &mut C,
     inbound: &mut Inbound,
     transport: &Transport,
+    durable: Option<&mut DurableLog>,
+    stop: impl Future<Output = ()>,
+    on_effect: impl FnMut(&Effect),
+) -> DriveStats {
+    drive_observed(core, inbound, transport, durable, stop, on_effect, None).await
+}
+
+/// Looks at a running core between steps: called with the core and the driver's counters so
+/// far, first when the driver starts and then every period (see [`drive_observed`]).
+pub type Observer<'a, C> = (Duration, &'a mut (dyn FnMut(&C, &DriveStats) + Send));
+
+/// [`drive`], also calling `observer` (when given) every period between two steps, never
+/// inside one: a live view of the core's counters (the node's metrics endpoint) without
+/// sharing the core across threads.
+pub async fn drive_observed<C: Core + ?Sized>(
+    core: &mut C,
+    inbound: &mut Inbound,
+    transport: &Transport,
     mut durable: Option<&mut DurableLog>,
     stop: impl Future<Output = ()>,
     mut on_effect: impl FnMut(&Effect),
+    mut observer: Option<Observer<'_, C>>,
 ) -> DriveStats {
     let start = Instant::now();
     let mut stats = DriveStats::default();
@@ -164,6 +188,11 @@ pub async fn drive<C: Core + ?Sized>(
     let mut writes = Vec::new();
     let mut later = Vec::new();
     core.start(start.elapsed(), &mut out);
+    let mut observe = observer.as_ref().map(|(period, _)| {
+        let mut t = tokio::time::interval(*period);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
     tokio::pin!(stop);
     loop {
         // The step's durable writes first, one sync for all of them; then the rest in order.
@@ -225,6 +254,11 @@ pub async fn drive<C: Core + ?Sized>(
         tokio::select! {
             biased;
             _ = &mut stop => break,
+            _ = async { observe.as_mut().expect("guarded").tick().await }, if observe.is_some() => {
+                if let Some((_, look)) = observer.as_mut() {
+                    look(core, &stats);
+                }
+            }
             _ = tokio::time::sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => {
                 let now = Instant::now();
                 while let Some(Reverse((due, _, token))) = timers.peek().copied() {
@@ -341,6 +375,66 @@ mod tests {
             cfg.allowed_peers.insert(PeerName::from("pbft-r1"));
         }
         Transport::bind(cfg).unwrap()
+    }
+
+    /// The observer sees the core's counters at the start and then every period between
+    /// steps, so it follows the messages handled.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_observer_follows_the_driver_between_steps() {
+        let ca = DeploymentCa::generate("observe").unwrap();
+        let (server, mut inbound) = transport(&ca, "pbft-r0", None);
+        let (client, mut replies) =
+            transport(&ca, "pbft-r1", Some(("pbft-r0", server.local_addr())));
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(u8, u64)>::new()));
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let t = server.clone();
+        let record = seen.clone();
+        let task = tokio::spawn(async move {
+            let mut core = Echo { n: 0, recovered: 0 };
+            let mut look = |c: &Echo, d: &DriveStats| {
+                record.lock().unwrap().push((c.n, d.received));
+            };
+            let stop = async {
+                let _ = stop_rx.await;
+            };
+            let observer: Observer<'_, Echo> = (Duration::from_millis(20), &mut look);
+            drive_observed(
+                &mut core,
+                &mut inbound,
+                &t,
+                None,
+                stop,
+                |_| {},
+                Some(observer),
+            )
+            .await
+        });
+        let r0 = PeerName::from("pbft-r0");
+        for _ in 0..3 {
+            client.send(&r0, Bytes::from_static(b"x")).unwrap();
+            tokio::time::timeout(Duration::from_secs(10), replies.recv())
+                .await
+                .expect("a reply")
+                .unwrap();
+        }
+        // Bounded poll: the next period's observation shows all three.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while seen.lock().unwrap().last() != Some(&(3, 3)) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{:?}",
+                seen.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let _ = stop_tx.send(());
+        let stats = task.await.unwrap();
+        assert_eq!(stats.received, 3);
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.first(), Some(&(0, 0)), "{seen:?}");
+        assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+        client.shutdown().await;
+        server.shutdown().await;
     }
 
     /// Every write of a step is in the log before the step's message arrives, a restart

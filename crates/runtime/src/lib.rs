@@ -7,10 +7,11 @@
 
 pub mod core;
 pub mod durable_log;
+pub mod metrics;
 pub mod node_core;
 pub mod serve;
 
-pub use crate::core::{drive, Core, DriveStats, Effect};
+pub use crate::core::{drive, drive_observed, Core, DriveStats, Effect, Observer};
 pub use crate::durable_log::DurableLog;
 pub use crate::node_core::NodeCore;
 pub use crate::serve::{

@@ -105,11 +105,23 @@ where
         self.node.stop();
     }
 
+    /// The node's counters, then its crypto operations by kind as `crypto_<kind>` (e.g.
+    /// `crypto_sign`, `crypto_combine`).
     fn stats(&self) -> serde_json::Map<String, serde_json::Value> {
-        self.node
+        let mut m: serde_json::Map<String, serde_json::Value> = self
+            .node
             .stats()
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.into()))
-            .collect()
+            .collect();
+        let crypto = self.node.crypto_counters();
+        for op in bft_core::crypto::CRYPTO_OPS {
+            m.insert(format!("crypto_{}", op.name()), crypto.get(op).into());
+        }
+        m
+    }
+
+    fn gauges(&self) -> Vec<(&'static str, u64)> {
+        self.node.gauges()
     }
 }

@@ -3,14 +3,15 @@
 //! expensive crypto never stalls the transport's tasks), answer SIGUSR1 with the WAN counters,
 //! and stop cleanly on SIGTERM or Ctrl-C with a final `stats {...}` line.
 //!
-//! stdout protocol (read by `loadgen local`): `ready <name> <addr>` once bound;
-//! `wan {"msgs":..,"bytes":..}` per SIGUSR1 (messages and payload bytes sent so far to nodes of
+//! stdout protocol (read by `loadgen local`): `ready <name> <addr>` once bound; then, with
+//! `--metrics`, `metrics <name> <addr>` (the HTTP endpoint's bound address, already
+//! answering); `wan {"msgs":..,"bytes":..}` per SIGUSR1 (messages and payload bytes sent so far to nodes of
 //! other sites); `stats {...}` after stopping. Logs go to stderr.
 
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use steward_net::PeerStats;
@@ -22,8 +23,9 @@ use steward_deploy::Deployment;
 use steward_net::{NodeCert, PeerName, Transport, TransportConfig};
 use tokio::sync::oneshot;
 
-use crate::core::{drive, Core};
+use crate::core::{drive_observed, Core, DriveStats, Observer};
 use crate::durable_log::DurableLog;
+use crate::metrics::{self, CoreSnapshot};
 use crate::{open_wan_queues, protocol_replicas, transport_config, NodeKind, Protocol, WanMode};
 
 /// Log output format.
@@ -67,6 +69,11 @@ pub struct NodeArgs {
     /// safety.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Serve live metrics (Prometheus / OpenMetrics text) over HTTP at
+    /// `http://<addr:port>/metrics`; port 0 takes a free port, printed on stdout as
+    /// `metrics <node-name> <addr:port>` after the `ready` line.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Environment variable of a testing aid: a directory where every replica with a data
@@ -258,6 +265,10 @@ pub struct NodeSetup {
     pub description: String,
     /// The durable log (from [`open_durable`]); `None`: persist nothing.
     pub durable: Option<DurableLog>,
+    /// The protocol (label `protocol` of the metrics).
+    pub protocol: Protocol,
+    /// Where to serve live metrics (`--metrics`); `None`: no endpoint.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Runs a replica until SIGTERM/SIGINT; see the module documentation for its stdout lines.
@@ -277,6 +288,8 @@ async fn serve_async(setup: NodeSetup, log: &Log) -> Result<()> {
         wan_peers,
         description,
         mut durable,
+        protocol,
+        metrics,
     } = setup;
     match &durable {
         Some(d) if d.recovered() > 0 => {
@@ -304,11 +317,34 @@ async fn serve_async(setup: NodeSetup, log: &Log) -> Result<()> {
     let mut signals = Signals::new()?;
     let local = transport.local_addr();
     log.info(&format!("listening on {local} ({description})"));
+    let snapshot = Arc::new(Mutex::new(CoreSnapshot::default()));
+    let endpoint = match metrics {
+        Some(addr) => {
+            let source = metrics::Source {
+                node: name.to_string(),
+                protocol: protocol.name().to_string(),
+                core: snapshot.clone(),
+                transport: transport.clone(),
+                wan_peers: wan_peers.clone(),
+            };
+            let server = metrics::Server::start(addr, source)?;
+            log.info(&format!(
+                "metrics at http://{}/metrics",
+                server.local_addr()
+            ));
+            Some(server)
+        }
+        None => None,
+    };
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "ready {name} {local}").context("stdout")?;
+        if let Some(server) = &endpoint {
+            writeln!(out, "metrics {name} {}", server.local_addr()).context("stdout")?;
+        }
         out.flush().context("stdout")?;
     }
+    let publish = endpoint.is_some().then_some(snapshot);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let (done_tx, mut done_rx) = oneshot::channel();
     let t = transport.clone();
@@ -323,9 +359,29 @@ async fn serve_async(setup: NodeSetup, log: &Log) -> Result<()> {
                         let stop = async {
                             let _ = stop_rx.await;
                         };
-                        let stats =
-                            drive(&mut *core, &mut inbound, &t, durable.as_mut(), stop, |_| {})
-                                .await;
+                        // With an endpoint, publish a snapshot every PUBLISH_PERIOD between
+                        // two steps: a scrape never waits for the protocol.
+                        let mut look = |c: &(dyn Core + 'static), d: &DriveStats| {
+                            if let Some(shared) = &publish {
+                                let snap = CoreSnapshot::of(c, d);
+                                if let Ok(mut s) = shared.lock() {
+                                    *s = snap;
+                                }
+                            }
+                        };
+                        let observer: Option<Observer<'_, dyn Core>> = publish
+                            .is_some()
+                            .then_some((metrics::PUBLISH_PERIOD, &mut look as _));
+                        let stats = drive_observed(
+                            &mut *core,
+                            &mut inbound,
+                            &t,
+                            durable.as_mut(),
+                            stop,
+                            |_| {},
+                            observer,
+                        )
+                        .await;
                         (stats, core.stats())
                     })
                 });
@@ -348,6 +404,9 @@ async fn serve_async(setup: NodeSetup, log: &Log) -> Result<()> {
         .join()
         .map_err(|_| anyhow!("the replica thread panicked"))?;
     let (driver, protocol) = joined.context("replica runtime")?;
+    if let Some(server) = endpoint {
+        server.stop();
+    }
     transport.shutdown().await;
     let mut line = serde_json::Map::new();
     line.insert("node".into(), name.as_str().into());

@@ -738,4 +738,14 @@ impl bft_core::Node for Replica {
             ("queries_deferred", r.queries_deferred),
         ]
     }
+
+    fn gauges(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("local_view", self.lv),
+            ("global_view", self.gv),
+            ("pending_updates", self.pending_seen.len() as u64),
+            ("pool_updates", self.pool.len() as u64),
+            ("blacklisted_servers", self.blacklist.len() as u64),
+        ]
+    }
 }

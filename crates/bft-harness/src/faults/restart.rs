@@ -251,6 +251,9 @@ impl<N: Node> Node for Restart<N> {
     fn incarnation(&self) -> u64 {
         self.restarts
     }
+    fn gauges(&self) -> Vec<(&'static str, u64)> {
+        self.inner.as_ref().map(|n| n.gauges()).unwrap_or_default()
+    }
     fn stats(&self) -> Vec<(&'static str, u64)> {
         let mut s = self.inner.as_ref().map(|n| n.stats()).unwrap_or_default();
         s.push(("restarts", self.restarts));

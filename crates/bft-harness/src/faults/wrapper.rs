@@ -122,6 +122,9 @@ macro_rules! wrapper_node {
             fn stats(&self) -> Vec<(&'static str, u64)> {
                 self.inner().stats()
             }
+            fn gauges(&self) -> Vec<(&'static str, u64)> {
+                self.inner().gauges()
+            }
             fn incarnation(&self) -> u64 {
                 self.inner().incarnation()
             }
