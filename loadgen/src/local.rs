@@ -469,6 +469,8 @@ fn row_of(
         local_view_changes: m.local_view_changes,
         global_view_changes: m.global_view_changes,
         recovery_ms: m.recovery.flatten().map(|d| d.as_secs_f64() * 1e3),
+        reference_ops_s: None,
+        attack_ratio: None,
     }
 }
 

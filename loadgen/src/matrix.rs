@@ -479,7 +479,7 @@ fn run_point(p: &Point, dir: &Path) -> Result<()> {
             crypto: CryptoArg::Fast,
             batch: p.batch,
             write_pct: p.write_pct,
-            scenario: "none".into(),
+            scenario: vec!["none".into()],
             list_scenarios: false,
             wan_queue_kib: p.wan_queue_kib,
             out: Some(dir.to_path_buf()),

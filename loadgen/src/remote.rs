@@ -230,6 +230,8 @@ pub fn run(a: RunArgs) -> Result<()> {
             local_view_changes: 0,
             global_view_changes: 0,
             recovery_ms: None,
+            reference_ops_s: None,
+            attack_ratio: None,
         });
         results::write_summary(&a.out, &rows)?;
         let key = timeseries::RunKey {

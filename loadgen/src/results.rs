@@ -64,6 +64,11 @@ pub struct Row {
     /// From the fault to the first update executed after it, in ms (empty: no fault or no
     /// recovery).
     pub recovery_ms: Option<f64>,
+    /// Attack scenarios (`simulate`): throughput of the same run without the attack (empty
+    /// otherwise).
+    pub reference_ops_s: Option<f64>,
+    /// Attack scenarios: throughput under attack / `reference_ops_s`.
+    pub attack_ratio: Option<f64>,
 }
 
 /// Write summary.csv.

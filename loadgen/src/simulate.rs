@@ -71,10 +71,12 @@ pub struct SimulateArgs {
     /// Percentage of operations that are updates (the rest are read-only queries).
     #[arg(long, default_value_t = 100)]
     pub write_pct: u32,
-    /// Built-in fault scenario (see --list-scenarios); the fault strikes at a quarter of the
-    /// measured run.
-    #[arg(long, default_value = "none")]
-    pub scenario: String,
+    /// Built-in fault scenarios, comma-separated (see --list-scenarios); a fault strikes at a
+    /// quarter of the measured run, an attack from the start. `attacks` names the whole
+    /// attack catalog. Each attack row gets the throughput of the same run without the attack
+    /// (`reference_ops_s`) and the ratio (`attack_ratio`).
+    #[arg(long, default_value = "none", value_delimiter = ',')]
+    pub scenario: Vec<String>,
     /// List the built-in scenarios and exit.
     #[arg(long)]
     pub list_scenarios: bool,
@@ -104,21 +106,15 @@ macro_rules! configure {
 pub fn run(a: SimulateArgs) -> Result<()> {
     if a.list_scenarios {
         for s in SCENARIOS {
-            println!("{:<22} {}", s.name, s.description);
+            let kind = if s.attack { "attack" } else { "fault" };
+            println!("{:<22} {:<6} {}", s.name, kind, s.description);
         }
         return Ok(());
     }
     let (Some(topology_path), Some(out)) = (a.topology.clone(), a.out.clone()) else {
         bail!("--topology and --out are required");
     };
-    if !SCENARIOS.iter().any(|s| s.name == a.scenario) {
-        let names: Vec<&str> = SCENARIOS.iter().map(|s| s.name).collect();
-        bail!(
-            "unknown --scenario {:?} (one of: {})",
-            a.scenario,
-            names.join(", ")
-        );
-    }
+    let scenarios = expand_scenarios(&a.scenario)?;
     if a.write_pct > 100 {
         bail!("--write-pct must be 0..=100, got {}", a.write_pct);
     }
@@ -129,10 +125,10 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         bail!("--clients needs positive counts, e.g. 1,10,30");
     }
     let protocols = a.protocol.protocols();
-    if protocols != [Protocol::Steward] && a.scenario != "none" {
+    if protocols != [Protocol::Steward] && scenarios != ["none"] {
         bail!(
-            "--scenario {:?} is a Steward scenario; PBFT runs take --scenario none",
-            a.scenario
+            "--scenario {} names Steward scenarios; PBFT runs take --scenario none",
+            scenarios.join(",")
         );
     }
     let topology = Topology::load(&topology_path)?;
@@ -145,68 +141,79 @@ pub fn run(a: SimulateArgs) -> Result<()> {
     let mut rows = Vec::new();
     let sweep = Sweep::new(
         "simulate",
-        (protocols.len() * a.clients.len()) as u64,
+        (protocols.len() * a.clients.len() * scenarios.len()) as u64,
         "configurations",
     );
     for protocol in protocols {
         for &clients in &a.clients {
-            sweep.begin(&format!("{protocol} clients={clients}"));
-            let window = sweep.virtual_window(a.warmup + a.duration);
-            let start = Instant::now();
-            let crypto = match a.crypto {
-                CryptoArg::Fast => CryptoMode::Fast,
-                CryptoArg::Real => CryptoMode::Real,
-            };
-            eprintln!(
-                "simulate: {protocol} {} clients={clients} ({} virtual s)...",
-                topology.name,
-                (a.warmup + a.duration).as_secs_f64()
-            );
-            let (r, sc) = if protocol == Protocol::Pbft {
-                run_pbft(&a, &topology, clients, &costs, scheme, crypto, &window)?
-            } else {
-                let mut cfg = WorldConfig::new(topology.clone(), clients, a.seed);
-                configure!(cfg, a, costs, scheme, crypto);
-                let end = a.warmup + a.duration;
-                apply_scenario(&mut cfg, &a.scenario, a.warmup + a.duration / 4, end)
-                    .map_err(anyhow::Error::msg)?;
-                let mut world = World::build(cfg)?;
-                run_in_steps(|t| world.run_until(t), a.warmup + a.duration, &window)?;
-                (world.report(), world.scenario_stats())
-            };
-            let name = format!(
-                "{protocol}-{}-c{clients}-w{}-b{}",
-                topology.name, a.write_pct, a.batch
-            );
-            results::write_hdr_log(&out, &name, &r.histogram, a.warmup, a.duration)?;
-            rows.push(Row {
-                protocol,
-                mode: "sim".into(),
-                topology: topology.name.clone(),
-                clients,
-                write_pct: a.write_pct,
-                batch: a.batch,
-                duration_s: r.measured_s,
-                completed: r.completed,
-                throughput_ops_s: r.throughput,
-                lat_mean_ms: r.lat_mean_ms,
-                lat_p50_ms: r.lat_p50_ms,
-                lat_p99_ms: r.lat_p99_ms,
-                lat_max_ms: r.lat_max_ms,
-                lat_bound_ms: r.lat_bound_ms,
-                wan_msgs_per_update: r.wan_msgs_per_update,
-                wan_bytes_per_update: r.wan_bytes_per_update,
-                safety: r.safety.clone(),
-                seed: a.seed,
-                costs: costs_name.into(),
-                wall_s: start.elapsed().as_secs_f64(),
-                scenario: sc.scenario.clone(),
-                local_view_changes: sc.local_view_changes,
-                global_view_changes: sc.global_view_changes,
-                recovery_ms: sc.recovery_ms,
-            });
-            drop(window);
-            sweep.item_done();
+            // Fault-free throughput of this configuration, for the attack rows' ratios.
+            let mut reference: Option<f64> = None;
+            for scenario in &scenarios {
+                sweep.begin(&format!("{protocol} clients={clients} {scenario}"));
+                let attack = is_attack(scenario);
+                if attack && reference.is_none() {
+                    eprintln!("simulate: fault-free reference for the attacks...");
+                    let (r, _) = run_one(
+                        &a, &topology, protocol, clients, "none", &costs, scheme, None,
+                    )?;
+                    reference = Some(r.throughput);
+                }
+                let window = sweep.virtual_window(a.warmup + a.duration);
+                let start = Instant::now();
+                let (r, sc) = run_one(
+                    &a,
+                    &topology,
+                    protocol,
+                    clients,
+                    scenario,
+                    &costs,
+                    scheme,
+                    Some(&window),
+                )?;
+                if scenario == "none" {
+                    reference = Some(r.throughput);
+                }
+                let mut name = format!(
+                    "{protocol}-{}-c{clients}-w{}-b{}",
+                    topology.name, a.write_pct, a.batch
+                );
+                if scenario != "none" {
+                    name = format!("{name}-{scenario}");
+                }
+                results::write_hdr_log(&out, &name, &r.histogram, a.warmup, a.duration)?;
+                let reference_ops_s = reference.filter(|_| attack);
+                rows.push(Row {
+                    protocol,
+                    mode: "sim".into(),
+                    topology: topology.name.clone(),
+                    clients,
+                    write_pct: a.write_pct,
+                    batch: a.batch,
+                    duration_s: r.measured_s,
+                    completed: r.completed,
+                    throughput_ops_s: r.throughput,
+                    lat_mean_ms: r.lat_mean_ms,
+                    lat_p50_ms: r.lat_p50_ms,
+                    lat_p99_ms: r.lat_p99_ms,
+                    lat_max_ms: r.lat_max_ms,
+                    lat_bound_ms: r.lat_bound_ms,
+                    wan_msgs_per_update: r.wan_msgs_per_update,
+                    wan_bytes_per_update: r.wan_bytes_per_update,
+                    safety: r.safety.clone(),
+                    seed: a.seed,
+                    costs: costs_name.into(),
+                    wall_s: start.elapsed().as_secs_f64(),
+                    scenario: sc.scenario.clone(),
+                    local_view_changes: sc.local_view_changes,
+                    global_view_changes: sc.global_view_changes,
+                    recovery_ms: sc.recovery_ms,
+                    reference_ops_s,
+                    attack_ratio: reference_ops_s
+                        .map(|f| if f > 0.0 { r.throughput / f } else { 0.0 }),
+                });
+                drop(window);
+                sweep.item_done();
+            }
         }
     }
     drop(sweep);
@@ -214,7 +221,7 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         "command": "simulate",
         "mode": "sim",
         "topology": { "name": topology.name, "file": topology_path.display().to_string() },
-        "scenario": a.scenario,
+        "scenario": scenarios,
         "protocols": rows.iter().map(|r| r.protocol.name()).collect::<std::collections::BTreeSet<_>>(),
         "clients": a.clients,
         "duration_s": a.duration.as_secs_f64(),
@@ -234,10 +241,111 @@ pub fn run(a: SimulateArgs) -> Result<()> {
     )?;
     results::write_summary(&out, &rows)?;
     results::print_table(&rows);
+    print_damage(&rows);
     if let Some(bad) = rows.iter().find(|r| r.safety != "ok") {
         bail!("safety violation (seed {}): {}", bad.seed, bad.safety);
     }
     Ok(())
+}
+
+/// The scenario names of `--scenario`, checked, with `attacks` expanded to the catalog.
+fn expand_scenarios(given: &[String]) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for name in given {
+        let names: Vec<&str> = if name == "attacks" {
+            SCENARIOS
+                .iter()
+                .filter(|s| s.attack)
+                .map(|s| s.name)
+                .collect()
+        } else if SCENARIOS.iter().any(|s| s.name == name) {
+            vec![name.as_str()]
+        } else {
+            let known: Vec<&str> = SCENARIOS.iter().map(|s| s.name).collect();
+            bail!(
+                "unknown --scenario {name:?} (one of: attacks, {})",
+                known.join(", ")
+            );
+        };
+        for n in names {
+            if !out.iter().any(|o| o == n) {
+                out.push(n.to_string());
+            }
+        }
+    }
+    if out.is_empty() {
+        bail!("--scenario names no scenario");
+    }
+    Ok(out)
+}
+
+fn is_attack(name: &str) -> bool {
+    SCENARIOS.iter().any(|s| s.name == name && s.attack)
+}
+
+/// The attack rows as a damage table: throughput under attack against fault-free.
+fn print_damage(rows: &[Row]) {
+    let attacks: Vec<&Row> = rows.iter().filter(|r| r.attack_ratio.is_some()).collect();
+    if attacks.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "{:<8} {:>7} {:<22} {:>12} {:>12} {:>7}  safety",
+        "protocol", "clients", "attack", "fault-free", "under attack", "ratio"
+    );
+    for r in attacks {
+        println!(
+            "{:<8} {:>7} {:<22} {:>12.1} {:>12.1} {:>7.2}  {}",
+            r.protocol,
+            r.clients,
+            r.scenario,
+            r.reference_ops_s.unwrap_or(0.0),
+            r.throughput_ops_s,
+            r.attack_ratio.unwrap_or(0.0),
+            r.safety
+        );
+    }
+}
+
+/// One simulated configuration under `scenario`; `window` follows its virtual time (None for
+/// a reference run, which has no progress bar of its own).
+#[allow(clippy::too_many_arguments)]
+fn run_one(
+    a: &SimulateArgs,
+    topology: &Topology,
+    protocol: Protocol,
+    clients: u32,
+    scenario: &str,
+    costs: &CostTable,
+    scheme: Scheme,
+    window: Option<&Window>,
+) -> Result<(RunReport, ScenarioStats)> {
+    let crypto = match a.crypto {
+        CryptoArg::Fast => CryptoMode::Fast,
+        CryptoArg::Real => CryptoMode::Real,
+    };
+    eprintln!(
+        "simulate: {protocol} {} clients={clients} scenario={scenario} ({} virtual s)...",
+        topology.name,
+        (a.warmup + a.duration).as_secs_f64()
+    );
+    let end = a.warmup + a.duration;
+    let advance = |t: Duration| {
+        if let Some(w) = window {
+            w.advance_to(t)
+        }
+    };
+    if protocol == Protocol::Pbft {
+        return run_pbft(a, topology, clients, costs, scheme, crypto, &advance);
+    }
+    let mut cfg = WorldConfig::new(topology.clone(), clients, a.seed);
+    configure!(cfg, a, costs, scheme, crypto);
+    apply_scenario(&mut cfg, scenario, a.warmup + a.duration / 4, end)
+        .map_err(anyhow::Error::msg)?;
+    let mut world = World::build(cfg)?;
+    run_in_steps(|t| world.run_until(t), end, &advance)?;
+    Ok((world.report(), world.scenario_stats()))
 }
 
 /// Runs a simulation to virtual time `end` in 100 steps (`run_until` of each step's end),
@@ -246,13 +354,13 @@ pub fn run(a: SimulateArgs) -> Result<()> {
 fn run_in_steps<E>(
     mut run_until: impl FnMut(Duration) -> Result<(), E>,
     end: Duration,
-    window: &Window,
+    advance: &dyn Fn(Duration),
 ) -> Result<(), E> {
     const STEPS: u32 = 100;
     for i in 1..=STEPS {
         let t = end * i / STEPS;
         run_until(t)?;
-        window.advance_to(t);
+        advance(t);
     }
     Ok(())
 }
@@ -266,18 +374,18 @@ fn run_pbft(
     costs: &CostTable,
     scheme: Scheme,
     crypto: CryptoMode,
-    window: &Window,
+    advance: &dyn Fn(Duration),
 ) -> Result<(RunReport, ScenarioStats)> {
     let mut cfg = PbftWorldConfig::new(topology.clone(), clients, a.seed);
     configure!(cfg, a, costs, scheme, crypto);
     let mut world = PbftWorld::build(cfg)?;
-    run_in_steps(|t| world.run_until(t), a.warmup + a.duration, window)?;
+    run_in_steps(|t| world.run_until(t), a.warmup + a.duration, advance)?;
     let views = (0..world.n())
         .filter_map(|i| world.replica(i).map(|r| r.view()))
         .max()
         .unwrap_or(0);
     let sc = ScenarioStats {
-        scenario: a.scenario.clone(),
+        scenario: "none".into(),
         local_view_changes: 0,
         global_view_changes: views,
         recovery_ms: None,

@@ -279,6 +279,52 @@ fn scenarios_are_listed_and_reported() {
     assert!(stderr(&o).contains("unknown --scenario"));
 }
 
+/// The attack catalog: each attack row carries the fault-free reference of the same
+/// configuration and the ratio; fault rows and the reference row do not.
+#[test]
+fn attack_rows_carry_the_fault_free_reference_and_the_ratio() {
+    let (_tmp, out, o) = simulated(
+        "attacks",
+        "--clients 4 --duration 6s --warmup 2s --scenario none,flooding-client,silent-servers,leader-rep-crash",
+    );
+    let summary = Summary::read(&out);
+    let rows: Vec<usize> = (0..4).collect();
+    let col = |row: usize, name: &str| summary.col(row, name).to_string();
+    let fault_free: f64 = col(0, "throughput_ops_s").parse().unwrap();
+    assert!(fault_free > 0.0);
+    for &row in &rows {
+        let scenario = col(row, "scenario");
+        if scenario == "none" || scenario == "leader-rep-crash" {
+            assert_eq!(col(row, "attack_ratio"), "", "{scenario}");
+            assert_eq!(col(row, "reference_ops_s"), "", "{scenario}");
+            continue;
+        }
+        let reference: f64 = col(row, "reference_ops_s").parse().unwrap();
+        assert_eq!(
+            reference, fault_free,
+            "{scenario}: the reference is the none row"
+        );
+        let ratio: f64 = col(row, "attack_ratio").parse().unwrap();
+        let under: f64 = col(row, "throughput_ops_s").parse().unwrap();
+        assert!((ratio - under / reference).abs() < 1e-9, "{scenario}");
+    }
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        table.contains("under attack") && table.contains("silent-servers"),
+        "{table}"
+    );
+    // `attacks` expands to the catalog, and PBFT takes no Steward scenario.
+    let listed =
+        String::from_utf8_lossy(&loadgen(&["simulate", "--list-scenarios"]).stdout).to_string();
+    assert!(
+        listed.lines().filter(|l| l.contains(" attack ")).count() >= 10,
+        "{listed}"
+    );
+    let o = simulate(&symmetric(), &out, "--protocol pbft --scenario attacks");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("Steward scenarios"), "{}", stderr(&o));
+}
+
 #[test]
 fn campaign_prints_the_final_line() {
     assert_clean_campaign("steward", "2", &["--start-seed", "7"]);

@@ -15,6 +15,10 @@ pub struct ScenarioInfo {
     pub name: &'static str,
     /// What it does.
     pub description: &'static str,
+    /// An attack of the bounded-damage catalog: Byzantine servers or clients from the start,
+    /// measured against the same run without them (`loadgen simulate` adds the fault-free
+    /// reference and the ratio to each row).
+    pub attack: bool,
 }
 
 /// Every built-in scenario.
@@ -22,25 +26,30 @@ pub const SCENARIOS: &[ScenarioInfo] = &[
     ScenarioInfo {
         name: "none",
         description: "no fault",
+        attack: false,
     },
     ScenarioInfo {
         name: "leader-rep-crash",
         description: "the leader site's representative crashes at the fault time (local view change)",
+        attack: false,
     },
     ScenarioInfo {
         name: "leader-site-partition",
         description: "the leader site is cut off from all others at the fault time and healed at \
                       3/4 of the run (global view change, then reconciliation); clients spread over all sites",
+        attack: false,
     },
     ScenarioInfo {
         name: "site-partition",
         description: "the last (non-leader) site is cut off at the fault time and healed at 3/4 of \
                       the run; clients spread over all sites",
+        attack: false,
     },
     ScenarioInfo {
         name: "minority-sites",
         description: "every site is cut off from every other at the fault time (no majority) and \
                       healed at 3/4 of the run; clients spread over all sites",
+        attack: false,
     },
     ScenarioInfo {
         name: "byzantine-mix",
@@ -48,6 +57,81 @@ pub const SCENARIOS: &[ScenarioInfo] = &[
                       representative, an Accept-withholding representative, corrupt shares, a \
                       spammer of malformed/forged/replayed messages, an update-dropping \
                       representative, silent and slow servers",
+        attack: true,
+    },
+    ScenarioInfo {
+        name: "flooding-client",
+        description: "attack 1: a Byzantine client at the leader site sends 20 validly signed \
+                      updates with ever newer timestamps every 5 ms",
+        attack: true,
+    },
+    ScenarioInfo {
+        name: "replayed-query",
+        description: "attack 2: a Byzantine client at the leader site replays 10 copies of one \
+                      signed read-only query every 5 ms",
+        attack: true,
+    },
+    ScenarioInfo {
+        name: "forged-accepts",
+        description: "attack 5: f servers of every site send far-ahead Accepts with forged site \
+                      signatures to every other site on every retransmission tick",
+        attack: true,
+    },
+    ScenarioInfo {
+        name: "partial-sig-spam",
+        description: "attack 6: f servers of every site send their representative 1,000 validly \
+                      signed Partial_Sigs on random contents on every retransmission tick",
+        attack: true,
+    },
+    ScenarioInfo {
+        name: "equivocating-leader",
+        description: "the leader site's representative sends conflicting Pre-Prepares to the two \
+                      halves of its site",
+        attack: true,
+    },
+    ScenarioInfo {
+        name: "withholding-reps",
+        description: "every non-leader site's representative withholds its site's Accepts",
+        attack: true,
+    },
+    ScenarioInfo {
+        name: "dropping-reps",
+        description: "every site's representative drops the client updates it receives",
+        attack: true,
+    },
+    ScenarioInfo {
+        name: "empty-batches",
+        description: "the leader site's representative sequences only empty batches (fake \
+                      progress)",
+        attack: true,
+    },
+    ScenarioInfo {
+        name: "corrupt-shares",
+        description: "f servers of every site send corrupt threshold shares",
+        attack: true,
+    },
+    ScenarioInfo {
+        name: "wrong-results",
+        description: "f servers of every site sign replies with results no correct server \
+                      computed",
+        attack: true,
+    },
+    ScenarioInfo {
+        name: "spammers",
+        description: "f servers of every site send malformed, mis-signed, forged and replayed \
+                      messages",
+        attack: true,
+    },
+    ScenarioInfo {
+        name: "silent-servers",
+        description: "f servers of every site, the representatives among them, are silent",
+        attack: true,
+    },
+    ScenarioInfo {
+        name: "slow-leader-rep",
+        description: "attack 7 (in part): the leader site's representative takes 50 ms extra \
+                      for every input, slow but not slow enough for its timeouts",
+        attack: true,
     },
 ];
 
@@ -128,6 +212,37 @@ pub fn apply_scenario(
             }
             cfg.fault_at = Some(Duration::ZERO);
         }
+        "flooding-client" => {
+            cfg.flooding_clients = vec![(SiteId(0), Duration::from_millis(5), 20)];
+            cfg.fault_at = Some(Duration::ZERO);
+        }
+        "replayed-query" => {
+            cfg.replaying_clients = vec![(SiteId(0), Duration::from_millis(5), 10)];
+            cfg.fault_at = Some(Duration::ZERO);
+        }
+        "forged-accepts" => each_site_f(cfg, false, Byzantine::ForgedAccepts),
+        "partial-sig-spam" => each_site_f(cfg, false, Byzantine::PartialSigSpam(1000)),
+        "corrupt-shares" => each_site_f(cfg, false, Byzantine::CorruptShares),
+        "wrong-results" => each_site_f(cfg, false, Byzantine::WrongResults),
+        "spammers" => each_site_f(cfg, false, Byzantine::Spammer),
+        "silent-servers" => each_site_f(cfg, true, Byzantine::Silent),
+        "equivocating-leader" => leader_rep(cfg, Byzantine::Equivocate),
+        "empty-batches" => leader_rep(cfg, Byzantine::EmptyBatches),
+        "slow-leader-rep" => leader_rep(cfg, Byzantine::Slow(Duration::from_millis(50))),
+        "withholding-reps" => {
+            for s in 1..sites as u16 {
+                cfg.byzantine
+                    .push((ServerId::new(SiteId(s), 0), Byzantine::WithholdAccepts));
+            }
+            cfg.fault_at = Some(Duration::ZERO);
+        }
+        "dropping-reps" => {
+            for s in 0..sites as u16 {
+                cfg.byzantine
+                    .push((ServerId::new(SiteId(s), 0), Byzantine::DropUpdates));
+            }
+            cfg.fault_at = Some(Duration::ZERO);
+        }
         other => {
             let names: Vec<&str> = SCENARIOS.iter().map(|s| s.name).collect();
             return Err(format!(
@@ -137,6 +252,28 @@ pub fn apply_scenario(
         }
     }
     Ok(())
+}
+
+/// `behaviour` at f servers of every site from the start: the highest-numbered ones, or with
+/// `with_rep` the representative and the f - 1 highest-numbered.
+fn each_site_f(cfg: &mut WorldConfig, with_rep: bool, behaviour: Byzantine) {
+    for s in &cfg.topology.sites {
+        for k in 0..s.f {
+            let index = if with_rep && k == 0 {
+                0
+            } else {
+                s.servers - 1 - k
+            };
+            cfg.byzantine.push((ServerId::new(s.id, index), behaviour));
+        }
+    }
+    cfg.fault_at = Some(Duration::ZERO);
+}
+
+/// `behaviour` at the leader site's (site 0's) representative from the start.
+fn leader_rep(cfg: &mut WorldConfig, behaviour: Byzantine) {
+    cfg.byzantine.push((ServerId::new(SiteId(0), 0), behaviour));
+    cfg.fault_at = Some(Duration::ZERO);
 }
 
 impl World {
