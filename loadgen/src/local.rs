@@ -1,8 +1,9 @@
 //! `loadgen local`: a real cluster on this machine. Every replica is its own process (this
 //! very program, run as `loadgen replica`) on a 127.0.0.x address, the closed-loop clients run
 //! here, and the WAN is emulated in userspace (`--wan emulate`) or not at all (`--wan off`).
-//! Writes the same results directory as `simulate` (mode = local), with one more column:
-//! `cpu_ms_per_update`. Without options it runs the embedded default: Steward and PBFT on
+//! Writes the same results directory as `simulate` (mode = local), with more columns:
+//! `cpu_ms_per_update`, `replica_cpu_util`, `host_cpu_util` and `cpu_bound` (see
+//! [`crate::host_cpu`]). Without options it runs the embedded default: Steward and PBFT on
 //! `local-symmetric-10mbps.toml` with 1, 5, 10 and 20 clients. Every replica serves live
 //! metrics (`--metrics 127.0.0.1:0`), scraped once a second into `timeseries.csv`; the faults
 //! go to `events.csv` (see [`crate::timeseries`]).
@@ -25,6 +26,7 @@ use steward_deploy::{write_addresses, Addresses, Deployment, KeygenOptions, Layo
 use steward_runtime::{process_cpu_time, protocol_replicas, NodeKind, Protocol, WanMode};
 
 use crate::clients::{self, Window};
+use crate::host_cpu::{share_of_cores, HostCpu, CPU_BOUND_UTIL};
 use crate::protocols::ProtocolSelection;
 use crate::results::{self, parse_duration, Row};
 use crate::timeseries;
@@ -345,7 +347,11 @@ pub fn run(a: LocalArgs) -> Result<Vec<Row>> {
                         .unwrap_or_else(|| "never".into())
                 );
             }
-            cpu.push(c);
+            cpu.push(CpuFigures {
+                ms_per_update: c,
+                replica_util: share_of_cores(m.cpu, m.measured),
+                host_util: m.host_util,
+            });
             rows.push(row);
             // Keep partial results on disk: an interrupted sweep still leaves a table.
             write_summary(&out, &rows, &cpu)?;
@@ -392,8 +398,21 @@ pub fn run(a: LocalArgs) -> Result<Vec<Row>> {
     results::print_table(&rows);
     for (r, c) in rows.iter().zip(&cpu) {
         println!(
-            "{:<8} clients={:<4} cpu_ms_per_update={c:.3}",
-            r.protocol, r.clients
+            "{:<8} clients={:<4} cpu_ms_per_update={:.3} replica_cpu={:.0}% host_cpu={}{}",
+            r.protocol,
+            r.clients,
+            c.ms_per_update,
+            c.replica_util * 100.0,
+            c.host_util
+                .map_or("?".to_string(), |u| format!("{:.0}%", u * 100.0)),
+            if c.cpu_bound() { "  CPU-BOUND" } else { "" }
+        );
+    }
+    if cpu.iter().any(CpuFigures::cpu_bound) {
+        println!(
+            "CPU-BOUND rows: this host's cores were at least {:.0}% busy; those points measure \
+             the host's CPU, not the emulated WAN.",
+            CPU_BOUND_UTIL * 100.0
         );
     }
     println!("results: {}", out.display());
@@ -474,8 +493,25 @@ fn row_of(
     }
 }
 
-/// summary.csv: the `simulate` columns plus `cpu_ms_per_update`.
-fn write_summary(dir: &Path, rows: &[Row], cpu: &[f64]) -> Result<()> {
+/// The CPU figures of one point.
+struct CpuFigures {
+    /// CPU time of all replica processes per completed update (ms).
+    ms_per_update: f64,
+    /// Replica CPU time as a share of all the host's cores.
+    replica_util: f64,
+    /// Busy share of all the host's cores (`None`: unknown).
+    host_util: Option<f64>,
+}
+
+impl CpuFigures {
+    fn cpu_bound(&self) -> bool {
+        self.host_util.is_some_and(|u| u >= CPU_BOUND_UTIL)
+    }
+}
+
+/// summary.csv: the `simulate` columns plus `cpu_ms_per_update`, `replica_cpu_util`,
+/// `host_cpu_util` and `cpu_bound`.
+fn write_summary(dir: &Path, rows: &[Row], cpu: &[CpuFigures]) -> Result<()> {
     let mut w = csv::Writer::from_writer(Vec::new());
     for r in rows {
         w.serialize(r)?;
@@ -485,9 +521,16 @@ fn write_summary(dir: &Path, rows: &[Row], cpu: &[f64]) -> Result<()> {
     for (i, line) in text.lines().enumerate() {
         out.push_str(line);
         if i == 0 {
-            out.push_str(",cpu_ms_per_update\n");
+            out.push_str(",cpu_ms_per_update,replica_cpu_util,host_cpu_util,cpu_bound\n");
         } else {
-            out.push_str(&format!(",{:.4}\n", cpu[i - 1]));
+            let c = &cpu[i - 1];
+            out.push_str(&format!(
+                ",{:.4},{:.4},{},{}\n",
+                c.ms_per_update,
+                c.replica_util,
+                c.host_util.map_or(String::new(), |u| format!("{u:.4}")),
+                c.cpu_bound()
+            ));
         }
     }
     let path = dir.join("summary.csv");
@@ -498,6 +541,9 @@ struct Measured {
     report: clients::ClientReport,
     measured: Duration,
     cpu: Duration,
+    /// Busy share of all the host's cores in the window (everything on it: replicas, clients,
+    /// anything else); `None` without `/proc/stat`.
+    host_util: Option<f64>,
     /// Cross-site (messages, bytes) sent by all replicas in the window.
     wan: (u64, u64),
     local_view_changes: u64,
@@ -557,6 +603,7 @@ async fn measure(
     let run = async {
         tokio::time::sleep_until(window.start).await;
         let cpu0 = cluster.cpu_time();
+        let host0 = HostCpu::now();
         let wan0 = cluster.wan_counters(Duration::from_secs(5))?;
         let t0 = Instant::now();
         if let Some((k, at)) = &kill {
@@ -585,10 +632,14 @@ async fn measure(
         }
         tokio::time::sleep_until(window.end).await;
         let cpu1 = cluster.cpu_time();
+        let host_util = host0
+            .zip(HostCpu::now())
+            .and_then(|(a, b)| a.util_until(&b));
         let wan1 = cluster.wan_counters(Duration::from_secs(5))?;
         Ok::<_, anyhow::Error>((
             t0.elapsed(),
             cpu1.saturating_sub(cpu0),
+            host_util,
             (wan1.0 - wan0.0.min(wan1.0), wan1.1 - wan0.1.min(wan1.1)),
         ))
     };
@@ -598,7 +649,7 @@ async fn measure(
     };
     let report = running.stop().await;
     let scrapes = sampler.stop();
-    let (measured, cpu, wan) = outcome?;
+    let (measured, cpu, host_util, wan) = outcome?;
     if let Some(dead) = cluster.exited() {
         bail!("{dead} exited during the run (see its log)");
     }
@@ -608,6 +659,7 @@ async fn measure(
         report,
         measured,
         cpu,
+        host_util,
         wan,
         local_view_changes: 0,
         global_view_changes: 0,

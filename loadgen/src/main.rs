@@ -9,6 +9,7 @@ mod campaign;
 mod clients;
 mod completions;
 mod crypto_bench;
+mod host_cpu;
 mod hosts;
 mod inventory;
 mod keygen;

@@ -68,6 +68,9 @@ fn local_run_completes_updates_for_both_protocols_and_stops_every_replica() {
         assert!(completed > 0, "{text}\n{stderr}");
         let cpu: f64 = col("cpu_ms_per_update").parse().unwrap();
         assert!(cpu > 0.0, "{text}");
+        let host: f64 = col("host_cpu_util").parse().unwrap();
+        assert!((0.0..=1.0).contains(&host), "{text}");
+        assert_eq!(col("cpu_bound"), (host >= 0.85).to_string(), "{text}");
         // Every update crosses the 20 ms WAN at least once each way.
         let p50: f64 = col("lat_p50_ms").parse().unwrap();
         assert!(p50 >= 40.0, "{protocol}: p50 {p50} ms\n{text}");
