@@ -1,24 +1,8 @@
 //! `loadgen completions <shell>` and `loadgen man`.
 
-use std::process::{Command, Output};
-
 mod common;
 
-use common::{assert_ok, loadgen_cmd};
-
-/// loadgen with `args`, stdout and stderr piped (so neither is a terminal) and without
-/// `LOADGEN_PROGRESS`.
-fn piped(args: &[&str]) -> Output {
-    let mut cmd: Command = loadgen_cmd();
-    cmd.env_remove("LOADGEN_PROGRESS").args(args);
-    let o = cmd.output().expect("run loadgen");
-    assert_ok(&o);
-    o
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use common::{loadgen_cmd, piped, stdout};
 
 /// The visible subcommands, as `loadgen --help` lists them (without `help`).
 fn subcommands() -> Vec<String> {

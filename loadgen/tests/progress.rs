@@ -1,24 +1,8 @@
 //! Progress output when stderr is not a terminal.
 
-use std::process::{Command, Output};
-
 mod common;
 
-use common::{assert_ok, loadgen_cmd, repo, stderr};
-
-/// loadgen with `args`, stdout and stderr piped (so neither is a terminal) and without
-/// `LOADGEN_PROGRESS`.
-fn piped(args: &[&str]) -> Output {
-    let mut cmd: Command = loadgen_cmd();
-    cmd.env_remove("LOADGEN_PROGRESS").args(args);
-    let o = cmd.output().expect("run loadgen");
-    assert_ok(&o);
-    o
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use common::{piped, repo, stderr, stdout};
 
 /// Asserts `text` (what loadgen wrote on `what`) holds no terminal escape sequence.
 fn assert_no_escape_codes(text: &str, what: &str) {

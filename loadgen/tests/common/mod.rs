@@ -49,6 +49,21 @@ pub fn loadgen(args: &[&str]) -> Output {
     loadgen_cmd().args(args).output().expect("run loadgen")
 }
 
+/// loadgen with `args`, stdout and stderr piped (so neither is a terminal) and without
+/// `LOADGEN_PROGRESS`; asserts success.
+pub fn piped(args: &[&str]) -> Output {
+    let mut cmd = loadgen_cmd();
+    cmd.env_remove("LOADGEN_PROGRESS").args(args);
+    let o = cmd.output().expect("run loadgen");
+    assert_ok(&o);
+    o
+}
+
+/// A command's stdout, as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 /// A path of the repository (the workspace root), as a string.
 pub fn repo(path: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
