@@ -1165,6 +1165,61 @@ mod tests {
         assert_ne!(fs::read(png).unwrap(), outputs[0].1);
     }
 
+    fn bars(categories: usize, series: usize) -> BarChart {
+        BarChart {
+            title: "damage".into(),
+            captions: vec!["c".into()],
+            x_label: "ratio".into(),
+            categories: (0..categories).map(|i| format!("attack-{i}")).collect(),
+            series: (0..series)
+                .map(|k| BarSeries {
+                    label: format!("proto{k}"),
+                    color: palette(k),
+                    values: (0..categories)
+                        .map(|i| (i != 1 || k == 0).then_some(0.2 + 0.14 * i as f64))
+                        .collect(),
+                })
+                .collect(),
+            x_max: 1.05,
+            bound: Some(Marker {
+                x: 0.5,
+                label: "acceptance bound".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn bar_charts_label_rows_bars_and_the_bound() {
+        let font = system_font();
+        assert_eq!(bar_chart_height(&bars(3, 2)), HEIGHT);
+        assert!(bar_chart_height(&bars(30, 2)) > HEIGHT + 500);
+        let svg = bar_chart_svg(&bars(3, 2), &font).unwrap();
+        for want in [
+            "attack-0",
+            "attack-2",
+            "acceptance bound",
+            "proto1",
+            "no run",
+            "0.40",
+        ] {
+            assert!(svg.contains(want), "{want} missing");
+        }
+        // One "no run": attack-1 has no bar of the second series.
+        assert_eq!(svg.matches("no run").count(), 1);
+        // 0.48 ends just left of the bound, so its label goes inside the bar, in white; 0.20
+        // is a short bar, labelled in dark text after its end.
+        let text_of = |v: &str| {
+            let end = svg.find(&format!(">\n{v}\n<")).unwrap();
+            let start = svg[..end].rfind("<text").unwrap();
+            svg[start..end].to_string()
+        };
+        assert!(text_of("0.48").contains("#FFFFFF"), "{}", text_of("0.48"));
+        assert!(!text_of("0.20").contains("#FFFFFF"), "{}", text_of("0.20"));
+        // A single series has no legend.
+        let one = bar_chart_svg(&bars(3, 1), &font).unwrap();
+        assert!(!one.contains("proto0") && svg.contains("proto0"));
+    }
+
     #[test]
     fn text_is_drawn_in_the_png() {
         // The same SVG with and without its text: the text must change pixels, so the font
