@@ -19,9 +19,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail, Context, Result};
-use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::coord::ranged1d::{AsRangedCoord, DefaultFormatting, KeyPointHint, ValueFormatter};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use resvg::{tiny_skia, usvg};
 use steward_config::Protocol;
 
@@ -508,10 +510,284 @@ pub fn render(chart: &Chart, stem: &Path, font: &ChartFont) -> Result<(PathBuf, 
     let svg_path = stem.with_extension("svg");
     let png_path = stem.with_extension("png");
     let svg = chart_svg(chart, font).map_err(|e| anyhow!("{}: {e:#}", svg_path.display()))?;
-    fs::write(&svg_path, &svg).with_context(|| format!("{}: cannot write", svg_path.display()))?;
-    let png = svg_to_png(&svg, font).map_err(|e| anyhow!("{}: {e:#}", png_path.display()))?;
-    fs::write(&png_path, png).with_context(|| format!("{}: cannot write", png_path.display()))?;
+    write_svg_and_png(&svg, &svg_path, &png_path, font)?;
     Ok((svg_path, png_path))
+}
+
+/// Write `svg` to `svg_path` and its rasterization to `png_path`.
+fn write_svg_and_png(svg: &str, svg_path: &Path, png_path: &Path, font: &ChartFont) -> Result<()> {
+    fs::write(svg_path, svg).with_context(|| format!("{}: cannot write", svg_path.display()))?;
+    let png = svg_to_png(svg, font).map_err(|e| anyhow!("{}: {e:#}", png_path.display()))?;
+    fs::write(png_path, png).with_context(|| format!("{}: cannot write", png_path.display()))?;
+    Ok(())
+}
+
+/// One series of a [`BarChart`]: a value per category (`None`: no bar, "no run" instead).
+#[derive(Clone, Debug)]
+pub struct BarSeries {
+    /// Legend text (the legend is drawn when there are two series or more).
+    pub label: String,
+    /// Colour (r, g, b).
+    pub color: (u8, u8, u8),
+    /// One value per [`BarChart::categories`] entry, in the same order.
+    pub values: Vec<Option<f64>>,
+}
+
+/// A horizontal bar chart: one row per category, top to bottom, with one bar per series in
+/// each row (grouped bars), each labelled with its value.
+#[derive(Clone, Debug)]
+pub struct BarChart {
+    /// Title (first line at the top).
+    pub title: String,
+    /// Lines under the title: topology, mode, emulation, machine.
+    pub captions: Vec<String>,
+    /// X axis label, with unit.
+    pub x_label: String,
+    /// Category names, the tick labels of the y axis, top row first.
+    pub categories: Vec<String>,
+    /// The bars.
+    pub series: Vec<BarSeries>,
+    /// The x axis runs from 0 to this.
+    pub x_max: f64,
+    /// A vertical dashed line (e.g. an acceptance bound), labelled above the top row.
+    pub bound: Option<Marker>,
+}
+
+/// Height of a bar chart's image: [`HEIGHT`], or more when the rows need it (at least 16 px
+/// per bar plus 12 px between rows).
+pub fn bar_chart_height(chart: &BarChart) -> u32 {
+    let header = 40 + 20 * bar_header_lines(chart);
+    let rows = chart.categories.len() as u32;
+    let per_row = 12 + 16 * chart.series.len().max(1) as u32;
+    HEIGHT.max(header + 110 + rows * per_row)
+}
+
+/// Lines of text under the title: the captions, and the legend when there are two series.
+fn bar_header_lines(chart: &BarChart) -> u32 {
+    chart.captions.len() as u32 + u32::from(chart.series.len() > 1)
+}
+
+/// The SVG document of a bar chart.
+pub fn bar_chart_svg(chart: &BarChart, font: &ChartFont) -> Result<String> {
+    font.register_with_plotters()?;
+    let mut svg = String::new();
+    {
+        let root =
+            SVGBackend::with_string(&mut svg, (WIDTH, bar_chart_height(chart))).into_drawing_area();
+        draw_bars(&root, chart)?;
+        root.present().map_err(pe)?;
+    }
+    Ok(svg)
+}
+
+/// Draw a bar chart to `<stem>.svg`, rasterize that to `<stem>.png`; returns both paths.
+pub fn render_bars(chart: &BarChart, stem: &Path, font: &ChartFont) -> Result<(PathBuf, PathBuf)> {
+    let svg_path = stem.with_extension("svg");
+    let png_path = stem.with_extension("png");
+    let svg = bar_chart_svg(chart, font).map_err(|e| anyhow!("{}: {e:#}", svg_path.display()))?;
+    write_svg_and_png(&svg, &svg_path, &png_path, font)?;
+    Ok((svg_path, png_path))
+}
+
+/// Tick label of a bar's value: two decimals.
+pub fn bar_value_label(v: f64) -> String {
+    format!("{v:.2}")
+}
+
+/// A linear f64 axis whose only ticks are the centres of the rows of a bar chart.
+struct RowAxis {
+    range: std::ops::Range<f64>,
+    keys: Vec<f64>,
+}
+
+impl Ranged for RowAxis {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        RangedCoordf64::from(self.range.clone()).map(value, limit)
+    }
+
+    fn key_points<H: KeyPointHint>(&self, hint: H) -> Vec<f64> {
+        if hint.weight().allow_light_points() {
+            Vec::new()
+        } else {
+            self.keys.clone()
+        }
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.range.clone()
+    }
+}
+
+fn draw_bars<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &BarChart) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(pe)?;
+    let header_h = 40 + 20 * bar_header_lines(chart);
+    let (top, body) = root.split_vertically(header_h);
+    top.draw(&Text::new(
+        chart.title.clone(),
+        (20, 10),
+        (FAMILY, 26).into_font().color(&BLACK),
+    ))
+    .map_err(pe)?;
+    let caption_font = (FAMILY, 16).into_font().color(&RGBColor(60, 60, 60));
+    for (i, c) in chart.captions.iter().enumerate() {
+        top.draw(&Text::new(
+            c.clone(),
+            (20, 42 + 20 * i as i32),
+            caption_font.clone(),
+        ))
+        .map_err(pe)?;
+    }
+    if chart.series.len() > 1 {
+        // The legend: a swatch and the label per series, on one line under the captions.
+        let y = 42 + 20 * chart.captions.len() as i32;
+        let mut x = 20;
+        for s in &chart.series {
+            let color = RGBColor(s.color.0, s.color.1, s.color.2);
+            top.draw(&Rectangle::new(
+                [(x, y + 2), (x + 14, y + 16)],
+                color.filled(),
+            ))
+            .map_err(pe)?;
+            top.draw(&Text::new(
+                s.label.clone(),
+                (x + 20, y),
+                caption_font.clone(),
+            ))
+            .map_err(pe)?;
+            let (w, _) = top
+                .estimate_text_size(&s.label, &caption_font)
+                .map_err(pe)?;
+            x += 20 + w as i32 + 30;
+        }
+    }
+    let n = chart.categories.len();
+    let label_font: TextStyle = (FAMILY, 15).into();
+    let mut widest = 0;
+    for c in &chart.categories {
+        widest = widest.max(root.estimate_text_size(c, &label_font).map_err(pe)?.0);
+    }
+    // Row i (0 = top) is centred at y = n - i - 0.5; the space above the top row holds the
+    // bound's label.
+    let centre = |i: usize| n as f64 - i as f64 - 0.5;
+    let y_range = RowAxis {
+        range: 0.0..n as f64 + 0.8,
+        keys: (0..n).map(centre).collect(),
+    };
+    let x_range = 0.0..chart.x_max.max(1e-9);
+    let mut cc = ChartBuilder::on(&body)
+        .margin_left(10)
+        .margin_right(30)
+        .margin_bottom(10)
+        .margin_top(5)
+        .x_label_area_size(55)
+        .y_label_area_size(widest + 20)
+        .build_cartesian_2d(x_range.clone(), y_range)
+        .map_err(pe)?;
+    let xd = decimals(chart.x_max);
+    let categories = chart.categories.clone();
+    let y_name = move |v: &f64| {
+        let i = (n as f64 - 0.5 - v).round();
+        if i >= 0.0 && (i as usize) < categories.len() {
+            categories[i as usize].clone()
+        } else {
+            String::new()
+        }
+    };
+    cc.configure_mesh()
+        .x_desc(chart.x_label.clone())
+        .axis_desc_style((FAMILY, 18))
+        .label_style((FAMILY, 15))
+        .x_label_formatter(&|v: &f64| format!("{v:.xd$}"))
+        .y_label_formatter(&y_name)
+        .disable_y_mesh()
+        .max_light_lines(1)
+        .light_line_style(RGBColor(244, 244, 244))
+        .draw()
+        .map_err(pe)?;
+    let ns = chart.series.len().max(1);
+    let band = 0.8;
+    let h = band / ns as f64;
+    let span = x_range.end - x_range.start;
+    for (k, s) in chart.series.iter().enumerate() {
+        let color = RGBColor(s.color.0, s.color.1, s.color.2);
+        for (i, v) in s.values.iter().enumerate().take(n) {
+            let y_top = centre(i) + band / 2.0 - k as f64 * h;
+            let y_mid = y_top - h / 2.0;
+            let Some(v) = *v else {
+                let text = Text::new(
+                    "no run".to_string(),
+                    (4, 0),
+                    (FAMILY, 14)
+                        .into_font()
+                        .color(&RGBColor(110, 110, 110))
+                        .pos(Pos::new(HPos::Left, VPos::Center)),
+                );
+                cc.draw_series(std::iter::once(EmptyElement::at((0.0, y_mid)) + text))
+                    .map_err(pe)?;
+                continue;
+            };
+            let shown = v.clamp(0.0, x_range.end);
+            cc.draw_series(std::iter::once(Rectangle::new(
+                [(0.0, y_top - h * 0.06), (shown, y_top - h * 0.94)],
+                color.filled(),
+            )))
+            .map_err(pe)?;
+            // The value next to the bar's end, or inside it when the end is near the right edge
+            // or just left of the bound's line (the text would cross it).
+            let crosses = chart
+                .bound
+                .as_ref()
+                .is_some_and(|b| b.x > shown && b.x < shown + span * 0.07);
+            let inside = shown > span * 0.88 || (crosses && shown > span * 0.08);
+            let style = (FAMILY, 14).into_font();
+            let text = if inside {
+                Text::new(
+                    bar_value_label(v),
+                    (-5, 0),
+                    style.color(&WHITE).pos(Pos::new(HPos::Right, VPos::Center)),
+                )
+            } else {
+                Text::new(
+                    bar_value_label(v),
+                    (5, 0),
+                    style
+                        .color(&RGBColor(30, 30, 30))
+                        .pos(Pos::new(HPos::Left, VPos::Center)),
+                )
+            };
+            cc.draw_series(std::iter::once(EmptyElement::at((shown, y_mid)) + text))
+                .map_err(pe)?;
+        }
+    }
+    if let Some(b) = &chart.bound {
+        let grey = RGBColor(60, 60, 60);
+        cc.draw_series(DashedLineSeries::new(
+            vec![(b.x, 0.0), (b.x, n as f64 + 0.15)],
+            6,
+            4,
+            grey.stroke_width(2),
+        ))
+        .map_err(pe)?;
+        let text = Text::new(
+            b.label.clone(),
+            (5, 0),
+            (FAMILY, 16)
+                .into_font()
+                .color(&RGBColor(40, 40, 40))
+                .pos(Pos::new(HPos::Left, VPos::Center)),
+        );
+        cc.draw_series(std::iter::once(
+            EmptyElement::at((b.x, n as f64 + 0.35)) + text,
+        ))
+        .map_err(pe)?;
+    }
+    Ok(())
 }
 
 /// Text sizes below are plotters sizes: the SVG's `font-size` is the size ÷ 1.24, which with
@@ -887,6 +1163,61 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let (_, png) = render(&c, &d.path().join("x"), &font).unwrap();
         assert_ne!(fs::read(png).unwrap(), outputs[0].1);
+    }
+
+    fn bars(categories: usize, series: usize) -> BarChart {
+        BarChart {
+            title: "damage".into(),
+            captions: vec!["c".into()],
+            x_label: "ratio".into(),
+            categories: (0..categories).map(|i| format!("attack-{i}")).collect(),
+            series: (0..series)
+                .map(|k| BarSeries {
+                    label: format!("proto{k}"),
+                    color: palette(k),
+                    values: (0..categories)
+                        .map(|i| (i != 1 || k == 0).then_some(0.2 + 0.14 * i as f64))
+                        .collect(),
+                })
+                .collect(),
+            x_max: 1.05,
+            bound: Some(Marker {
+                x: 0.5,
+                label: "acceptance bound".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn bar_charts_label_rows_bars_and_the_bound() {
+        let font = system_font();
+        assert_eq!(bar_chart_height(&bars(3, 2)), HEIGHT);
+        assert!(bar_chart_height(&bars(30, 2)) > HEIGHT + 500);
+        let svg = bar_chart_svg(&bars(3, 2), &font).unwrap();
+        for want in [
+            "attack-0",
+            "attack-2",
+            "acceptance bound",
+            "proto1",
+            "no run",
+            "0.40",
+        ] {
+            assert!(svg.contains(want), "{want} missing");
+        }
+        // One "no run": attack-1 has no bar of the second series.
+        assert_eq!(svg.matches("no run").count(), 1);
+        // 0.48 ends just left of the bound, so its label goes inside the bar, in white; 0.20
+        // is a short bar, labelled in dark text after its end.
+        let text_of = |v: &str| {
+            let end = svg.find(&format!(">\n{v}\n<")).unwrap();
+            let start = svg[..end].rfind("<text").unwrap();
+            svg[start..end].to_string()
+        };
+        assert!(text_of("0.48").contains("#FFFFFF"), "{}", text_of("0.48"));
+        assert!(!text_of("0.20").contains("#FFFFFF"), "{}", text_of("0.20"));
+        // A single series has no legend.
+        let one = bar_chart_svg(&bars(3, 1), &font).unwrap();
+        assert!(!one.contains("proto0") && svg.contains("proto0"));
     }
 
     #[test]

@@ -10,8 +10,11 @@
 //! * `other-<topology>.csv`: runs on topologies the paper has no experiment for;
 //! * `timeline.csv`: throughput over time, when a results directory has a `timeseries.csv`
 //!   (see [`crate::timeseries`]);
+//! * `damage.csv`: attack rows (those with an `attack_ratio`, written by `loadgen simulate
+//!   --scenario attacks`): throughput under attack next to the fault-free reference;
 //! * `plots/*.svg` and `plots/*.png`: throughput and latency vs clients, mix curves, CDFs,
-//!   throughput over time with the fault events (`plots/timeline-*`).
+//!   throughput over time with the fault events (`plots/timeline-*`), throughput under attack
+//!   ÷ fault-free per attack (`plots/damage-*`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -30,8 +33,8 @@ use crate::figures::{distinct, figure_series, observed_series, ObservedSeries};
 use crate::hdr::{cdf_points, percentiles, read_hlog, Percentiles};
 use crate::paper::{figure, Metric, PaperData, XAxis, FIGURES};
 use crate::plots::{
-    default_font_dirs, find_font, palette, protocol_color, render, wants_log, Chart, ChartFont,
-    Curve, CurveStyle, LegendAt, Marker, FONT_ENV,
+    default_font_dirs, find_font, palette, protocol_color, render, render_bars, wants_log,
+    BarChart, BarSeries, Chart, ChartFont, Curve, CurveStyle, LegendAt, Marker, FONT_ENV,
 };
 use crate::results::{ResultSet, Run};
 use crate::table::{num, ratio, Table};
@@ -147,6 +150,33 @@ pub const TIMELINE_CSV_HEADER: [&str; 8] = [
 
 /// Name of the throughput-over-time table.
 pub const TIMELINE_FILE: &str = "timeline.csv";
+
+/// Header of `damage.csv`: one row per attack run (a row with an `attack_ratio`).
+pub const DAMAGE_CSV_HEADER: [&str; 13] = [
+    "source",
+    "protocol",
+    "topology",
+    "costs",
+    "clients",
+    "scenario",
+    "reference_ops_s",
+    "throughput_ops_s",
+    "attack_ratio",
+    "local_view_changes",
+    "global_view_changes",
+    "recovery_ms",
+    "safety",
+];
+
+/// Name of the damage-under-attack table.
+pub const DAMAGE_FILE: &str = "damage.csv";
+
+/// The acceptance bound on [`Run::attack_ratio`]: an attack may cost at most half the
+/// fault-free throughput.
+pub const ATTACK_BOUND: f64 = 0.5;
+
+/// Attack runs grouped by (topology, costs, clients), each group in input order.
+type DamageGroups<'a> = BTreeMap<(String, String, u32), Vec<&'a Run>>;
 
 /// Header of `runs.csv`.
 pub const RUNS_CSV_HEADER: [&str; 25] = [
@@ -266,6 +296,11 @@ pub fn write_report(
     if !cx.timelines.is_empty() {
         let t = cx.timeline_table();
         cx.write_table(&t, TIMELINE_FILE)?;
+    }
+    let damage = cx.damage_groups();
+    if !damage.is_empty() {
+        let t = cx.damage_table(&damage);
+        cx.write_table(&t, DAMAGE_FILE)?;
     }
 
     // Plots.
@@ -677,6 +712,143 @@ impl<'a> Ctx<'a> {
                     && r.scenario == id.scenario
             })
             .collect()
+    }
+
+    /// The attack runs (those with an `attack_ratio`) by (topology, costs, clients), each
+    /// group in input order (the order of the attack catalog).
+    fn damage_groups(&self) -> DamageGroups<'a> {
+        let results: &'a ResultSet = self.results;
+        let mut runs: Vec<&'a Run> = results
+            .runs
+            .iter()
+            .filter(|r| r.attack_ratio.is_some())
+            .collect();
+        runs.sort_by_key(|r| (r.source, r.line));
+        let mut m: DamageGroups<'a> = BTreeMap::new();
+        for r in runs {
+            m.entry((r.topology.clone(), r.costs.clone(), r.clients))
+                .or_default()
+                .push(r);
+        }
+        m
+    }
+
+    fn damage_table(&self, groups: &DamageGroups) -> Table {
+        let mut t = Table::new(&DAMAGE_CSV_HEADER);
+        for runs in groups.values() {
+            for r in runs {
+                t.push(vec![
+                    self.results
+                        .source(r)
+                        .map(|so| so.dir.display().to_string())
+                        .unwrap_or_default(),
+                    r.protocol.clone(),
+                    r.topology.clone(),
+                    r.costs.clone(),
+                    r.clients.to_string(),
+                    r.scenario.clone(),
+                    num(r.reference_ops_s, 2),
+                    num(Some(r.throughput_ops_s), 2),
+                    num(r.attack_ratio, 4),
+                    r.local_view_changes
+                        .map(|v| v.to_string())
+                        .unwrap_or_default(),
+                    r.global_view_changes
+                        .map(|v| v.to_string())
+                        .unwrap_or_default(),
+                    num(r.recovery_ms, 1),
+                    r.safety.clone(),
+                ]);
+            }
+        }
+        t
+    }
+
+    /// The bar chart of one damage group: a row per attack, a bar per protocol.
+    fn damage_chart(&self, key: &(String, String, u32), runs: &[&Run]) -> BarChart {
+        let (topo, _, clients) = key;
+        // The topology is in the first caption line: long names would not fit the title.
+        let (categories, protocols) = damage_layout(runs);
+        let series: Vec<BarSeries> = protocols
+            .iter()
+            .map(|p| BarSeries {
+                label: protocol_display(p),
+                color: protocol_color(p),
+                values: categories
+                    .iter()
+                    .map(|(_, cell)| {
+                        cell.iter()
+                            .find(|r| &r.protocol == p)
+                            .and_then(|r| r.attack_ratio)
+                    })
+                    .collect(),
+            })
+            .collect();
+        let largest = runs
+            .iter()
+            .filter_map(|r| r.attack_ratio)
+            .fold(0.0, f64::max);
+        BarChart {
+            title: format!(
+                "Throughput under attack / fault-free — {}, {clients} client{}",
+                protocols
+                    .iter()
+                    .map(|p| protocol_display(p))
+                    .collect::<Vec<_>>()
+                    .join(" vs "),
+                if *clients == 1 { "" } else { "s" }
+            ),
+            captions: vec![
+                format!(
+                    "topology: {topo}, mode: {} — {}",
+                    distinct(runs.iter().map(|r| r.mode_label())),
+                    distinct(runs.iter().map(|r| self.results.emulation(r)))
+                ),
+                format!(
+                    "machine: {}",
+                    distinct(runs.iter().map(|r| self.results.machine(r)))
+                ),
+                "one bar per attack: its throughput ÷ that of the same configuration without it"
+                    .into(),
+            ],
+            x_label: "throughput under attack / fault-free throughput".into(),
+            categories: categories.into_iter().map(|(name, _)| name).collect(),
+            series,
+            x_max: largest.max(1.05),
+            bound: Some(Marker {
+                x: ATTACK_BOUND,
+                label: "acceptance bound".into(),
+            }),
+        }
+    }
+
+    /// One damage plot per (topology, costs, clients).
+    fn draw_damage(
+        &mut self,
+        plots: &mut BTreeMap<String, Vec<(String, PathBuf)>>,
+        font: &ChartFont,
+    ) -> Result<()> {
+        let groups = self.damage_groups();
+        let dir = self.out.join("plots");
+        for (key, runs) in &groups {
+            let chart = self.damage_chart(key, runs);
+            let (topo, costs, clients) = key;
+            let mut stem = format!("damage-{}", slug(topo));
+            if !costs.is_empty() {
+                let _ = write!(stem, "-{}", slug(costs));
+            }
+            let _ = write!(stem, "-c{clients}");
+            fs::create_dir_all(&dir)
+                .with_context(|| format!("{}: cannot create", dir.display()))?;
+            let (svg, png) = render_bars(&chart, &dir.join(&stem), font)?;
+            self.files.push(svg);
+            self.files.push(png.clone());
+            plots
+                .entry("damage".to_string())
+                .or_default()
+                .push((chart.title.clone(), png));
+        }
+        Ok(())
     }
 
     /// Throughput over time: one plot per source, protocol and scenario, one curve per run
@@ -1108,7 +1280,8 @@ impl<'a> Ctx<'a> {
             );
             self.plot(plots, &format!("cdf:{}", exp.key()), &chart, &stem, font)?;
         }
-        self.draw_timelines(plots, font)
+        self.draw_timelines(plots, font)?;
+        self.draw_damage(plots, font)
     }
 
     fn captions(
@@ -1435,6 +1608,7 @@ impl<'a> Ctx<'a> {
         if !self.timelines.is_empty() {
             self.timeline_markdown(&mut s, plots);
         }
+        self.damage_markdown(&mut s, plots);
 
         let _ = writeln!(s, "## Latency percentiles (`latency_percentiles.csv`)\n");
         s.push_str(
@@ -1545,6 +1719,129 @@ impl<'a> Ctx<'a> {
         self.embed_plots(s, plots, "timeline", "");
     }
 
+    /// The damage-under-attack section (nothing when no run has an `attack_ratio`): a table
+    /// and a plot per (topology, costs, clients), ratios below [`ATTACK_BOUND`] in bold.
+    fn damage_markdown(&self, s: &mut String, plots: &BTreeMap<String, Vec<(String, PathBuf)>>) {
+        let groups = self.damage_groups();
+        if groups.is_empty() {
+            return;
+        }
+        let _ = writeln!(s, "## Damage under attack (`{DAMAGE_FILE}`)\n");
+        let _ = writeln!(
+            s,
+            "Each attack of `loadgen simulate --scenario attacks` next to the same \
+             configuration without it: **ratio** = throughput under attack ÷ fault-free \
+             throughput. The acceptance bound is {ATTACK_BOUND}: an attack may cost at most \
+             half the throughput; ratios below it are in **bold**. View changes are local / \
+             global; detection/recovery is the `recovery_ms` of the summary.\n"
+        );
+        for ((topo, costs, clients), runs) in &groups {
+            let _ = writeln!(
+                s,
+                "### {topo}, {}, {clients} client{}\n",
+                if costs.is_empty() {
+                    distinct(runs.iter().map(|r| r.mode_label()))
+                } else {
+                    format!("costs `{costs}`")
+                },
+                if *clients == 1 { "" } else { "s" }
+            );
+            let (rows, protocols) = damage_layout(runs);
+            let many = protocols.len() > 1;
+            let mut header = vec!["attack"];
+            if many {
+                header.push("protocol");
+            }
+            header.extend([
+                "fault-free ops/s",
+                "under attack ops/s",
+                "ratio",
+                "view changes",
+                "detection/recovery ms",
+                "safety",
+            ]);
+            let mut t = Table::new(&header);
+            let mut below = Vec::new();
+            let ordered = rows.iter().flat_map(|(_, cell)| {
+                let mut cell = cell.clone();
+                cell.sort_by_key(|r| proto_order(&r.protocol));
+                cell
+            });
+            for r in ordered {
+                let ratio = r.attack_ratio.unwrap_or(f64::NAN);
+                let low = ratio < ATTACK_BOUND;
+                if low {
+                    below.push(if many {
+                        format!("{} ({})", r.scenario, protocol_display(&r.protocol))
+                    } else {
+                        r.scenario.clone()
+                    });
+                }
+                let mut row = vec![r.scenario.clone()];
+                if many {
+                    row.push(protocol_display(&r.protocol));
+                }
+                let vc = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "?".into());
+                row.extend([
+                    num(r.reference_ops_s, 1),
+                    num(Some(r.throughput_ops_s), 1),
+                    if low {
+                        format!("**{ratio:.3}**")
+                    } else {
+                        format!("{ratio:.3}")
+                    },
+                    format!(
+                        "{} / {}",
+                        vc(r.local_view_changes),
+                        vc(r.global_view_changes)
+                    ),
+                    num(r.recovery_ms, 1),
+                    if r.safety == "ok" || r.safety.is_empty() {
+                        r.safety.clone()
+                    } else {
+                        format!("**{}**", r.safety)
+                    },
+                ]);
+                t.push(row);
+            }
+            let _ = writeln!(
+                s,
+                "Mode: {}; machine: {}.\n",
+                distinct(runs.iter().map(|r| format!(
+                    "{} ({})",
+                    r.mode_label(),
+                    self.results.emulation(r)
+                ))),
+                distinct(runs.iter().map(|r| self.results.machine(r)))
+            );
+            s.push_str(&t.to_markdown());
+            s.push('\n');
+            if below.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "Every attack here keeps at least {ATTACK_BOUND} of the fault-free \
+                     throughput.\n"
+                );
+            } else {
+                let _ = writeln!(
+                    s,
+                    "**Below the acceptance bound ({ATTACK_BOUND}):** {}.\n",
+                    below.join(", ")
+                );
+            }
+            let prefix = format!(
+                "damage-{}{}-c{clients}.",
+                slug(topo),
+                if costs.is_empty() {
+                    String::new()
+                } else {
+                    format!("-{}", slug(costs))
+                }
+            );
+            self.embed_plots(s, plots, "damage", &prefix);
+        }
+    }
+
     /// One line naming topology, mode, emulation and machine of a side-by-side table.
     fn table_caption(&self, fig: u8, series: &[String]) -> String {
         let parts: Vec<String> = self
@@ -1609,6 +1906,43 @@ impl<'a> Ctx<'a> {
             );
         }
     }
+}
+
+/// The rows of a damage group's chart (each attack, in order of first appearance, with its
+/// runs; a second run of the same protocol and attack starts a row of its own, named
+/// `<attack> (2)`) and the protocols, Steward first.
+fn damage_layout<'r>(runs: &[&'r Run]) -> (Vec<(String, Vec<&'r Run>)>, Vec<String>) {
+    let mut rows: Vec<(String, String, Vec<&'r Run>)> = Vec::new();
+    for r in runs {
+        let free = rows.iter_mut().find(|(sc, _, cell)| {
+            sc == &r.scenario && cell.iter().all(|c| c.protocol != r.protocol)
+        });
+        match free {
+            Some(row) => row.2.push(r),
+            None => {
+                let n = rows.iter().filter(|row| row.0 == r.scenario).count();
+                let name = if n == 0 {
+                    r.scenario.clone()
+                } else {
+                    format!("{} ({})", r.scenario, n + 1)
+                };
+                rows.push((r.scenario.clone(), name, vec![r]));
+            }
+        }
+    }
+    let mut protocols: Vec<RunOrderProto> = runs
+        .iter()
+        .map(|r| proto_order(&r.protocol))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    protocols.sort();
+    (
+        rows.into_iter()
+            .map(|(_, name, cell)| (name, cell))
+            .collect(),
+        protocols.into_iter().map(|p| p.1).collect(),
+    )
 }
 
 fn capitalise(s: &str) -> String {

@@ -190,6 +190,11 @@ pub struct Run {
     pub global_view_changes: Option<u64>,
     /// Fault-to-recovery time (ms).
     pub recovery_ms: Option<f64>,
+    /// Throughput of the same configuration without the attack (ops/s); attack rows of
+    /// `loadgen simulate --scenario attacks` only.
+    pub reference_ops_s: Option<f64>,
+    /// Throughput under attack ÷ [`Run::reference_ops_s`]; attack rows only.
+    pub attack_ratio: Option<f64>,
     /// CPU time per update (local runs).
     pub cpu_ms_per_update: Option<f64>,
     /// Index of the [`Source`] in [`ResultSet::sources`].
@@ -627,6 +632,8 @@ pub fn parse_summary(text: &str, origin: &str) -> Result<Vec<Run>> {
             local_view_changes: f.uint_opt("local_view_changes")?,
             global_view_changes: f.uint_opt("global_view_changes")?,
             recovery_ms: f.float_opt("recovery_ms")?,
+            reference_ops_s: f.float_opt("reference_ops_s")?,
+            attack_ratio: f.float_opt("attack_ratio")?,
             cpu_ms_per_update: f.float_opt("cpu_ms_per_update")?,
             source: 0,
             line,
@@ -745,6 +752,7 @@ mod tests {
         assert_eq!(r.clients, 1);
         assert_eq!(r.throughput_ops_s, 7.4);
         assert_eq!(r.recovery_ms, None);
+        assert_eq!((r.reference_ops_s, r.attack_ratio), (None, None));
         assert_eq!(r.cpu_ms_per_update, None);
         assert_eq!(r.line, 2);
         assert_eq!(r.mode_label(), "sim/paper");
@@ -754,6 +762,24 @@ mod tests {
                 "steward-paper-symmetric-10mbps-c1-w100-b1-sim".to_string(),
                 "steward-paper-symmetric-10mbps-c1-w100-b1".to_string()
             ]
+        );
+    }
+
+    #[test]
+    fn reads_the_attack_reference_and_ratio() {
+        let text = format!(
+            "{HEADER},reference_ops_s,attack_ratio\n\
+             steward,sim,local-symmetric-10mbps,8,100,1,20.0,1525,76.25,104.87,104.831,105.343,107.007,100.3,19.69,5127.4,ok,1,measured,1.11,byzantine-mix,3,0,108.57,76.7,0.9941\n\
+             steward,sim,local-symmetric-10mbps,8,100,1,20.0,1534,76.7,104.2,104.1,105.0,106.0,100.3,19.69,5127.4,ok,1,measured,1.10,none,0,0,,,\n"
+        );
+        let runs = parse_summary(&text, "s.csv").unwrap();
+        assert_eq!(runs[0].scenario, "byzantine-mix");
+        assert_eq!(runs[0].reference_ops_s, Some(76.7));
+        assert_eq!(runs[0].attack_ratio, Some(0.9941));
+        assert_eq!(runs[0].recovery_ms, Some(108.57));
+        assert_eq!(
+            (runs[1].reference_ops_s, runs[1].attack_ratio),
+            (None, None)
         );
     }
 

@@ -566,3 +566,121 @@ fn a_malformed_timeseries_is_a_warning() {
     assert!(!out.path().join("timeline.csv").exists());
     assert!(out.path().join("REPORT.md").is_file());
 }
+
+/// A results directory in the shape `loadgen simulate --scenario attacks` writes: attack rows
+/// with their fault-free reference and ratio (one, Steward's equivocating-leader, below the
+/// bound of 0.5) for both protocols, and the fault-free row without them.
+fn attack_fixture(dir: &Path) {
+    fs::copy(
+        fixture("sim-5mbps/manifest.json"),
+        dir.join("manifest.json"),
+    )
+    .unwrap();
+    let head = "protocol,mode,topology,clients,write_pct,batch,duration_s,completed,throughput_ops_s,lat_mean_ms,lat_p50_ms,lat_p99_ms,lat_max_ms,lat_bound_ms,wan_msgs_per_update,wan_bytes_per_update,safety,seed,costs,wall_s,scenario,local_view_changes,global_view_changes,recovery_ms,reference_ops_s,attack_ratio";
+    let rows = [
+        "steward,sim,local-symmetric-10mbps,8,100,1,20.0,1534,76.7,104.2,104.1,105.0,106.0,100.3,19.69,5127.4,ok,1,measured,1.10,none,0,0,,,",
+        "steward,sim,local-symmetric-10mbps,8,100,1,20.0,1525,76.25,104.87,104.831,105.343,107.007,100.3,19.69,5127.4,ok,1,measured,1.11,byzantine-mix,3,0,108.57,76.7,0.9941",
+        "steward,sim,local-symmetric-10mbps,8,100,1,20.0,640,32.0,250.1,240.0,400.2,812.5,100.3,25.1,6127.4,ok,1,measured,1.30,equivocating-leader,5,1,812.25,76.7,0.4172",
+        "steward,sim,local-symmetric-10mbps,8,100,1,20.0,1400,70.0,110.2,109.0,130.5,300.0,100.3,20.3,5227.4,ok,1,measured,1.20,withholding-reps,1,0,250.0,76.7,0.9126",
+        "pbft,sim,local-symmetric-10mbps,8,100,1,20.0,500,25.0,320.0,318.0,330.0,350.0,100.3,80.0,20000.0,ok,1,measured,1.40,byzantine-mix,2,0,400.0,30.0,0.8333",
+        "pbft,sim,local-symmetric-10mbps,8,100,1,20.0,570,28.5,290.0,288.0,300.0,310.0,100.3,80.0,20000.0,ok,1,measured,1.40,equivocating-leader,1,0,150.5,30.0,0.95",
+    ];
+    fs::write(
+        dir.join("summary.csv"),
+        format!("{head}\n{}\n", rows.join("\n")),
+    )
+    .unwrap();
+}
+
+#[test]
+fn attacks_get_a_damage_table_section_and_plot() {
+    let results = tempfile::tempdir().unwrap();
+    attack_fixture(results.path());
+    let set = load_dir(results.path()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let outcome = report(&set, out.path(), PlotFont::Auto);
+    assert_eq!(outcome.plot_error, None, "plots need a TrueType font");
+    let o = out.path();
+
+    let csv = fs::read_to_string(o.join("damage.csv")).unwrap();
+    let src = results.path().display().to_string();
+    let want = format!(
+        "source,protocol,topology,costs,clients,scenario,reference_ops_s,throughput_ops_s,attack_ratio,local_view_changes,global_view_changes,recovery_ms,safety\n\
+         {src},steward,local-symmetric-10mbps,measured,8,byzantine-mix,76.70,76.25,0.9941,3,0,108.6,ok\n\
+         {src},steward,local-symmetric-10mbps,measured,8,equivocating-leader,76.70,32.00,0.4172,5,1,812.2,ok\n\
+         {src},steward,local-symmetric-10mbps,measured,8,withholding-reps,76.70,70.00,0.9126,1,0,250.0,ok\n\
+         {src},pbft,local-symmetric-10mbps,measured,8,byzantine-mix,30.00,25.00,0.8333,2,0,400.0,ok\n\
+         {src},pbft,local-symmetric-10mbps,measured,8,equivocating-leader,30.00,28.50,0.9500,1,0,150.5,ok\n"
+    );
+    assert_eq!(csv, want);
+
+    let md = fs::read_to_string(o.join("REPORT.md")).unwrap();
+    let section = &md[md
+        .find("## Damage under attack (`damage.csv`)")
+        .expect("damage section")..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+    for want in [
+        "### local-symmetric-10mbps, costs `measured`, 8 clients",
+        "| attack | protocol | fault-free ops/s | under attack ops/s | ratio | view changes | detection/recovery ms | safety |",
+        "| equivocating-leader | Steward | 76.7 | 32.0 | **0.417** | 5 / 1 | 812.2 | ok |",
+        "| equivocating-leader | PBFT | 30.0 | 28.5 | 0.950 | 1 / 0 | 150.5 | ok |",
+        "| byzantine-mix | Steward | 76.7 | 76.2 | 0.994 | 3 / 0 | 108.6 | ok |",
+        "**Below the acceptance bound (0.5):** equivocating-leader (Steward).",
+        "plots/damage-local-symmetric-10mbps-measured-c8.png",
+    ] {
+        assert!(section.contains(want), "damage section lacks {want:?}:\n{section}");
+    }
+    // Exactly the one low ratio is marked; the fault-free row is no attack.
+    assert_eq!(section.matches("| **0.").count(), 1, "{section}");
+    assert!(!section.contains("| none |"), "{section}");
+    // Attack rows in catalog order, Steward before PBFT within an attack.
+    let pos = |s: &str| section.find(s).unwrap_or_else(|| panic!("{s}"));
+    assert!(pos("| byzantine-mix | Steward") < pos("| byzantine-mix | PBFT"));
+    assert!(pos("| byzantine-mix | PBFT") < pos("| equivocating-leader | Steward"));
+    assert!(pos("| equivocating-leader | PBFT") < pos("| withholding-reps | Steward"));
+
+    let stem = o.join("plots/damage-local-symmetric-10mbps-measured-c8");
+    let png = fs::read(stem.with_extension("png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    let svg = fs::read_to_string(stem.with_extension("svg")).unwrap();
+    for want in [
+        "Throughput under attack / fault-free",
+        "acceptance bound",
+        "equivocating-leader",
+        "withholding-reps",
+        "0.42",
+        "0.99",
+        "PBFT",
+        "no run",
+    ] {
+        assert!(svg.contains(want), "the damage plot lacks {want:?}");
+    }
+    // Byte-for-byte reproducible: a second report draws the same files.
+    let again = tempfile::tempdir().unwrap();
+    report(&set, again.path(), PlotFont::Auto);
+    let stem2 = again
+        .path()
+        .join("plots/damage-local-symmetric-10mbps-measured-c8");
+    assert_eq!(fs::read(stem2.with_extension("png")).unwrap(), png);
+    assert_eq!(
+        fs::read_to_string(stem2.with_extension("svg")).unwrap(),
+        svg
+    );
+    if let Some(keep) = std::env::var_os("ANALYSIS_KEEP") {
+        copy_dir(o, Path::new(&keep));
+    }
+}
+
+#[test]
+fn summaries_without_attack_columns_get_no_damage_section() {
+    let set = load_dir(&fixture("sim-5mbps")).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let outcome = report(&set, out.path(), PlotFont::Skip);
+    assert!(!out.path().join("damage.csv").exists());
+    let md = fs::read_to_string(out.path().join("REPORT.md")).unwrap();
+    assert!(!md.contains("Damage under attack"));
+    assert!(!outcome
+        .files
+        .iter()
+        .any(|f| f.to_string_lossy().contains("damage")));
+}
