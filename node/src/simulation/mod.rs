@@ -77,6 +77,10 @@ pub enum Byzantine {
     /// Also sends its representative this many validly signed Partial_Sigs on random contents
     /// on every retransmission tick ([`faults::PartialSigSpammer`]).
     PartialSigSpam(u32),
+    /// Also asks every server of the other sites for reconciliation, claiming to be this many
+    /// sequence numbers behind its own execution point, on every retransmission tick
+    /// ([`faults::ReconRequester`]).
+    ReconRequests(u64),
 }
 
 /// Everything a simulated Steward run needs.
@@ -428,6 +432,9 @@ fn server_node(
             Box::new(faults::silent_in_global_view_change(replica))
         }
         Some(Byzantine::ForgedAccepts) => Box::new(faults::ForgedAccepts::new(replica, sites)),
+        Some(Byzantine::ReconRequests(lag)) => {
+            Box::new(faults::ReconRequester::new(replica, sites, lag))
+        }
         Some(Byzantine::PartialSigSpam(per_tick)) => Box::new(faults::PartialSigSpammer::new(
             replica,
             sites[id.site.index()],
