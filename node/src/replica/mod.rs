@@ -326,6 +326,12 @@ pub struct Replica {
     pub(crate) aru_at_last_tick: u64,
     /// When each peer's reconciliation request was last answered.
     pub(crate) recon_answered: BTreeMap<ServerId, Duration>,
+    /// Per site: the highest sequence number in a verified Proposal or Accept of that site,
+    /// and when it last rose (how far its correct servers provably are; see `recon`).
+    pub(crate) site_signed: Vec<(u64, Duration)>,
+    /// Per site: reconciliation bytes this server may still send it, and when that
+    /// allowance was last refilled.
+    pub(crate) recon_budget: Vec<(u64, Duration)>,
     /// Every vote cast and not pruned (persisted; see `durable`).
     pub(crate) ledger: bft_core::durable::VoteLedger,
     /// The views last written to the durable store.
@@ -392,6 +398,8 @@ impl Replica {
             kv: KvStore::default(),
             aru_at_last_tick: 0,
             recon_answered: BTreeMap::new(),
+            site_signed: vec![(0, Duration::ZERO); cfg_sites],
+            recon_budget: vec![(0, Duration::ZERO); cfg_sites],
             ledger: Default::default(),
             persisted_views: (0, 0),
             now: Duration::ZERO,
