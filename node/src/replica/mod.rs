@@ -236,6 +236,11 @@ pub(crate) struct ShareSet {
     pub partials: BTreeMap<u32, Arc<crate::msg::PartialSig>>,
     /// Servers asked for the proof of their share after a failed combine.
     pub asked: BTreeSet<u32>,
+    /// Signers whose share here is known good: the own one, or one whose proof checked
+    /// (each proof is checked once).
+    pub verified: BTreeSet<u32>,
+    /// A combine of unproven shares failed: only proven shares count from now on.
+    pub fast_failed: bool,
     pub done: bool,
 }
 
@@ -255,6 +260,9 @@ pub struct Replica {
     pub(crate) global: BTreeMap<u64, GlobalSlot>,
     pub(crate) shares: BTreeMap<(SigKind, u64, Digest), ShareSet>,
     pub(crate) blacklist: HashSet<u32>,
+    /// Site peers whose unproven share was in a failed combine and that have not proven a
+    /// share since: their unproven shares are left out of combines, and their proofs asked for.
+    pub(crate) distrusted: BTreeSet<u32>,
     /// Updates waiting for a sequence number (leader-site representative).
     pub(crate) pool: VecDeque<Arc<Update>>,
     /// Highest timestamp per client already queued or bound (leader-site representative).
@@ -363,6 +371,7 @@ impl Replica {
             global: BTreeMap::new(),
             shares: BTreeMap::new(),
             blacklist: HashSet::new(),
+            distrusted: BTreeSet::new(),
             pool: VecDeque::new(),
             pending_ts: BTreeMap::new(),
             bound: BTreeMap::new(),

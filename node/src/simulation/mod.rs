@@ -81,6 +81,9 @@ pub enum Byzantine {
     /// sequence numbers behind its own execution point, on every retransmission tick
     /// ([`faults::ReconRequester`]).
     ReconRequests(u64),
+    /// Sends corrupted threshold shares (as `CorruptShares`) and never answers a request for
+    /// their proofs ([`faults::ignore_proof_requests`]).
+    SilentSigner,
 }
 
 /// Everything a simulated Steward run needs.
@@ -406,7 +409,7 @@ fn server_node(
         _ => {}
     }
     let backend: Box<dyn CryptoBackend> = match byz {
-        Some(Byzantine::CorruptShares) => Box::new(CorruptShares(keys())),
+        Some(Byzantine::CorruptShares | Byzantine::SilentSigner) => Box::new(CorruptShares(keys())),
         _ => keys(),
     };
     let replica = Replica::new(rc, Crypto::new(backend));
@@ -427,6 +430,7 @@ fn server_node(
             Box::new(Tamper::new(replica, faults::WrongResults::new(id, own())))
         }
         Some(Byzantine::DropUpdates) => Box::new(faults::drop_updates(replica)),
+        Some(Byzantine::SilentSigner) => Box::new(faults::ignore_proof_requests(replica)),
         Some(Byzantine::WithholdAccepts) => Box::new(faults::withhold_accepts(replica, id)),
         Some(Byzantine::SilentInGlobalViewChange) => {
             Box::new(faults::silent_in_global_view_change(replica))

@@ -63,6 +63,14 @@ pub fn silent_in_global_view_change<N: ServerNode + 'static>(inner: N) -> impl S
     Withhold::new(DropInbound::new(inner, deaf), mute)
 }
 
+/// Never answers its representative's requests for share proofs (ProofRequest): with
+/// corrupted shares (`CorruptShares` as its crypto) it is a silent signer (issue #14, attack
+/// 3), whose wrong shares were never proven wrong.
+pub fn ignore_proof_requests<N: ServerNode + 'static>(inner: N) -> impl ServerNode {
+    let requests: MsgFilter<Message> = Box::new(|_, m| matches!(m, Message::ProofRequest(_)));
+    DropInbound::new(inner, requests)
+}
+
 /// As representative, silently drops the client updates it receives (from clients and
 /// forwarding servers alike) instead of forwarding or sequencing them.
 pub fn drop_updates<N: ServerNode + 'static>(inner: N) -> impl ServerNode {
