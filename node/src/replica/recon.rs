@@ -16,9 +16,10 @@ use crate::msg::{Accept, Digest, Message, OrderProof, ReconRequest, Snapshot};
 /// Most proofs sent in answer to one request.
 const RECON_BATCH: u64 = 64;
 
-/// Reconciliation bytes a server sends one other site per retransmission period: one full
-/// answer (64 order proofs of about 850 bytes).
-const RECON_SITE_BYTES: u64 = 64 * 1024;
+/// Most bytes of one answer to another site: two full batches (64 order proofs of about 850
+/// bytes each). A site of f Byzantine servers gets at most f + 1 answers a period from a server, so
+/// its Byzantine servers can neither multiply its allowance nor use all of it up.
+const RECON_ANSWER_BYTES: u64 = 128 * 1024;
 
 /// Retransmission periods a far-ahead hint lives without being seen again.
 const HINT_LIFETIME: u32 = 20;
@@ -315,7 +316,7 @@ impl Replica {
         let (left, since) = self.recon_budget[site.index()];
         let left = if self.now.saturating_sub(since) >= self.cfg.retransmit {
             self.recon_budget[site.index()].1 = self.now;
-            RECON_SITE_BYTES
+            u64::from(self.cfg.f[site.index()] + 1) * RECON_ANSWER_BYTES
         } else {
             left
         };
@@ -337,7 +338,8 @@ impl Replica {
     /// the LAN), only while that site's signed progress has stalled for a period or lags
     /// behind this server's (a site whose Proposals or Accepts keep up is not stuck, and its
     /// lagging servers catch up from their peers), and within a byte allowance per
-    /// requesting site and period, which its f Byzantine servers share rather than multiply.
+    /// requesting site and period of f + 1 answers, which its f Byzantine servers can neither
+    /// multiply nor use up.
     pub(crate) fn on_recon_request(&mut self, from: ServerId, r: &ReconRequest) -> bool {
         if from == self.cfg.id {
             return false;
@@ -394,13 +396,25 @@ impl Replica {
             }
             return true;
         }
-        let proofs: Vec<OrderProof> = (from_aru + 1..=r.aru + RECON_BATCH)
+        // Another site is answered only once its signing stalls, a window (64) behind the
+        // front: the rest of the gap then goes with this answer too, or the site would lag
+        // by about a window for good, answered each time the front moved one window further.
+        let top = if remote && self.global_aru <= r.aru + 2 * RECON_BATCH {
+            self.global_aru
+        } else {
+            r.aru + RECON_BATCH
+        };
+        let proofs: Vec<OrderProof> = (from_aru + 1..=top)
             .filter(|s| self.global.get(s).is_some_and(|g| g.ordered))
             .filter_map(|s| self.order_proof(s))
             .collect();
+        let mut answer = 0;
         for p in proofs {
             let m = Message::Ordered(Arc::new(p));
-            if remote && !self.spend_recon_budget(from.site, m.encode().len() as u64) {
+            let bytes = m.encode().len() as u64;
+            answer += bytes;
+            if remote && (answer > RECON_ANSWER_BYTES || !self.spend_recon_budget(from.site, bytes))
+            {
                 break;
             }
             self.send(Dest::Server(from), m);
