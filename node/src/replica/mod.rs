@@ -241,6 +241,8 @@ pub(crate) struct ShareSet {
     pub verified: BTreeSet<u32>,
     /// A combine of unproven shares failed: only proven shares count from now on.
     pub fast_failed: bool,
+    /// The unproven shares of that failed combine, judged once the set combines.
+    pub suspects: BTreeMap<u32, Vec<u8>>,
     pub done: bool,
 }
 

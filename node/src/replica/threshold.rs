@@ -7,7 +7,8 @@
 //! without a proof is never evidence against its sender; a malformed share, or one whose proof
 //! fails, is. A signer whose unproven share was in a failed combine is distrusted until it
 //! proves one: its unproven shares are left out and its proofs asked for at once, so a silent
-//! signer cannot stall the site (see `try_combine`).
+//! signer cannot stall the site (see `try_combine`); once the slot combines, its unproven
+//! share is tried with good ones, and the representative blacklists it if that fails.
 
 use std::sync::Arc;
 
@@ -197,8 +198,9 @@ impl Replica {
     /// It never waits for a particular signer: a Byzantine one that sends wrong shares and
     /// never answers used to stall every slot, and each arriving proof re-checked all proofs
     /// held so far (issue #14, attack 3). Such a signer stays distrusted (its unproven shares
-    /// are left out, its proofs asked for at once) until it proves a share; one whose proof
-    /// fails is blacklisted.
+    /// are left out, its proofs asked for at once) until it proves a share or its unproven
+    /// share is judged (`judge_suspects`); one whose proof or unproven share fails is
+    /// blacklisted.
     pub(crate) fn try_combine(&mut self, key: (SigKind, u64, Digest)) {
         let site = self.site();
         let k = self.crypto.quorum(site);
@@ -268,6 +270,11 @@ impl Replica {
                 }
                 if let Some(set) = self.shares.get_mut(&key) {
                     set.fast_failed = true;
+                    for i in chosen.iter().filter(|i| !good.contains(i)) {
+                        if let Some(sh) = set.shares.get(i) {
+                            set.suspects.insert(*i, sh.clone());
+                        }
+                    }
                 }
             }
             out.signature
@@ -307,6 +314,7 @@ impl Replica {
             }
             return;
         };
+        self.judge_suspects(key, &content);
         if let Some(set) = self.shares.get_mut(&key) {
             set.done = true;
         }
@@ -327,6 +335,52 @@ impl Replica {
             SigKind::GlobalVc => self.on_own_global_vc_signed(seq, tsig),
             SigKind::Aru => self.on_own_aru_signed(seq, &content, tsig),
             SigKind::Constraint => self.on_own_constraint_signed(tsig),
+        }
+    }
+
+    /// Once a set combined from good shares after a failed fast combine: try each unproven
+    /// share of that combine with k-1 good ones. One that fails is wrong, so its signer is
+    /// blacklisted here, whether it kept silent or later proved a different (right) share;
+    /// otherwise a signer that answers every proof request with a right share after a wrong
+    /// unproven one would cost the site a failed combine and a round of proofs on every slot.
+    /// (A share without a proof convinces no peer, so nothing is broadcast.)
+    fn judge_suspects(&mut self, key: (SigKind, u64, Digest), content: &[u8]) {
+        let site = self.site();
+        let k = self.crypto.quorum(site);
+        let Some(set) = self.shares.get_mut(&key) else {
+            return;
+        };
+        let suspects = std::mem::take(&mut set.suspects);
+        for (i, unproven) in suspects {
+            let Some(set) = self.shares.get(&key) else {
+                return;
+            };
+            let mut shares: Vec<(u32, Vec<u8>)> = set
+                .verified
+                .iter()
+                .filter(|j| **j != i && !self.blacklist.contains(j))
+                .take(k - 1)
+                .filter_map(|j| set.shares.get(j).map(|sh| (*j, sh.clone())))
+                .collect();
+            if shares.len() + 1 < k {
+                continue;
+            }
+            shares.push((i, unproven));
+            let refs: Vec<(u32, &[u8])> =
+                shares.iter().map(|(j, sh)| (*j, sh.as_slice())).collect();
+            if self
+                .crypto
+                .combine(site, content, &refs)
+                .signature
+                .is_some()
+            {
+                self.distrusted.remove(&i);
+            } else {
+                self.distrusted.remove(&i);
+                if self.blacklist.insert(i) {
+                    self.stats.blacklisted += 1;
+                }
+            }
         }
     }
 

@@ -84,6 +84,9 @@ pub enum Byzantine {
     /// Sends corrupted threshold shares (as `CorruptShares`) and never answers a request for
     /// their proofs ([`faults::ignore_proof_requests`]).
     SilentSigner,
+    /// Sends wrong unproven threshold shares and proves its right ones when asked
+    /// ([`faults::WrongUnprovenShares`]).
+    WrongUnprovenShares,
 }
 
 /// Everything a simulated Steward run needs.
@@ -410,6 +413,7 @@ fn server_node(
     }
     let backend: Box<dyn CryptoBackend> = match byz {
         Some(Byzantine::CorruptShares | Byzantine::SilentSigner) => Box::new(CorruptShares(keys())),
+        Some(Byzantine::WrongUnprovenShares) => Box::new(faults::WrongUnprovenShares(keys())),
         _ => keys(),
     };
     let replica = Replica::new(rc, Crypto::new(backend));
@@ -419,6 +423,7 @@ fn server_node(
         | Some(Byzantine::Slow(_))
         | Some(Byzantine::Spammer)
         | Some(Byzantine::CorruptShares)
+        | Some(Byzantine::WrongUnprovenShares)
         | Some(Byzantine::EmptyBatches)
         | Some(Byzantine::SelectiveProposal(..)) => Box::new(replica),
         Some(Byzantine::CrashAt(t)) => Box::new(Crash::at(replica, t)),

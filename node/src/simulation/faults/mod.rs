@@ -15,6 +15,7 @@ mod replaying_client;
 mod sequencer;
 mod spammer;
 mod wrong_results;
+mod wrong_unproven;
 
 pub use equivocator::Equivocator;
 pub use flooding_client::FloodingClient;
@@ -25,6 +26,7 @@ pub use replaying_client::ReplayingClient;
 pub use sequencer::{EmptyBatches, SelectiveProposal};
 pub use spammer::Spammer;
 pub use wrong_results::WrongResults;
+pub use wrong_unproven::WrongUnprovenShares;
 
 use bft_core::NodeId;
 use bft_harness::faults::{DropInbound, MsgFilter, Withhold};
