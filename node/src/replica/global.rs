@@ -78,6 +78,7 @@ impl Replica {
 
     /// Apply a valid Proposal to Global_History (and Local_History at the leader site).
     pub(crate) fn apply_proposal(&mut self, p: &Arc<Proposal>) {
+        self.site_signed_seq(SiteId(p.site), p.seq);
         let now = self.now;
         let slot = self.global.entry(p.seq).or_default();
         if slot.proposal.as_ref().is_some_and(|q| q.gv < p.gv) {
@@ -184,6 +185,7 @@ impl Replica {
             return false;
         }
         if a.seq <= self.global_aru {
+            self.late_accept(from, site, a);
             return true;
         }
         if !self.global_window_ok(a.seq) {
@@ -222,6 +224,7 @@ impl Replica {
     }
 
     pub(crate) fn apply_accept(&mut self, a: &Arc<Accept>) {
+        self.site_signed_seq(SiteId(a.site), a.seq);
         self.global
             .entry(a.seq)
             .or_default()

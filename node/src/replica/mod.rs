@@ -236,6 +236,13 @@ pub(crate) struct ShareSet {
     pub partials: BTreeMap<u32, Arc<crate::msg::PartialSig>>,
     /// Servers asked for the proof of their share after a failed combine.
     pub asked: BTreeSet<u32>,
+    /// Signers whose share here is known good: the own one, or one whose proof checked
+    /// (each proof is checked once).
+    pub verified: BTreeSet<u32>,
+    /// A combine of unproven shares failed: only proven shares count from now on.
+    pub fast_failed: bool,
+    /// The unproven shares of that failed combine, judged once the set combines.
+    pub suspects: BTreeMap<u32, Vec<u8>>,
     pub done: bool,
 }
 
@@ -255,6 +262,9 @@ pub struct Replica {
     pub(crate) global: BTreeMap<u64, GlobalSlot>,
     pub(crate) shares: BTreeMap<(SigKind, u64, Digest), ShareSet>,
     pub(crate) blacklist: HashSet<u32>,
+    /// Site peers whose unproven share was in a failed combine and that have not proven a
+    /// share since: their unproven shares are left out of combines, and their proofs asked for.
+    pub(crate) distrusted: BTreeSet<u32>,
     /// Updates waiting for a sequence number (leader-site representative).
     pub(crate) pool: VecDeque<Arc<Update>>,
     /// Highest timestamp per client already queued or bound (leader-site representative).
@@ -326,6 +336,12 @@ pub struct Replica {
     pub(crate) aru_at_last_tick: u64,
     /// When each peer's reconciliation request was last answered.
     pub(crate) recon_answered: BTreeMap<ServerId, Duration>,
+    /// Per site: the highest sequence number in a verified Proposal or Accept of that site,
+    /// and when it last rose (how far its correct servers provably are; see `recon`).
+    pub(crate) site_signed: Vec<(u64, Duration)>,
+    /// Per site: reconciliation bytes this server may still send it, and when that
+    /// allowance was last refilled.
+    pub(crate) recon_budget: Vec<(u64, Duration)>,
     /// Every vote cast and not pruned (persisted; see `durable`).
     pub(crate) ledger: bft_core::durable::VoteLedger,
     /// The views last written to the durable store.
@@ -357,6 +373,7 @@ impl Replica {
             global: BTreeMap::new(),
             shares: BTreeMap::new(),
             blacklist: HashSet::new(),
+            distrusted: BTreeSet::new(),
             pool: VecDeque::new(),
             pending_ts: BTreeMap::new(),
             bound: BTreeMap::new(),
@@ -392,6 +409,8 @@ impl Replica {
             kv: KvStore::default(),
             aru_at_last_tick: 0,
             recon_answered: BTreeMap::new(),
+            site_signed: vec![(0, Duration::ZERO); cfg_sites],
+            recon_budget: vec![(0, Duration::ZERO); cfg_sites],
             ledger: Default::default(),
             persisted_views: (0, 0),
             now: Duration::ZERO,

@@ -11,10 +11,15 @@ use steward_config::{ServerId, SiteId};
 use super::{Dest, Replica};
 use crate::codec::{Reader, Writer};
 use crate::kv::KvStore;
-use crate::msg::{Digest, Message, OrderProof, ReconRequest, Snapshot};
+use crate::msg::{Accept, Digest, Message, OrderProof, ReconRequest, Snapshot};
 
 /// Most proofs sent in answer to one request.
 const RECON_BATCH: u64 = 64;
+
+/// Most bytes of one answer to another site: two full batches (64 order proofs of about 850
+/// bytes each). A site of f Byzantine servers gets at most f + 1 answers a period from a server, so
+/// its Byzantine servers can neither multiply its allowance nor use all of it up.
+const RECON_ANSWER_BYTES: u64 = 128 * 1024;
 
 /// Retransmission periods a far-ahead hint lives without being seen again.
 const HINT_LIFETIME: u32 = 20;
@@ -277,14 +282,91 @@ impl Replica {
         Some(reply)
     }
 
+    /// Record that `site` threshold-signed a Proposal or Accept for `seq` (verified by the
+    /// caller): its correct signers, at least f+1, had executed up to `seq` less the window
+    /// they sign in.
+    pub(crate) fn site_signed_seq(&mut self, site: SiteId, seq: u64) {
+        if let Some(p) = self.site_signed.get_mut(site.index()) {
+            if seq > p.0 {
+                *p = (seq, self.now);
+            }
+        }
+    }
+
+    /// An Accept of `site` for a slot this server already executed: still evidence of the
+    /// site's progress, worth a signature check a few times a period (not for every late
+    /// Accept: most arrive after the slot is ordered). Other sites send their Accepts to the
+    /// representative only, so it passes such evidence on to its peers at the same pace.
+    pub(crate) fn late_accept(&mut self, from: ServerId, site: SiteId, a: &Arc<Accept>) {
+        let (seq, at) = self.site_signed[site.index()];
+        if a.seq > seq
+            && self.now.saturating_sub(at) >= self.cfg.retransmit / 4
+            && self.crypto.verify_site(site, &a.signing_bytes(), &a.tsig)
+        {
+            self.site_signed_seq(site, a.seq);
+            if self.is_rep() && from.site != self.site() {
+                self.send_site(Message::Accept(a.clone()));
+            }
+        }
+    }
+
+    /// Take `bytes` of the period's reconciliation allowance for `site`; false when it is
+    /// spent. One message may overdraw it (a snapshot is bigger than a period's allowance).
+    fn spend_recon_budget(&mut self, site: SiteId, bytes: u64) -> bool {
+        let (left, since) = self.recon_budget[site.index()];
+        let left = if self.now.saturating_sub(since) >= self.cfg.retransmit {
+            self.recon_budget[site.index()].1 = self.now;
+            u64::from(self.cfg.f[site.index()] + 1) * RECON_ANSWER_BYTES
+        } else {
+            left
+        };
+        if left == 0 {
+            return false;
+        }
+        self.recon_budget[site.index()].0 = left.saturating_sub(bytes);
+        true
+    }
+
     /// Answer with the order proofs this server holds above the requester's aru, at most once
     /// per retransmission period per requester.
+    ///
+    /// A request costs 20 bytes and an answer up to 64 order proofs, so a Byzantine server
+    /// asking every server of every other site on every tick took most of the wide-area
+    /// bandwidth (issue #14, attack 4). Requests from other sites are therefore answered only
+    /// where this server's own evidence makes them plausible: never below what the
+    /// requester's site has provably executed (its correct servers have that and answer over
+    /// the LAN), only while that site's signed progress has stalled for a period or lags
+    /// behind this server's (a site whose Proposals or Accepts keep up is not stuck, and its
+    /// lagging servers catch up from their peers), and within a byte allowance per
+    /// requesting site and period of f + 1 answers, which its f Byzantine servers can neither
+    /// multiply nor use up.
     pub(crate) fn on_recon_request(&mut self, from: ServerId, r: &ReconRequest) -> bool {
         if from == self.cfg.id {
             return false;
         }
         if r.aru >= self.global_aru {
             return true; // not behind us: nothing to give (also keeps `aru + n` from overflowing)
+        }
+        let remote = from.site != self.site();
+        // Its site's correct servers have executed this far: below it, they are the ones to
+        // ask.
+        let floor = if remote {
+            let Some((signed, at)) = self.site_signed.get(from.site.index()).copied() else {
+                return false;
+            };
+            // A site whose correct servers are stuck at some point still signs up to a
+            // window beyond it, so it is stuck when that signing stalls or lags behind.
+            let stalled = self.now.saturating_sub(at) >= self.cfg.retransmit;
+            if !stalled && signed + self.cfg.global_window >= self.global_aru {
+                return true; // its site keeps up: it is not stuck, whatever it claims
+            }
+            signed.saturating_sub(4 * self.cfg.global_window)
+        } else {
+            0
+        };
+        let from_aru = r.aru.max(floor);
+        if from_aru >= self.global_aru {
+            return true;
         }
         let last = self.recon_answered.get(&from).copied();
         if last.is_some_and(|t| self.now.saturating_sub(t) < self.cfg.retransmit) {
@@ -301,23 +383,41 @@ impl Replica {
         // Order proofs are preferred whenever they are still held: executing them sends the
         // replies the requester owes its clients, which a snapshot cannot (it carries the state,
         // not the proofs), so a client whose site was cut off would wait forever.
-        if r.aru + 1 < oldest {
-            if let Some(c) = self.checkpoint.as_ref().filter(|c| c.seq > r.aru) {
-                let sn = Snapshot {
+        if from_aru + 1 < oldest {
+            if let Some(c) = self.checkpoint.as_ref().filter(|c| c.seq > from_aru) {
+                let sn = Message::Snapshot(Arc::new(Snapshot {
                     seq: c.seq,
                     digest: c.digest,
                     state: c.state.clone(),
-                };
-                self.send(Dest::Server(from), Message::Snapshot(Arc::new(sn)));
+                }));
+                if !remote || self.spend_recon_budget(from.site, sn.encode().len() as u64) {
+                    self.send(Dest::Server(from), sn);
+                }
             }
             return true;
         }
-        let proofs: Vec<OrderProof> = (r.aru + 1..=r.aru + RECON_BATCH)
+        // Another site is answered only once its signing stalls, a window (64) behind the
+        // front: the rest of the gap then goes with this answer too, or the site would lag
+        // by about a window for good, answered each time the front moved one window further.
+        let top = if remote && self.global_aru <= r.aru + 2 * RECON_BATCH {
+            self.global_aru
+        } else {
+            r.aru + RECON_BATCH
+        };
+        let proofs: Vec<OrderProof> = (from_aru + 1..=top)
             .filter(|s| self.global.get(s).is_some_and(|g| g.ordered))
             .filter_map(|s| self.order_proof(s))
             .collect();
+        let mut answer = 0;
         for p in proofs {
-            self.send(Dest::Server(from), Message::Ordered(Arc::new(p)));
+            let m = Message::Ordered(Arc::new(p));
+            let bytes = m.encode().len() as u64;
+            answer += bytes;
+            if remote && (answer > RECON_ANSWER_BYTES || !self.spend_recon_budget(from.site, bytes))
+            {
+                break;
+            }
+            self.send(Dest::Server(from), m);
         }
         true
     }

@@ -5,7 +5,10 @@
 //! Shares travel without their proofs (one exponentiation instead of three): a proof is made
 //! only when the representative asks for it (ProofRequest) because a combine failed. A share
 //! without a proof is never evidence against its sender; a malformed share, or one whose proof
-//! fails, is.
+//! fails, is. A signer whose unproven share was in a failed combine is distrusted until it
+//! proves one: its unproven shares are left out and its proofs asked for at once, so a silent
+//! signer cannot stall the site (see `try_combine`); once the slot combines, its unproven
+//! share is tried with good ones, and the representative blacklists it if that fails.
 
 use std::sync::Arc;
 
@@ -141,6 +144,11 @@ impl Replica {
         let set = self.shares.entry(key).or_default();
         set.shares.insert(p.server, p.share.clone());
         set.partials.insert(p.server, p.clone());
+        // A new share is judged afresh; the own one needs no proof.
+        set.verified.remove(&p.server);
+        if from == self.cfg.id {
+            set.verified.insert(p.server);
+        }
         if self.is_rep() {
             self.try_combine(key);
         }
@@ -169,6 +177,7 @@ impl Replica {
         };
         set.shares.remove(&server);
         set.partials.remove(&server);
+        set.verified.remove(&server);
         let empty =
             set.shares.is_empty() && set.partials.is_empty() && set.content.is_none() && !set.done;
         if empty {
@@ -176,7 +185,17 @@ impl Replica {
         }
     }
 
-    /// Combine when the representative holds the content and 2f+1 shares.
+    /// Combine when the representative holds the content and 2f+1 usable shares.
+    ///
+    /// The fast path combines unproven shares of signers not distrusted. When it fails, the
+    /// representative asks every signer of an unproven share for its proof and combines as
+    /// soon as 2f+1 shares are known good (the own one included), checking each proof once.
+    /// It never waits for a particular signer: a Byzantine one that sends wrong shares and
+    /// never answers used to stall every slot, and each arriving proof re-checked all proofs
+    /// held so far (issue #14, attack 3). Such a signer stays distrusted (its unproven shares
+    /// are left out, its proofs asked for at once) until it proves a share or its unproven
+    /// share is judged (`judge_suspects`); one whose proof or unproven share fails is
+    /// blacklisted.
     pub(crate) fn try_combine(&mut self, key: (SigKind, u64, Digest)) {
         let site = self.site();
         let k = self.crypto.quorum(site);
@@ -189,25 +208,94 @@ impl Replica {
         if set.done || set.shares.len() < k {
             return;
         }
-        let shares: Vec<(u32, Vec<u8>)> = set.shares.iter().map(|(i, s)| (*i, s.clone())).collect();
-        let refs: Vec<(u32, &[u8])> = shares.iter().map(|(i, s)| (*i, s.as_slice())).collect();
-        let out = self.crypto.combine(site, &content, &refs);
-        if out.proofs_checked > 0 || !out.missing.is_empty() {
-            self.stats.combine_fallbacks += 1;
+        // Check each proof once.
+        let unchecked: Vec<(u32, Vec<u8>)> = set
+            .shares
+            .iter()
+            .filter(|(i, sh)| {
+                !set.verified.contains(i) && self.crypto.share_form(site, sh) == ShareForm::Proven
+            })
+            .map(|(i, sh)| (*i, sh.clone()))
+            .collect();
+        for (i, share) in unchecked {
+            if self.crypto.verify_share(site, i, &content, &share) {
+                self.distrusted.remove(&i);
+                if let Some(set) = self.shares.get_mut(&key) {
+                    set.verified.insert(i);
+                }
+            } else {
+                self.blame(i, key);
+            }
         }
-        for bad in out.bad {
-            self.blame(bad, key);
-        }
-        let Some(tsig) = out.signature else {
-            // Ask (once) every server whose share lacked the proof the fallback needed.
+        let Some(set) = self.shares.get(&key) else {
+            return;
+        };
+        let usable = |i: &u32| !self.blacklist.contains(i);
+        let good: Vec<u32> = set.verified.iter().copied().filter(usable).collect();
+        let trusted: Vec<u32> = set
+            .shares
+            .keys()
+            .copied()
+            .filter(|i| usable(i) && !set.verified.contains(i) && !self.distrusted.contains(i))
+            .collect();
+        let chosen: Vec<u32> = if good.len() >= k {
+            good[..k].to_vec()
+        } else if !set.fast_failed && good.len() + trusted.len() >= k {
+            good.iter().chain(&trusted).take(k).copied().collect()
+        } else {
+            Vec::new()
+        };
+        let fast = chosen.len() == k && good.len() < k;
+        let tsig = if chosen.len() == k {
+            let shares: Vec<(u32, Vec<u8>)> = chosen
+                .iter()
+                .filter_map(|i| set.shares.get(i).map(|sh| (*i, sh.clone())))
+                .collect();
+            let refs: Vec<(u32, &[u8])> =
+                shares.iter().map(|(i, sh)| (*i, sh.as_slice())).collect();
+            let out = self.crypto.combine(site, &content, &refs);
+            for bad in out.bad {
+                self.blame(bad, key);
+            }
+            if out.signature.is_none() && fast {
+                // Somebody among the unproven shares is wrong, and nothing says who.
+                self.stats.combine_fallbacks += 1;
+                for i in chosen.iter().filter(|i| !good.contains(i)) {
+                    self.distrusted.insert(*i);
+                }
+                if let Some(set) = self.shares.get_mut(&key) {
+                    set.fast_failed = true;
+                    for i in chosen.iter().filter(|i| !good.contains(i)) {
+                        if let Some(sh) = set.shares.get(i) {
+                            set.suspects.insert(*i, sh.clone());
+                        }
+                    }
+                }
+            }
+            out.signature
+        } else {
+            None
+        };
+        let Some(tsig) = tsig else {
+            // Ask for proofs: every unproven signer once a fast combine failed, the distrusted
+            // ones at once.
+            let me = self.cfg.id.index;
+            let distrusted = &self.distrusted;
             let asked = self
                 .shares
                 .get_mut(&key)
                 .map(|set| {
-                    out.missing
-                        .iter()
+                    let all = set.fast_failed;
+                    let ask: Vec<u32> = set
+                        .shares
+                        .keys()
                         .copied()
-                        .filter(|m| set.asked.insert(*m))
+                        .filter(|i| {
+                            *i != me && !set.verified.contains(i) && (all || distrusted.contains(i))
+                        })
+                        .collect();
+                    ask.into_iter()
+                        .filter(|i| set.asked.insert(*i))
                         .collect::<Vec<u32>>()
                 })
                 .unwrap_or_default();
@@ -221,6 +309,7 @@ impl Replica {
             }
             return;
         };
+        self.judge_suspects(key, &content);
         if let Some(set) = self.shares.get_mut(&key) {
             set.done = true;
         }
@@ -241,6 +330,52 @@ impl Replica {
             SigKind::GlobalVc => self.on_own_global_vc_signed(seq, tsig),
             SigKind::Aru => self.on_own_aru_signed(seq, &content, tsig),
             SigKind::Constraint => self.on_own_constraint_signed(tsig),
+        }
+    }
+
+    /// Once a set combined from good shares after a failed fast combine: try each unproven
+    /// share of that combine with k-1 good ones. One that fails is wrong, so its signer is
+    /// blacklisted here, whether it kept silent or later proved a different (right) share;
+    /// otherwise a signer that answers every proof request with a right share after a wrong
+    /// unproven one would cost the site a failed combine and a round of proofs on every slot.
+    /// (A share without a proof convinces no peer, so nothing is broadcast.)
+    fn judge_suspects(&mut self, key: (SigKind, u64, Digest), content: &[u8]) {
+        let site = self.site();
+        let k = self.crypto.quorum(site);
+        let Some(set) = self.shares.get_mut(&key) else {
+            return;
+        };
+        let suspects = std::mem::take(&mut set.suspects);
+        for (i, unproven) in suspects {
+            let Some(set) = self.shares.get(&key) else {
+                return;
+            };
+            let mut shares: Vec<(u32, Vec<u8>)> = set
+                .verified
+                .iter()
+                .filter(|j| **j != i && !self.blacklist.contains(j))
+                .take(k - 1)
+                .filter_map(|j| set.shares.get(j).map(|sh| (*j, sh.clone())))
+                .collect();
+            if shares.len() + 1 < k {
+                continue;
+            }
+            shares.push((i, unproven));
+            let refs: Vec<(u32, &[u8])> =
+                shares.iter().map(|(j, sh)| (*j, sh.as_slice())).collect();
+            if self
+                .crypto
+                .combine(site, content, &refs)
+                .signature
+                .is_some()
+            {
+                self.distrusted.remove(&i);
+            } else {
+                self.distrusted.remove(&i);
+                if self.blacklist.insert(i) {
+                    self.stats.blacklisted += 1;
+                }
+            }
         }
     }
 
@@ -287,8 +422,10 @@ impl Replica {
     fn blame(&mut self, bad: u32, key: (SigKind, u64, Digest)) {
         let partial = self.shares.get_mut(&key).and_then(|set| {
             set.shares.remove(&bad);
+            set.verified.remove(&bad);
             set.partials.remove(&bad)
         });
+        self.distrusted.remove(&bad);
         if self.blacklist.insert(bad) {
             self.stats.blacklisted += 1;
         }

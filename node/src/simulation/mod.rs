@@ -77,6 +77,16 @@ pub enum Byzantine {
     /// Also sends its representative this many validly signed Partial_Sigs on random contents
     /// on every retransmission tick ([`faults::PartialSigSpammer`]).
     PartialSigSpam(u32),
+    /// Also asks every server of the other sites for reconciliation, claiming to be this many
+    /// sequence numbers behind its own execution point, on every retransmission tick
+    /// ([`faults::ReconRequester`]).
+    ReconRequests(u64),
+    /// Sends corrupted threshold shares (as `CorruptShares`) and never answers a request for
+    /// their proofs ([`faults::ignore_proof_requests`]).
+    SilentSigner,
+    /// Sends wrong unproven threshold shares and proves its right ones when asked
+    /// ([`faults::WrongUnprovenShares`]).
+    WrongUnprovenShares,
 }
 
 /// Everything a simulated Steward run needs.
@@ -402,7 +412,8 @@ fn server_node(
         _ => {}
     }
     let backend: Box<dyn CryptoBackend> = match byz {
-        Some(Byzantine::CorruptShares) => Box::new(CorruptShares(keys())),
+        Some(Byzantine::CorruptShares | Byzantine::SilentSigner) => Box::new(CorruptShares(keys())),
+        Some(Byzantine::WrongUnprovenShares) => Box::new(faults::WrongUnprovenShares(keys())),
         _ => keys(),
     };
     let replica = Replica::new(rc, Crypto::new(backend));
@@ -412,6 +423,7 @@ fn server_node(
         | Some(Byzantine::Slow(_))
         | Some(Byzantine::Spammer)
         | Some(Byzantine::CorruptShares)
+        | Some(Byzantine::WrongUnprovenShares)
         | Some(Byzantine::EmptyBatches)
         | Some(Byzantine::SelectiveProposal(..)) => Box::new(replica),
         Some(Byzantine::CrashAt(t)) => Box::new(Crash::at(replica, t)),
@@ -423,11 +435,15 @@ fn server_node(
             Box::new(Tamper::new(replica, faults::WrongResults::new(id, own())))
         }
         Some(Byzantine::DropUpdates) => Box::new(faults::drop_updates(replica)),
+        Some(Byzantine::SilentSigner) => Box::new(faults::ignore_proof_requests(replica)),
         Some(Byzantine::WithholdAccepts) => Box::new(faults::withhold_accepts(replica, id)),
         Some(Byzantine::SilentInGlobalViewChange) => {
             Box::new(faults::silent_in_global_view_change(replica))
         }
         Some(Byzantine::ForgedAccepts) => Box::new(faults::ForgedAccepts::new(replica, sites)),
+        Some(Byzantine::ReconRequests(lag)) => {
+            Box::new(faults::ReconRequester::new(replica, sites, lag))
+        }
         Some(Byzantine::PartialSigSpam(per_tick)) => Box::new(faults::PartialSigSpammer::new(
             replica,
             sites[id.site.index()],

@@ -84,6 +84,24 @@ pub const SCENARIOS: &[ScenarioInfo] = &[
         attack: true,
     },
     ScenarioInfo {
+        name: "silent-signers",
+        description: "attack 3: f servers of every site send wrong threshold shares without \
+                      proofs and never answer a proof request",
+        attack: true,
+    },
+    ScenarioInfo {
+        name: "wrong-unproven-shares",
+        description: "attack 3, variant: f servers of every site send wrong shares without \
+                      proofs but prove their right shares when asked",
+        attack: true,
+    },
+    ScenarioInfo {
+        name: "recon-requests",
+        description: "attack 4: f servers of every site ask every server of every other site \
+                      for reconciliation on every tick, claiming to be 64 behind",
+        attack: true,
+    },
+    ScenarioInfo {
         name: "equivocating-leader",
         description: "the leader site's representative sends conflicting Pre-Prepares to the two \
                       halves of its site",
@@ -223,6 +241,9 @@ pub fn apply_scenario(
         "forged-accepts" => each_site_f(cfg, false, Byzantine::ForgedAccepts),
         "partial-sig-spam" => each_site_f(cfg, false, Byzantine::PartialSigSpam(1000)),
         "corrupt-shares" => each_site_f(cfg, false, Byzantine::CorruptShares),
+        "silent-signers" => each_site_f(cfg, false, Byzantine::SilentSigner),
+        "wrong-unproven-shares" => each_site_f(cfg, false, Byzantine::WrongUnprovenShares),
+        "recon-requests" => each_site_f(cfg, false, Byzantine::ReconRequests(64)),
         "wrong-results" => each_site_f(cfg, false, Byzantine::WrongResults),
         "spammers" => each_site_f(cfg, false, Byzantine::Spammer),
         "silent-servers" => each_site_f(cfg, true, Byzantine::Silent),

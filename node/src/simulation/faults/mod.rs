@@ -10,19 +10,23 @@ mod equivocator;
 mod flooding_client;
 mod forged_accepts;
 mod partial_spammer;
+mod recon_requester;
 mod replaying_client;
 mod sequencer;
 mod spammer;
 mod wrong_results;
+mod wrong_unproven;
 
 pub use equivocator::Equivocator;
 pub use flooding_client::FloodingClient;
 pub use forged_accepts::ForgedAccepts;
 pub use partial_spammer::PartialSigSpammer;
+pub use recon_requester::ReconRequester;
 pub use replaying_client::ReplayingClient;
 pub use sequencer::{EmptyBatches, SelectiveProposal};
 pub use spammer::Spammer;
 pub use wrong_results::WrongResults;
+pub use wrong_unproven::WrongUnprovenShares;
 
 use bft_core::NodeId;
 use bft_harness::faults::{DropInbound, MsgFilter, Withhold};
@@ -59,6 +63,14 @@ pub fn silent_in_global_view_change<N: ServerNode + 'static>(inner: N) -> impl S
     let deaf: MsgFilter<Message> = Box::new(|_, m| global_view_change_message(m));
     let mute: MsgFilter<Message> = Box::new(|_, m| matches!(m, Message::RequestGlobalState(_)));
     Withhold::new(DropInbound::new(inner, deaf), mute)
+}
+
+/// Never answers its representative's requests for share proofs (ProofRequest): with
+/// corrupted shares (`CorruptShares` as its crypto) it is a silent signer (issue #14, attack
+/// 3), whose wrong shares were never proven wrong.
+pub fn ignore_proof_requests<N: ServerNode + 'static>(inner: N) -> impl ServerNode {
+    let requests: MsgFilter<Message> = Box::new(|_, m| matches!(m, Message::ProofRequest(_)));
+    DropInbound::new(inner, requests)
 }
 
 /// As representative, silently drops the client updates it receives (from clients and
