@@ -276,6 +276,7 @@ mod tests {
             emulation: "simulated, paper costs".into(),
             machine: "m".into(),
             points: pts.to_vec(),
+            cpu_bound_points: Vec::new(),
         }
     }
 

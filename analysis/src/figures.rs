@@ -33,6 +33,8 @@ pub struct ObservedSeries {
     /// (x, y) sorted by x: x is clients or write percentage; y throughput (ops/s) or mean
     /// latency (ms).
     pub points: Vec<(f64, f64)>,
+    /// The points of runs labelled CPU-bound (drawn hollow).
+    pub cpu_bound_points: Vec<(f64, f64)>,
 }
 
 /// Whether a run contributes to a figure, and its x if so.
@@ -92,18 +94,21 @@ pub fn observed_series(results: &ResultSet) -> Vec<ObservedSeries> {
     let mut out = Vec::new();
     for ((fig, series, mode, topo, protocol), runs) in groups {
         let metric = figure(fig).map(|f| f.metric).unwrap_or(Metric::Throughput);
-        let mut points: Vec<(f64, f64)> = runs
-            .iter()
-            .filter_map(|r| {
-                let x = x_for(r, fig)?;
-                let y = match metric {
-                    Metric::Throughput => r.throughput_ops_s,
-                    Metric::Latency => r.lat_mean_ms,
-                };
-                Some((x, y))
-            })
-            .collect();
+        let point = |r: &Run| {
+            let x = x_for(r, fig)?;
+            let y = match metric {
+                Metric::Throughput => r.throughput_ops_s,
+                Metric::Latency => r.lat_mean_ms,
+            };
+            Some((x, y))
+        };
+        let mut points: Vec<(f64, f64)> = runs.iter().filter_map(|r| point(r)).collect();
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let cpu_bound_points = runs
+            .iter()
+            .filter(|r| r.cpu_bound == Some(true))
+            .filter_map(|r| point(r))
+            .collect();
         let ambiguous = topologies[&(fig, series.clone(), mode.clone())].len() > 1;
         let emulation = distinct(runs.iter().map(|r| results.emulation(r)));
         let machine = distinct(runs.iter().map(|r| results.machine(r)));
@@ -122,6 +127,7 @@ pub fn observed_series(results: &ResultSet) -> Vec<ObservedSeries> {
             emulation,
             machine,
             points,
+            cpu_bound_points,
         });
     }
     out

@@ -266,6 +266,8 @@ pub struct Curve {
     pub color: (u8, u8, u8),
     /// Line style.
     pub style: CurveStyle,
+    /// Points of `points` drawn as hollow circles (measured curves: CPU-bound points).
+    pub hollow: Vec<(f64, f64)>,
 }
 
 /// Where the legend should go. This corner is used when no data point lies under it;
@@ -910,8 +912,18 @@ where
                             + PathElement::new(vec![(-2, 0), (22, 0)], color.stroke_width(2))
                             + Circle::new((10, 0), 4, color.filled())
                     });
-                cc.draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                let (hollow, filled): (Vec<_>, Vec<_>) =
+                    pts.iter().copied().partition(|p| c.hollow.contains(p));
+                cc.draw_series(filled.iter().map(|&p| Circle::new(p, 4, color.filled())))
                     .map_err(pe)?;
+                cc.draw_series(hollow.iter().map(|&p| Circle::new(p, 4, WHITE.filled())))
+                    .map_err(pe)?;
+                cc.draw_series(
+                    hollow
+                        .iter()
+                        .map(|&p| Circle::new(p, 4, color.stroke_width(2))),
+                )
+                .map_err(pe)?;
             }
             CurveStyle::Paper => {
                 let style = color.mix(0.8).stroke_width(2);
@@ -1012,6 +1024,7 @@ mod tests {
                 points: vec![(1.0, 3.0), (10.0, 250.0)],
                 color: palette(0),
                 style: CurveStyle::Measured,
+                hollow: Vec::new(),
             }],
             markers: vec![],
         }

@@ -926,6 +926,7 @@ impl<'a> Ctx<'a> {
                         palette(j)
                     },
                     style: CurveStyle::Measured,
+                    hollow: Vec::new(),
                 }
             })
             .collect();
@@ -1054,6 +1055,7 @@ impl<'a> Ctx<'a> {
                     points: o.points.clone(),
                     color: protocol_color(&o.protocol),
                     style: CurveStyle::Measured,
+                    hollow: o.cpu_bound_points.clone(),
                 });
             }
             for proto in Protocol::ALL {
@@ -1065,6 +1067,7 @@ impl<'a> Ctx<'a> {
                         points: pts,
                         color: protocol_color(proto.name()),
                         style: CurveStyle::Paper,
+                        hollow: Vec::new(),
                     });
                 }
             }
@@ -1136,6 +1139,7 @@ impl<'a> Ctx<'a> {
             for (mode, rs) in by_mode {
                 for metric in [Metric::Throughput, Metric::Latency] {
                     let mut by_proto: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+                    let mut cpu_bound: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
                     for r in &rs {
                         let y = match metric {
                             Metric::Throughput => r.throughput_ops_s,
@@ -1145,6 +1149,12 @@ impl<'a> Ctx<'a> {
                             .entry(r.protocol.clone())
                             .or_default()
                             .push((r.clients as f64, y));
+                        if r.cpu_bound == Some(true) {
+                            cpu_bound
+                                .entry(r.protocol.clone())
+                                .or_default()
+                                .push((r.clients as f64, y));
+                        }
                     }
                     let curves = by_proto
                         .into_iter()
@@ -1155,6 +1165,7 @@ impl<'a> Ctx<'a> {
                                 points: pts,
                                 color: protocol_color(&p),
                                 style: CurveStyle::Measured,
+                                hollow: cpu_bound.remove(&p).unwrap_or_default(),
                             }
                         })
                         .collect();
@@ -1224,6 +1235,7 @@ impl<'a> Ctx<'a> {
                     points: cdf_points(self.hists[i].as_ref().expect("filtered"), 400),
                     color: palette(j),
                     style: CurveStyle::Line,
+                    hollow: Vec::new(),
                 })
                 .collect();
             let xs = curves.iter().flat_map(|c| c.points.iter().map(|p| p.0));
@@ -1609,6 +1621,7 @@ impl<'a> Ctx<'a> {
             self.timeline_markdown(&mut s, plots);
         }
         self.damage_markdown(&mut s, plots);
+        self.cpu_bound_markdown(&mut s);
 
         let _ = writeln!(s, "## Latency percentiles (`latency_percentiles.csv`)\n");
         s.push_str(
@@ -1667,6 +1680,50 @@ impl<'a> Ctx<'a> {
     }
 
     /// The throughput-over-time section: how it is computed, the events, the plots.
+    /// The runs whose host CPU was saturated: their points measure this machine's CPU, not the
+    /// emulated WAN, and are drawn hollow on the solid (measured) curves.
+    fn cpu_bound_markdown(&self, s: &mut String) {
+        let bound: Vec<&Run> = self
+            .results
+            .runs
+            .iter()
+            .filter(|r| r.cpu_bound == Some(true))
+            .collect();
+        if bound.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            s,
+            "## CPU-bound points
+"
+        );
+        let _ = writeln!(
+            s,
+            "In these runs the host's cores were at least 85% busy during the measurement \
+             window (`cpu_bound` in `summary.csv`): they measure the host's CPU rather than \
+             the emulated WAN. The plots draw them as hollow dots on the solid curves.\n"
+        );
+        let _ = writeln!(
+            s,
+            "| protocol | topology | mode | clients | ops/s | CPU ms/update |"
+        );
+        let _ = writeln!(s, "|---|---|---|---:|---:|---:|");
+        for r in bound {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {:.1} | {} |",
+                r.protocol,
+                r.topology,
+                r.mode_label(),
+                r.clients,
+                r.throughput_ops_s,
+                r.cpu_ms_per_update
+                    .map_or("".to_string(), |c| format!("{c:.1}"))
+            );
+        }
+        let _ = writeln!(s);
+    }
+
     fn timeline_markdown(&self, s: &mut String, plots: &BTreeMap<String, Vec<(String, PathBuf)>>) {
         let _ = writeln!(s, "## Throughput over time (`{TIMELINE_FILE}`)\n");
         let _ = writeln!(

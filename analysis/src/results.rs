@@ -197,6 +197,9 @@ pub struct Run {
     pub attack_ratio: Option<f64>,
     /// CPU time per update (local runs).
     pub cpu_ms_per_update: Option<f64>,
+    /// Local runs: the host's cores were at least 85% busy in the window, so the point measures
+    /// the host's CPU rather than the emulated WAN (`cpu_bound` column; `None` without it).
+    pub cpu_bound: Option<bool>,
     /// Index of the [`Source`] in [`ResultSet::sources`].
     pub source: usize,
     /// Line of `summary.csv` the row came from.
@@ -635,6 +638,7 @@ pub fn parse_summary(text: &str, origin: &str) -> Result<Vec<Run>> {
             reference_ops_s: f.float_opt("reference_ops_s")?,
             attack_ratio: f.float_opt("attack_ratio")?,
             cpu_ms_per_update: f.float_opt("cpu_ms_per_update")?,
+            cpu_bound: f.text_opt("cpu_bound").map(|v| v == "true"),
             source: 0,
             line,
             hdr_log: None,

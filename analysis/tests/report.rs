@@ -684,3 +684,71 @@ fn summaries_without_attack_columns_get_no_damage_section() {
         .iter()
         .any(|f| f.to_string_lossy().contains("damage")));
 }
+
+/// Local runs labelled `cpu_bound` are listed in their own section and drawn hollow: the
+/// throughput plot of the topology has one hollow (white-filled) dot per CPU-bound run.
+#[test]
+fn cpu_bound_points_are_listed_and_drawn_hollow() {
+    let results = tempfile::tempdir().unwrap();
+    let dir = results.path();
+    fs::copy(
+        fixture("sim-5mbps/manifest.json"),
+        dir.join("manifest.json"),
+    )
+    .unwrap();
+    let head = "protocol,mode,topology,clients,write_pct,batch,duration_s,completed,throughput_ops_s,lat_mean_ms,lat_p50_ms,lat_p99_ms,lat_max_ms,lat_bound_ms,wan_msgs_per_update,wan_bytes_per_update,safety,seed,costs,wall_s,scenario,local_view_changes,global_view_changes,recovery_ms,reference_ops_s,attack_ratio,cpu_ms_per_update,replica_cpu_util,host_cpu_util,cpu_bound";
+    let row = |clients: u32, ops: f64, bound: bool| {
+        format!(
+            "steward,local,lab-ring,{clients},100,1,15.0,{},{ops},100.0,100.0,120.0,150.0,90.0,20.0,5000.0,ok,1,,16.0,none,0,0,,,,40.0,0.5,{},{bound}",
+            (ops * 15.0) as u64,
+            if bound { "0.97" } else { "0.40" }
+        )
+    };
+    let rows = [row(1, 8.0, false), row(10, 48.0, true), row(20, 49.0, true)];
+    fs::write(
+        dir.join("summary.csv"),
+        format!("{head}\n{}\n", rows.join("\n")),
+    )
+    .unwrap();
+    let set = load_dir(dir).unwrap();
+    assert_eq!(
+        set.runs.iter().map(|r| r.cpu_bound).collect::<Vec<_>>(),
+        vec![Some(false), Some(true), Some(true)]
+    );
+    let out = tempfile::tempdir().unwrap();
+    let outcome = report(&set, out.path(), PlotFont::Auto);
+    assert_eq!(outcome.plot_error, None, "plots need a TrueType font");
+    let md = fs::read_to_string(out.path().join("REPORT.md")).unwrap();
+    let section = &md[md.find("## CPU-bound points").expect("CPU-bound section")..];
+    assert!(
+        section.contains("| steward | lab-ring | local | 10 | 48.0 | 40.0 |"),
+        "{section}"
+    );
+    assert!(
+        section.contains("| steward | lab-ring | local | 20 | 49.0 | 40.0 |"),
+        "{section}"
+    );
+    assert!(!section.contains("| 1 | 8.0 |"), "{section}");
+    let svg = outcome
+        .files
+        .iter()
+        .find(|f| {
+            let name = f.to_string_lossy();
+            name.ends_with(".svg") && name.contains("lab-ring") && name.contains("throughput")
+        })
+        .unwrap_or_else(|| panic!("no throughput plot of lab-ring in {:?}", outcome.files));
+    let svg = fs::read_to_string(out.path().join(svg))
+        .unwrap_or_else(|_| fs::read_to_string(svg).unwrap());
+    let white_dots = svg
+        .split("<circle")
+        .skip(1)
+        .filter(|c| c[..c.find("/>").unwrap_or(c.len())].contains(r##"fill="#FFFFFF""##))
+        .count();
+    assert_eq!(white_dots, 2, "one hollow dot per CPU-bound run");
+    // Without the column, nothing is CPU-bound.
+    let set = load_dir(&fixture("sim-5mbps")).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    report(&set, out.path(), PlotFont::Skip);
+    let md = fs::read_to_string(out.path().join("REPORT.md")).unwrap();
+    assert!(!md.contains("CPU-bound points"));
+}
