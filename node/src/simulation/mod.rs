@@ -440,15 +440,17 @@ fn server_node(
         Some(Byzantine::SilentInGlobalViewChange) => {
             Box::new(faults::silent_in_global_view_change(replica))
         }
-        Some(Byzantine::ForgedAccepts) => Box::new(faults::ForgedAccepts::new(replica, sites)),
-        Some(Byzantine::ReconRequests(lag)) => {
-            Box::new(faults::ReconRequester::new(replica, sites, lag))
-        }
-        Some(Byzantine::PartialSigSpam(per_tick)) => Box::new(faults::PartialSigSpammer::new(
+        Some(Byzantine::ForgedAccepts) => Box::new(faults::OnTick::new(
             replica,
-            sites[id.site.index()],
-            own(),
-            per_tick,
+            faults::ForgedAccepts::new(sites),
+        )),
+        Some(Byzantine::ReconRequests(lag)) => Box::new(faults::OnTick::new(
+            replica,
+            faults::ReconRequester::new(sites, lag),
+        )),
+        Some(Byzantine::PartialSigSpam(per_tick)) => Box::new(faults::OnTick::new(
+            replica,
+            faults::PartialSigSpammer::new(id, sites[id.site.index()], own(), per_tick),
         )),
     }
 }

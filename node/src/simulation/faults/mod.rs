@@ -9,6 +9,7 @@
 mod equivocator;
 mod flooding_client;
 mod forged_accepts;
+mod on_tick;
 mod partial_spammer;
 mod recon_requester;
 mod replaying_client;
@@ -20,6 +21,7 @@ mod wrong_unproven;
 pub use equivocator::Equivocator;
 pub use flooding_client::FloodingClient;
 pub use forged_accepts::ForgedAccepts;
+pub use on_tick::{to_other_sites, OnTick, TickAttack};
 pub use partial_spammer::PartialSigSpammer;
 pub use recon_requester::ReconRequester;
 pub use replaying_client::ReplayingClient;

@@ -5,29 +5,25 @@
 //! until the next global view change, so the representative's memory grew without bound).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bft_core::crypto::CryptoCounters;
-use bft_core::{Envelope, Node, NodeId, Output};
+use bft_core::{Envelope, NodeId, Output};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use steward_config::ServerId;
 
-use super::ServerNode;
+use super::TickAttack;
 use crate::crypto::Crypto;
 use crate::msg::{Message, PartialSig, SigKind};
 use crate::replica::Replica;
-
-/// Timer token of the replica's retransmission tick (the burst rides on it).
-const TICK: u64 = 1;
 
 /// Sequence numbers ahead of the execution point the representative accepts shares for
 /// (4 × the release code's global window).
 const ORDERING_AHEAD: u64 = 64;
 
-/// A correct replica that also spams its representative with Partial_Sigs on random contents.
+/// Spams the representative with Partial_Sigs on random contents (mounted on a correct
+/// replica by [`OnTick`](super::OnTick)).
 pub struct PartialSigSpammer {
-    inner: Replica,
     crypto: Crypto,
     rng: ChaCha8Rng,
     per_tick: u32,
@@ -37,13 +33,11 @@ pub struct PartialSigSpammer {
 }
 
 impl PartialSigSpammer {
-    /// `inner` (in a site of `site_size` servers), signing its junk with `crypto` (its own
-    /// key), `per_tick` junk shares a tick.
-    pub fn new(inner: Replica, site_size: u32, crypto: Crypto, per_tick: u32) -> Self {
-        let id = inner.id();
+    /// Server `id` (in a site of `site_size` servers), signing its junk with `crypto` (its
+    /// own key), `per_tick` junk shares a tick.
+    pub fn new(id: ServerId, site_size: u32, crypto: Crypto, per_tick: u32) -> Self {
         let seed = u64::from(id.site.0) << 32 | u64::from(id.index);
         PartialSigSpammer {
-            inner,
             crypto,
             rng: ChaCha8Rng::seed_from_u64(seed),
             per_tick,
@@ -51,12 +45,14 @@ impl PartialSigSpammer {
             sent: 0,
         }
     }
+}
 
-    fn burst(&mut self, out: &mut Vec<Output<Message>>) {
-        let me = self.inner.id();
-        let gv = self.inner.global_view();
-        let lv = self.inner.local_view();
-        let aru = self.inner.global_aru();
+impl TickAttack for PartialSigSpammer {
+    fn on_tick(&mut self, inner: &Replica, out: &mut Vec<Output<Message>>) {
+        let me = inner.id();
+        let gv = inner.global_view();
+        let lv = inner.local_view();
+        let aru = inner.global_aru();
         let rep = ServerId::new(me.site, (lv % u64::from(self.site_size)) as u32);
         for _ in 0..self.per_tick {
             let (kind, seq, views) = match self.rng.gen_range(0..5) {
@@ -92,48 +88,8 @@ impl PartialSigSpammer {
             self.sent += 1;
         }
     }
-}
 
-impl Node for PartialSigSpammer {
-    type Msg = Message;
-    fn id(&self) -> NodeId {
-        Node::id(&self.inner)
-    }
-    fn start(&mut self, now: Duration, out: &mut Vec<Output<Message>>) {
-        Node::start(&mut self.inner, now, out);
-    }
-    fn on_message(
-        &mut self,
-        now: Duration,
-        from: NodeId,
-        msg: &Message,
-        out: &mut Vec<Output<Message>>,
-    ) {
-        Node::on_message(&mut self.inner, now, from, msg, out);
-    }
-    fn on_timer(&mut self, now: Duration, token: u64, out: &mut Vec<Output<Message>>) {
-        Node::on_timer(&mut self.inner, now, token, out);
-        if token == TICK {
-            self.burst(out);
-        }
-    }
     fn crypto_counters(&self) -> CryptoCounters {
-        let mut c = Node::crypto_counters(&self.inner);
-        for (a, b) in c.0.iter_mut().zip(self.crypto.counters().0) {
-            *a += b;
-        }
-        c
-    }
-    fn combine_shares(&self) -> usize {
-        Node::combine_shares(&self.inner)
-    }
-    fn stats(&self) -> Vec<(&'static str, u64)> {
-        Node::stats(&self.inner)
-    }
-}
-
-impl ServerNode for PartialSigSpammer {
-    fn replica(&self) -> &Replica {
-        &self.inner
+        self.crypto.counters()
     }
 }
