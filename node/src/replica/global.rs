@@ -100,6 +100,7 @@ impl Replica {
         }
         if self.in_leader_site() {
             self.local.entry(p.seq).or_default().proposal = Some(p.clone());
+            self.note_room();
             while self
                 .local
                 .get(&(self.pending_aru + 1))

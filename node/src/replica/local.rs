@@ -210,6 +210,7 @@ impl Replica {
         // Prepares that arrived first and do not match are dropped now.
         slot.prepares.retain(|_, p| p.digest == digest);
         self.work_appeared();
+        self.note_room();
         if self.cfg.id != rep {
             let mut prep = Prepare {
                 server: self.cfg.id.index,
@@ -271,6 +272,7 @@ impl Replica {
 
     fn check_prepare_certificate(&mut self, seq: u64) {
         let needed = 2 * self.f() as usize;
+        let (is_rep, now) = (self.is_rep(), self.now);
         let Some(slot) = self.local.get_mut(&seq) else {
             return;
         };
@@ -281,6 +283,10 @@ impl Replica {
             return;
         }
         slot.share_sent = true;
+        if !is_rep {
+            // Pre-Prepare to certificate: what the deadline of sequencing_watch.rs scales.
+            self.seq_watch.sample(now.saturating_sub(slot.sent_at));
+        }
         let cert = crate::msg::PrepareCert {
             pre_prepare: pp.clone(),
             prepares: slot.prepares.values().take(needed).cloned().collect(),

@@ -12,9 +12,12 @@ mod global;
 mod global_view;
 mod local;
 mod progress;
+mod sequencing_watch;
+pub(crate) use progress::STARVATION_FACTOR;
 mod recon;
 mod threshold;
 mod view;
+mod view_catchup;
 
 #[cfg(test)]
 mod robustness;
@@ -320,6 +323,11 @@ pub struct Replica {
     pub(crate) highest_seen_at: Duration,
     /// Proof of the current local view (retransmitted to other sites).
     pub(crate) local_proof: Option<Arc<crate::msg::LocalPreinstall>>,
+    /// At a leader-site representative: the Local_Collected bundle it sent in its view (for
+    /// servers that missed it; see `view_catchup`).
+    pub(crate) local_bundle: Option<Arc<crate::msg::LocalCollected>>,
+    /// When each peer of the site was last sent view help (bounded by the site's size).
+    pub(crate) view_help_sent: BTreeMap<(u32, view_catchup::ViewHelp), Duration>,
     pub(crate) view_ticks: u64,
     /// Consecutive retransmission ticks without progress while behind.
     pub(crate) stuck_ticks: u32,
@@ -336,9 +344,8 @@ pub struct Replica {
     pub(crate) aru_at_last_tick: u64,
     /// When each peer's reconciliation request was last answered.
     pub(crate) recon_answered: BTreeMap<ServerId, Duration>,
-    /// Per site: the highest sequence number in a verified Proposal or Accept of that site,
-    /// and when it last rose (how far its correct servers provably are; see `recon`).
-    pub(crate) site_signed: Vec<(u64, Duration)>,
+    /// Per site: how far its correct servers provably are (see `recon`).
+    pub(crate) site_signed: Vec<recon::SignedProgress>,
     /// Per site: reconciliation bytes this server may still send it, and when that
     /// allowance was last refilled.
     pub(crate) recon_budget: Vec<(u64, Duration)>,
@@ -349,6 +356,8 @@ pub struct Replica {
     pub(crate) now: Duration,
     pub(crate) out: Vec<Action>,
     pub(crate) stats: ReplicaStats,
+    /// The leader-site servers' watch on their representative's sequencing.
+    pub(crate) seq_watch: sequencing_watch::SequencingWatch,
 }
 
 /// Timer token of the periodic retransmission tick.
@@ -401,6 +410,8 @@ impl Replica {
             highest_seen: 0,
             highest_seen_at: Duration::ZERO,
             local_proof: None,
+            local_bundle: None,
+            view_help_sent: BTreeMap::new(),
             view_ticks: 0,
             stuck_ticks: 0,
             checkpoint: None,
@@ -409,13 +420,14 @@ impl Replica {
             kv: KvStore::default(),
             aru_at_last_tick: 0,
             recon_answered: BTreeMap::new(),
-            site_signed: vec![(0, Duration::ZERO); cfg_sites],
+            site_signed: vec![Default::default(); cfg_sites],
             recon_budget: vec![(0, Duration::ZERO); cfg_sites],
             ledger: Default::default(),
             persisted_views: (0, 0),
             now: Duration::ZERO,
             out: Vec::new(),
             stats: ReplicaStats::default(),
+            seq_watch: Default::default(),
         }
     }
 
@@ -501,6 +513,12 @@ impl Replica {
     /// This site's current local view.
     pub fn local_view(&self) -> u64 {
         self.lv
+    }
+
+    /// Whether this server's local history is constrained in its current local view (always,
+    /// outside the leader site).
+    pub fn is_locally_constrained(&self) -> bool {
+        self.locally_constrained
     }
 
     /// The current global view.
@@ -674,6 +692,9 @@ impl bft_core::Node for Replica {
             return; // the other protocol's replicas are no Steward node
         }
         self.now = now;
+        if let Dest::Server(s) = from {
+            self.help_peer_into_view(s, msg);
+        }
         let ok = match (from, msg) {
             (_, Message::Update(u)) => self.on_update(from, u),
             (Dest::Client(c), Message::Query(q)) => self.on_query(c, q),
@@ -717,7 +738,16 @@ impl bft_core::Node for Replica {
             self.on_global_timer(token - progress::GLOBAL_TIMER_BASE);
         } else if progress::is_local_token(token) {
             self.on_local_timer(token - progress::LOCAL_TIMER_BASE);
+        } else if token == sequencing_watch::SEQ_WATCH {
+            self.on_seq_watch();
         } else if token == TICK {
+            // Sequencing normally follows arrivals and progress; the tick is its fallback (an
+            // update left queued by a refused vote or a full window gets its slot here).
+            self.try_propose();
+            // The watch stops during view changes; the tick restarts it for what still waits.
+            if !self.pending_seen.is_empty() {
+                self.watch_sequencing();
+            }
             self.retransmit();
             self.push_idle_tail();
             self.answer_deferred_queries();
@@ -765,6 +795,10 @@ impl bft_core::Node for Replica {
             ("pending_updates", self.pending_seen.len() as u64),
             ("pool_updates", self.pool.len() as u64),
             ("blacklisted_servers", self.blacklist.len() as u64),
+            (
+                "sequencing_deadline_ms",
+                self.sequencing_deadline().as_millis() as u64,
+            ),
         ]
     }
 }

@@ -133,11 +133,13 @@ impl Replica {
             *e = (ts, now);
         }
         self.work_appeared();
+        self.watch_sequencing();
     }
 
     /// Something was executed (TDSC Fig. A-4 C7–C9: this is what resets the stall clock).
     pub(crate) fn on_global_progress(&mut self) {
         self.last_progress = self.now;
+        self.note_room();
         let executed = &self.executed_ts;
         self.pending_seen
             .retain(|c, (ts, _)| executed.get(c).is_none_or(|done| done < ts));

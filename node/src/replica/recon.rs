@@ -5,6 +5,7 @@
 //! server may answer and the requester trusts only the threshold signatures.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use steward_config::{ServerId, SiteId};
 
@@ -27,6 +28,19 @@ const HINT_LIFETIME: u32 = 20;
 /// Checkpoint interval: every this many sequence numbers a server keeps a snapshot of its state
 /// for servers too far behind for order proofs (must be well below `KEEP_EXECUTED`).
 pub(crate) const CHECKPOINT: u64 = 64;
+
+/// What a server knows of another site's progress.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct SignedProgress {
+    /// The highest sequence number in a verified Proposal or Accept of the site.
+    pub seq: u64,
+    /// When it last rose.
+    pub at: Duration,
+    /// This server's own execution point then: evidence reaches a server late (a wide-area
+    /// delay, the site's signing, paced forwarding), so lag is judged against where this
+    /// server was when the evidence arrived, not where it is now.
+    pub own_aru: u64,
+}
 
 /// A checkpoint: the encoded state after executing `seq`.
 pub(crate) struct Checkpoint {
@@ -286,9 +300,14 @@ impl Replica {
     /// caller): its correct signers, at least f+1, had executed up to `seq` less the window
     /// they sign in.
     pub(crate) fn site_signed_seq(&mut self, site: SiteId, seq: u64) {
+        let (now, own_aru) = (self.now, self.global_aru);
         if let Some(p) = self.site_signed.get_mut(site.index()) {
-            if seq > p.0 {
-                *p = (seq, self.now);
+            if seq > p.seq {
+                *p = SignedProgress {
+                    seq,
+                    at: now,
+                    own_aru,
+                };
             }
         }
     }
@@ -298,9 +317,9 @@ impl Replica {
     /// Accept: most arrive after the slot is ordered). Other sites send their Accepts to the
     /// representative only, so it passes such evidence on to its peers at the same pace.
     pub(crate) fn late_accept(&mut self, from: ServerId, site: SiteId, a: &Arc<Accept>) {
-        let (seq, at) = self.site_signed[site.index()];
-        if a.seq > seq
-            && self.now.saturating_sub(at) >= self.cfg.retransmit / 4
+        let p = self.site_signed[site.index()];
+        if a.seq > p.seq
+            && self.now.saturating_sub(p.at) >= self.cfg.retransmit / 4
             && self.crypto.verify_site(site, &a.signing_bytes(), &a.tsig)
         {
             self.site_signed_seq(site, a.seq);
@@ -351,16 +370,19 @@ impl Replica {
         // Its site's correct servers have executed this far: below it, they are the ones to
         // ask.
         let floor = if remote {
-            let Some((signed, at)) = self.site_signed.get(from.site.index()).copied() else {
+            let Some(p) = self.site_signed.get(from.site.index()).copied() else {
                 return false;
             };
             // A site whose correct servers are stuck at some point still signs up to a
-            // window beyond it, so it is stuck when that signing stalls or lags behind.
-            let stalled = self.now.saturating_sub(at) >= self.cfg.retransmit;
-            if !stalled && signed + self.cfg.global_window >= self.global_aru {
+            // window beyond it, so it is stuck when that signing stalls, or lags when this
+            // server was already far ahead of it when its latest signature arrived (two
+            // windows: the front moves on while the evidence travels).
+            let stalled = self.now.saturating_sub(p.at) >= self.cfg.retransmit;
+            let lagging = p.own_aru > p.seq + 2 * self.cfg.global_window;
+            if !stalled && !lagging {
                 return true; // its site keeps up: it is not stuck, whatever it claims
             }
-            signed.saturating_sub(4 * self.cfg.global_window)
+            p.seq.saturating_sub(4 * self.cfg.global_window)
         } else {
             0
         };

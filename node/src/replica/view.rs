@@ -248,6 +248,7 @@ impl Replica {
         if self.collecting.is_some() {
             self.send_request_local_state();
         }
+        self.ask_for_bundle();
         // Sites cut off when the view changed learn it when connectivity returns.
         self.view_ticks += 1;
         if self.view_ticks % 4 == 0 {
@@ -278,6 +279,9 @@ impl Replica {
     }
 
     pub(crate) fn on_request_local_state(&mut self, from: ServerId, r: &RequestLocalState) -> bool {
+        if self.is_rep() && from != self.cfg.id {
+            return self.resend_bundle(from, r);
+        }
         if from != self.rep_of(self.site())
             || !self.in_leader_site()
             || (r.gv, r.lv) != (self.gv, self.lv)
@@ -396,7 +400,9 @@ impl Replica {
             states: c.states.values().take(quorum).cloned().collect(),
         };
         self.collecting = None;
-        self.send_site(Message::LocalCollected(Arc::new(bundle)));
+        let bundle = Arc::new(bundle);
+        self.local_bundle = Some(bundle.clone());
+        self.send_site(Message::LocalCollected(bundle));
         true
     }
 

@@ -465,3 +465,51 @@ mod unit {
         assert_eq!(r.shares.len(), 2);
     }
 }
+
+/// Attack 7: the leader site's representative fills one slot just often enough for no timeout
+/// to fire (every update ordered before it starves, execution never paused for T2). Before the
+/// sequencing deadline it held every client at 1–2% of fault-free throughput with no view
+/// change, at f = 1 and f = 5 alike. Now the leader-site servers see updates wait while the
+/// representative's windows have room, and replace it within about one deadline; in a
+/// fault-free run the deadline stays at its floor, T1/2, and no representative is replaced.
+#[test]
+fn a_slow_sequencer_is_replaced_within_its_deadline() {
+    for (topo, seed) in [
+        ("local-symmetric-10mbps.toml", 291),
+        ("paper-symmetric-10mbps.toml", 292),
+    ] {
+        let base = WorldConfig::new(shipped_topology(topo), 10, seed);
+        let every = super::scenario::slow_sequencer_period(&base);
+        let end = Duration::from_secs(20);
+        let (w, r, fault_free) = compare(
+            base.clone(),
+            |c| c.byzantine = vec![(ServerId::new(SiteId(0), 0), Byzantine::SlowSequencer(every))],
+            end,
+            "slow sequencer",
+        );
+        let ratio = r.updates as f64 / fault_free.updates as f64;
+        assert!(
+            ratio >= 0.9,
+            "seed {seed}: {ratio:.2} of fault-free throughput"
+        );
+        let s = w.replica(ServerId::new(SiteId(0), 1)).unwrap();
+        assert!(s.local_view() >= 1, "seed {seed}: slow representative kept");
+        let (clean, _) = run(base, end.as_secs());
+        for i in 1..4 {
+            let s = clean.replica(ServerId::new(SiteId(0), i)).unwrap();
+            let deadline = s.sequencing_deadline();
+            eprintln!("seed {seed}: s0.{i} sequencing deadline {deadline:?}");
+            assert!(deadline <= s.cfg.t1 / 2, "seed {seed}: {deadline:?}");
+            assert_eq!(
+                s.stats().reps_suspected,
+                0,
+                "seed {seed}: s0.{i} suspected a correct rep"
+            );
+            assert_eq!(
+                s.local_view(),
+                0,
+                "seed {seed}: a correct representative replaced"
+            );
+        }
+    }
+}

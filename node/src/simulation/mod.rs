@@ -41,7 +41,7 @@ pub type ReplicaProc = NodeProc<Box<dyn ServerNode>>;
 pub type ClientProc = NodeProc<Client>;
 
 /// How a simulated server misbehaves. Each is a wrapper around a correct replica
-/// ([`faults`], `bft_harness::faults`), except `EmptyBatches` and `SelectiveProposal`, which
+/// ([`faults`], `bft_harness::faults`), except `EmptyBatches`, `SlowSequencer` and `SelectiveProposal`, which
 /// use the core's [`crate::replica::SequencerHook`], `Slow`, which the process adapter
 /// applies, and `Spammer`, which replaces the replica.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +68,9 @@ pub enum Byzantine {
     SilentInGlobalViewChange,
     /// Leader-site representative that sequences only empty batches (fake progress).
     EmptyBatches,
+    /// Leader-site representative that fills at most one fresh slot per this period, just
+    /// often enough for no timeout to fire ([`faults::SlowSequencer`]).
+    SlowSequencer(Duration),
     /// Leader-site representative that sends one Proposal only to the sites in the mask
     /// (never its own) from the given time on, then falls silent.
     SelectiveProposal(Duration, u64),
@@ -406,6 +409,9 @@ fn server_node(
     let sites = rc.servers.clone();
     match byz {
         Some(Byzantine::EmptyBatches) => rc.sequencer = Some(Arc::new(faults::EmptyBatches)),
+        Some(Byzantine::SlowSequencer(every)) => {
+            rc.sequencer = Some(Arc::new(faults::SlowSequencer::new(every)))
+        }
         Some(Byzantine::SelectiveProposal(at, sites)) => {
             rc.sequencer = Some(Arc::new(faults::SelectiveProposal::new(at, sites)))
         }
@@ -425,6 +431,7 @@ fn server_node(
         | Some(Byzantine::CorruptShares)
         | Some(Byzantine::WrongUnprovenShares)
         | Some(Byzantine::EmptyBatches)
+        | Some(Byzantine::SlowSequencer(_))
         | Some(Byzantine::SelectiveProposal(..)) => Box::new(replica),
         Some(Byzantine::CrashAt(t)) => Box::new(Crash::at(replica, t)),
         Some(Byzantine::Silent) => Box::new(Crash::silent(replica)),

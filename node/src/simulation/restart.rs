@@ -23,7 +23,7 @@ fn outage(down: u64, up: u64, point: CrashPoint) -> Outage {
 
 /// Restarts every listed server once, checks safety, per-client liveness in the last 10 s,
 /// and that each restarted server executes again and catches up with its site.
-fn restart_run(seed: u64, restarts: Vec<(ServerId, Outage)>, what: &str) {
+fn restart_run(seed: u64, restarts: Vec<(ServerId, Outage)>, what: &str) -> World {
     let topo = shipped_topology("local-symmetric-10mbps.toml");
     let mut cfg = WorldConfig::new(topo, 8, seed);
     cfg.restarts = restarts.clone();
@@ -52,6 +52,7 @@ fn restart_run(seed: u64, restarts: Vec<(ServerId, Outage)>, what: &str) {
             restarted.debug_state()
         );
     }
+    w
 }
 
 #[test]
@@ -98,4 +99,36 @@ fn every_server_of_the_leader_site_restarts_in_turn() {
         })
         .collect();
     restart_run(seed, restarts, "rolling restart of the leader site");
+}
+
+/// The leader site's representative is down while the site replaces it (the sequencing watch
+/// does within a second): it comes back in the old local view, where it sees nothing of the
+/// new one. It must learn the new view from its peers (its messages of the old view show it
+/// behind) and get the new representative's constraint bundle, or it stays out of the site
+/// for good and the site runs without a spare correct server.
+#[test]
+fn a_server_down_during_a_local_view_change_joins_the_new_view() {
+    for seed in [831, 832] {
+        let rep = ServerId::new(SiteId(0), 0);
+        let w = restart_run(
+            seed,
+            vec![(rep, outage(5, 8, CrashPoint::AfterPersist))],
+            "representative down while replaced",
+        );
+        let back = w.replica(rep).unwrap();
+        let peer = w.replica(ServerId::new(SiteId(0), 1)).unwrap();
+        assert!(
+            peer.local_view() >= 1,
+            "seed {seed}: the representative was not replaced while down"
+        );
+        assert_eq!(
+            back.local_view(),
+            peer.local_view(),
+            "seed {seed}: the restarted server stayed in an old local view"
+        );
+        assert!(
+            back.is_locally_constrained(),
+            "seed {seed}: the restarted server never got the view's constraint"
+        );
+    }
 }

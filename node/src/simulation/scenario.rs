@@ -151,6 +151,13 @@ pub const SCENARIOS: &[ScenarioInfo] = &[
                       for every input, slow but not slow enough for its timeouts",
         attack: true,
     },
+    ScenarioInfo {
+        name: "slow-sequencer",
+        description: "attack 7: the leader site's representative fills one slot per \
+                      4·T2/(clients + 4), so every update is ordered just before the starvation \
+                      timeout and execution never stalls for T2",
+        attack: true,
+    },
 ];
 
 /// View-change and recovery figures of a scenario run.
@@ -250,6 +257,10 @@ pub fn apply_scenario(
         "equivocating-leader" => leader_rep(cfg, Byzantine::Equivocate),
         "empty-batches" => leader_rep(cfg, Byzantine::EmptyBatches),
         "slow-leader-rep" => leader_rep(cfg, Byzantine::Slow(Duration::from_millis(50))),
+        "slow-sequencer" => {
+            let every = slow_sequencer_period(cfg);
+            leader_rep(cfg, Byzantine::SlowSequencer(every))
+        }
         "withholding-reps" => {
             for s in 1..sites as u16 {
                 cfg.byzantine
@@ -289,6 +300,17 @@ fn each_site_f(cfg: &mut WorldConfig, with_rep: bool, behaviour: Byzantine) {
         }
     }
     cfg.fault_at = Some(Duration::ZERO);
+}
+
+/// The slowest pace at which a leader-site representative can fill slots (one update each,
+/// the paper's batch of one) without any timeout seeing it: each of the closed-loop clients'
+/// updates is ordered before it waits STARVATION_FACTOR·T2, and execution never pauses for T2.
+pub fn slow_sequencer_period(cfg: &WorldConfig) -> Duration {
+    let leader = &cfg.topology.sites[0];
+    let t2 = crate::replica::ReplicaConfig::new(ServerId::new(leader.id, 0), vec![], vec![]).t1
+        * (leader.f + 2);
+    let starve = t2 * crate::replica::STARVATION_FACTOR;
+    (starve / (cfg.clients + 4)).min(t2 * 9 / 10)
 }
 
 /// `behaviour` at the leader site's (site 0's) representative from the start.

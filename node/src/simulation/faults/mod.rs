@@ -25,7 +25,7 @@ pub use on_tick::{to_other_sites, OnTick, TickAttack};
 pub use partial_spammer::PartialSigSpammer;
 pub use recon_requester::ReconRequester;
 pub use replaying_client::ReplayingClient;
-pub use sequencer::{EmptyBatches, SelectiveProposal};
+pub use sequencer::{EmptyBatches, SelectiveProposal, SlowSequencer};
 pub use spammer::Spammer;
 pub use wrong_results::WrongResults;
 pub use wrong_unproven::WrongUnprovenShares;

@@ -1,7 +1,7 @@
 //! The Byzantine representatives that need the core's sequencing hook
 //! ([`SequencerHook`]; see there why these two cannot be wrappers).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::replica::{ProposalRoute, SequencerHook, Sequencing};
@@ -54,5 +54,37 @@ impl SequencerHook for SelectiveProposal {
         }
         self.fired.store(true, Ordering::Relaxed);
         ProposalRoute::OnlyTo(self.sites)
+    }
+}
+
+/// As leader-site representative, fills at most one fresh slot per `every` however many
+/// updates wait (issue #14, attack 7: slow, but never so slow that a stall or starvation
+/// timeout fires, so it is never replaced by those timers alone).
+#[derive(Debug)]
+pub struct SlowSequencer {
+    every: Duration,
+    /// When it last filled a slot, in nanoseconds (`u64::MAX`: never).
+    last: AtomicU64,
+}
+
+impl SlowSequencer {
+    /// One slot per `every`.
+    pub fn new(every: Duration) -> Self {
+        SlowSequencer {
+            every,
+            last: AtomicU64::new(u64::MAX),
+        }
+    }
+}
+
+impl SequencerHook for SlowSequencer {
+    fn next_slot(&self, now: Duration, _queued: usize) -> Sequencing {
+        let now_ns = now.as_nanos() as u64;
+        let last = self.last.load(Ordering::Relaxed);
+        if last != u64::MAX && now_ns < last.saturating_add(self.every.as_nanos() as u64) {
+            return Sequencing::Stop;
+        }
+        self.last.store(now_ns, Ordering::Relaxed);
+        Sequencing::Normal
     }
 }

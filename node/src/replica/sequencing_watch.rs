@@ -1,0 +1,266 @@
+//! The sequencing deadline at the leader site (issue #14, attack 7; the idea is Prime's, Amir
+//! et al., DSN 2008: judge the leader against what the network allows, not against a
+//! timeout).
+//!
+//! The stall and starvation timers (`progress.rs`) allow a representative T2 between
+//! executions and 4·T2 per update, so a representative that fills one slot just often enough
+//! kept every client at about 2% of fault-free throughput with no view change. A correct
+//! representative assigns a queued update a sequence number as soon as its windows allow, and
+//! every leader-site server can see when they allow: so a leader-site server that holds an
+//! update which nobody has sequenced although the windows had room for a whole *sequencing
+//! deadline* votes to replace the representative.
+//!
+//! The deadline is [`DEADLINE_FACTOR`] times the median time from a Pre-Prepare to its Prepare
+//! certificate at this server (a LAN round and the signature checks of 2f correct servers,
+//! which the representative cannot slow down), within [T1/2, T1]. The floor is what a
+//! correct representative needs against its own Byzantine peers: shares go to the
+//! representative, so f of them can flood it (the catalog's `partial-sig-spam`: 5,000 junk
+//! shares per tick at f = 5) and hold each update tens of milliseconds in its queue while
+//! the other servers see nothing unusual. With a floor of T1/10 the watch replaced such a
+//! flooded, correct representative every second and throughput fell from 0.76 to 0.38 of
+//! fault-free; with T1/2 it replaces none. The price is the residual: a Byzantine
+//! representative can still hold every update up to about T1/2 before sequencing it.
+//! Half-way through the deadline, the server sends the update it holds to every server of its
+//! site (the representative included, in case its first forward was lost or deferred), so that
+//! every correct server watches it and the 2f+1 votes a new view needs can form.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Action, Replica};
+use crate::msg::{ClientId, Message};
+
+/// Timer token of the sequencing watch (beside the retransmission tick, 1).
+pub(crate) const SEQ_WATCH: u64 = 2;
+
+/// The deadline in units of the median Pre-Prepare-to-certificate time.
+pub(crate) const DEADLINE_FACTOR: u32 = 8;
+
+/// Certificate times kept for the median.
+const SAMPLES: usize = 32;
+
+/// A leader-site server's view of its representative's sequencing.
+#[derive(Debug, Default)]
+pub(crate) struct SequencingWatch {
+    armed: bool,
+    /// Recent Pre-Prepare-to-certificate times, oldest first.
+    samples: VecDeque<Duration>,
+    /// Since when the representative's windows have had room without a break (None: full).
+    room_since: Option<Duration>,
+    /// The update (by timestamp) each client's last push to the site carried.
+    pushed: BTreeMap<ClientId, u64>,
+    /// The local view in which this watch last voted (it votes once per view).
+    voted_in: Option<u64>,
+}
+
+impl SequencingWatch {
+    /// A Pre-Prepare-to-certificate time measured at this server.
+    pub(crate) fn sample(&mut self, d: Duration) {
+        if self.samples.len() == SAMPLES {
+            self.samples.pop_front();
+        }
+        self.samples.push_back(d);
+    }
+
+    fn median(&self) -> Option<Duration> {
+        let mut v: Vec<Duration> = self.samples.iter().copied().collect();
+        v.sort_unstable();
+        v.get(v.len() / 2).copied()
+    }
+
+    /// The sequencing deadline: DEADLINE_FACTOR × the median certificate time, within
+    /// [t1/2, t1] (t1 until anything was measured).
+    pub(crate) fn deadline(&self, t1: Duration) -> Duration {
+        self.median()
+            .map_or(t1, |m| (m * DEADLINE_FACTOR).clamp(t1 / 2, t1))
+    }
+}
+
+impl Replica {
+    /// The current sequencing deadline (see the module documentation).
+    pub fn sequencing_deadline(&self) -> Duration {
+        self.seq_watch.deadline(self.cfg.t1)
+    }
+
+    /// Whether this server watches its representative's sequencing: a correct leader-site
+    /// server other than the representative, in an installed view.
+    fn watches_sequencing(&self) -> bool {
+        self.in_leader_site()
+            && !self.is_rep()
+            && self.locally_constrained
+            && self.globally_constrained
+    }
+
+    /// A client update became pending here: make sure the watch runs.
+    pub(crate) fn watch_sequencing(&mut self) {
+        if !self.watches_sequencing() || self.seq_watch.armed {
+            return;
+        }
+        self.note_room();
+        let half = self.seq_watch.deadline(self.cfg.t1) / 2;
+        self.arm_seq_watch(half);
+    }
+
+    fn arm_seq_watch(&mut self, after: Duration) {
+        self.seq_watch.armed = true;
+        self.out.push(Action::Timer {
+            after,
+            token: SEQ_WATCH,
+        });
+    }
+
+    /// Whether, as far as this server can tell, the representative may assign a new
+    /// sequence number: fewer Pre-Prepares without a Proposal than the local window, fewer
+    /// unordered slots than the global window, and no slot whose Pre-Prepare this server
+    /// missed (others' Prepares for it arrived): then it cannot tell, and says no.
+    fn rep_has_room(&self) -> bool {
+        let aru = self.global_aru;
+        let mut waiting_proposal = 0;
+        let mut unordered = 0;
+        for (seq, slot) in self.local.range(aru + 1..) {
+            let ordered = self.global.get(seq).is_some_and(|g| g.ordered);
+            if slot.pre_prepare.is_none() {
+                if !slot.prepares.is_empty() && !ordered {
+                    return false;
+                }
+                continue;
+            }
+            if ordered {
+                continue;
+            }
+            unordered += 1;
+            if slot.proposal.is_none() {
+                waiting_proposal += 1;
+            }
+        }
+        waiting_proposal < self.cfg.local_window && unordered < self.cfg.global_window
+    }
+
+    /// Follow the representative's room: called wherever it may open or close (a
+    /// Pre-Prepare, a Proposal, an execution, a view change).
+    pub(crate) fn note_room(&mut self) {
+        if !self.watches_sequencing() {
+            self.seq_watch.room_since = None;
+            return;
+        }
+        if !self.rep_has_room() {
+            self.seq_watch.room_since = None;
+        } else if self.seq_watch.room_since.is_none() {
+            self.seq_watch.room_since = Some(self.now);
+        }
+    }
+
+    /// Whether some Pre-Prepare or Proposal above the execution point carries the client's
+    /// update `ts` (or a later one).
+    fn sequenced(&self, client: ClientId, ts: u64) -> bool {
+        let aru = self.global_aru;
+        let carries = |batch: &[Arc<crate::msg::Update>]| {
+            batch.iter().any(|u| u.client == client && u.ts >= ts)
+        };
+        self.local.range(aru + 1..).any(|(_, s)| {
+            s.pre_prepare.as_ref().is_some_and(|pp| carries(&pp.batch))
+                || s.proposal.as_ref().is_some_and(|p| carries(&p.batch))
+        }) || self
+            .global
+            .range(aru + 1..)
+            .any(|(_, g)| g.proposal.as_ref().is_some_and(|p| carries(&p.batch)))
+    }
+
+    /// The watch timer: push updates waiting half a deadline to the site, vote when one waited a
+    /// whole deadline with room, and look again while anything waits.
+    pub(crate) fn on_seq_watch(&mut self) {
+        self.seq_watch.armed = false;
+        if !self.watches_sequencing() {
+            return;
+        }
+        self.note_room();
+        let deadline = self.seq_watch.deadline(self.cfg.t1);
+        let now = self.now;
+        let counting_from = self
+            .seq_watch
+            .room_since
+            .map(|r| r.max(self.local_epoch).max(self.global_epoch));
+        let waiting: Vec<(ClientId, u64, Duration)> = self
+            .pending_seen
+            .iter()
+            .map(|(c, (ts, since))| (*c, *ts, *since))
+            .filter(|(c, ts, _)| !self.sequenced(*c, *ts))
+            .collect();
+        let mut overdue = false;
+        let mut next = deadline / 2;
+        for (client, ts, since) in &waiting {
+            let waited = counting_from.map_or(Duration::ZERO, |from| {
+                now.saturating_sub((*since).max(from))
+            });
+            if waited >= deadline {
+                overdue = true;
+            } else if waited >= deadline / 2 {
+                self.push_to_site(*client, *ts);
+                next = next.min(deadline - waited);
+            } else {
+                next = next.min(deadline / 2 - waited);
+            }
+        }
+        if overdue && self.seq_watch.voted_in != Some(self.lv) {
+            self.seq_watch.voted_in = Some(self.lv);
+            self.stats.reps_suspected += 1;
+            self.vote_new_rep();
+        }
+        self.seq_watch
+            .pushed
+            .retain(|c, _| waiting.iter().any(|(w, _, _)| w == c));
+        if !waiting.is_empty() {
+            // Not sooner than a twentieth of the deadline: the watch costs a few wake-ups per
+            // deadline at most.
+            self.arm_seq_watch(next.max(deadline / 20));
+        }
+    }
+
+    /// Send the client's update this server holds (if it got it from the client) to every
+    /// server of its site, once per update.
+    fn push_to_site(&mut self, client: ClientId, ts: u64) {
+        if self.seq_watch.pushed.get(&client) == Some(&ts) {
+            return;
+        }
+        let Some(u) = self
+            .responsible
+            .get(&client)
+            .filter(|u| u.ts == ts)
+            .cloned()
+        else {
+            return;
+        };
+        self.seq_watch.pushed.insert(client, ts);
+        self.send_site(Message::Update(u));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deadline_is_a_multiple_of_the_median_within_bounds() {
+        let t1 = Duration::from_millis(500);
+        let mut w = SequencingWatch::default();
+        assert_eq!(w.deadline(t1), t1, "nothing measured: T1");
+        for ms in [1, 2, 3, 100, 4] {
+            w.sample(Duration::from_millis(ms));
+        }
+        assert_eq!(
+            w.deadline(t1),
+            Duration::from_millis(250),
+            "8 × 3 ms, raised to T1/2"
+        );
+        for _ in 0..SAMPLES {
+            w.sample(Duration::from_millis(40));
+        }
+        assert_eq!(w.deadline(t1), Duration::from_millis(320));
+        assert_eq!(w.samples.len(), SAMPLES, "bounded");
+        for _ in 0..SAMPLES {
+            w.sample(Duration::from_secs(1));
+        }
+        assert_eq!(w.deadline(t1), t1, "capped at T1");
+    }
+}

@@ -1,0 +1,120 @@
+//! Bringing a server that missed a local view change into the current view.
+//!
+//! A server that was down (or cut off) while its site changed local view never sees the
+//! Local_Preinstall proof, which is sent to the site once, nor, at the leader site, the new
+//! representative's Local_Collected bundle, without which it cannot become locally
+//! constrained. It then stays in the old view for good, rejects every Pre-Prepare and share of
+//! the new one and, with f Byzantine servers in its site, leaves the site without the 2f+1
+//! correct participants it needs (found by a rolling restart of the leader site in which the
+//! representative was replaced while the next server to restart was down).
+//!
+//! So a server that hears from a peer of its site in an older local view (a message stamped
+//! with it, a vote for a view it already installed) or asking for reconciliation sends it the
+//! current view's proof, and a leader-site server that installed a view but is not yet
+//! constrained in it asks the representative for its bundle (Request_Local_State from a
+//! server other than the representative means exactly that). Both answers go at most once per
+//! retransmission period per peer, so a Byzantine peer cannot turn them into a flood.
+
+use std::sync::Arc;
+
+use steward_config::ServerId;
+
+use super::{Dest, Replica};
+use crate::msg::{Message, RequestLocalState};
+
+/// What a server sends a lagging peer (rate-limited separately).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum ViewHelp {
+    /// The Local_Preinstall proof of the current local view.
+    Proof,
+    /// The representative's Local_Collected bundle of the current view.
+    Bundle,
+}
+
+/// The local view a message of the sender's own site shows it in, if it shows one: at most
+/// this view (a New_Rep for lv comes from a server below lv).
+fn sender_view_at_most(msg: &Message) -> Option<u64> {
+    match msg {
+        Message::PrePrepare(p) => Some(p.lv),
+        Message::Prepare(p) => Some(p.lv),
+        Message::PartialSig(p) => Some(p.lv),
+        Message::RequestLocalState(r) => Some(r.lv),
+        Message::LocalServerState(s) => Some(s.lv),
+        Message::NewRep(n) => Some(n.lv.saturating_sub(1)),
+        _ => None,
+    }
+}
+
+impl Replica {
+    /// Before handling `msg` from `from`: if it shows a peer of this site behind in local view
+    /// (or asking to catch up), send it the current view's proof.
+    pub(crate) fn help_peer_into_view(&mut self, from: ServerId, msg: &Message) {
+        if from.site != self.site() || from == self.cfg.id {
+            return;
+        }
+        let behind = match msg {
+            Message::ReconRequest(_) => true,
+            m => sender_view_at_most(m).is_some_and(|lv| lv < self.lv),
+        };
+        if !behind {
+            return;
+        }
+        let Some(proof) = self.local_proof.clone().filter(|p| p.lv == self.lv) else {
+            return;
+        };
+        if self.may_help(from, ViewHelp::Proof) {
+            self.send(Dest::Server(from), Message::LocalPreinstall(proof));
+        }
+    }
+
+    /// Whether `peer` may get `help` now (once per retransmission period); records it.
+    fn may_help(&mut self, peer: ServerId, help: ViewHelp) -> bool {
+        if peer.index >= self.site_size(self.site()) {
+            return false; // keeps the map bounded by the site's size
+        }
+        let key = (peer.index, help);
+        let last = self.view_help_sent.get(&key).copied();
+        if last.is_some_and(|t| self.now.saturating_sub(t) < self.cfg.retransmit) {
+            return false;
+        }
+        self.view_help_sent.insert(key, self.now);
+        true
+    }
+
+    /// At the representative: a Request_Local_State from another server of the site asks for
+    /// the current view's bundle, which it gets if this view's constraint is complete.
+    pub(crate) fn resend_bundle(&mut self, from: ServerId, r: &RequestLocalState) -> bool {
+        if from.site != self.site() || (r.gv, r.lv) != (self.gv, self.lv) {
+            return false;
+        }
+        let bundle = self
+            .local_bundle
+            .clone()
+            .filter(|b| (b.gv, b.lv) == (self.gv, self.lv));
+        if let Some(b) = bundle {
+            if self.may_help(from, ViewHelp::Bundle) {
+                self.send(Dest::Server(from), Message::LocalCollected(b));
+            }
+        }
+        true
+    }
+
+    /// On the retransmission tick: a leader-site server that installed a view a period ago
+    /// and is still not constrained in it asks the representative for the bundle.
+    pub(crate) fn ask_for_bundle(&mut self) {
+        if !self.in_leader_site()
+            || self.is_rep()
+            || self.locally_constrained
+            || self.now.saturating_sub(self.local_epoch) < self.cfg.retransmit
+        {
+            return;
+        }
+        let req = RequestLocalState {
+            gv: self.gv,
+            lv: self.lv,
+            aru: self.pending_aru,
+        };
+        let rep = self.rep_of(self.site());
+        self.send(Dest::Server(rep), Message::RequestLocalState(Arc::new(req)));
+    }
+}
