@@ -15,9 +15,11 @@
 //! Not persisted, by design: order proofs, Accepts and Pre-Prepares received (a restarted
 //! server fetches ordered slots again by reconciliation or state transfer, as a lagging server
 //! does), and in-progress view changes (timers restart them). After a restart in the leader
-//! site the server takes no part in ordering (it is not locally constrained) until its site
-//! installs a new local view: it cannot know which bindings that view's constraint carried.
-//! Until then it counts as one of the f servers its site can lose.
+//! site the server takes no part in ordering (it is not locally constrained) until it knows
+//! which bindings the current local view's constraint carried: it asks the representative
+//! for that view's Local_Collected bundle (`view_catchup`), or its site installs a new view.
+//! Its own votes of the current view stay in the ledger, so the bundle cannot lead it to
+//! contradict them.
 
 use std::sync::Arc;
 

@@ -473,6 +473,11 @@ impl Replica {
                 }
             }
         }
+        // A server applying the bundle late (it missed the view change) may have executed
+        // some of these slots since: they need no binding.
+        let executed = self.global_aru;
+        props.retain(|seq, _| *seq > executed);
+        certs.retain(|seq, _| *seq > executed);
         for (seq, p) in props {
             let slot = self.local.entry(seq).or_default();
             slot.proposal = Some(p.clone());

@@ -41,6 +41,10 @@ fn restart_run(seed: u64, restarts: Vec<(ServerId, Outage)>, what: &str) -> Worl
             .replica(ServerId::new(id.site, (id.index + 1) % 4))
             .unwrap();
         assert!(
+            restarted.is_locally_constrained(),
+            "{what}: seed {seed}: {id} never got its local view's constraint back"
+        );
+        assert!(
             restarted.stats().recovered_entries > 0,
             "{what}: seed {seed}: {id} recovered nothing"
         );
