@@ -12,8 +12,11 @@
 //! with it, a vote for a view it already installed) or asking for reconciliation sends it the
 //! current view's proof, and a leader-site server that installed a view but is not yet
 //! constrained in it asks the representative for its bundle (Request_Local_State from a
-//! server other than the representative means exactly that). Both answers go at most once per
-//! retransmission period per peer, so a Byzantine peer cannot turn them into a flood.
+//! server other than the representative means exactly that). The proof (2f+1 signed votes)
+//! goes at most once per retransmission period per peer; the bundle, which holds 2f+1 servers'
+//! Proposals and Prepare certificates and can reach a few hundred kB at f = 5, at most once
+//! per [`BUNDLE_PERIODS`] periods per peer, so f Byzantine peers asking all the time cost the
+//! representative a bounded share of its LAN link.
 
 use std::sync::Arc;
 
@@ -21,6 +24,9 @@ use steward_config::ServerId;
 
 use super::{Dest, Replica};
 use crate::msg::{Message, RequestLocalState};
+
+/// Retransmission periods between two bundles to the same peer.
+pub(crate) const BUNDLE_PERIODS: u32 = 4;
 
 /// What a server sends a lagging peer (rate-limited separately).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -67,14 +73,19 @@ impl Replica {
         }
     }
 
-    /// Whether `peer` may get `help` now (once per retransmission period); records it.
+    /// Whether `peer` may get `help` now (a proof once per retransmission period, a bundle
+    /// once per BUNDLE_PERIODS); records it.
     fn may_help(&mut self, peer: ServerId, help: ViewHelp) -> bool {
         if peer.index >= self.site_size(self.site()) {
             return false; // keeps the map bounded by the site's size
         }
+        let interval = match help {
+            ViewHelp::Proof => self.cfg.retransmit,
+            ViewHelp::Bundle => self.cfg.retransmit * BUNDLE_PERIODS,
+        };
         let key = (peer.index, help);
         let last = self.view_help_sent.get(&key).copied();
-        if last.is_some_and(|t| self.now.saturating_sub(t) < self.cfg.retransmit) {
+        if last.is_some_and(|t| self.now.saturating_sub(t) < interval) {
             return false;
         }
         self.view_help_sent.insert(key, self.now);
@@ -116,5 +127,79 @@ impl Replica {
         };
         let rep = self.rep_of(self.site());
         self.send(Dest::Server(rep), Message::RequestLocalState(Arc::new(req)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bft_core::{NodeExt, Output};
+    use steward_config::SiteId;
+
+    use super::*;
+    use crate::crypto::{Crypto, FastCrypto, FastIdentity, FastWorld};
+    use crate::msg::ReconRequest;
+    use crate::replica::ReplicaConfig;
+
+    fn server(index: u32) -> Replica {
+        let id = ServerId::new(SiteId(1), index);
+        let world = FastWorld::new(7, 64, 307, 128, vec![3; 3]);
+        let crypto = Crypto::new(Box::new(FastCrypto::new(world, FastIdentity::Server(id))));
+        let mut r = Replica::new(ReplicaConfig::new(id, vec![4; 3], vec![1; 3]), crypto);
+        r.started(Duration::ZERO);
+        r
+    }
+
+    fn proofs_to(out: &[Output<Message>], to: ServerId) -> usize {
+        out.iter()
+            .filter(|o| {
+                matches!(o, Output::Send { to: t, env }
+                    if *t == Dest::Server(to) && matches!(env.msg, Message::LocalPreinstall(_)))
+            })
+            .count()
+    }
+
+    /// A server of a non-leader site that installed local view 1 sends the view's proof to a
+    /// peer that asks for reconciliation (it may have missed the view change), once per
+    /// retransmission period however often the peer asks, and never to other sites' servers.
+    #[test]
+    fn a_peer_behind_in_local_view_gets_the_proof_once_a_period() {
+        let mut s1 = server(1);
+        let t = Duration::from_secs(1);
+        for i in 1..4 {
+            let mut voter = server(i);
+            voter.vote_new_rep();
+            let vote = voter
+                .out
+                .iter()
+                .find_map(|a| match a {
+                    crate::replica::Action::Send { env, .. } => match &env.msg {
+                        Message::NewRep(n) => Some(n.clone()),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .expect("a vote");
+            s1.handle(
+                t,
+                Dest::Server(ServerId::new(SiteId(1), i)),
+                &Message::NewRep(vote),
+            );
+        }
+        assert_eq!(s1.local_view(), 1, "2f+1 votes install view 1");
+        let behind = ServerId::new(SiteId(1), 0);
+        let ask = Message::ReconRequest(Arc::new(ReconRequest { aru: 0 }));
+        let first = s1.handle(t, Dest::Server(behind), &ask);
+        assert_eq!(proofs_to(&first, behind), 1);
+        for k in 1..10 {
+            let again = s1.handle(t + Duration::from_millis(k), Dest::Server(behind), &ask);
+            assert_eq!(proofs_to(&again, behind), 0, "rate-limited");
+        }
+        let later = s1.handle(t + s1.cfg.retransmit, Dest::Server(behind), &ask);
+        assert_eq!(proofs_to(&later, behind), 1, "again after a period");
+        let other_site = ServerId::new(SiteId(2), 0);
+        let out = s1.handle(t * 3, Dest::Server(other_site), &ask);
+        assert_eq!(proofs_to(&out, other_site), 0, "only the own site's peers");
     }
 }
