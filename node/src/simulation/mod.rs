@@ -41,8 +41,9 @@ pub type ReplicaProc = NodeProc<Box<dyn ServerNode>>;
 pub type ClientProc = NodeProc<Client>;
 
 /// How a simulated server misbehaves. Each is a wrapper around a correct replica
-/// ([`faults`], `bft_harness::faults`), except `EmptyBatches`, `SlowSequencer` and `SelectiveProposal`, which
-/// use the core's [`crate::replica::SequencerHook`], `Slow`, which the process adapter
+/// ([`faults`], `bft_harness::faults`), except `EmptyBatches`, `SlowSequencer` and
+/// `SelectiveProposal`, which use the core's [`crate::replica::SequencerHook`], `Slow`, which
+/// the process adapter
 /// applies, and `Spammer`, which replaces the replica.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Byzantine {
@@ -71,6 +72,9 @@ pub enum Byzantine {
     /// Leader-site representative that fills at most one fresh slot per this period, just
     /// often enough for no timeout to fire ([`faults::SlowSequencer`]).
     SlowSequencer(Duration),
+    /// Leader-site representative that holds every Proposal share it receives this long
+    /// before combining ([`faults::SlowCombiner`]).
+    SlowCombiner(Duration),
     /// Leader-site representative that sends one Proposal only to the sites in the mask
     /// (never its own) from the given time on, then falls silent.
     SelectiveProposal(Duration, u64),
@@ -441,6 +445,7 @@ fn server_node(
         Some(Byzantine::WrongResults) => {
             Box::new(Tamper::new(replica, faults::WrongResults::new(id, own())))
         }
+        Some(Byzantine::SlowCombiner(delay)) => Box::new(faults::SlowCombiner::new(replica, delay)),
         Some(Byzantine::DropUpdates) => Box::new(faults::drop_updates(replica)),
         Some(Byzantine::SilentSigner) => Box::new(faults::ignore_proof_requests(replica)),
         Some(Byzantine::WithholdAccepts) => Box::new(faults::withhold_accepts(replica, id)),

@@ -152,6 +152,13 @@ pub const SCENARIOS: &[ScenarioInfo] = &[
         attack: true,
     },
     ScenarioInfo {
+        name: "slow-combiner",
+        description: "the leader site's representative sequences promptly but holds every \
+                      Proposal share 8·T2/(clients + 4) before combining (two slots in flight), \
+                      just under the stall and starvation timers",
+        attack: true,
+    },
+    ScenarioInfo {
         name: "slow-sequencer",
         description: "attack 7: the leader site's representative fills one slot per \
                       4·T2/(clients + 4), so every update is ordered just before the starvation \
@@ -261,6 +268,11 @@ pub fn apply_scenario(
             let every = slow_sequencer_period(cfg);
             leader_rep(cfg, Byzantine::SlowSequencer(every))
         }
+        "slow-combiner" => {
+            // Two slots in flight (the local window), each held this long.
+            let delay = (slow_sequencer_period(cfg) * 2).min(leader_t2(cfg) * 9 / 10);
+            leader_rep(cfg, Byzantine::SlowCombiner(delay))
+        }
         "withholding-reps" => {
             for s in 1..sites as u16 {
                 cfg.byzantine
@@ -306,11 +318,16 @@ fn each_site_f(cfg: &mut WorldConfig, with_rep: bool, behaviour: Byzantine) {
 /// the paper's batch of one) without any timeout seeing it: each of the closed-loop clients'
 /// updates is ordered before it waits STARVATION_FACTOR·T2, and execution never pauses for T2.
 pub fn slow_sequencer_period(cfg: &WorldConfig) -> Duration {
-    let leader = &cfg.topology.sites[0];
-    let t2 = crate::replica::ReplicaConfig::new(ServerId::new(leader.id, 0), vec![], vec![]).t1
-        * (leader.f + 2);
+    let t2 = leader_t2(cfg);
     let starve = t2 * crate::replica::STARVATION_FACTOR;
     (starve / (cfg.clients + 4)).min(t2 * 9 / 10)
+}
+
+/// The leader site's T2 ((f + 2) · T1, the stall timeout of its servers).
+fn leader_t2(cfg: &WorldConfig) -> Duration {
+    let leader = &cfg.topology.sites[0];
+    crate::replica::ReplicaConfig::new(ServerId::new(leader.id, 0), vec![], vec![]).t1
+        * (leader.f + 2)
 }
 
 /// `behaviour` at the leader site's (site 0's) representative from the start.
