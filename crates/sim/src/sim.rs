@@ -1,7 +1,7 @@
 //! The event loop, the network model and the virtual CPU.
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -157,6 +157,64 @@ enum Input {
     Timer(u64),
 }
 
+/// The inputs waiting for a busy process, taken as the runtime's driver takes them: due
+/// timers (and the start) first, then messages from the senders in round robin, each
+/// sender's in arrival order (`crates/net/src/inbound.rs`). A peer that floods a process
+/// therefore delays the others' messages by at most one of its own each, not by its backlog.
+#[derive(Default)]
+struct Inbox {
+    control: VecDeque<Input>,
+    /// Per sender (process index), its waiting messages (slab slots).
+    by_sender: BTreeMap<u32, VecDeque<u32>>,
+    /// Senders with waiting messages, in round-robin order.
+    ready: VecDeque<u32>,
+    len: usize,
+}
+
+impl Inbox {
+    fn push(&mut self, input: Input, sender: Option<u32>) {
+        self.len += 1;
+        match (input, sender) {
+            (Input::Msg(slot), Some(from)) => {
+                let q = self.by_sender.entry(from).or_default();
+                if q.is_empty() {
+                    self.ready.push_back(from);
+                }
+                q.push_back(slot);
+            }
+            (other, _) => self.control.push_back(other),
+        }
+    }
+
+    fn pop(&mut self) -> Option<Input> {
+        if let Some(c) = self.control.pop_front() {
+            self.len -= 1;
+            return Some(c);
+        }
+        let from = self.ready.pop_front()?;
+        let q = self
+            .by_sender
+            .get_mut(&from)
+            .expect("a ready sender has a queue");
+        let slot = q.pop_front().expect("a ready sender has a message");
+        if q.is_empty() {
+            self.by_sender.remove(&from);
+        } else {
+            self.ready.push_back(from);
+        }
+        self.len -= 1;
+        Some(Input::Msg(slot))
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 struct ProcSlot<M> {
     process: Box<dyn Process<M>>,
     site: usize,
@@ -167,8 +225,8 @@ struct ProcSlot<M> {
     busy_measured: Nanos,
     /// When the interface's egress queue is empty again.
     nic_free: Nanos,
-    /// Inputs that arrived while the process was busy, in arrival order.
-    queue: VecDeque<Input>,
+    /// Inputs that arrived while the process was busy.
+    queue: Inbox,
     /// A `Wake` event is scheduled (always true while `queue` is not empty).
     wake_pending: bool,
 }
@@ -196,9 +254,10 @@ struct KindStats {
 ///   calls give the identical run, which [`Sim::trace_hash`] summarises.
 /// * **Virtual CPU.** A handler starts at the later of its input's arrival and the time the
 ///   process becomes free, and keeps the process busy for the CPU time it charges
-///   ([`Ctx::charge_cpu`]); its sends and timers take effect at its end. Inputs (messages,
-///   timers) that arrive while the process is busy wait in arrival (FIFO) order, without
-///   limit.
+///   ([`Ctx::charge_cpu`]); its sends and timers take effect at its end. Inputs that arrive
+///   while the process is busy wait, without limit, and are taken as the runtime takes them:
+///   timers first, then one message per sender in round robin, each sender's in arrival
+///   order (a flooding sender delays the others by one message each, not by its backlog).
 /// * **Network.** A message to another process is first serialised by the sender's
 ///   interface at its site's LAN bandwidth (one egress queue per process). A message to
 ///   another site then enters the directed WAN queue of (sender's site → receiver's site),
@@ -377,7 +436,7 @@ impl<M: SimMessage> Sim<M> {
             busy_total: 0,
             busy_measured: 0,
             nic_free: self.now,
-            queue: VecDeque::new(),
+            queue: Inbox::default(),
             wake_pending: false,
         });
         self.push(self.now, EventKind::Init(index));
@@ -654,10 +713,7 @@ impl<M: SimMessage> Sim<M> {
             EventKind::Wake(p) => {
                 let slot = &mut self.procs[p as usize];
                 slot.wake_pending = false;
-                let input = slot
-                    .queue
-                    .pop_front()
-                    .expect("a wake-up has a queued input");
+                let input = slot.queue.pop().expect("a wake-up has a queued input");
                 self.run_handler(p as usize, input);
             }
             EventKind::Control(i) => self.control(i),
@@ -696,9 +752,13 @@ impl<M: SimMessage> Sim<M> {
     /// An input for process `p` arrives now: run it, or queue it if the process is busy.
     fn dispatch(&mut self, p: usize, input: Input) {
         let now = self.now;
+        let sender = match input {
+            Input::Msg(s) => Some(self.slab.get(s).from),
+            _ => None,
+        };
         let slot = &mut self.procs[p];
         if slot.busy_until > now || !slot.queue.is_empty() {
-            slot.queue.push_back(input);
+            slot.queue.push(input, sender);
             if !slot.wake_pending {
                 slot.wake_pending = true;
                 let at = slot.busy_until.max(now);

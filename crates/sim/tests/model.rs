@@ -605,6 +605,45 @@ fn inputs_waiting_for_a_busy_process_keep_arrival_order() {
     assert_eq!(sim.busy_time(p), ms(15));
 }
 
+/// A flooding sender cannot hold a busy process's other inputs behind its backlog: waiting
+/// messages are taken one per sender in round robin (each sender's in order), as the
+/// runtime's inbound queue takes them.
+#[test]
+fn waiting_messages_are_taken_one_per_sender_in_turn() {
+    let topo = topology(LAN, WAN, 1);
+    let mut sim = new_sim(&topo, SimConfig::with_seed(SEED));
+    let flood = sim.add_process(SiteId(0), Box::new(Node::default()));
+    let quiet = sim.add_process(SiteId(0), Box::new(Node::default()));
+    let p = sim.add_process(
+        SiteId(0),
+        Box::new(Node {
+            cpu_per_msg: ms(5),
+            ..Node::default()
+        }),
+    );
+    let m = |seq| Msg { seq, size: 10 };
+    // The flooder's first message makes the process busy; four more of its own and then one
+    // of the quiet sender's wait.
+    for seq in 0..5 {
+        sim.inject(ms(0), flood, p, m(seq));
+    }
+    sim.inject(ms(1), quiet, p, m(100));
+    sim.run_until(ms(100)).unwrap();
+    let got: Vec<(Duration, u64)> = node(&sim, p).received.iter().map(|r| (r.0, r.2)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (ms(0), 0),
+            (ms(5), 1),
+            (ms(10), 100),
+            (ms(15), 2),
+            (ms(20), 3),
+            (ms(25), 4)
+        ],
+        "the quiet sender's message waits for one of the flooder's, not four"
+    );
+}
+
 #[test]
 fn warmup_excludes_early_records_and_traffic() {
     let topo = topology(LAN, WAN, 2);

@@ -147,7 +147,8 @@ fn partial_sig_spam_keeps_the_representatives_memory_bounded() {
 /// spammers in every site, 1,000 junk shares each per tick. Checking the signer's signature
 /// on every junk share took the leader site's representative 0.43 of the fault-free
 /// throughput (measured costs, 10 clients, 30 s); shares now travel only on their signer's
-/// authenticated channel and are judged by the combine, and the ratio is 0.76.
+/// authenticated channel and are judged by the combine (0.76), and the simulator takes a
+/// server's waiting messages one per sender in turn, as the runtime does (0.99).
 #[test]
 fn partial_sig_spam_at_f5_keeps_half_the_throughput() {
     let seed = 283;
@@ -471,7 +472,7 @@ mod unit {
 /// sequencing deadline it held every client at 1–2% of fault-free throughput with no view
 /// change, at f = 1 and f = 5 alike. Now the leader-site servers see updates wait while the
 /// representative's windows have room, and replace it within about one deadline; in a
-/// fault-free run the deadline stays at its floor, T1/2, and no representative is replaced.
+/// fault-free run the deadline stays at its floor, T1/10, and no representative is replaced.
 #[test]
 fn a_slow_sequencer_is_replaced_within_its_deadline() {
     for (topo, seed) in [
@@ -499,7 +500,7 @@ fn a_slow_sequencer_is_replaced_within_its_deadline() {
             let s = clean.replica(ServerId::new(SiteId(0), i)).unwrap();
             let deadline = s.sequencing_deadline();
             eprintln!("seed {seed}: s0.{i} sequencing deadline {deadline:?}");
-            assert!(deadline <= s.cfg.t1 / 2, "seed {seed}: {deadline:?}");
+            assert!(deadline <= s.cfg.t1 / 10, "seed {seed}: {deadline:?}");
             assert_eq!(
                 s.stats().reps_suspected,
                 0,
