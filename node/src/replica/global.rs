@@ -290,6 +290,7 @@ impl Replica {
                 let result_digest = steward_crypto::sha256(&result);
                 self.last_result.insert(u.client, result.clone());
                 self.executed_ts.insert(u.client, u.ts);
+                self.client_served(u.client);
                 self.stats.executed += 1;
                 self.out.push(Action::Executed(Executed {
                     seq,

@@ -54,6 +54,8 @@ pub(crate) struct SequencingWatch {
     pushed: BTreeMap<ClientId, u64>,
     /// The local view in which this watch last voted (it votes once per view).
     voted_in: Option<u64>,
+    /// When an update of each waiting client was last executed here.
+    served: BTreeMap<ClientId, Duration>,
 }
 
 impl SequencingWatch {
@@ -153,13 +155,21 @@ impl Replica {
         }
     }
 
-    /// Whether some Pre-Prepare or Proposal above the execution point carries the client's
-    /// update `ts` (or a later one).
-    fn sequenced(&self, client: ClientId, ts: u64) -> bool {
+    /// An update of `client` was executed here: the representative serves that client.
+    pub(crate) fn client_served(&mut self, client: ClientId) {
+        if self.pending_seen.contains_key(&client) {
+            self.seq_watch.served.insert(client, self.now);
+        }
+    }
+
+    /// Whether some Pre-Prepare or Proposal above the execution point carries an update of
+    /// the client. Any of its updates counts, not only the one this server holds: a correct
+    /// client has one outstanding update, and a Byzantine one that sends many (each server
+    /// keeps the first it saw) must not make servers that hold different ones suspect a
+    /// representative that serves it.
+    fn sequenced(&self, client: ClientId) -> bool {
         let aru = self.global_aru;
-        let carries = |batch: &[Arc<crate::msg::Update>]| {
-            batch.iter().any(|u| u.client == client && u.ts >= ts)
-        };
+        let carries = |batch: &[Arc<crate::msg::Update>]| batch.iter().any(|u| u.client == client);
         self.local.range(aru + 1..).any(|(_, s)| {
             s.pre_prepare.as_ref().is_some_and(|pp| carries(&pp.batch))
                 || s.proposal.as_ref().is_some_and(|p| carries(&p.batch))
@@ -187,13 +197,16 @@ impl Replica {
             .pending_seen
             .iter()
             .map(|(c, (ts, since))| (*c, *ts, *since))
-            .filter(|(c, ts, _)| !self.sequenced(*c, *ts))
+            .filter(|(c, _, _)| !self.sequenced(*c))
             .collect();
         let mut overdue = false;
         let mut next = deadline / 2;
         for (client, ts, since) in &waiting {
+            // Counted from the latest of: when this server got the update, when the
+            // representative last had room, when an update of this client was last executed.
+            let served = self.seq_watch.served.get(client).copied();
             let waited = counting_from.map_or(Duration::ZERO, |from| {
-                now.saturating_sub((*since).max(from))
+                now.saturating_sub((*since).max(from).max(served.unwrap_or_default()))
             });
             if waited >= deadline {
                 overdue = true;
@@ -212,6 +225,8 @@ impl Replica {
         self.seq_watch
             .pushed
             .retain(|c, _| waiting.iter().any(|(w, _, _)| w == c));
+        let pending = &self.pending_seen;
+        self.seq_watch.served.retain(|c, _| pending.contains_key(c));
         if !waiting.is_empty() {
             // Not sooner than a twentieth of the deadline: the watch costs a few wake-ups per
             // deadline at most.
