@@ -323,11 +323,10 @@ pub fn slow_sequencer_period(cfg: &WorldConfig) -> Duration {
     (starve / (cfg.clients + 4)).min(t2 * 9 / 10)
 }
 
-/// The leader site's T2 ((f + 2) · T1, the stall timeout of its servers).
+/// The leader site's T2 ((f + 2) · T1, the stall timeout of its servers), with the T1 the
+/// simulated servers run with.
 fn leader_t2(cfg: &WorldConfig) -> Duration {
-    let leader = &cfg.topology.sites[0];
-    crate::replica::ReplicaConfig::new(ServerId::new(leader.id, 0), vec![], vec![]).t1
-        * (leader.f + 2)
+    super::local_timeout_t1(&cfg.topology) * (cfg.topology.sites[0].f + 2)
 }
 
 /// `behaviour` at the leader site's (site 0's) representative from the start.
