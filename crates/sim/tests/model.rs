@@ -580,18 +580,23 @@ fn timers_and_self_messages_take_effect_at_the_handler_end() {
     assert_eq!(sim.stats().timers, 1);
 }
 
-#[test]
-fn inputs_waiting_for_a_busy_process_keep_arrival_order() {
-    let topo = topology(LAN, WAN, 1);
-    let mut sim = new_sim(&topo, SimConfig::with_seed(SEED));
-    let sender = sim.add_process(SiteId(0), Box::new(Node::default()));
-    let p = sim.add_process(
+/// A process at site 0 that spends 5 ms of CPU on every message.
+fn busy_receiver(sim: &mut Sim<Msg>) -> ProcId {
+    sim.add_process(
         SiteId(0),
         Box::new(Node {
             cpu_per_msg: ms(5),
             ..Node::default()
         }),
-    );
+    )
+}
+
+#[test]
+fn inputs_waiting_for_a_busy_process_from_one_sender_keep_arrival_order() {
+    let topo = topology(LAN, WAN, 1);
+    let mut sim = new_sim(&topo, SimConfig::with_seed(SEED));
+    let sender = sim.add_process(SiteId(0), Box::new(Node::default()));
+    let p = busy_receiver(&mut sim);
     let m = |seq| Msg { seq, size: 10 };
     // Scheduled first, but arrives at 5 ms, exactly when the process becomes free and after
     // message 1 has been waiting since 1 ms.
@@ -614,13 +619,7 @@ fn waiting_messages_are_taken_one_per_sender_in_turn() {
     let mut sim = new_sim(&topo, SimConfig::with_seed(SEED));
     let flood = sim.add_process(SiteId(0), Box::new(Node::default()));
     let quiet = sim.add_process(SiteId(0), Box::new(Node::default()));
-    let p = sim.add_process(
-        SiteId(0),
-        Box::new(Node {
-            cpu_per_msg: ms(5),
-            ..Node::default()
-        }),
-    );
+    let p = busy_receiver(&mut sim);
     let m = |seq| Msg { seq, size: 10 };
     // The flooder's first message makes the process busy; four more of its own and then one
     // of the quiet sender's wait.

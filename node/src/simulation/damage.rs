@@ -39,6 +39,19 @@ pub(super) fn compare(
     (w, r, fault_free)
 }
 
+/// [`compare`] with the catalog's attack `name` mounted from the start.
+fn compare_attack(
+    base: WorldConfig,
+    name: &str,
+    end: Duration,
+    what: &str,
+) -> (World, RunReport, RunReport) {
+    let attack = |c: &mut WorldConfig| {
+        crate::simulation::apply_scenario(c, name, Duration::ZERO, end).unwrap();
+    };
+    compare(base, attack, end, what)
+}
+
 /// Attack 2: one Byzantine client replays a single signed query to every server of the
 /// leader site, thousands of times a second. Every copy used to be verified and answered with
 /// a freshly signed reply: at the paper's costs the leader site had no CPU left for ordering.
@@ -155,17 +168,9 @@ fn partial_sig_spam_at_f5_keeps_half_the_throughput() {
     let topo = shipped_topology("paper-symmetric-10mbps.toml");
     assert!(topo.sites.iter().all(|s| s.f == 5));
     let base = WorldConfig::new(topo, 10, seed);
-    compare(
+    compare_attack(
         base,
-        |c| {
-            crate::simulation::apply_scenario(
-                c,
-                "partial-sig-spam",
-                Duration::ZERO,
-                Duration::from_secs(20),
-            )
-            .unwrap()
-        },
+        "partial-sig-spam",
         Duration::from_secs(20),
         "partial-sig spam, f = 5",
     );
@@ -527,17 +532,9 @@ fn a_slow_combiner_keeps_half_the_throughput() {
         ("paper-symmetric-10mbps.toml", 294),
     ] {
         let base = WorldConfig::new(shipped_topology(topo), 10, seed);
-        compare(
+        compare_attack(
             base,
-            |c| {
-                crate::simulation::apply_scenario(
-                    c,
-                    "slow-combiner",
-                    Duration::ZERO,
-                    Duration::from_secs(20),
-                )
-                .unwrap()
-            },
+            "slow-combiner",
             Duration::from_secs(20),
             "slow combiner",
         );
