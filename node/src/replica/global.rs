@@ -99,6 +99,10 @@ impl Replica {
             self.persist_proposal(p);
         }
         if self.in_leader_site() {
+            let local = self.local.entry(p.seq).or_default();
+            if let (Some(at), None) = (local.share_at, &local.proposal) {
+                self.seq_watch.combine_waited(now.saturating_sub(at));
+            }
             self.local.entry(p.seq).or_default().proposal = Some(p.clone());
             self.note_room();
             while self

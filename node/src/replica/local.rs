@@ -286,6 +286,7 @@ impl Replica {
         if !is_rep {
             // Pre-Prepare to certificate: what the deadline of sequencing_watch.rs scales.
             self.seq_watch.sample(now.saturating_sub(slot.sent_at));
+            slot.share_at = Some(now);
         }
         let cert = crate::msg::PrepareCert {
             pre_prepare: pp.clone(),
@@ -310,6 +311,10 @@ impl Replica {
         self.threshold_sign(SigKind::Proposal, pp.gv, pp.lv, seq, content);
         if let Some(set) = self.shares.get_mut(&key) {
             set.proposal = Some(proposal);
+        }
+        if !is_rep {
+            // The share is out: the combine watch expects the Proposal within the deadline.
+            self.watch_sequencing();
         }
     }
 

@@ -12,7 +12,7 @@ mod global;
 mod global_view;
 mod local;
 mod progress;
-mod sequencing_watch;
+pub(crate) mod sequencing_watch;
 pub(crate) use progress::STARVATION_FACTOR;
 mod recon;
 mod threshold;
@@ -151,8 +151,11 @@ pub struct ReplicaStats {
     /// Combine attempts that needed the proof-checking fallback.
     pub combine_fallbacks: u64,
     /// Votes to replace the own representative on proof of misbehaviour (a signed
-    /// equivocation or fake-progress Pre-Prepare), before any timeout.
+    /// equivocation or fake-progress Pre-Prepare), before any timeout, or for missing the
+    /// sequencing or combine deadline (sequencing_watch.rs).
     pub reps_suspected: u64,
+    /// Of those, votes for a Proposal this server shared for and lacked a deadline later.
+    pub late_combines: u64,
     /// Votes not sent because this server had voted differently for the same slot and views
     /// (before a crash): a correct server never contradicts itself.
     pub votes_refused: u64,
@@ -174,6 +177,9 @@ pub(crate) struct LocalSlot {
     pub digest: Option<Digest>,
     pub prepares: BTreeMap<u32, Arc<Prepare>>,
     pub share_sent: bool,
+    /// When this server (not the representative) sent its Proposal share for the slot: the
+    /// combine watch of sequencing_watch.rs counts from it.
+    pub share_at: Option<Duration>,
     pub proposal: Option<Arc<Proposal>>,
     pub sent_at: Duration,
 }
@@ -781,6 +787,7 @@ impl bft_core::Node for Replica {
             ("queries_answered", r.queries_answered),
             ("combine_fallbacks", r.combine_fallbacks),
             ("reps_suspected", r.reps_suspected),
+            ("late_combines", r.late_combines),
             ("votes_refused", r.votes_refused),
             ("recovered_entries", r.recovered_entries),
             ("updates_deferred", r.updates_deferred),
@@ -798,6 +805,14 @@ impl bft_core::Node for Replica {
             (
                 "sequencing_deadline_ms",
                 self.sequencing_deadline().as_millis() as u64,
+            ),
+            (
+                "combine_deadline_ms",
+                self.combine_deadline().as_millis() as u64,
+            ),
+            (
+                "combine_wait_us",
+                self.combine_wait().map_or(0, |d| d.as_micros() as u64),
             ),
         ]
     }

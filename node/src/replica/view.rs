@@ -466,6 +466,7 @@ impl Replica {
                 slot.digest = None;
                 slot.prepares.clear();
                 slot.share_sent = false;
+                slot.share_at = None;
                 slot.cert = None;
                 if slot.proposal.as_ref().is_some_and(|p| p.lv < c.lv) && !props.contains_key(&seq)
                 {

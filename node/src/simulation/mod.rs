@@ -72,9 +72,9 @@ pub enum Byzantine {
     /// Leader-site representative that fills at most one fresh slot per this period, just
     /// often enough for no timeout to fire ([`faults::SlowSequencer`]).
     SlowSequencer(Duration),
-    /// Leader-site representative that holds every Proposal share it receives this long
-    /// before combining ([`faults::SlowCombiner`]).
-    SlowCombiner(Duration),
+    /// Leader-site representative that holds each slot's Proposal shares (second) this long
+    /// before combining, from (first) on ([`faults::SlowCombiner`]).
+    SlowCombiner(Duration, Duration),
     /// Leader-site representative that sends one Proposal only to the sites in the mask
     /// (never its own) from the given time on, then falls silent.
     SelectiveProposal(Duration, u64),
@@ -445,7 +445,9 @@ fn server_node(
         Some(Byzantine::WrongResults) => {
             Box::new(Tamper::new(replica, faults::WrongResults::new(id, own())))
         }
-        Some(Byzantine::SlowCombiner(delay)) => Box::new(faults::SlowCombiner::new(replica, delay)),
+        Some(Byzantine::SlowCombiner(from, hold)) => {
+            Box::new(faults::SlowCombiner::new(replica, from, hold))
+        }
         Some(Byzantine::DropUpdates) => Box::new(faults::drop_updates(replica)),
         Some(Byzantine::SilentSigner) => Box::new(faults::ignore_proof_requests(replica)),
         Some(Byzantine::WithholdAccepts) => Box::new(faults::withhold_accepts(replica, id)),

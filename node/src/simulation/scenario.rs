@@ -153,9 +153,9 @@ pub const SCENARIOS: &[ScenarioInfo] = &[
     },
     ScenarioInfo {
         name: "slow-combiner",
-        description: "the leader site's representative sequences promptly but holds every \
-                      Proposal share 8·T2/(clients + 4) before combining (two slots in flight), \
-                      just under the stall and starvation timers",
+        description: "the leader site's representative sequences promptly but holds each \
+                      slot's Proposal shares 85% of its site's combine deadline (calibrated on a \
+                      fault-free run) before combining; two held slots close the local window",
         attack: true,
     },
     ScenarioInfo {
@@ -269,9 +269,12 @@ pub fn apply_scenario(
             leader_rep(cfg, Byzantine::SlowSequencer(every))
         }
         "slow-combiner" => {
-            // Two slots in flight (the local window), each held this long.
-            let delay = (slow_sequencer_period(cfg) * 2).min(leader_t2(cfg) * 9 / 10);
-            leader_rep(cfg, Byzantine::SlowCombiner(delay))
+            let (deadline, wait) = calibrated_combine_deadline(cfg)?;
+            // The watch counts from the share, the hold from the first share's arrival: what a
+            // prompt combine takes comes on top of the hold.
+            let hold = (deadline * SLOW_COMBINER_PERCENT / 100).saturating_sub(wait);
+            leader_rep(cfg, Byzantine::SlowCombiner(CALIBRATION, hold));
+            cfg.fault_at = Some(CALIBRATION);
         }
         "withholding-reps" => {
             for s in 1..sites as u16 {
@@ -327,6 +330,30 @@ pub fn slow_sequencer_period(cfg: &WorldConfig) -> Duration {
 /// simulated servers run with.
 fn leader_t2(cfg: &WorldConfig) -> Duration {
     super::local_timeout_t1(&cfg.topology) * (cfg.topology.sites[0].f + 2)
+}
+
+/// How much of the calibrated combine deadline the `slow-combiner` holds each slot.
+const SLOW_COMBINER_PERCENT: u32 = 95;
+
+/// How long the `slow-combiner` profiles the fault-free run before it attacks (the deadline
+/// of the first second, from few samples, is lower than the steady one).
+const CALIBRATION: Duration = Duration::from_secs(3);
+
+/// The combine deadline of a correct leader-site server after [`CALIBRATION`] of `cfg`
+/// without faults, and the median time a prompt combine took it: what a white-box attacker
+/// learns by profiling the deployment.
+fn calibrated_combine_deadline(cfg: &WorldConfig) -> Result<(Duration, Duration), String> {
+    let mut probe = cfg.clone();
+    probe.byzantine.clear();
+    probe.fault_at = None;
+    let mut world = World::build(probe).map_err(|e| format!("slow-combiner calibration: {e}"))?;
+    world
+        .run_until(CALIBRATION)
+        .map_err(|e| format!("slow-combiner calibration: {e}"))?;
+    world
+        .replica(ServerId::new(SiteId(0), 1))
+        .map(|r| (r.combine_deadline(), r.combine_wait().unwrap_or_default()))
+        .ok_or_else(|| "slow-combiner calibration: no server 1 at the leader site".into())
 }
 
 /// `behaviour` at the leader site's (site 0's) representative from the start.

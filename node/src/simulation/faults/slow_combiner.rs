@@ -1,10 +1,14 @@
-//! A leader-site representative that holds every Proposal share it receives for a fixed
-//! delay before it looks at it: it sequences promptly and combines late, just under the
-//! timers (the residual of the sequencing deadline, README "Bounded damage"). With the local
-//! window of 2, two held combines also keep it from sequencing more, so the sequencing watch
-//! sees no room to judge it by.
+//! A leader-site representative that sequences promptly and combines late: it holds each
+//! slot's Proposal shares a fixed time before it combines them. With the local window of 2,
+//! two held combines also close the window, so the sequencing watch sees no room to judge it
+//! by; only the combine deadline (sequencing_watch.rs) bounds it. The `slow-combiner`
+//! scenario sets the hold just under the deadline its site's correct servers use (see
+//! `calibrated_combine_deadline` in scenario.rs): a white-box attacker that profiled the
+//! deployment. (An attacker that probes for the deadline is caught at once: every correct
+//! server shares at about the same time and measures about the same deadline, so the first
+//! slot held too long brings 2f+1 votes together.)
 
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bft_core::crypto::CryptoCounters;
@@ -18,27 +22,50 @@ use crate::replica::Replica;
 /// timer generations from 2^32 on, which never reach it).
 const RELEASE: u64 = u64::MAX - 0x51_0c;
 
-/// A correct replica whose inbound Proposal shares wait `delay` while it is the
-/// representative.
+/// Slots whose release time the attacker remembers (older ones are forgotten).
+const TRACKED: usize = 64;
+
+/// A correct replica whose inbound Proposal shares of a slot wait `hold` from the first
+/// one's arrival while it is the representative, from `from` on.
 pub struct SlowCombiner {
     inner: Replica,
-    delay: Duration,
-    /// Held shares with the time each is due, in arrival (and so due) order.
-    held: VecDeque<(Duration, NodeId, Message)>,
+    from: Duration,
+    hold: Duration,
+    /// When each slot's held shares are released.
+    release: BTreeMap<u64, Duration>,
+    /// Held shares with their release time.
+    held: Vec<(Duration, NodeId, Message)>,
 }
 
 impl SlowCombiner {
-    /// `inner`, holding Proposal shares `delay` while it represents its site.
-    pub fn new(inner: Replica, delay: Duration) -> Self {
+    /// `inner`, holding each slot's shares `hold` while it represents its site, from `from`
+    /// on.
+    pub fn new(inner: Replica, from: Duration, hold: Duration) -> Self {
         SlowCombiner {
             inner,
-            delay,
-            held: VecDeque::new(),
+            from,
+            hold,
+            release: BTreeMap::new(),
+            held: Vec::new(),
         }
     }
 
-    fn holds(&self, msg: &Message) -> bool {
-        matches!(msg, Message::PartialSig(p) if p.kind == SigKind::Proposal) && self.inner.is_rep()
+    /// The release time of a slot's shares, fixed by its first share.
+    fn due(&mut self, now: Duration, seq: u64) -> Duration {
+        let due = *self.release.entry(seq).or_insert(now + self.hold);
+        while self.release.len() > TRACKED {
+            self.release.pop_first();
+        }
+        due
+    }
+
+    fn holds(&self, msg: &Message) -> Option<u64> {
+        match msg {
+            Message::PartialSig(p) if p.kind == SigKind::Proposal && self.inner.is_rep() => {
+                Some(p.seq)
+            }
+            _ => None,
+        }
     }
 }
 
@@ -57,13 +84,16 @@ impl Node for SlowCombiner {
         msg: &Message,
         out: &mut Vec<Output<Message>>,
     ) {
-        if self.holds(msg) {
-            self.held.push_back((now + self.delay, from, msg.clone()));
-            out.push(Output::Timer {
-                after: self.delay,
-                token: RELEASE,
-            });
-            return;
+        if let Some(seq) = self.holds(msg).filter(|_| now >= self.from) {
+            let due = self.due(now, seq);
+            if due > now {
+                self.held.push((due, from, msg.clone()));
+                out.push(Output::Timer {
+                    after: due - now,
+                    token: RELEASE,
+                });
+                return;
+            }
         }
         Node::on_message(&mut self.inner, now, from, msg, out);
     }
@@ -72,8 +102,9 @@ impl Node for SlowCombiner {
             Node::on_timer(&mut self.inner, now, token, out);
             return;
         }
-        while self.held.front().is_some_and(|(due, _, _)| *due <= now) {
-            let (_, from, msg) = self.held.pop_front().expect("checked");
+        let (due, later): (Vec<_>, Vec<_>) = self.held.drain(..).partition(|(at, _, _)| *at <= now);
+        self.held = later;
+        for (_, from, msg) in due {
             Node::on_message(&mut self.inner, now, from, &msg, out);
         }
     }
