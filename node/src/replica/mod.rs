@@ -112,6 +112,10 @@ pub struct ReplicaConfig {
     pub sequencer: Option<Arc<dyn SequencerHook>>,
     /// T1, the non-leader-site local timeout; the leader site uses T2 = (f+2)·T1 (TDSC §6.4).
     pub t1: Duration,
+    /// Whether a late combine makes a leader-site server vote against its representative
+    /// (sequencing_watch.rs). Off by default: a lost share (lossy links) or a combine's proof
+    /// round can outlast the deadline and replace a correct representative.
+    pub combine_deadline: bool,
 }
 
 impl ReplicaConfig {
@@ -127,6 +131,7 @@ impl ReplicaConfig {
             retransmit: Duration::from_millis(500),
             sequencer: None,
             t1: Duration::from_millis(500),
+            combine_deadline: false,
         }
     }
 }

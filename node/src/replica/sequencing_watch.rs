@@ -32,7 +32,8 @@
 //! room to judge by; the catalog's `slow-combiner` held every client at 0.01–0.03 of
 //! fault-free throughput). A non-representative that sent its share for a slot of the current
 //! views and holds no Proposal for it [`COMBINE_FACTOR`] median certificate times later
-//! (within [T1/50, T1]) votes to replace the representative, in the same once-per-view vote.
+//! (within [T1/50, T1]) votes to replace the representative, in the same once-per-view vote,
+//! when `ReplicaConfig::combine_deadline` is on (off by default; see there why).
 //! The median time from share to Proposal is kept for monitoring (`bft_combine_wait_us`) but
 //! is never the unit of a deadline: the representative controls it and could raise it slot by
 //! slot.
@@ -279,7 +280,11 @@ impl Replica {
         // its room (held combines are what closes the local window).
         let epoch = self.local_epoch.max(self.global_epoch);
         let combine_deadline = self.seq_watch.combine_deadline(self.cfg.t1);
-        let combines = self.combines_awaited();
+        let combines = if self.cfg.combine_deadline {
+            self.combines_awaited()
+        } else {
+            Vec::new()
+        };
         let mut late_combine = false;
         for shared_at in &combines {
             let waited = now.saturating_sub((*shared_at).max(epoch));

@@ -535,6 +535,7 @@ fn a_slow_combiner_keeps_half_the_throughput() {
     ] {
         let mut base = WorldConfig::new(shipped_topology(topo), 10, seed);
         base.costs = costs;
+        base.combine_deadline = true;
         compare_attack(
             base,
             "slow-combiner",
@@ -553,7 +554,8 @@ fn a_late_combiner_is_replaced() {
         ("local-symmetric-10mbps.toml", 295),
         ("paper-symmetric-10mbps.toml", 296),
     ] {
-        let base = WorldConfig::new(shipped_topology(topo), 10, seed);
+        let mut base = WorldConfig::new(shipped_topology(topo), 10, seed);
+        base.combine_deadline = true;
         let t2 = super::local_timeout_t1(&base.topology) * (base.topology.sites[0].f + 2);
         let hold = t2 * 9 / 10;
         let servers = base.topology.sites[0].servers;

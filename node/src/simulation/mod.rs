@@ -133,6 +133,9 @@ pub struct WorldConfig {
     /// Byzantine clients flooding their site with fresh signed updates: (site, period,
     /// updates per period). They get the ids after the correct clients' (fast crypto only).
     pub flooding_clients: Vec<(SiteId, Duration, u32)>,
+    /// Servers vote against a representative that combines late
+    /// ([`ReplicaConfig::combine_deadline`]; off by default).
+    pub combine_deadline: bool,
     /// Byzantine clients replaying one signed query to every server of their site: (site,
     /// period, copies per period). Their ids follow the flooding clients' (fast crypto only).
     pub replaying_clients: Vec<(SiteId, Duration, u32)>,
@@ -191,6 +194,7 @@ impl WorldConfig {
             slow_links: Vec::new(),
             flooding_clients: Vec::new(),
             replaying_clients: Vec::new(),
+            combine_deadline: false,
         }
     }
 }
@@ -246,6 +250,7 @@ impl World {
                 let mut rc = ReplicaConfig::new(id, servers.clone(), f.clone());
                 rc.batch = cfg.batch;
                 rc.t1 = local_timeout_t1(&topo);
+                rc.combine_deadline = cfg.combine_deadline;
                 let byz = byzantine.get(&id).copied();
                 let proc_id = match byz {
                     Some(Byzantine::Spammer) => sim.add_process(
