@@ -154,8 +154,9 @@ pub const SCENARIOS: &[ScenarioInfo] = &[
     ScenarioInfo {
         name: "slow-combiner",
         description: "the leader site's representative sequences promptly but holds each \
-                      slot's Proposal shares 85% of its site's combine deadline (calibrated on a \
-                      fault-free run) before combining; two held slots close the local window",
+                      slot's Proposal shares before combining, just under the timers (or, with \
+                      the combine deadline on, 95% of it, calibrated on a fault-free run); two \
+                      held slots close the local window",
         attack: true,
     },
     ScenarioInfo {
@@ -267,6 +268,12 @@ pub fn apply_scenario(
         "slow-sequencer" => {
             let every = slow_sequencer_period(cfg);
             leader_rep(cfg, Byzantine::SlowSequencer(every))
+        }
+        "slow-combiner" if !cfg.combine_deadline => {
+            // No combine deadline to stay under: two slots in flight (the local window), each
+            // held just under the stall and starvation timers.
+            let hold = (slow_sequencer_period(cfg) * 2).min(leader_t2(cfg) * 9 / 10);
+            leader_rep(cfg, Byzantine::SlowCombiner(Duration::ZERO, hold));
         }
         "slow-combiner" => {
             let (deadline, wait) = calibrated_combine_deadline(cfg)?;
