@@ -481,6 +481,7 @@ fn run_point(p: &Point, dir: &Path) -> Result<()> {
             write_pct: p.write_pct,
             scenario: vec!["none".into()],
             list_scenarios: false,
+            no_combine_deadline: false,
             wan_queue_kib: p.wan_queue_kib,
             out: Some(dir.to_path_buf()),
         }),

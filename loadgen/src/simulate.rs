@@ -80,6 +80,11 @@ pub struct SimulateArgs {
     /// List the built-in scenarios and exit.
     #[arg(long)]
     pub list_scenarios: bool,
+    /// Steward without the combine deadline (an ablation: leader-site servers then never
+    /// vote against a representative for holding its combines; see the README's "Combine
+    /// deadline").
+    #[arg(long)]
+    pub no_combine_deadline: bool,
     /// Drop-tail limit of each WAN queue in KiB (a router buffer); the default is deep.
     #[arg(long, default_value_t = 1024)]
     pub wan_queue_kib: u64,
@@ -232,6 +237,7 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         "signature_scheme": scheme.to_string(),
         "batch": a.batch,
         "write_pct": a.write_pct,
+        "combine_deadline": !a.no_combine_deadline,
         "emulation": "deterministic simulator (virtual time)",
         "machine": results::environment(),
     });
@@ -341,6 +347,7 @@ fn run_one(
     }
     let mut cfg = WorldConfig::new(topology.clone(), clients, a.seed);
     configure!(cfg, a, costs, scheme, crypto);
+    cfg.combine_deadline = !a.no_combine_deadline;
     apply_scenario(&mut cfg, scenario, a.warmup + a.duration / 4, end)
         .map_err(anyhow::Error::msg)?;
     let mut world = World::build(cfg)?;

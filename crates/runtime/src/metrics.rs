@@ -25,7 +25,8 @@
 //!   transport counter `net_<k>` is `bft_net_<k>_total` (e.g. `bft_net_connects_total`).
 //! * every protocol gauge `g` ([`bft_core::Node::gauges`]) is the gauge `bft_<g>`: Steward's
 //!   `bft_local_view`, `bft_global_view`, `bft_blacklisted_servers`,
-//!   `bft_sequencing_deadline_ms`, `bft_combine_deadline_ms`, `bft_combine_wait_us`; PBFT's
+//!   `bft_sequencing_deadline_ms`, `bft_combine_deadline_ms`, `bft_combine_wait_us`,
+//!   `bft_combine_pace_bound_ms`; PBFT's
 //!   `bft_view`; both
 //!   protocols' `bft_pending_updates` and `bft_pool_updates`.
 

@@ -100,9 +100,10 @@ impl Replica {
         }
         if self.in_leader_site() {
             let local = self.local.entry(p.seq).or_default();
-            if let (Some(at), None) = (local.share_at, &local.proposal) {
-                self.seq_watch.combine_waited(now.saturating_sub(at));
-            }
+            let waited = match (local.share_at, &local.proposal) {
+                (Some(at), None) => Some(now.saturating_sub(at)),
+                _ => None,
+            };
             self.local.entry(p.seq).or_default().proposal = Some(p.clone());
             self.note_room();
             while self
@@ -115,6 +116,10 @@ impl Replica {
                     .is_some_and(|s| s.proposal.is_some())
             {
                 self.pending_aru += 1;
+            }
+            if let Some(waited) = waited {
+                self.seq_watch.combine_waited(waited, (p.gv, p.lv));
+                self.check_combine_pace();
             }
         }
         for u in &p.batch {

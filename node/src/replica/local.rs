@@ -349,7 +349,7 @@ impl Replica {
     }
 
     /// Answer a retransmitted Pre-Prepare: the Proposal if formed, else Prepare and share again.
-    fn resend_local(&mut self, seq: u64) {
+    pub(crate) fn resend_local(&mut self, seq: u64) {
         let Some(slot) = self.local.get(&seq) else {
             return;
         };

@@ -39,6 +39,7 @@ use crate::msg::{
 pub use bft_core::NodeId as Dest;
 
 pub use bft_core::Executed;
+pub use sequencing_watch::PACE_SAMPLES;
 
 /// What the replica asks its driver to do: the outputs every protocol node produces.
 pub type Action = bft_core::Output<crate::msg::Message>;
@@ -113,8 +114,7 @@ pub struct ReplicaConfig {
     /// T1, the non-leader-site local timeout; the leader site uses T2 = (f+2)·T1 (TDSC §6.4).
     pub t1: Duration,
     /// Whether a late combine makes a leader-site server vote against its representative
-    /// (sequencing_watch.rs). Off by default: a lost share (lossy links) or a combine's proof
-    /// round can outlast the deadline and replace a correct representative.
+    /// (sequencing_watch.rs; on by default, off only for ablation runs).
     pub combine_deadline: bool,
 }
 
@@ -131,7 +131,7 @@ impl ReplicaConfig {
             retransmit: Duration::from_millis(500),
             sequencer: None,
             t1: Duration::from_millis(500),
-            combine_deadline: false,
+            combine_deadline: true,
         }
     }
 }
@@ -161,6 +161,15 @@ pub struct ReplicaStats {
     pub reps_suspected: u64,
     /// Of those, votes for a Proposal this server shared for and lacked a deadline later.
     pub late_combines: u64,
+    /// Of those, votes for a median share-to-Proposal wait above the pace bound.
+    pub slow_combines: u64,
+    /// Proposal shares sent again while the combine deadline ran (a lost share or Proposal).
+    pub shares_resent: u64,
+    /// Proposals the representative sent again to a signer whose share came twice after the
+    /// combine (its copy of the Proposal was lost).
+    pub proposals_resent: u64,
+    /// Proof rounds of the representative that postponed the combine deadline.
+    pub proof_round_graces: u64,
     /// Votes not sent because this server had voted differently for the same slot and views
     /// (before a crash): a correct server never contradicts itself.
     pub votes_refused: u64,
@@ -185,6 +194,12 @@ pub(crate) struct LocalSlot {
     /// When this server (not the representative) sent its Proposal share for the slot: the
     /// combine watch of sequencing_watch.rs counts from it.
     pub share_at: Option<Duration>,
+    /// Times the share was sent again while the combine deadline ran (at a half and at three
+    /// quarters of it; see sequencing_watch.rs).
+    pub share_resends: u8,
+    /// The representative asked this server to prove its Proposal share for the slot (a
+    /// proof round may grant the representative grace: see sequencing_watch.rs).
+    pub proof_asked: bool,
     pub proposal: Option<Arc<Proposal>>,
     pub sent_at: Duration,
 }
@@ -258,6 +273,10 @@ pub(crate) struct ShareSet {
     /// The unproven shares of that failed combine, judged once the set combines.
     pub suspects: BTreeMap<u32, Vec<u8>>,
     pub done: bool,
+    /// Signers whose share arrived after the combine (the representative's set only).
+    pub late: BTreeSet<u32>,
+    /// Signers sent the Proposal again because their share came twice after the combine.
+    pub answered: BTreeSet<u32>,
 }
 
 /// A Steward server.
@@ -793,6 +812,10 @@ impl bft_core::Node for Replica {
             ("combine_fallbacks", r.combine_fallbacks),
             ("reps_suspected", r.reps_suspected),
             ("late_combines", r.late_combines),
+            ("slow_combines", r.slow_combines),
+            ("shares_resent", r.shares_resent),
+            ("proposals_resent", r.proposals_resent),
+            ("proof_round_graces", r.proof_round_graces),
             ("votes_refused", r.votes_refused),
             ("recovered_entries", r.recovered_entries),
             ("updates_deferred", r.updates_deferred),
@@ -818,6 +841,10 @@ impl bft_core::Node for Replica {
             (
                 "combine_wait_us",
                 self.combine_wait().map_or(0, |d| d.as_micros() as u64),
+            ),
+            (
+                "combine_pace_bound_ms",
+                self.combine_pace_bound().as_millis() as u64,
             ),
         ]
     }

@@ -94,6 +94,9 @@ impl Replica {
         {
             return false;
         }
+        if p.kind == SigKind::Proposal && from != self.cfg.id && self.answer_late_share(from, p) {
+            return true;
+        }
         let ordering = matches!(p.kind, SigKind::Proposal | SigKind::Accept);
         if ordering && p.seq <= self.global_aru {
             return true;
@@ -151,6 +154,37 @@ impl Replica {
         }
         if self.is_rep() {
             self.try_combine(key);
+        }
+        true
+    }
+
+    /// A Proposal share for a slot this representative already combined. The first such
+    /// share of a signer is the usual late one (2f+1 shares combine; the Proposal went to the
+    /// whole site). A second one is the signer's retransmission: it still lacks the Proposal,
+    /// whose copy to it was lost, and would soon vote to replace this representative
+    /// (the combine deadline of sequencing_watch.rs), so it gets the Proposal again, once per
+    /// slot and signer. Returns whether the share was handled here.
+    fn answer_late_share(&mut self, from: ServerId, p: &Arc<PartialSig>) -> bool {
+        if !self.is_rep() {
+            return false;
+        }
+        let Some(set) = self.shares.get_mut(&(p.kind, p.seq, p.content)) else {
+            return false;
+        };
+        if !set.done {
+            return false;
+        }
+        if set.late.insert(p.server) || !set.answered.insert(p.server) {
+            return true;
+        }
+        let proposal = self
+            .local
+            .get(&p.seq)
+            .and_then(|s| s.proposal.clone())
+            .filter(|prop| (prop.gv, prop.lv) == (p.gv, p.lv));
+        if let Some(prop) = proposal {
+            self.stats.proposals_resent += 1;
+            self.send(Dest::Server(from), Message::Proposal(prop));
         }
         true
     }
@@ -394,6 +428,17 @@ impl Replica {
         else {
             return true;
         };
+        if q.kind == SigKind::Proposal && from == self.rep_of(self.site()) {
+            let first = self
+                .local
+                .get_mut(&q.seq)
+                .filter(|slot| slot.share_at.is_some() && !slot.proof_asked)
+                .map(|slot| slot.proof_asked = true)
+                .is_some();
+            if first {
+                self.grant_proof_round_grace();
+            }
+        }
         let partial = if self.crypto.share_form(self.site(), &mine.share) == ShareForm::Proven {
             mine
         } else {

@@ -467,6 +467,8 @@ impl Replica {
                 slot.prepares.clear();
                 slot.share_sent = false;
                 slot.share_at = None;
+                slot.share_resends = 0;
+                slot.proof_asked = false;
                 slot.cert = None;
                 if slot.proposal.as_ref().is_some_and(|p| p.lv < c.lv) && !props.contains_key(&seq)
                 {

@@ -72,9 +72,9 @@ pub enum Byzantine {
     /// Leader-site representative that fills at most one fresh slot per this period, just
     /// often enough for no timeout to fire ([`faults::SlowSequencer`]).
     SlowSequencer(Duration),
-    /// Leader-site representative that holds each slot's Proposal shares (second) this long
-    /// before combining, from (first) on ([`faults::SlowCombiner`]).
-    SlowCombiner(Duration, Duration),
+    /// Leader-site representative that holds each slot's Proposal shares before combining, as
+    /// long as the holds (second) say, from (first) on ([`faults::SlowCombiner`]).
+    SlowCombiner(Duration, faults::Holds),
     /// Leader-site representative that sends one Proposal only to the sites in the mask
     /// (never its own) from the given time on, then falls silent.
     SelectiveProposal(Duration, u64),
@@ -134,7 +134,7 @@ pub struct WorldConfig {
     /// updates per period). They get the ids after the correct clients' (fast crypto only).
     pub flooding_clients: Vec<(SiteId, Duration, u32)>,
     /// Servers vote against a representative that combines late
-    /// ([`ReplicaConfig::combine_deadline`]; off by default).
+    /// ([`ReplicaConfig::combine_deadline`]; on by default).
     pub combine_deadline: bool,
     /// Byzantine clients replaying one signed query to every server of their site: (site,
     /// period, copies per period). Their ids follow the flooding clients' (fast crypto only).
@@ -194,7 +194,7 @@ impl WorldConfig {
             slow_links: Vec::new(),
             flooding_clients: Vec::new(),
             replaying_clients: Vec::new(),
-            combine_deadline: false,
+            combine_deadline: true,
         }
     }
 }
@@ -450,8 +450,8 @@ fn server_node(
         Some(Byzantine::WrongResults) => {
             Box::new(Tamper::new(replica, faults::WrongResults::new(id, own())))
         }
-        Some(Byzantine::SlowCombiner(from, hold)) => {
-            Box::new(faults::SlowCombiner::new(replica, from, hold))
+        Some(Byzantine::SlowCombiner(from, holds)) => {
+            Box::new(faults::SlowCombiner::new(replica, from, holds))
         }
         Some(Byzantine::DropUpdates) => Box::new(faults::drop_updates(replica)),
         Some(Byzantine::SilentSigner) => Box::new(faults::ignore_proof_requests(replica)),

@@ -54,12 +54,20 @@ fn selective_proposal_by_leader_representative_keeps_safety() {
             "site1 = 1, site2 = 1, site3 = 1, site4 = 1",
             &links,
         );
-        let mut cfg = WorldConfig::new(topo, 8, seed);
+        let mut cfg = WorldConfig::new(topo.clone(), 8, seed);
         cfg.sim.warmup = Duration::from_secs(1);
         cfg.byzantine = vec![(
             ServerId::new(SiteId(0), 0),
             Byzantine::SelectiveProposal(Duration::from_secs(3), 0b11000),
         )];
+        // With the combine deadline (sequencing_watch.rs) the leader site replaces the
+        // representative tens of milliseconds after it withholds its Proposal, and the new
+        // one re-proposes the slot from the Prepare certificates: the slot is ordered before
+        // any global view change. The global view change must keep the binding without that
+        // help (a representative that withholds only as long as the deadline allows), so the
+        // invariant is checked with the deadline off; `..._with_the_combine_deadline` below
+        // mounts the same attack with it on.
+        cfg.combine_deadline = false;
         let mut w = World::build(cfg).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         w.run_until(Duration::from_millis(3600)).unwrap();
         // The slot the two accepting sites ordered without the leader site's knowledge.
@@ -99,6 +107,54 @@ fn selective_proposal_by_leader_representative_keeps_safety() {
             after > 10,
             "seed {seed}: ordering did not resume after the attack ({before} before, {after} after; {})",
             w.replica(s).unwrap().debug_state()
+        );
+    }
+}
+
+/// Attack 1 with the combine deadline on: the leader site replaces the withholding
+/// representative before the next global view change is due, its next representative
+/// re-proposes the withheld slot from the Prepare certificates (the same binding the two
+/// accepting sites hold), and ordering goes on at the same leader site.
+#[test]
+fn selective_proposal_by_leader_representative_with_the_combine_deadline() {
+    let links = [
+        slow_link("site1", "site3", 55),
+        slow_link("site1", "site4", 55),
+    ]
+    .concat();
+    for seed in [204, 205] {
+        let topo = variant(
+            "local-symmetric-10mbps.toml",
+            "site1 = 1, site2 = 1, site3 = 1, site4 = 1",
+            &links,
+        );
+        let mut cfg = WorldConfig::new(topo, 8, seed);
+        cfg.sim.warmup = Duration::from_secs(1);
+        cfg.byzantine = vec![(
+            ServerId::new(SiteId(0), 0),
+            Byzantine::SelectiveProposal(Duration::from_secs(3), 0b11000),
+        )];
+        assert!(cfg.combine_deadline, "on by default");
+        let mut w = World::build(cfg).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let end = Duration::from_secs(20);
+        w.run_until(end).unwrap();
+        let r = w.report();
+        assert_every_client_progresses(&w, &r, seed, end, "selective proposal");
+        let s1 = w.replica(ServerId::new(SiteId(0), 1)).unwrap();
+        assert!(
+            s1.stats().late_combines >= 1,
+            "seed {seed}: the withheld Proposal went unnoticed ({:?})",
+            s1.stats()
+        );
+        assert_eq!(
+            s1.stats().global_view_changes,
+            0,
+            "seed {seed}: the leader site lost its leadership"
+        );
+        let after = w.checker().executions_between(Duration::from_secs(3), end);
+        assert!(
+            after > 100,
+            "seed {seed}: only {after} executions after the attack"
         );
     }
 }

@@ -273,14 +273,12 @@ pub fn apply_scenario(
             // No combine deadline to stay under: two slots in flight (the local window), each
             // held just under the stall and starvation timers.
             let hold = (slow_sequencer_period(cfg) * 2).min(leader_t2(cfg) * 9 / 10);
-            leader_rep(cfg, Byzantine::SlowCombiner(Duration::ZERO, hold));
+            let holds = super::faults::Holds::uniform(hold);
+            leader_rep(cfg, Byzantine::SlowCombiner(Duration::ZERO, holds));
         }
         "slow-combiner" => {
-            let (deadline, wait) = calibrated_combine_deadline(cfg)?;
-            // The watch counts from the share, the hold from the first share's arrival: what a
-            // prompt combine takes comes on top of the hold.
-            let hold = (deadline * SLOW_COMBINER_PERCENT / 100).saturating_sub(wait);
-            leader_rep(cfg, Byzantine::SlowCombiner(CALIBRATION, hold));
+            let holds = calibrated_holds(cfg)?;
+            leader_rep(cfg, Byzantine::SlowCombiner(CALIBRATION, holds));
             cfg.fault_at = Some(CALIBRATION);
         }
         "withholding-reps" => {
@@ -339,17 +337,38 @@ fn leader_t2(cfg: &WorldConfig) -> Duration {
     super::local_timeout_t1(&cfg.topology) * (cfg.topology.sites[0].f + 2)
 }
 
-/// How much of the calibrated combine deadline the `slow-combiner` holds each slot.
+/// How much of the calibrated combine deadline and pace bound the `slow-combiner` holds.
 const SLOW_COMBINER_PERCENT: u32 = 95;
+
+/// Slots of every `PACE_SAMPLES` the `slow-combiner` holds almost to the deadline: fewer than
+/// half, with a margin of two for slots a correct server misses (it then judges the median
+/// of a window that reaches further back).
+const SLOW_COMBINER_LONG_SLOTS: u64 = crate::replica::PACE_SAMPLES as u64 / 2 - 2;
 
 /// How long the `slow-combiner` profiles the fault-free run before it attacks (the deadline
 /// of the first second, from few samples, is lower than the steady one).
 const CALIBRATION: Duration = Duration::from_secs(3);
 
-/// The combine deadline of a correct leader-site server after [`CALIBRATION`] of `cfg`
-/// without faults, and the median time a prompt combine took it: what a white-box attacker
-/// learns by profiling the deployment.
-fn calibrated_combine_deadline(cfg: &WorldConfig) -> Result<(Duration, Duration), String> {
+/// The strongest `slow-combiner` the watch does not catch, from a profile of `cfg` (see
+/// [`calibrated_bounds`]): a few slots of every `PACE_SAMPLES` held 95% of the combine
+/// deadline, the others 95% of the pace bound (the pace is the median wait), each less what
+/// a prompt combine takes (the watch counts from the share, the hold from the first share's
+/// arrival, so the prompt combine's time comes on top of the hold). With the combine deadline
+/// off, nothing bounds the hold but the timers.
+fn calibrated_holds(cfg: &WorldConfig) -> Result<super::faults::Holds, String> {
+    let (deadline, pace_bound, wait) = calibrated_bounds(cfg)?;
+    let hold = |bound: Duration| (bound * SLOW_COMBINER_PERCENT / 100).saturating_sub(wait);
+    Ok(super::faults::Holds {
+        long: hold(deadline),
+        short: hold(pace_bound),
+        long_slots: SLOW_COMBINER_LONG_SLOTS,
+    })
+}
+
+/// The combine deadline and pace bound of a correct leader-site server after [`CALIBRATION`]
+/// of `cfg` without faults, and the median time a prompt combine took it: what a white-box
+/// attacker learns by profiling the deployment.
+fn calibrated_bounds(cfg: &WorldConfig) -> Result<(Duration, Duration, Duration), String> {
     let mut probe = cfg.clone();
     probe.byzantine.clear();
     probe.fault_at = None;
@@ -359,7 +378,10 @@ fn calibrated_combine_deadline(cfg: &WorldConfig) -> Result<(Duration, Duration)
         .map_err(|e| format!("slow-combiner calibration: {e}"))?;
     world
         .replica(ServerId::new(SiteId(0), 1))
-        .map(|r| (r.combine_deadline(), r.combine_wait().unwrap_or_default()))
+        .map(|r| {
+            let wait = r.combine_wait().unwrap_or_default();
+            (r.combine_deadline(), r.combine_pace_bound(), wait)
+        })
         .ok_or_else(|| "slow-combiner calibration: no server 1 at the leader site".into())
 }
 

@@ -27,7 +27,7 @@ pub use partial_spammer::PartialSigSpammer;
 pub use recon_requester::ReconRequester;
 pub use replaying_client::ReplayingClient;
 pub use sequencer::{EmptyBatches, SelectiveProposal, SlowSequencer};
-pub use slow_combiner::SlowCombiner;
+pub use slow_combiner::{Holds, SlowCombiner};
 pub use spammer::Spammer;
 pub use wrong_results::WrongResults;
 pub use wrong_unproven::WrongUnprovenShares;

@@ -1,12 +1,13 @@
 //! A leader-site representative that sequences promptly and combines late: it holds each
-//! slot's Proposal shares a fixed time before it combines them. With the local window of 2,
-//! two held combines also close the window, so the sequencing watch sees no room to judge it
-//! by; only the combine deadline (sequencing_watch.rs) bounds it. The `slow-combiner`
-//! scenario sets the hold just under the deadline its site's correct servers use (see
-//! `calibrated_combine_deadline` in scenario.rs): a white-box attacker that profiled the
-//! deployment. (An attacker that probes for the deadline is caught at once: every correct
-//! server shares at about the same time and measures about the same deadline, so the first
-//! slot held too long brings 2f+1 votes together.)
+//! slot's Proposal shares before it combines them. With the local window of 2, two held
+//! combines also close the window, so the sequencing watch sees no room to judge it by; only
+//! the combine deadline and the combine pace (sequencing_watch.rs) bound it. The
+//! `slow-combiner` scenario holds just under both, as its site's correct servers compute them
+//! (see `calibrated_holds` in scenario.rs): a white-box attacker that profiled the
+//! deployment holds a few slots of every [`PACE_SAMPLES`] almost to the deadline and the
+//! others almost to the pace bound. (An attacker that probes for the bounds is caught at
+//! once: every correct server shares at about the same time and measures about the same
+//! bounds, so the first slot held too long brings 2f+1 votes together.)
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -16,7 +17,38 @@ use bft_core::{Node, NodeId, Output};
 
 use super::ServerNode;
 use crate::msg::{Message, SigKind};
-use crate::replica::Replica;
+use crate::replica::{Replica, PACE_SAMPLES};
+
+/// How long a [`SlowCombiner`] holds each slot's shares: `long` for the first `long_slots`
+/// slots of every [`PACE_SAMPLES`] consecutive ones, `short` for the others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Holds {
+    /// The hold of the few slots held long.
+    pub long: Duration,
+    /// The hold of the others.
+    pub short: Duration,
+    /// Slots held long per [`PACE_SAMPLES`].
+    pub long_slots: u64,
+}
+
+impl Holds {
+    /// Every slot held `hold`.
+    pub fn uniform(hold: Duration) -> Self {
+        Holds {
+            long: hold,
+            short: hold,
+            long_slots: 0,
+        }
+    }
+
+    fn of_slot(&self, seq: u64) -> Duration {
+        if seq % (PACE_SAMPLES as u64) < self.long_slots {
+            self.long
+        } else {
+            self.short
+        }
+    }
+}
 
 /// The wrapper's own timer token, far from the replica's (1, 2, and the local and global
 /// timer generations from 2^32 on, which never reach it).
@@ -25,12 +57,12 @@ const RELEASE: u64 = u64::MAX - 0x51_0c;
 /// Slots whose release time the attacker remembers (older ones are forgotten).
 const TRACKED: usize = 64;
 
-/// A correct replica whose inbound Proposal shares of a slot wait `hold` from the first
-/// one's arrival while it is the representative, from `from` on.
+/// A correct replica whose inbound Proposal shares of a slot wait the slot's hold from the
+/// first one's arrival while it is the representative, from `from` on.
 pub struct SlowCombiner {
     inner: Replica,
     from: Duration,
-    hold: Duration,
+    holds: Holds,
     /// When each slot's held shares are released.
     release: BTreeMap<u64, Duration>,
     /// Held shares with their release time.
@@ -38,13 +70,13 @@ pub struct SlowCombiner {
 }
 
 impl SlowCombiner {
-    /// `inner`, holding each slot's shares `hold` while it represents its site, from `from`
-    /// on.
-    pub fn new(inner: Replica, from: Duration, hold: Duration) -> Self {
+    /// `inner`, holding each slot's shares as `holds` says while it represents its site,
+    /// from `from` on.
+    pub fn new(inner: Replica, from: Duration, holds: Holds) -> Self {
         SlowCombiner {
             inner,
             from,
-            hold,
+            holds,
             release: BTreeMap::new(),
             held: Vec::new(),
         }
@@ -52,7 +84,8 @@ impl SlowCombiner {
 
     /// The release time of a slot's shares, fixed by its first share.
     fn due(&mut self, now: Duration, seq: u64) -> Duration {
-        let due = *self.release.entry(seq).or_insert(now + self.hold);
+        let hold = self.holds.of_slot(seq);
+        let due = *self.release.entry(seq).or_insert(now + hold);
         while self.release.len() > TRACKED {
             self.release.pop_first();
         }
