@@ -75,6 +75,11 @@ pub enum Byzantine {
     /// Leader-site representative that holds each slot's Proposal shares before combining, as
     /// long as the holds (second) say, from (first) on ([`faults::SlowCombiner`]).
     SlowCombiner(Duration, faults::Holds),
+    /// Leader-site representative that sends its Proposals to the other sites this late
+    /// ([`bft_harness::faults::DelayOutbound`]).
+    SlowDisseminator(Duration),
+    /// Representative that sends its site's Accepts to the other sites this late.
+    SlowAccepts(Duration),
     /// Leader-site representative that sends one Proposal only to the sites in the mask
     /// (never its own) from the given time on, then falls silent.
     SelectiveProposal(Duration, u64),
@@ -453,6 +458,18 @@ fn server_node(
         Some(Byzantine::SlowCombiner(from, holds)) => {
             Box::new(faults::SlowCombiner::new(replica, from, holds))
         }
+        Some(Byzantine::SlowDisseminator(hold)) => Box::new(faults::to_other_sites_late(
+            replica,
+            id.site,
+            |m| matches!(m, Message::Proposal(_)),
+            hold,
+        )),
+        Some(Byzantine::SlowAccepts(hold)) => Box::new(faults::to_other_sites_late(
+            replica,
+            id.site,
+            |m| matches!(m, Message::Accept(_)),
+            hold,
+        )),
         Some(Byzantine::DropUpdates) => Box::new(faults::drop_updates(replica)),
         Some(Byzantine::SilentSigner) => Box::new(faults::ignore_proof_requests(replica)),
         Some(Byzantine::WithholdAccepts) => Box::new(faults::withhold_accepts(replica, id)),
@@ -477,12 +494,15 @@ fn server_node(
 /// T1 for a topology: four times the largest WAN round trip, at least 0.5 s (T1 must cover a
 /// THRESHOLD-SIGN and a WAN exchange; TDSC §6.4 leaves the base K to the deployment).
 pub fn local_timeout_t1(topo: &Topology) -> Duration {
-    let max_rtt = topo
-        .wan_pairs()
+    (4 * max_round_trip(topo)).max(Duration::from_millis(500))
+}
+
+/// The longest WAN round trip of the topology (its links' latency and jitter, both ways).
+pub(crate) fn max_round_trip(topo: &Topology) -> Duration {
+    topo.wan_pairs()
         .map(|(_, _, l)| 2 * (l.latency + l.jitter))
         .max()
-        .unwrap_or(Duration::ZERO);
-    (4 * max_rtt).max(Duration::from_millis(500))
+        .unwrap_or(Duration::ZERO)
 }
 
 /// Propagation-only lower bound (ms) of an update's latency for a client at `client_site`

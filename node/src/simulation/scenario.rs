@@ -154,9 +154,23 @@ pub const SCENARIOS: &[ScenarioInfo] = &[
     ScenarioInfo {
         name: "slow-combiner",
         description: "the leader site's representative sequences promptly but holds each \
-                      slot's Proposal shares before combining, just under the timers (or, with \
-                      the combine deadline on, 95% of it, calibrated on a fault-free run); two \
-                      held slots close the local window",
+                      slot's Proposal shares before combining, just under the combine deadline \
+                      and pace it profiled on a fault-free run (with --no-combine-deadline: \
+                      just under the timers); two held slots close the local window",
+        attack: true,
+    },
+    ScenarioInfo {
+        name: "slow-disseminator",
+        description: "open residual of attack 7: the leader site's representative sequences \
+                      and combines promptly but sends each Proposal to the other sites 0.9·T2 \
+                      late (the global window keeps 16 slots in flight)",
+        attack: true,
+    },
+    ScenarioInfo {
+        name: "slow-accepts",
+        description: "open residual of attack 7: every non-leader site's representative sends \
+                      its site's Accepts to the other sites 3/4·(T1 − the longest WAN round \
+                      trip) late, just under its site's timer",
         attack: true,
     },
     ScenarioInfo {
@@ -280,6 +294,23 @@ pub fn apply_scenario(
             let holds = calibrated_holds(cfg)?;
             leader_rep(cfg, Byzantine::SlowCombiner(CALIBRATION, holds));
             cfg.fault_at = Some(CALIBRATION);
+        }
+        "slow-disseminator" => {
+            let hold = leader_t2(cfg) * 9 / 10;
+            leader_rep(cfg, Byzantine::SlowDisseminator(hold));
+        }
+        "slow-accepts" => {
+            // Non-leader sites time their representatives with T1 from the Proposal's arrival
+            // to its global order, a round trip later when nothing is held: at
+            // `local-symmetric-10mbps` (T1 500 ms, round trip 100 ms) holds of 0.9·T2 and
+            // 0.9·T1 had every representative replaced once, 300 ms none.
+            let t1 = super::local_timeout_t1(&cfg.topology);
+            let hold = t1.saturating_sub(super::max_round_trip(&cfg.topology)) * 3 / 4;
+            for s in 1..sites as u16 {
+                cfg.byzantine
+                    .push((ServerId::new(SiteId(s), 0), Byzantine::SlowAccepts(hold)));
+            }
+            cfg.fault_at = Some(Duration::ZERO);
         }
         "withholding-reps" => {
             for s in 1..sites as u16 {

@@ -27,6 +27,16 @@ pub trait Wrapper {
     }
     /// Changes `out[from..]`, what the inner node output for one admitted input.
     fn outgoing(&mut self, _out: &mut Vec<Output<MsgOf<Self>>>, _from: usize) {}
+    /// A timer the wrapper set for itself (with a token the inner node never uses): handle it
+    /// and return true; false passes the timer on to the inner node.
+    fn own_timer(
+        &mut self,
+        _now: Duration,
+        _token: u64,
+        _out: &mut Vec<Output<MsgOf<Self>>>,
+    ) -> bool {
+        false
+    }
     /// Crypto work of the wrapper itself (re-signing), charged on top of the inner node's.
     fn own_crypto(&self) -> CryptoCounters {
         CryptoCounters::default()
@@ -108,7 +118,9 @@ macro_rules! wrapper_node {
                 token: u64,
                 out: &mut Vec<bft_core::Output<Self::Msg>>,
             ) {
-                self.step(now, None, out, |n, out| n.on_timer(now, token, out));
+                if !self.own_timer(now, token, out) {
+                    self.step(now, None, out, |n, out| n.on_timer(now, token, out));
+                }
             }
             fn crypto_counters(&self) -> bft_core::crypto::CryptoCounters {
                 self.total_crypto()

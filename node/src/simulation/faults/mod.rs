@@ -33,8 +33,10 @@ pub use wrong_results::WrongResults;
 pub use wrong_unproven::WrongUnprovenShares;
 
 use bft_core::NodeId;
-use bft_harness::faults::{DropInbound, MsgFilter, Withhold};
-use steward_config::ServerId;
+use std::time::Duration;
+
+use bft_harness::faults::{DelayOutbound, DropInbound, MsgFilter, Withhold};
+use steward_config::{ServerId, SiteId};
 
 use crate::msg::{Message, SigKind};
 use crate::replica::Replica;
@@ -91,4 +93,19 @@ pub fn withhold_accepts<N: ServerNode + 'static>(inner: N, me: ServerId) -> impl
         matches!(m, Message::Accept(_)) && matches!(to, NodeId::Server(s) if s.site != me.site)
     });
     Withhold::new(inner, abroad)
+}
+
+/// As representative, sends the messages `which` matches to the servers of other sites
+/// `hold` late (what only a representative sends abroad: the leader site's Proposals, a
+/// site's Accepts); its own site gets them at once, so no correct server of its site sees
+/// anything amiss.
+pub fn to_other_sites_late<N: ServerNode + 'static>(
+    inner: N,
+    site: SiteId,
+    which: fn(&Message) -> bool,
+    hold: Duration,
+) -> impl ServerNode {
+    let abroad: MsgFilter<Message> =
+        Box::new(move |to, m| which(m) && matches!(to, NodeId::Server(s) if s.site != site));
+    DelayOutbound::new(inner, abroad, hold).when(|n: &N| n.replica().is_representative())
 }
