@@ -200,6 +200,8 @@ pub(crate) struct LocalSlot {
     /// The representative asked this server to prove its Proposal share for the slot (a
     /// proof round may grant the representative grace: see sequencing_watch.rs).
     pub proof_asked: bool,
+    /// The representative sent the Pre-Prepare again to the servers whose share it lacked.
+    pub signers_nudged: bool,
     pub proposal: Option<Arc<Proposal>>,
     pub sent_at: Duration,
 }
@@ -374,6 +376,8 @@ pub struct Replica {
     pub(crate) aru_at_last_tick: u64,
     /// When each peer's reconciliation request was last answered.
     pub(crate) recon_answered: BTreeMap<ServerId, Duration>,
+    /// This server's last reconciliation request to another site (see `recon`).
+    pub(crate) recon_asked: Option<recon::ReconAsk>,
     /// Per site: how far its correct servers provably are (see `recon`).
     pub(crate) site_signed: Vec<recon::SignedProgress>,
     /// Per site: reconciliation bytes this server may still send it, and when that
@@ -450,6 +454,7 @@ impl Replica {
             kv: KvStore::default(),
             aru_at_last_tick: 0,
             recon_answered: BTreeMap::new(),
+            recon_asked: None,
             site_signed: vec![Default::default(); cfg_sites],
             recon_budget: vec![(0, Duration::ZERO); cfg_sites],
             ledger: Default::default(),

@@ -42,6 +42,20 @@ pub(crate) struct SignedProgress {
     pub own_aru: u64,
 }
 
+/// Retransmission periods an unanswered request to another site is waited for before it is
+/// asked again: an answer of RECON_BATCH proofs (about 54 kB) takes over a second on the
+/// slowest shipped wide-area link (405 kbit/s), plus the round trip.
+const RECON_PATIENCE: u32 = 4;
+
+/// This server's requests to another site in flight: the last one asked for the proofs after
+/// `from` at `at`; together they asked for everything up to `top`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ReconAsk {
+    pub from: u64,
+    pub top: u64,
+    pub at: Duration,
+}
+
 /// A checkpoint: the encoded state after executing `seq`.
 pub(crate) struct Checkpoint {
     pub seq: u64,
@@ -103,7 +117,14 @@ impl Replica {
             };
             let own_size = self.site_size(self.site());
             let my_turn = self.is_rep() || self.stuck_ticks % (2 * own_size) == self.cfg.id.index;
-            if other != self.site() && my_turn {
+            let remote_from = self.next_remote_recon(highest);
+            if let (true, true, Some(from)) = (other != self.site(), my_turn, remote_from) {
+                self.recon_asked = Some(ReconAsk {
+                    from,
+                    top: from + RECON_BATCH,
+                    at: self.now,
+                });
+                let req = Message::ReconRequest(Arc::new(ReconRequest { aru: from }));
                 // Proofs gone (more than KEEP_EXECUTED behind): a snapshot needs f+1 servers of
                 // one site vouching for the same checkpoint, which moves every CHECKPOINT
                 // slots, so ask f+1 servers at once (one snapshot each).
@@ -126,6 +147,31 @@ impl Replica {
             let leader_rep = self.rep_of(self.leader_site());
             self.send(Dest::Server(leader_rep), req);
         }
+    }
+
+    /// Where this server's next request to another site starts, or None to wait for the
+    /// last one's answer. An answer of up to RECON_BATCH proofs takes longer than a
+    /// retransmission period over a slow wide-area link, and asking again from the execution
+    /// point every period made the other site send the same proofs again and again: campaign
+    /// seed 70376 (local-planetlab, site 1 cut off for 10 s) caught up at about 12 slots/s
+    /// over an 800 kbit/s link while the front moved at 23, and its clients starved. So while
+    /// the last request is fresh, wait until its answer starts arriving (the execution point
+    /// passes its start), then ask for the range after everything asked: at most two answers
+    /// are in flight and each carries new proofs. A stale request, or one fully answered, is
+    /// followed by one from the execution point (an answer lost or cut short is asked again).
+    fn next_remote_recon(&self, highest: u64) -> Option<u64> {
+        let aru = self.global_aru;
+        let Some(last) = self.recon_asked else {
+            return Some(aru);
+        };
+        let fresh = self.now.saturating_sub(last.at) < self.cfg.retransmit * RECON_PATIENCE;
+        if highest > aru + super::KEEP_EXECUTED || !fresh || aru >= last.top {
+            return Some(aru);
+        }
+        if aru <= last.from {
+            return None;
+        }
+        Some(last.top)
     }
 
     /// Raise the reconciliation hint to `seq`, which the caller verified was signed by a

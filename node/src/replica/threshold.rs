@@ -127,6 +127,9 @@ impl Replica {
                 // Only the proof asked for after a failed combine replaces a share.
                 let had_proof = self.crypto.share_form(site, old) == ShareForm::Proven;
                 if had_proof || !proven {
+                    if p.kind == SigKind::Proposal && self.is_rep() && !proven {
+                        self.nudge_missing_signers(p.seq);
+                    }
                     return true;
                 }
             }
@@ -187,6 +190,37 @@ impl Replica {
             self.send(Dest::Server(from), Message::Proposal(prop));
         }
         true
+    }
+
+    /// A signer sent its Proposal share for `seq` again: it is waiting for the Proposal (the
+    /// combine deadline of sequencing_watch.rs runs), and this representative still lacks
+    /// 2f+1 shares. A server whose share is missing may have lost the Pre-Prepare or the
+    /// Prepares it needs, which the periodic retransmission would repair only after 0.5 s:
+    /// send each such server the Pre-Prepare now (it answers a duplicate with its Prepare and
+    /// share), once per slot.
+    fn nudge_missing_signers(&mut self, seq: u64) {
+        let Some(slot) = self.local.get_mut(&seq) else {
+            return;
+        };
+        let Some(pp) = slot.pre_prepare.clone().filter(|_| !slot.signers_nudged) else {
+            return;
+        };
+        slot.signers_nudged = true;
+        let signed: std::collections::BTreeSet<u32> = self
+            .shares
+            .iter()
+            .filter(|((k, s, _), _)| *k == SigKind::Proposal && *s == seq)
+            .flat_map(|(_, set)| set.shares.keys().copied())
+            .collect();
+        let site = self.site();
+        for i in 0..self.site_size(site) {
+            if i != self.cfg.id.index && !signed.contains(&i) {
+                self.send(
+                    Dest::Server(ServerId::new(site, i)),
+                    Message::PrePrepare(pp.clone()),
+                );
+            }
+        }
     }
 
     /// The content digest and views of the share `p`'s signer holds here for another content

@@ -469,6 +469,7 @@ impl Replica {
                 slot.share_at = None;
                 slot.share_resends = 0;
                 slot.proof_asked = false;
+                slot.signers_nudged = false;
                 slot.cert = None;
                 if slot.proposal.as_ref().is_some_and(|p| p.lv < c.lv) && !props.contains_key(&seq)
                 {

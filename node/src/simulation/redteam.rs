@@ -386,6 +386,36 @@ fn a_lagging_site_catches_up_over_a_slow_wide_area_link() {
     );
 }
 
+/// Campaign seed 70376 on local-planetlab: site 1 (Brazil, 800 kbit/s to the leader site) is
+/// cut off from 5 s to 15 s. Its representative asked a leader-site server for proofs every
+/// retransmission period, each time from its execution point, while each answer (up to 64
+/// proofs, about 54 kB) took longer than a period to cross the link: the same proofs crossed
+/// it again and again, the site caught up at about 12 slots/s while the front moved at 23,
+/// fell further behind from 30 s on, and its clients starved. Now a request to another site
+/// waits for the previous answer to start arriving and then asks for the range after it: the
+/// site is back at the front 7 s after the heal.
+#[test]
+fn a_site_catching_up_over_a_slow_link_asks_for_each_proof_once() {
+    let topo = shipped_topology("local-planetlab.toml");
+    let (w, live) = campaign_seed(&topo, 70376).expect("campaign seed 70376 is safe");
+    let end = Duration::from_secs(60);
+    assert!(
+        live,
+        "seed 70376: clients {:?} starved in the last 15 s",
+        w.checker()
+            .starved_clients(w.cfg.clients, end - Duration::from_secs(15), end)
+    );
+    let front = w.replica(ServerId::new(SiteId(0), 1)).unwrap().global_aru();
+    for i in 0..4 {
+        let s = w.replica(ServerId::new(SiteId(1), i)).unwrap();
+        assert!(
+            s.global_aru() + 16 >= front,
+            "seed 70376: s1.{i} at {} with the front at {front}",
+            s.global_aru()
+        );
+    }
+}
+
 /// Campaign seed 2281 on paper-cairn (f = 5, sites of 16, many Byzantine servers, a
 /// crash-restart of s3.1) starved client 6, with about 50 instead of 84 updates/s after the
 /// partition, while every lagging server asked every server of another site (up to 16 x 16
