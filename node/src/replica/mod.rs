@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use steward_config::{ServerId, SiteId};
+use steward_config::{ServerId, SiteId, Topology};
 
 use crate::crypto::Crypto;
 use crate::kv::KvStore;
@@ -116,6 +116,21 @@ pub struct ReplicaConfig {
     /// Whether a late combine makes a leader-site server vote against its representative
     /// (sequencing_watch.rs; on by default, off only for ablation runs).
     pub combine_deadline: bool,
+}
+
+/// T1 for a topology: four times the largest WAN round trip, at least 0.5 s (T1 must cover a
+/// THRESHOLD-SIGN and a WAN exchange; TDSC §6.4 leaves the base K to the deployment). Both
+/// drivers, the simulator and `steward-node`, set [`ReplicaConfig::t1`] to it.
+pub fn local_timeout_t1(topo: &Topology) -> Duration {
+    (4 * max_round_trip(topo)).max(Duration::from_millis(500))
+}
+
+/// The longest WAN round trip of the topology (its links' latency and jitter, both ways).
+pub(crate) fn max_round_trip(topo: &Topology) -> Duration {
+    topo.wan_pairs()
+        .map(|(_, _, l)| 2 * (l.latency + l.jitter))
+        .max()
+        .unwrap_or(Duration::ZERO)
 }
 
 impl ReplicaConfig {
@@ -852,5 +867,21 @@ impl bft_core::Node for Replica {
                 self.combine_pace_bound().as_millis() as u64,
             ),
         ]
+    }
+}
+
+#[cfg(test)]
+mod timeout_tests {
+    use super::*;
+    use bft_harness::testing::shipped_topology;
+
+    #[test]
+    fn t1_covers_four_of_the_longest_round_trips() {
+        let lan_like = shipped_topology("local-symmetric-10mbps.toml");
+        assert_eq!(local_timeout_t1(&lan_like), Duration::from_millis(500));
+        // paper-planetlab: Brazil-Korea, 289 ms one way.
+        let planetlab = shipped_topology("paper-planetlab.toml");
+        assert_eq!(max_round_trip(&planetlab), Duration::from_millis(578));
+        assert_eq!(local_timeout_t1(&planetlab), Duration::from_millis(2312));
     }
 }

@@ -4,6 +4,8 @@
 pub mod faults;
 mod scenario;
 
+pub use crate::replica::local_timeout_t1;
+pub(crate) use crate::replica::max_round_trip;
 pub use bft_harness::{CryptoMode, RunReport, SafetyChecker};
 pub use faults::{ServerNode, Spammer};
 pub use scenario::{
@@ -489,20 +491,6 @@ fn server_node(
             faults::PartialSigSpammer::new(id, sites[id.site.index()], own(), per_tick),
         )),
     }
-}
-
-/// T1 for a topology: four times the largest WAN round trip, at least 0.5 s (T1 must cover a
-/// THRESHOLD-SIGN and a WAN exchange; TDSC §6.4 leaves the base K to the deployment).
-pub fn local_timeout_t1(topo: &Topology) -> Duration {
-    (4 * max_round_trip(topo)).max(Duration::from_millis(500))
-}
-
-/// The longest WAN round trip of the topology (its links' latency and jitter, both ways).
-pub(crate) fn max_round_trip(topo: &Topology) -> Duration {
-    topo.wan_pairs()
-        .map(|(_, _, l)| 2 * (l.latency + l.jitter))
-        .max()
-        .unwrap_or(Duration::ZERO)
 }
 
 /// Propagation-only lower bound (ms) of an update's latency for a client at `client_site`
