@@ -335,6 +335,13 @@ impl Replica {
                 }
             }
             self.global_aru = seq;
+            // An executed slot needs no Proposal any more: the local view change waits for a
+            // server's Proposals up to the invocation aru (pending_aru), and a server that
+            // executed a slot from an order proof without holding its Proposal locally kept a
+            // pending_aru below its execution point for good, never applied another local
+            // constraint, and with one Byzantine signer blacklisted its site could no longer
+            // combine (campaign seed 100184: 195 local view changes, no progress after 29 s).
+            self.pending_aru = self.pending_aru.max(seq);
             self.maybe_checkpoint(seq);
             progressed = true;
         }

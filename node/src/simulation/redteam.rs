@@ -354,11 +354,12 @@ fn debug_campaign_seed() {
     for s in w.cfg.topology.steward_servers() {
         if let Some(x) = w.replica(s) {
             eprintln!(
-                "{s} gv {} lv {} {:?} {}",
+                "{s} gv {} lv {} {:?} {}\n    {:?}",
                 x.global_view(),
                 x.local_view(),
                 x.pending_seen,
-                x.debug_state()
+                x.debug_state(),
+                x.stats()
             );
         }
     }
@@ -411,6 +412,35 @@ fn a_site_catching_up_over_a_slow_link_asks_for_each_proof_once() {
         assert!(
             s.global_aru() + 16 >= front,
             "seed 70376: s1.{i} at {} with the front at {front}",
+            s.global_aru()
+        );
+    }
+}
+
+/// Campaign seed 100184 on local-cairn: a leader-site server with corrupt shares (blacklisted,
+/// so every combine needs the other three), and site 3 cut off for 8 s. A leader-site server
+/// that executed slots from order proofs without holding their Proposals kept its
+/// `pending_aru` below its execution point; the local view change waits for a server's
+/// Proposals up to the invocation aru, so it never applied another local constraint, the
+/// site could not combine without it, and it changed representatives 195 times with no
+/// progress after 29 s. Executing a slot now raises `pending_aru` too.
+#[test]
+fn executed_slots_count_as_held_for_the_local_view_change() {
+    let topo = shipped_topology("local-cairn.toml");
+    let (w, live) = campaign_seed(&topo, 100184).expect("campaign seed 100184 is safe");
+    let end = Duration::from_secs(60);
+    assert!(
+        live,
+        "seed 100184: clients {:?} starved in the last 15 s",
+        w.checker()
+            .starved_clients(w.cfg.clients, end - Duration::from_secs(15), end)
+    );
+    for i in 0..4 {
+        let s = w.replica(ServerId::new(SiteId(0), i)).unwrap();
+        assert!(
+            s.pending_aru >= s.global_aru(),
+            "seed 100184: s0.{i} pending_aru {} below its execution point {}",
+            s.pending_aru,
             s.global_aru()
         );
     }
