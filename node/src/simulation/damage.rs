@@ -545,6 +545,33 @@ fn a_slow_combiner_keeps_half_the_throughput() {
     }
 }
 
+/// Mounts a leader representative holding its combines as `holds` from the start against the
+/// same run without it, and asserts that the site keeps 90% of its throughput and replaced
+/// the representative (s0.1 is past local view 0); returns the attacked world.
+fn slow_combiner_replaced(
+    base: WorldConfig,
+    holds: faults::Holds,
+    end: Duration,
+    what: &str,
+) -> World {
+    let seed = base.sim.seed;
+    let rep = ServerId::new(SiteId(0), 0);
+    let (w, r, fault_free) = compare(
+        base,
+        |c| c.byzantine = vec![(rep, Byzantine::SlowCombiner(Duration::ZERO, holds))],
+        end,
+        what,
+    );
+    let ratio = r.updates as f64 / fault_free.updates as f64;
+    assert!(
+        ratio >= 0.9,
+        "{what}: seed {seed}: {ratio:.2} of fault-free throughput"
+    );
+    let s = w.replica(ServerId::new(SiteId(0), 1)).unwrap();
+    assert!(s.local_view() >= 1, "{what}: seed {seed}: kept");
+    w
+}
+
 /// A representative that holds its combines longer than the combine deadline (here just under
 /// the stall timer T2, what no timer caught before) is replaced by the combine watch; a
 /// fault-free run suspects nobody.
@@ -559,25 +586,13 @@ fn a_late_combiner_is_replaced() {
         let hold = t2 * 9 / 10;
         let servers = base.topology.sites[0].servers;
         let end = Duration::from_secs(20);
-        let rep = ServerId::new(SiteId(0), 0);
-        let (w, r, fault_free) = compare(
+        let w = slow_combiner_replaced(
             base.clone(),
-            |c| {
-                c.byzantine = vec![(
-                    rep,
-                    Byzantine::SlowCombiner(Duration::ZERO, faults::Holds::uniform(hold)),
-                )]
-            },
+            faults::Holds::uniform(hold),
             end,
             "late combiner",
         );
-        let ratio = r.updates as f64 / fault_free.updates as f64;
-        assert!(
-            ratio >= 0.9,
-            "seed {seed}: {ratio:.2} of fault-free throughput"
-        );
         let s = w.replica(ServerId::new(SiteId(0), 1)).unwrap();
-        assert!(s.local_view() >= 1, "seed {seed}: late combiner kept");
         assert!(
             s.stats().late_combines >= 1,
             "seed {seed}: replaced, but not for its combines"
@@ -618,20 +633,8 @@ fn a_representative_holding_every_combine_to_the_deadline_is_replaced() {
         let (deadline, bound) = (probe.combine_deadline(), probe.combine_pace_bound());
         assert!(bound < deadline, "seed {seed}: {bound:?} vs {deadline:?}");
         let holds = faults::Holds::uniform(deadline * 9 / 10);
-        let rep = ServerId::new(SiteId(0), 0);
-        let (w, r, fault_free) = compare(
-            base,
-            |c| c.byzantine = vec![(rep, Byzantine::SlowCombiner(Duration::ZERO, holds))],
-            end,
-            "deadline-bound combiner",
-        );
-        let ratio = r.updates as f64 / fault_free.updates as f64;
-        assert!(
-            ratio >= 0.9,
-            "seed {seed}: {ratio:.2} of fault-free throughput"
-        );
+        let w = slow_combiner_replaced(base, holds, end, "deadline-bound combiner");
         let s = w.replica(ServerId::new(SiteId(0), 1)).unwrap();
-        assert!(s.local_view() >= 1, "seed {seed}: kept");
         assert!(
             s.stats().slow_combines >= 1,
             "seed {seed}: replaced, but not for its pace ({:?})",

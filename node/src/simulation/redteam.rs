@@ -365,6 +365,22 @@ fn debug_campaign_seed() {
     }
 }
 
+/// Runs campaign seed `seed` on the shipped topology `file` and asserts that it is safe and
+/// that every client completed something in its last 15 s.
+fn live_campaign_seed(file: &str, seed: u64) -> World {
+    let topo = shipped_topology(file);
+    let (w, live) =
+        campaign_seed(&topo, seed).unwrap_or_else(|e| panic!("campaign seed {seed}: {e}"));
+    let end = Duration::from_secs(60);
+    assert!(
+        live,
+        "seed {seed}: clients {:?} starved in the last 15 s",
+        w.checker()
+            .starved_clients(w.cfg.clients, end - Duration::from_secs(15), end)
+    );
+    w
+}
+
 /// Campaign seed 2279 on local-planetlab (WAN links of 0.4-1.3 Mbit/s, 1 MiB drop-tail
 /// queues): site 4 is cut off for 10 s and site 1's Silent server costs it a Proposal, so both
 /// fall behind. Every lagging server used to ask every leader-site server each retransmission
@@ -376,15 +392,7 @@ fn debug_campaign_seed() {
 /// server keep the catch-up traffic within the link.
 #[test]
 fn a_lagging_site_catches_up_over_a_slow_wide_area_link() {
-    let topo = shipped_topology("local-planetlab.toml");
-    let (w, live) = campaign_seed(&topo, 2279).expect("campaign seed 2279 is safe");
-    let end = Duration::from_secs(60);
-    assert!(
-        live,
-        "seed 2279: clients {:?} starved in the last 15 s",
-        w.checker()
-            .starved_clients(w.cfg.clients, end - Duration::from_secs(15), end)
-    );
+    live_campaign_seed("local-planetlab.toml", 2279);
 }
 
 /// Campaign seed 70376 on local-planetlab: site 1 (Brazil, 800 kbit/s to the leader site) is
@@ -397,15 +405,7 @@ fn a_lagging_site_catches_up_over_a_slow_wide_area_link() {
 /// site is back at the front 7 s after the heal.
 #[test]
 fn a_site_catching_up_over_a_slow_link_asks_for_each_proof_once() {
-    let topo = shipped_topology("local-planetlab.toml");
-    let (w, live) = campaign_seed(&topo, 70376).expect("campaign seed 70376 is safe");
-    let end = Duration::from_secs(60);
-    assert!(
-        live,
-        "seed 70376: clients {:?} starved in the last 15 s",
-        w.checker()
-            .starved_clients(w.cfg.clients, end - Duration::from_secs(15), end)
-    );
+    let w = live_campaign_seed("local-planetlab.toml", 70376);
     let front = w.replica(ServerId::new(SiteId(0), 1)).unwrap().global_aru();
     for i in 0..4 {
         let s = w.replica(ServerId::new(SiteId(1), i)).unwrap();
@@ -426,15 +426,7 @@ fn a_site_catching_up_over_a_slow_link_asks_for_each_proof_once() {
 /// progress after 29 s. Executing a slot now raises `pending_aru` too.
 #[test]
 fn executed_slots_count_as_held_for_the_local_view_change() {
-    let topo = shipped_topology("local-cairn.toml");
-    let (w, live) = campaign_seed(&topo, 100184).expect("campaign seed 100184 is safe");
-    let end = Duration::from_secs(60);
-    assert!(
-        live,
-        "seed 100184: clients {:?} starved in the last 15 s",
-        w.checker()
-            .starved_clients(w.cfg.clients, end - Duration::from_secs(15), end)
-    );
+    let w = live_campaign_seed("local-cairn.toml", 100184);
     for i in 0..4 {
         let s = w.replica(ServerId::new(SiteId(0), i)).unwrap();
         assert!(
@@ -452,15 +444,7 @@ fn executed_slots_count_as_held_for_the_local_view_change() {
 /// requests per period); the paced reconciliation above fixes it too.
 #[test]
 fn a_lagging_site_of_sixteen_does_not_flood_the_wide_area_link() {
-    let topo = shipped_topology("paper-cairn.toml");
-    let (w, live) = campaign_seed(&topo, 2281).expect("campaign seed 2281 is safe");
-    let end = Duration::from_secs(60);
-    assert!(
-        live,
-        "seed 2281: clients {:?} starved in the last 15 s",
-        w.checker()
-            .starved_clients(w.cfg.clients, end - Duration::from_secs(15), end)
-    );
+    live_campaign_seed("paper-cairn.toml", 2281);
 }
 
 /// Issue #14, attack 1: one Byzantine client floods its site with validly signed updates of
