@@ -482,6 +482,7 @@ fn run_point(p: &Point, dir: &Path) -> Result<()> {
             scenario: vec!["none".into()],
             list_scenarios: false,
             no_combine_deadline: false,
+            no_forwarding: false,
             wan_queue_kib: p.wan_queue_kib,
             out: Some(dir.to_path_buf()),
         }),

@@ -85,6 +85,11 @@ pub struct SimulateArgs {
     /// deadline").
     #[arg(long)]
     pub no_combine_deadline: bool,
+    /// Steward without forwarding around a slow representative (an ablation: only the
+    /// representatives then send their site's Proposals and Accepts abroad; see the README's
+    /// "Forwarding").
+    #[arg(long)]
+    pub no_forwarding: bool,
     /// Drop-tail limit of each WAN queue in KiB (a router buffer); the default is deep.
     #[arg(long, default_value_t = 1024)]
     pub wan_queue_kib: u64,
@@ -238,6 +243,7 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         "batch": a.batch,
         "write_pct": a.write_pct,
         "combine_deadline": !a.no_combine_deadline,
+        "forwarding": !a.no_forwarding,
         "emulation": "deterministic simulator (virtual time)",
         "machine": results::environment(),
     });
@@ -348,6 +354,7 @@ fn run_one(
     let mut cfg = WorldConfig::new(topology.clone(), clients, a.seed);
     configure!(cfg, a, costs, scheme, crypto);
     cfg.combine_deadline = !a.no_combine_deadline;
+    cfg.forwarding = !a.no_forwarding;
     apply_scenario(&mut cfg, scenario, a.warmup + a.duration / 4, end)
         .map_err(anyhow::Error::msg)?;
     let mut world = World::build(cfg)?;

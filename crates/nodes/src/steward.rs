@@ -83,9 +83,9 @@ pub fn replica_setup(args: &NodeArgs) -> Result<NodeSetup> {
     let fs: Vec<u32> = dep.topology.sites.iter().map(|s| s.f).collect();
     let mut rcfg = ReplicaConfig::new(id, sizes, fs);
     rcfg.batch = args.batch;
-    // The simulator's T1 for the same topology: long-RTT ones (planetlab: 2.3 s) need more
-    // than the 0.5 s default.
-    rcfg.t1 = steward::replica::local_timeout_t1(&dep.topology);
+    // As the simulator: T1 from the topology (long-RTT ones, planetlab: 2.3 s, need more than
+    // the 0.5 s default) and the latencies the forwarding watch judges by.
+    rcfg.apply_topology(&dep.topology);
     Ok(NodeSetup {
         transport,
         core: Box::new(NodeCore::new(Replica::new(rcfg, crypto))),

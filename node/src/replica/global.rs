@@ -67,6 +67,7 @@ impl Replica {
         }
         self.learn_lv(leader, p.lv);
         self.apply_proposal(p);
+        self.note_accept_wanted(from, p.seq);
         if self.is_rep() && from.site != self.site() {
             self.send_site(Message::Proposal(p.clone()));
         }
@@ -120,6 +121,9 @@ impl Replica {
             if let Some(waited) = waited {
                 self.seq_watch.combine_waited(waited, (p.gv, p.lv));
                 self.check_combine_pace();
+            }
+            if fresh_work {
+                self.forwardable(p.seq);
             }
         }
         for u in &p.batch {
@@ -176,6 +180,7 @@ impl Replica {
             if let Some(a) = own {
                 self.send(Dest::Server(from), Message::Accept(a));
             } else {
+                self.note_accept_wanted(from, p.seq);
                 self.send_site(Message::Proposal(p.clone()));
                 self.resend_share(SigKind::Accept, p.seq);
             }
@@ -190,7 +195,7 @@ impl Replica {
         if a.gv != self.gv
             || site == self.leader_site()
             || site.index() >= self.num_sites()
-            || !(from.site == site || from == self.rep_of(self.site()))
+            || !(from.site == site || from.site == self.site())
         {
             return false;
         }
@@ -227,7 +232,13 @@ impl Replica {
         // ordered here, the peers already got (or get, by reconciliation) a complete proof.
         let was_ordered = self.global.get(&a.seq).is_some_and(|s| s.ordered);
         self.apply_accept(a);
-        if self.is_rep() && from.site != self.site() && !was_ordered {
+        // The representative relays other sites' Accepts into its site; so does any server
+        // that got one directly (it forwarded the Proposal: see forwarding.rs), in case the
+        // representative relays late.
+        if from.site != self.site() && !was_ordered {
+            if !self.is_rep() {
+                self.stats.accepts_relayed += 1;
+            }
             self.send_site(Message::Accept(a.clone()));
         }
         true
@@ -240,6 +251,9 @@ impl Replica {
             .or_default()
             .accepts
             .insert(a.site, a.clone());
+        if a.site == self.site().0 {
+            self.forwardable(a.seq);
+        }
         self.check_ordered(a.seq);
     }
 
@@ -261,6 +275,7 @@ impl Replica {
             .count();
         if matching >= needed {
             slot.ordered = true;
+            self.note_turnaround(seq);
             self.execute_ready();
         }
     }

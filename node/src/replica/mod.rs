@@ -8,6 +8,7 @@
 
 mod client_io;
 mod durable;
+mod forwarding;
 mod global;
 mod global_view;
 mod local;
@@ -116,6 +117,13 @@ pub struct ReplicaConfig {
     /// Whether a late combine makes a leader-site server vote against its representative
     /// (sequencing_watch.rs; on by default, off only for ablation runs).
     pub combine_deadline: bool,
+    /// One-way latency between sites' servers, with jitter (`[a][b]`; the diagonal is a LAN
+    /// hop): what the forwarding watch judges global turnarounds by (forwarding.rs). Empty:
+    /// no forwarding watch.
+    pub wan_latency: Vec<Vec<Duration>>,
+    /// Whether non-representatives forward their site's signed messages when a slot's global
+    /// turnaround is late (forwarding.rs; on by default, off only for ablation runs).
+    pub forwarding: bool,
 }
 
 /// T1 for a topology: four times the largest WAN round trip, at least 0.5 s (T1 must cover a
@@ -147,7 +155,26 @@ impl ReplicaConfig {
             sequencer: None,
             t1: Duration::from_millis(500),
             combine_deadline: true,
+            wan_latency: Vec::new(),
+            forwarding: true,
         }
+    }
+
+    /// Set what the replica takes from the topology (both drivers call this): T1
+    /// ([`local_timeout_t1`]) and the latencies the forwarding watch judges by.
+    pub fn apply_topology(&mut self, topo: &Topology) {
+        self.t1 = local_timeout_t1(topo);
+        self.wan_latency = topo
+            .site_ids()
+            .map(|a| {
+                topo.site_ids()
+                    .map(|b| {
+                        let l = topo.link(a, b);
+                        l.latency + l.jitter
+                    })
+                    .collect()
+            })
+            .collect();
     }
 }
 
@@ -185,6 +212,22 @@ pub struct ReplicaStats {
     pub proposals_resent: u64,
     /// Proof rounds of the representative that postponed the combine deadline.
     pub proof_round_graces: u64,
+    /// Slots whose global turnaround passed the bound here and started an eager span of
+    /// forwarding (forwarding.rs).
+    pub late_turnarounds: u64,
+    /// Eager spans that ended because forwarding did not shorten the turnarounds (the
+    /// network or other sites were slow): nothing was forwarded for a while (forwarding.rs).
+    pub forwarding_quieted: u64,
+    /// Proposals this leader-site non-representative forwarded to other sites.
+    pub proposals_forwarded: u64,
+    /// Own-site Accepts this non-representative forwarded to other sites.
+    pub accepts_forwarded: u64,
+    /// Other sites' Accepts this non-representative got directly (it forwarded the Proposal)
+    /// and relayed to its site.
+    pub accepts_relayed: u64,
+    /// Own-site Accepts this non-leader representative sent, when they combined, to the
+    /// leader-site servers that had forwarded it the Proposal.
+    pub accepts_to_forwarders: u64,
     /// Votes not sent because this server had voted differently for the same slot and views
     /// (before a crash): a correct server never contradicts itself.
     pub votes_refused: u64,
@@ -237,6 +280,14 @@ pub(crate) struct GlobalSlot {
     /// (a Byzantine representative need not send it), and the certificate is what it reports
     /// in the next global view change (TDSC Fig. A-20, Invariant A.1).
     pub cert: Option<crate::msg::PrepareCert>,
+    /// How far this server forwarded the slot's signed message (forwarding.rs).
+    pub forwarded: forwarding::Forwarded,
+    /// This server found the slot's global turnaround late (forwarding.rs).
+    pub found_late: bool,
+    /// At a non-leader representative: the leader-site servers (bit = index, below 64) other
+    /// than their representative that sent it the slot's Proposal; they get the site's Accept
+    /// when it combines (forwarding.rs).
+    pub accept_wanted: u64,
 }
 
 impl GlobalSlot {
@@ -407,6 +458,8 @@ pub struct Replica {
     pub(crate) stats: ReplicaStats,
     /// The leader-site servers' watch on their representative's sequencing.
     pub(crate) seq_watch: sequencing_watch::SequencingWatch,
+    /// A non-representative's watch on global turnarounds (forwarding.rs).
+    pub(crate) fwd_watch: forwarding::ForwardWatch,
 }
 
 /// Timer token of the periodic retransmission tick.
@@ -478,6 +531,7 @@ impl Replica {
             out: Vec::new(),
             stats: ReplicaStats::default(),
             seq_watch: Default::default(),
+            fwd_watch: Default::default(),
         }
     }
 
@@ -790,6 +844,8 @@ impl bft_core::Node for Replica {
             self.on_local_timer(token - progress::LOCAL_TIMER_BASE);
         } else if token == sequencing_watch::SEQ_WATCH {
             self.on_seq_watch();
+        } else if token == forwarding::FORWARD_WATCH {
+            self.on_forward_watch();
         } else if token == TICK {
             // Sequencing normally follows arrivals and progress; the tick is its fallback (an
             // update left queued by a refused vote or a full window gets its slot here).
@@ -836,6 +892,12 @@ impl bft_core::Node for Replica {
             ("shares_resent", r.shares_resent),
             ("proposals_resent", r.proposals_resent),
             ("proof_round_graces", r.proof_round_graces),
+            ("late_turnarounds", r.late_turnarounds),
+            ("forwarding_quieted", r.forwarding_quieted),
+            ("proposals_forwarded", r.proposals_forwarded),
+            ("accepts_forwarded", r.accepts_forwarded),
+            ("accepts_relayed", r.accepts_relayed),
+            ("accepts_to_forwarders", r.accepts_to_forwarders),
             ("votes_refused", r.votes_refused),
             ("recovered_entries", r.recovered_entries),
             ("updates_deferred", r.updates_deferred),
@@ -865,6 +927,14 @@ impl bft_core::Node for Replica {
             (
                 "combine_pace_bound_ms",
                 self.combine_pace_bound().as_millis() as u64,
+            ),
+            (
+                "turnaround_bound_ms",
+                self.turnaround_bound().map_or(0, |d| d.as_millis() as u64),
+            ),
+            (
+                "turnaround_us",
+                self.turnaround().map_or(0, |d| d.as_micros() as u64),
             ),
         ]
     }

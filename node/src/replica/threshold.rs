@@ -613,6 +613,7 @@ impl Replica {
         }
         self.apply_accept(&accept);
         self.send_site(Message::Accept(accept.clone()));
+        self.send_accept_wanted(seq, &accept);
         self.send_other_sites(Message::Accept(accept));
     }
 }

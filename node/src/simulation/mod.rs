@@ -82,6 +82,9 @@ pub enum Byzantine {
     SlowDisseminator(Duration),
     /// Representative that sends its site's Accepts to the other sites this late.
     SlowAccepts(Duration),
+    /// Leader-site representative that relays the other sites' Accepts to its own site this
+    /// late.
+    SlowAcceptRelay(Duration),
     /// Leader-site representative that sends one Proposal only to the sites in the mask
     /// (never its own) from the given time on, then falls silent.
     SelectiveProposal(Duration, u64),
@@ -143,6 +146,9 @@ pub struct WorldConfig {
     /// Servers vote against a representative that combines late
     /// ([`ReplicaConfig::combine_deadline`]; on by default).
     pub combine_deadline: bool,
+    /// Non-representatives forward their site's signed messages when a slot's global
+    /// turnaround is late ([`ReplicaConfig::forwarding`]; on by default).
+    pub forwarding: bool,
     /// Byzantine clients replaying one signed query to every server of their site: (site,
     /// period, copies per period). Their ids follow the flooding clients' (fast crypto only).
     pub replaying_clients: Vec<(SiteId, Duration, u32)>,
@@ -202,6 +208,7 @@ impl WorldConfig {
             flooding_clients: Vec::new(),
             replaying_clients: Vec::new(),
             combine_deadline: true,
+            forwarding: true,
         }
     }
 }
@@ -256,8 +263,9 @@ impl World {
             for id in s.server_ids() {
                 let mut rc = ReplicaConfig::new(id, servers.clone(), f.clone());
                 rc.batch = cfg.batch;
-                rc.t1 = local_timeout_t1(&topo);
+                rc.apply_topology(&topo);
                 rc.combine_deadline = cfg.combine_deadline;
+                rc.forwarding = cfg.forwarding;
                 let byz = byzantine.get(&id).copied();
                 let proc_id = match byz {
                     Some(Byzantine::Spammer) => sim.add_process(
@@ -469,6 +477,12 @@ fn server_node(
         Some(Byzantine::SlowAccepts(hold)) => Box::new(faults::to_other_sites_late(
             replica,
             id.site,
+            |m| matches!(m, Message::Accept(_)),
+            hold,
+        )),
+        Some(Byzantine::SlowAcceptRelay(hold)) => Box::new(faults::to_own_site_late(
+            replica,
+            id,
             |m| matches!(m, Message::Accept(_)),
             hold,
         )),

@@ -161,16 +161,27 @@ pub const SCENARIOS: &[ScenarioInfo] = &[
     },
     ScenarioInfo {
         name: "slow-disseminator",
-        description: "open residual of attack 7: the leader site's representative sequences \
-                      and combines promptly but sends each Proposal to the other sites 0.9·T2 \
-                      late (the global window keeps 16 slots in flight)",
+        description: "attack 7: the leader site's representative sequences and combines \
+                      promptly but sends each Proposal to the other sites late, just under \
+                      the turnaround bound its peers forward by, as profiled on a fault-free \
+                      run (with --no-forwarding: 0.9·T2 late, just under the timers)",
         attack: true,
     },
     ScenarioInfo {
         name: "slow-accepts",
-        description: "open residual of attack 7: every non-leader site's representative sends \
-                      its site's Accepts to the other sites 3/4·(T1 − the longest WAN round \
-                      trip) late, just under its site's timer",
+        description: "attack 7: every non-leader site's representative sends its site's \
+                      Accepts to the other sites late, just under the turnaround bound of \
+                      every site, as profiled on a fault-free run (with --no-forwarding: \
+                      3/4·(T1 − the longest WAN round trip) late, just under its site's \
+                      timer)",
+        attack: true,
+    },
+    ScenarioInfo {
+        name: "slow-accept-relay",
+        description: "attack 7: the leader site's representative relays the other sites' \
+                      Accepts to its own site late, just under the turnaround bound of its \
+                      peers, as profiled on a fault-free run (with --no-forwarding: 0.9·T2 \
+                      late, just under the timers)",
         attack: true,
     },
     ScenarioInfo {
@@ -295,9 +306,30 @@ pub fn apply_scenario(
             leader_rep(cfg, Byzantine::SlowCombiner(CALIBRATION, holds));
             cfg.fault_at = Some(CALIBRATION);
         }
+        "slow-disseminator" if cfg.forwarding => {
+            let hold = calibrated_turnaround_slack(cfg, &[SiteId(0)])?;
+            leader_rep(cfg, Byzantine::SlowDisseminator(hold));
+        }
         "slow-disseminator" => {
             let hold = leader_t2(cfg) * 9 / 10;
             leader_rep(cfg, Byzantine::SlowDisseminator(hold));
+        }
+        "slow-accepts" if cfg.forwarding => {
+            let all: Vec<SiteId> = cfg.topology.site_ids().collect();
+            let hold = calibrated_turnaround_slack(cfg, &all)?;
+            for s in 1..sites as u16 {
+                cfg.byzantine
+                    .push((ServerId::new(SiteId(s), 0), Byzantine::SlowAccepts(hold)));
+            }
+            cfg.fault_at = Some(Duration::ZERO);
+        }
+        "slow-accept-relay" => {
+            let hold = if cfg.forwarding {
+                calibrated_turnaround_slack(cfg, &[SiteId(0)])?
+            } else {
+                leader_t2(cfg) * 9 / 10
+            };
+            leader_rep(cfg, Byzantine::SlowAcceptRelay(hold));
         }
         "slow-accepts" => {
             // Non-leader sites time their representatives with T1 from the Proposal's arrival
@@ -414,6 +446,36 @@ fn calibrated_bounds(cfg: &WorldConfig) -> Result<(Duration, Duration, Duration)
             (r.combine_deadline(), r.combine_pace_bound(), wait)
         })
         .ok_or_else(|| "slow-combiner calibration: no server 1 at the leader site".into())
+}
+
+/// How much of the calibrated slack the `slow-disseminator` and `slow-accepts` hold.
+const SLOW_FORWARD_PERCENT: u32 = 95;
+
+/// The longest hold of a representative's messages abroad that no correct server of `sites`
+/// sees late: the least slack, over their first non-representatives, between the turnaround
+/// bound and the median turnaround after [`CALIBRATION`] of `cfg` without faults (what a
+/// white-box attacker learns by profiling the deployment), 95% of it.
+fn calibrated_turnaround_slack(cfg: &WorldConfig, sites: &[SiteId]) -> Result<Duration, String> {
+    let mut probe = cfg.clone();
+    probe.byzantine.clear();
+    probe.fault_at = None;
+    let err = |e: String| format!("turnaround calibration: {e}");
+    let mut world = World::build(probe).map_err(|e| err(e.to_string()))?;
+    world
+        .run_until(CALIBRATION)
+        .map_err(|e| err(e.to_string()))?;
+    let mut slack: Option<Duration> = None;
+    for site in sites {
+        let r = world
+            .replica(ServerId::new(*site, 1))
+            .ok_or_else(|| err(format!("no server 1 at site {site}")))?;
+        let (Some(bound), Some(turnaround)) = (r.turnaround_bound(), r.turnaround()) else {
+            return Err(err(format!("site {site} measured no turnaround")));
+        };
+        let s = bound.saturating_sub(turnaround);
+        slack = Some(slack.map_or(s, |m| m.min(s)));
+    }
+    Ok(slack.unwrap_or_default() * SLOW_FORWARD_PERCENT / 100)
 }
 
 /// `behaviour` at the leader site's (site 0's) representative from the start.

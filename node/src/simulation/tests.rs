@@ -103,7 +103,10 @@ fn lossy_duplicating_reordering_links() {
         // A lost share, Prepare or Proposal is sent again before the combine deadline: a
         // correct representative is rarely suspected of holding its combines (with the
         // deadline's floor at T1/50 instead of T1/10 and no resends: 11 to 16 votes per server
-        // and 32 local view changes in 20 s; seeds 31-39 now: 0 to 3 votes in all).
+        // and 32 local view changes in 20 s; seeds 31-39 then: 0 to 3 votes in all). Forwarding
+        // (forwarding.rs) recovers lost Proposals and Accepts before the retransmission: seeds
+        // 31-39 order 1.2 to 1.6 times as many updates with it, so more slots are judged
+        // (0 to 3 votes per server, seed 32: 3).
         let leader_site = &w.cfg.topology.sites[0];
         let (mut most_late, mut resent) = (0, 0);
         for i in 1..leader_site.servers {
@@ -112,7 +115,7 @@ fn lossy_duplicating_reordering_links() {
             resent += s.shares_resent;
         }
         assert!(
-            most_late <= 2,
+            most_late <= 3,
             "seed {seed}: {most_late} late-combine votes by one server"
         );
         assert!(resent > 0, "seed {seed}: no share was sent again");

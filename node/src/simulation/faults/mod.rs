@@ -109,3 +109,18 @@ pub fn to_other_sites_late<N: ServerNode + 'static>(
         Box::new(move |to, m| which(m) && matches!(to, NodeId::Server(s) if s.site != site));
     DelayOutbound::new(inner, abroad, hold).when(|n: &N| n.replica().is_representative())
 }
+
+/// As representative, sends the messages `which` matches to the other servers of its own
+/// site `hold` late (the leader site's representative alone relays the other sites' Accepts
+/// into its site); other sites get them at once.
+pub fn to_own_site_late<N: ServerNode + 'static>(
+    inner: N,
+    me: ServerId,
+    which: fn(&Message) -> bool,
+    hold: Duration,
+) -> impl ServerNode {
+    let home: MsgFilter<Message> = Box::new(move |to, m| {
+        which(m) && matches!(to, NodeId::Server(s) if s.site == me.site && s != me)
+    });
+    DelayOutbound::new(inner, home, hold).when(|n: &N| n.replica().is_representative())
+}
