@@ -768,6 +768,14 @@ fn debug_scenario() {
         "{scenario}: {:.1} updates/s, mean {:.1} ms, WAN {:.0} B/u",
         report.throughput, report.lat_mean_ms, report.wan_bytes_per_update
     );
+    let sites: Vec<SiteId> = w.cfg.topology.site_ids().collect();
+    for a in &sites {
+        let kb: Vec<u64> = sites
+            .iter()
+            .map(|b| w.sim.stats().wan_bytes_between(*a, *b) / 1000)
+            .collect();
+        eprintln!("WAN kB from {a}: {kb:?}");
+    }
     for s in w.cfg.topology.steward_servers() {
         if let Some(x) = w.replica(s) {
             let g: Vec<_> = bft_core::Node::gauges(x)
