@@ -242,15 +242,19 @@ impl Replica {
     /// Whether this server is `seq`'s designated forwarder: the non-representatives of the
     /// site take the slots in turn.
     fn designated(&self, seq: u64) -> bool {
-        let site = self.site();
+        self.designated_of(self.site(), seq) == Some(self.cfg.id)
+    }
+
+    /// `site`'s designated forwarder of `seq` as far as this server knows the site's view:
+    /// the k-th non-representative after the representative, k = seq mod (n − 1).
+    fn designated_of(&self, site: SiteId, seq: u64) -> Option<ServerId> {
         let n = self.site_size(site);
         if n < 2 {
-            return false;
+            return None;
         }
         let rep = self.rep_of(site).index;
-        // The k-th non-representative after the representative, k = seq mod (n − 1).
         let k = (seq % u64::from(n - 1)) as u32;
-        (rep + 1 + k) % n == self.cfg.id.index
+        Some(ServerId::new(site, (rep + 1 + k) % n))
     }
 
     /// A slot's global order: note its turnaround.
@@ -409,10 +413,13 @@ impl Replica {
             self.stats.accepts_forwarded += 1;
             Message::Accept(a)
         };
+        // Every other site's representative, and the leader site's designated forwarder of the
+        // slot: it relays the Accept into its site, in case its representative relays late.
         let others: Vec<ServerId> = (0..self.num_sites() as u16)
             .map(SiteId)
             .filter(|s| *s != me)
             .map(|s| self.rep_of(s))
+            .chain(self.designated_of(leader, seq))
             .collect();
         for rep in others {
             self.send(Dest::Server(rep), msg.clone());
