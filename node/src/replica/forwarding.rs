@@ -397,13 +397,7 @@ impl Replica {
             let accepted: Vec<u16> = slot.accepts.keys().copied().collect();
             slot.forwarded = stage;
             self.stats.proposals_forwarded += 1;
-            let msg = Message::Proposal(p);
-            for s in 0..self.num_sites() as u16 {
-                if s != me.0 && !accepted.contains(&s) {
-                    let rep = self.rep_of(SiteId(s));
-                    self.send(Dest::Server(rep), msg.clone());
-                }
-            }
+            self.send_proposal_abroad(p, &accepted, false);
             return;
         } else {
             let Some(a) = slot.accepts.get(&me.0).cloned() else {

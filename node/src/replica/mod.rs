@@ -702,6 +702,31 @@ impl Replica {
         }
     }
 
+    /// Send a Proposal to the other sites whose Accept is not in `accepted`: to their
+    /// representatives, or with `every_server` to all their servers.
+    pub(crate) fn send_proposal_abroad(
+        &mut self,
+        p: Arc<Proposal>,
+        accepted: &[u16],
+        every_server: bool,
+    ) {
+        let msg = Message::Proposal(p);
+        for s in 0..self.num_sites() as u16 {
+            let site = SiteId(s);
+            if site == self.site() || accepted.contains(&s) {
+                continue;
+            }
+            if every_server {
+                for i in 0..self.site_size(site) {
+                    self.send(Dest::Server(ServerId::new(site, i)), msg.clone());
+                }
+            } else {
+                let rep = self.rep_of(site);
+                self.send(Dest::Server(rep), msg.clone());
+            }
+        }
+    }
+
     fn retransmit(&mut self) {
         let old = |t: Duration, now: Duration, p: Duration| now.saturating_sub(t) >= p;
         let period = self.cfg.retransmit;
@@ -732,21 +757,7 @@ impl Replica {
                 })
                 .collect();
             for (p, twice, accepted) in stale_prop {
-                let msg = Message::Proposal(p);
-                for s in 0..self.num_sites() as u16 {
-                    let site = SiteId(s);
-                    if site == self.site() || accepted.contains(&s) {
-                        continue;
-                    }
-                    if twice {
-                        for i in 0..self.site_size(site) {
-                            self.send(Dest::Server(ServerId::new(site, i)), msg.clone());
-                        }
-                    } else {
-                        let rep = self.rep_of(site);
-                        self.send(Dest::Server(rep), msg.clone());
-                    }
-                }
+                self.send_proposal_abroad(p, &accepted, twice);
             }
         }
     }
