@@ -157,6 +157,7 @@ impl Client {
             ts: self.ts,
             op,
             sig: Vec::new(),
+            memo: Default::default(),
         };
         u.sig = self.crypto.sign(&u.signing_bytes());
         let u = Arc::new(u);

@@ -244,7 +244,7 @@ fn sha(parts: &[&[u8]]) -> Digest {
 // --- signed structs ------------------------------------------------------------------------
 
 fn prefix(tag: u8) -> Writer {
-    let mut w = Writer::default();
+    let mut w = Writer::with_capacity(256);
     w.u8(WIRE_VERSION).u8(tag);
     w
 }
@@ -708,6 +708,7 @@ mod tests {
                 ts: 2,
                 op: Op::Get { key: b"x".to_vec() },
                 sig: vec![5; 64],
+                memo: Default::default(),
             })),
             Message::PrePrepare(pp(5)),
             Message::Prepare(prepare(2)),

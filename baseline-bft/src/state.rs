@@ -127,6 +127,7 @@ mod tests {
             ts,
             op,
             sig: Vec::new(),
+            memo: Default::default(),
         }
     }
 

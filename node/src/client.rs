@@ -163,6 +163,7 @@ impl Client {
                 ts: self.ts,
                 op: Op::Put { key, value },
                 sig: Vec::new(),
+                memo: Default::default(),
             };
             u.sig = self.crypto.sign(&u.signing_bytes());
             let u = Arc::new(u);

@@ -54,6 +54,7 @@ fn request(w: &Arc<FastWorld>, client: u32, ts: u64) -> Arc<Update> {
             value: vec![ts as u8; 8],
         },
         sig: Vec::new(),
+        memo: Default::default(),
     };
     u.sig = c.sign(&u.signing_bytes());
     Arc::new(u)

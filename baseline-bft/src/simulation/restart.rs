@@ -229,6 +229,7 @@ fn request(w: &Arc<FastWorld>, client: u32, ts: u64, value: u8) -> Arc<Update> {
             value: vec![value; 8],
         },
         sig: Vec::new(),
+        memo: Default::default(),
     };
     u.sig = c.sign(&u.signing_bytes());
     Arc::new(u)

@@ -31,6 +31,14 @@ pub struct Writer {
 }
 
 impl Writer {
+    /// A writer whose buffer holds `n` bytes before it grows (messages are encoded in one go:
+    /// starting near the final size saves the reallocations of doubling from empty).
+    pub fn with_capacity(n: usize) -> Self {
+        Writer {
+            buf: Vec::with_capacity(n),
+        }
+    }
+
     /// A u8.
     pub fn u8(&mut self, v: u8) -> &mut Self {
         self.buf.push(v);

@@ -58,6 +58,34 @@ pub struct Update {
     pub op: Op,
     /// The client's signature over the rest.
     pub sig: Vec<u8>,
+    /// The digest, once computed (every replica asks for it many times per slot).
+    pub memo: DigestMemo,
+}
+
+/// A lazily computed [`Update::digest`]. A clone starts empty, so an update built by
+/// cloning and then changing another never carries a stale digest; equal always (it caches
+/// what the other fields already determine).
+#[derive(Default)]
+pub struct DigestMemo(std::sync::OnceLock<Digest>);
+
+impl Clone for DigestMemo {
+    fn clone(&self) -> Self {
+        DigestMemo::default()
+    }
+}
+
+impl PartialEq for DigestMemo {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for DigestMemo {}
+
+impl std::fmt::Debug for DigestMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DigestMemo")
+    }
 }
 
 /// Appends an operation: a tag, then its fields.
@@ -103,7 +131,7 @@ impl Update {
 
     /// Digest identifying the update (over its signed content).
     pub fn digest(&self) -> Digest {
-        sha(&self.signing_bytes())
+        *self.memo.0.get_or_init(|| sha(&self.signing_bytes()))
     }
 
     /// True for operations that do not change state.
@@ -125,6 +153,7 @@ impl Update {
             ts: r.u64("ts")?,
             op: get_op(r)?,
             sig: r.bytes("client sig")?,
+            memo: DigestMemo::default(),
         })
     }
 }
@@ -151,4 +180,46 @@ pub fn put_batch(w: &mut Writer, batch: &[Arc<Update>]) {
 pub fn get_batch(r: &mut Reader) -> Result<Vec<Arc<Update>>, DecodeError> {
     let n = r.list_len("batch", MIN_UPDATE)?;
     (0..n).map(|_| Update::get(r).map(Arc::new)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(ts: u64) -> Update {
+        Update {
+            client: 3,
+            ts,
+            op: Op::Put {
+                key: b"k".to_vec(),
+                value: b"v".to_vec(),
+            },
+            sig: vec![1; 64],
+            memo: DigestMemo::default(),
+        }
+    }
+
+    #[test]
+    fn the_memoized_digest_is_the_digest_of_the_signed_content() {
+        let u = put(7);
+        let first = u.digest();
+        assert_eq!(first, sha(&u.signing_bytes()));
+        assert_eq!(u.digest(), first);
+    }
+
+    #[test]
+    fn a_changed_clone_gets_its_own_digest() {
+        let u = put(7);
+        let memoized = u.digest();
+        let mut v = u.clone();
+        v.ts = 8;
+        assert_ne!(v.digest(), memoized);
+        assert_eq!(v.digest(), put(8).digest());
+        // Equality ignores the memo: a decoded copy equals the original.
+        let mut w = Writer::default();
+        u.put(&mut w);
+        let decoded = Update::get(&mut Reader::new(&w.buf)).expect("decodes");
+        assert_eq!(decoded, u);
+        assert_eq!(decoded.digest(), memoized);
+    }
 }

@@ -189,6 +189,7 @@ pub fn sample_put(client: u32, ts: u64) -> Arc<Update> {
             value: vec![1; 200],
         },
         sig: vec![9; 64],
+        memo: Default::default(),
     })
 }
 

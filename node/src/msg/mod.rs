@@ -41,6 +41,10 @@ pub use normal::{Accept, OrderProof, PrePrepare, Prepare, Proposal};
 pub use recon::{ReconRequest, Snapshot};
 pub use threshold::{CorruptedServer, PartialSig, ProofRequest, SigKind};
 
+/// Initial buffer of an encoding: most messages (votes, shares, replies, one-update batches)
+/// fit.
+const ENCODE_CAPACITY: usize = 512;
+
 /// Wire format version.
 pub const WIRE_VERSION: u8 = 1;
 
@@ -173,14 +177,14 @@ impl Message {
 
     /// The full wire encoding.
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::default();
+        let mut w = Writer::with_capacity(ENCODE_CAPACITY);
         self.put(&mut w, true);
         w.buf
     }
 
     /// The bytes a server signs: the encoding without the signature field.
     pub fn signing_bytes(&self) -> Vec<u8> {
-        let mut w = Writer::default();
+        let mut w = Writer::with_capacity(ENCODE_CAPACITY);
         self.put(&mut w, false);
         w.buf
     }

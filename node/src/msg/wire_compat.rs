@@ -128,6 +128,7 @@ fn wire_samples() -> Vec<Message> {
                 key: b"key".to_vec(),
             },
             sig: vec![2; 64],
+            memo: Default::default(),
         })),
     ]);
     for kind in [SigKind::Proposal, SigKind::GlobalVc, SigKind::Aru] {

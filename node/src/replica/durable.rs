@@ -255,6 +255,7 @@ mod tests {
                 value: value.to_vec(),
             },
             sig: Vec::new(),
+            memo: Default::default(),
         };
         u.sig = crypto(FastIdentity::Client(client)).sign(&u.signing_bytes());
         Arc::new(u)

@@ -362,6 +362,9 @@ pub struct Replica {
     pub(crate) local: BTreeMap<u64, LocalSlot>,
     pub(crate) global: BTreeMap<u64, GlobalSlot>,
     pub(crate) shares: BTreeMap<(SigKind, u64, Digest), ShareSet>,
+    /// The execution point at the last `garbage_collect`: share sets without own content at
+    /// or below it are gone already.
+    collected_aru: u64,
     pub(crate) blacklist: HashSet<u32>,
     /// Site peers whose unproven share was in a failed combine and that have not proven a
     /// share since: their unproven shares are left out of combines, and their proofs asked for.
@@ -483,6 +486,7 @@ impl Replica {
             local: BTreeMap::new(),
             global: BTreeMap::new(),
             shares: BTreeMap::new(),
+            collected_aru: 0,
             blacklist: HashSet::new(),
             distrusted: BTreeSet::new(),
             pool: VecDeque::new(),
@@ -765,17 +769,54 @@ impl Replica {
     /// Drop state of sequence numbers long executed, keeping memory bounded.
     pub(crate) fn garbage_collect(&mut self) {
         let keep_from = self.global_aru.saturating_sub(KEEP_EXECUTED);
-        self.local = self.local.split_off(&keep_from);
-        self.global = self.global.split_off(&keep_from);
+        // Popping the few oldest slots, not `split_off`, which rebuilds the kept tree.
+        while self
+            .local
+            .first_key_value()
+            .is_some_and(|(s, _)| *s < keep_from)
+        {
+            self.local.pop_first();
+        }
+        while self
+            .global
+            .first_key_value()
+            .is_some_and(|(s, _)| *s < keep_from)
+        {
+            self.global.pop_first();
+        }
         let (gv, aru) = (self.gv, self.global_aru);
         // Past the execution point only the own shares matter (retransmissions and proof
         // requests): sets of others' shares alone, on contents this server never signed, go.
-        self.shares.retain(|(kind, seq, _), set| match kind {
-            SigKind::Proposal | SigKind::Accept => {
-                *seq >= keep_from && (*seq > aru || set.content.is_some())
+        // Such sets are only made above the execution point (`on_partial_sig`), so only the
+        // slots executed since the last collection can hold one: range scans instead of a
+        // scan of every kept slot's sets on every execution.
+        let low = (0, [0u8; 32]);
+        let mut dead = Vec::new();
+        for kind in [SigKind::Proposal, SigKind::Accept] {
+            let below = (kind, low.0, low.1)..(kind, keep_from, low.1);
+            dead.extend(self.shares.range(below).map(|(k, _)| *k));
+            let from = self.collected_aru.max(keep_from.saturating_sub(1)) + 1;
+            if from <= aru {
+                let executed = (kind, from, low.1)..=(kind, aru, [0xff; 32]);
+                dead.extend(
+                    self.shares
+                        .range(executed)
+                        .filter(|(_, set)| set.content.is_none())
+                        .map(|(k, _)| *k),
+                );
             }
-            _ => *seq >= gv,
-        });
+        }
+        for kind in [SigKind::GlobalVc, SigKind::Aru, SigKind::Constraint] {
+            dead.extend(
+                self.shares
+                    .range((kind, low.0, low.1)..(kind, gv, low.1))
+                    .map(|(k, _)| *k),
+            );
+        }
+        for key in dead {
+            self.shares.remove(&key);
+        }
+        self.collected_aru = aru;
     }
 }
 

@@ -614,6 +614,7 @@ pub fn campaign_seed(topology: &Topology, seed: u64) -> Result<(World, bool), St
     // Real crypto (RSA threshold shares, real signatures) on a share of the seeds.
     if rng.gen_bool(0.02) {
         cfg.crypto = super::CryptoMode::Real;
+        cfg.threshold_bits = 512;
     }
     if rng.gen_bool(0.5) {
         cfg.sim.duplicate_prob = 0.02;

@@ -6,6 +6,11 @@
 
 use clap::Parser;
 
+/// mimalloc, as in `loadgen`: both replicas allocate a message, a slot or a vote set at every
+/// step (the same allocator for both protocols keeps the comparison fair).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Run one PBFT replica.
 #[derive(Parser, Debug)]
 #[command(name = "pbft-node", version, about)]

@@ -81,6 +81,7 @@ impl Node for FloodingClient {
                     value: vec![0x5a; 200],
                 },
                 sig: Vec::new(),
+                memo: Default::default(),
             };
             u.sig = self.crypto.sign(&u.signing_bytes());
             let u = Arc::new(u);

@@ -89,6 +89,7 @@ impl Spammer {
                 value: vec![0; 8],
             },
             sig: garbage_sig.clone(),
+            memo: Default::default(),
         });
         let pp = PrePrepare {
             server: 0,
