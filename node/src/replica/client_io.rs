@@ -66,6 +66,11 @@ impl Replica {
         }
         if matches!(from, Dest::Client(_)) {
             self.responsible.insert(u.client, u.clone());
+        } else if self.in_leader_site() && !self.responsible.contains_key(&u.client) {
+            let newer = self.relayed.get(&u.client).is_none_or(|r| r.ts < u.ts);
+            if newer {
+                self.relayed.insert(u.client, u.clone());
+            }
         }
         self.note_pending(u.client, u.ts);
         if self.in_leader_site() && self.is_rep() {

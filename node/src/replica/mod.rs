@@ -406,6 +406,13 @@ pub struct Replica {
     pub(crate) global_epoch: Duration,
     /// The update (timestamp) a non-leader representative last forwarded per client, and when.
     pub(crate) forwarded: BTreeMap<ClientId, (u64, Duration)>,
+    /// At the leader site: the newest unexecuted update of each client of another site, as
+    /// relayed by a server (one per client). Without them a leader-site representative
+    /// installed after the update passed by could not get it but by the client's next
+    /// retransmission, while its site's sequencing watch, which knows of the update, voted it
+    /// out for not sequencing it: campaign seed 372 (a crashed leader-site server, a
+    /// partition) replaced 20 correct representatives in a row and starved a client.
+    pub(crate) relayed: BTreeMap<ClientId, Arc<Update>>,
     /// When each client's starving update was last pushed to the leader site.
     pub(crate) starving_pushed: BTreeMap<ClientId, Duration>,
     /// Generation of the armed local timer (0 = not armed).
@@ -447,6 +454,8 @@ pub struct Replica {
     pub(crate) recon_answered: BTreeMap<ServerId, Duration>,
     /// This server's last reconciliation request to another site (see `recon`).
     pub(crate) recon_asked: Option<recon::ReconAsk>,
+    /// Requests this server sent to other sites so far (which of their servers is next).
+    pub(crate) recon_asks: u32,
     /// Per site: how far its correct servers provably are (see `recon`).
     pub(crate) site_signed: Vec<recon::SignedProgress>,
     /// Per site: reconciliation bytes this server may still send it, and when that
@@ -508,6 +517,7 @@ impl Replica {
             global_epoch: Duration::ZERO,
             starving_pushed: BTreeMap::new(),
             forwarded: BTreeMap::new(),
+            relayed: BTreeMap::new(),
             local_timer: 0,
             local_timer_gen: 0,
             global_timer: 0,
@@ -527,6 +537,7 @@ impl Replica {
             aru_at_last_tick: 0,
             recon_answered: BTreeMap::new(),
             recon_asked: None,
+            recon_asks: 0,
             site_signed: vec![Default::default(); cfg_sites],
             recon_budget: vec![(0, Duration::ZERO); cfg_sites],
             ledger: Default::default(),

@@ -147,6 +147,8 @@ impl Replica {
             .retain(|c, _| self.pending_seen.contains_key(c));
         self.forwarded
             .retain(|c, (ts, _)| executed.get(c).is_none_or(|done| done < ts));
+        self.relayed
+            .retain(|c, u| executed.get(c).is_none_or(|done| *done < u.ts));
         if !self.has_pending() {
             self.local_timer = 0;
             self.global_timer = 0;

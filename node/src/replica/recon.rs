@@ -134,10 +134,17 @@ impl Replica {
                     1
                 };
                 let size = self.site_size(other);
+                // Counted in requests, not periods: requests go every 2 or 4 periods (the
+                // patience above) or every 2·(site size) (a non-representative's turn), so
+                // the period count picked the same server of a site of four every time, and a
+                // lagging server whose pick was a Byzantine or lagging one was never answered
+                // (campaign seed 115: s0.2 asked s1.2, Byzantine and itself behind, from 40 s
+                // to the end of the run).
                 let start = self
-                    .stuck_ticks
+                    .recon_asks
                     .wrapping_mul(count)
                     .wrapping_add(self.cfg.id.index);
+                self.recon_asks = self.recon_asks.wrapping_add(1);
                 for k in 0..count.min(size) {
                     let target = start.wrapping_add(k) % size;
                     self.send(Dest::Server(ServerId::new(other, target)), req.clone());

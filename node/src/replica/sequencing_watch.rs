@@ -107,8 +107,9 @@ pub(crate) struct SequencingWatch {
     samples: VecDeque<Duration>,
     /// Since when the representative's windows have had room without a break (None: full).
     room_since: Option<Duration>,
-    /// The update (by timestamp) each client's last push to the site carried.
-    pushed: BTreeMap<ClientId, u64>,
+    /// The update (by timestamp) each client's last push to the site carried, and the local
+    /// view it was pushed in (a new representative gets it pushed again).
+    pushed: BTreeMap<ClientId, (u64, u64)>,
     /// The local view in which this watch last voted (it votes once per view).
     voted_in: Option<u64>,
     /// When an update of each waiting client was last executed here.
@@ -482,21 +483,22 @@ impl Replica {
             .collect()
     }
 
-    /// Send the client's update this server holds (if it got it from the client) to every
-    /// server of its site, once per update.
+    /// Send the client's update this server holds (from the client, or relayed by another
+    /// site) to every server of its site, once per update and local view.
     fn push_to_site(&mut self, client: ClientId, ts: u64) {
-        if self.seq_watch.pushed.get(&client) == Some(&ts) {
+        if self.seq_watch.pushed.get(&client) == Some(&(ts, self.lv)) {
             return;
         }
         let Some(u) = self
             .responsible
             .get(&client)
+            .or_else(|| self.relayed.get(&client))
             .filter(|u| u.ts == ts)
             .cloned()
         else {
             return;
         };
-        self.seq_watch.pushed.insert(client, ts);
+        self.seq_watch.pushed.insert(client, (ts, self.lv));
         self.send_site(Message::Update(u));
     }
 }

@@ -146,9 +146,13 @@ impl Replica {
         self.reinject();
     }
 
-    /// Re-inject the updates this server owes replies for (after a view change).
+    /// Re-inject the updates this server owes replies for (after a view change), and at the
+    /// leader site those other sites relayed to it: a new representative gets them at once.
     pub(crate) fn reinject(&mut self) {
-        let owed: Vec<Arc<crate::msg::Update>> = self.responsible.values().cloned().collect();
+        let mut owed: Vec<Arc<crate::msg::Update>> = self.responsible.values().cloned().collect();
+        if self.in_leader_site() {
+            owed.extend(self.relayed.values().cloned());
+        }
         for u in owed {
             if self.is_rep() && self.in_leader_site() {
                 let pending = self.pending_ts.get(&u.client).copied().unwrap_or(0);

@@ -438,6 +438,38 @@ fn executed_slots_count_as_held_for_the_local_view_change() {
     }
 }
 
+/// Campaign seed 372 on local-planetlab: leader-site server s0.1 crashes at 7 s while site 0 is
+/// cut off from 6 s to 15 s, and client 1 (site 1) waits from 15 s. Every leader-site server
+/// knew of its update, relayed by site 1, but only the representative of the moment got its
+/// body, and that was the crashed s0.1. Each later correct representative was voted out by
+/// its site's sequencing watch 0.23 s after its installation for not sequencing an update it
+/// never received, and that no watcher could push to it: 20 local view changes, client 1
+/// starved to the end. Leader-site servers now keep relayed updates (one per client),
+/// re-inject them into each new local view and push them like their own clients'.
+#[test]
+fn a_new_leader_representative_gets_the_updates_other_sites_relayed() {
+    let w = live_campaign_seed("local-planetlab.toml", 372);
+    for i in [0, 2, 3] {
+        let s = w.replica(ServerId::new(SiteId(0), i)).unwrap();
+        assert!(
+            s.local_view() < 10,
+            "seed 372: s0.{i} went through {} local views",
+            s.local_view()
+        );
+    }
+}
+
+/// Campaign seed 115 on local-symmetric-10mbps: every site cut off alone from 7 s to 15 s, a
+/// Silent server in site 0, a Slow one (s1.2) in the new leader site 1. Site 0's servers
+/// caught up through requests to site 1, but a server picked the site-1 server to ask by its
+/// count of periods, and it asked every 2, 4 or 8 periods: s0.2 asked s1.2, Byzantine and
+/// itself far behind, every time from 40 s on and starved its client. Successive requests now
+/// go to successive servers.
+#[test]
+fn a_lagging_server_asks_another_server_each_time() {
+    live_campaign_seed("local-symmetric-10mbps.toml", 115);
+}
+
 /// Campaign seed 2281 on paper-cairn (f = 5, sites of 16, many Byzantine servers, a
 /// crash-restart of s3.1) starved client 6, with about 50 instead of 84 updates/s after the
 /// partition, while every lagging server asked every server of another site (up to 16 x 16
