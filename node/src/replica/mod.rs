@@ -480,6 +480,14 @@ const TICK: u64 = 1;
 /// How many executed sequence numbers to keep state for (retransmissions of late slots).
 const KEEP_EXECUTED: u64 = 256;
 
+/// Drop the slots below `keep_from`: pops the few oldest, where `split_off` would rebuild the
+/// kept tree on every execution.
+pub(crate) fn drop_slots_below<V>(slots: &mut BTreeMap<u64, V>, keep_from: u64) {
+    while slots.first_key_value().is_some_and(|(s, _)| *s < keep_from) {
+        slots.pop_first();
+    }
+}
+
 impl Replica {
     /// A replica in global view 0 and local view 0 (leader site 0, representatives index 0).
     pub fn new(cfg: ReplicaConfig, crypto: Crypto) -> Self {
@@ -780,21 +788,8 @@ impl Replica {
     /// Drop state of sequence numbers long executed, keeping memory bounded.
     pub(crate) fn garbage_collect(&mut self) {
         let keep_from = self.global_aru.saturating_sub(KEEP_EXECUTED);
-        // Popping the few oldest slots, not `split_off`, which rebuilds the kept tree.
-        while self
-            .local
-            .first_key_value()
-            .is_some_and(|(s, _)| *s < keep_from)
-        {
-            self.local.pop_first();
-        }
-        while self
-            .global
-            .first_key_value()
-            .is_some_and(|(s, _)| *s < keep_from)
-        {
-            self.global.pop_first();
-        }
+        drop_slots_below(&mut self.local, keep_from);
+        drop_slots_below(&mut self.global, keep_from);
         let (gv, aru) = (self.gv, self.global_aru);
         // Past the execution point only the own shares matter (retransmissions and proof
         // requests): sets of others' shares alone, on contents this server never signed, go.
@@ -803,10 +798,10 @@ impl Replica {
         // scan of every kept slot's sets on every execution.
         let low = (0, [0u8; 32]);
         let mut dead = Vec::new();
+        let from = self.collected_aru.max(keep_from.saturating_sub(1)) + 1;
         for kind in [SigKind::Proposal, SigKind::Accept] {
             let below = (kind, low.0, low.1)..(kind, keep_from, low.1);
             dead.extend(self.shares.range(below).map(|(k, _)| *k));
-            let from = self.collected_aru.max(keep_from.saturating_sub(1)) + 1;
             if from <= aru {
                 let executed = (kind, from, low.1)..=(kind, aru, [0xff; 32]);
                 dead.extend(

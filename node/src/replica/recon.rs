@@ -295,8 +295,8 @@ impl Replica {
         self.global_aru = seq;
         self.pending_aru = self.pending_aru.max(seq);
         self.global_seq = self.global_seq.max(seq + 1);
-        self.global = self.global.split_off(&(seq + 1));
-        self.local = self.local.split_off(&(seq + 1));
+        super::drop_slots_below(&mut self.global, seq + 1);
+        super::drop_slots_below(&mut self.local, seq + 1);
         self.bound.retain(|_, s| *s > seq);
         self.checkpoint = Some(Checkpoint { seq, digest, state });
         self.persist_checkpoint();
