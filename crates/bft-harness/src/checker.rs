@@ -60,6 +60,11 @@ impl SafetyChecker {
             .collect()
     }
 
+    /// When `client` completed its operations, in virtual time order.
+    pub fn completions_of(&self, client: ClientId) -> &[std::time::Duration] {
+        self.completions.get(&client).map_or(&[], |v| v.as_slice())
+    }
+
     /// A correct server in its `incarnation` (restarts so far) executed an update at
     /// virtual time `now`.
     pub fn executed_at(

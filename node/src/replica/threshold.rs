@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use steward_config::ServerId;
+use steward_config::{ServerId, SiteId};
 
 use super::{ProposalRoute, Replica};
 use crate::crypto::ShareForm;
@@ -581,7 +581,7 @@ impl Replica {
             .map_or(ProposalRoute::Everywhere, |h| h.proposal_signed(self.now));
         if let ProposalRoute::OnlyTo(sites) = route {
             for s in 0..self.num_sites() as u16 {
-                let site = steward_config::SiteId(s);
+                let site = SiteId(s);
                 if site != self.site() && sites & (1 << s) != 0 {
                     let rep = self.rep_of(site);
                     self.send(Dest::Server(rep), Message::Proposal(proposal.clone()));
@@ -591,8 +591,43 @@ impl Replica {
         }
         self.apply_proposal(&proposal);
         self.send_site(Message::Proposal(proposal.clone()));
-        self.send_other_sites(Message::Proposal(proposal));
+        self.send_proposal_to_sites(proposal);
         self.try_propose();
+    }
+
+    /// Send a new Proposal to each other site's representative, and one Proposal in each
+    /// global window to all servers of a site that has signed nothing within a window of it.
+    /// Everything reaches a site through its representative, so behind a silent, crashed or
+    /// slow one a site without clients of its own saw no pending work (no timer ran, the
+    /// representative stayed) and did not learn that the front moved on; the other sites
+    /// ordered without it, for good (campaign seeds 103, 326, 497 and 15 others of the first
+    /// 1,000 with the server catch-up check). Its servers now see a live Proposal per window,
+    /// so their timers replace the representative and they reconcile; the new
+    /// representative signs an Accept for such a Proposal, which tells the other sites its
+    /// view. Every Proposal to every server of such a site was too much for the thin links
+    /// of the Cairn and Planetlab topologies: clients starved behind the copies.
+    fn send_proposal_to_sites(&mut self, proposal: Arc<Proposal>) {
+        let window = self.cfg.global_window.max(1);
+        let absent = |r: &Self, site: SiteId| {
+            proposal.seq % window == 0
+                && r.site_signed
+                    .get(site.index())
+                    .is_some_and(|p| p.seq + window < proposal.seq)
+        };
+        let msg = Message::Proposal(proposal.clone());
+        for s in 0..self.num_sites() as u16 {
+            let site = SiteId(s);
+            if site == self.site() {
+                continue;
+            }
+            if absent(self, site) {
+                for i in 0..self.site_size(site) {
+                    self.send(Dest::Server(ServerId::new(site, i)), msg.clone());
+                }
+            } else {
+                self.send(Dest::Server(self.rep_of(site)), msg.clone());
+            }
+        }
     }
 
     /// This site's Accept is threshold-signed: apply and send it everywhere. It is exactly

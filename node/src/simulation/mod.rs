@@ -9,7 +9,8 @@ pub(crate) use crate::replica::max_round_trip;
 pub use bft_harness::{CryptoMode, RunReport, SafetyChecker};
 pub use faults::{ServerNode, Spammer};
 pub use scenario::{
-    apply_scenario, campaign, campaign_seed, CampaignOutcome, ScenarioStats, SCENARIOS,
+    apply_scenario, campaign, campaign_seed, run_until_served, CampaignOutcome, Liveness,
+    ScenarioStats, CAMPAIGN_LIVENESS_BOUND, SCENARIOS,
 };
 
 use std::collections::{HashMap, HashSet};
@@ -190,6 +191,25 @@ impl WorldConfig {
             self.sim.duplicate_prob,
             self.sim.reorder_prob
         )
+    }
+
+    /// When the last scheduled fault strikes: the last partition change, restart, slow-link
+    /// onset, Byzantine crash or selective dissemination onset (zero without any). From then
+    /// on only the Byzantine servers' standing behaviours act.
+    pub fn stable_at(&self) -> Duration {
+        let partitions = self.partitions.iter().map(|(t, _)| *t);
+        let restarts = self.restarts.iter().map(|(_, o)| o.up);
+        let slow = self.slow_links.iter().map(|l| l.at);
+        let byzantine = self.byzantine.iter().filter_map(|(_, b)| match b {
+            Byzantine::CrashAt(t) | Byzantine::SelectiveProposal(t, _) => Some(*t),
+            _ => None,
+        });
+        partitions
+            .chain(restarts)
+            .chain(slow)
+            .chain(byzantine)
+            .max()
+            .unwrap_or(Duration::ZERO)
     }
 
     /// Defaults: fast crypto, Ed25519 sizes, measured costs, batch 1, all writes.
@@ -374,6 +394,11 @@ impl World {
         self.sim.run_until(t)
     }
 
+    /// Current virtual time.
+    pub fn now(&self) -> Duration {
+        self.sim.now()
+    }
+
     /// Let every client finish its current operation and issue no more.
     pub fn stop_clients(&mut self) {
         for c in 0..self.client_sites.len() {
@@ -391,6 +416,15 @@ impl World {
     /// Whether server `id` is Byzantine in this run.
     pub fn is_byzantine(&self, id: ServerId) -> bool {
         self.byzantine.contains(&id)
+    }
+
+    /// The servers that are not Byzantine in this run (crash-restarted ones included).
+    pub fn correct_servers(&self) -> Vec<ServerId> {
+        self.cfg
+            .topology
+            .steward_servers()
+            .filter(|id| !self.is_byzantine(*id))
+            .collect()
     }
 
     /// The simulator process of server `id`.
