@@ -666,10 +666,12 @@ pub fn campaign_seed(topology: &Topology, seed: u64) -> Result<(World, Liveness)
 }
 
 /// How long after the last scheduled fault every campaign client has to complete an
-/// operation it submitted after that fault. The slowest recoveries measured over 800 seeds
-/// of the full-length campaign took 16 s (a 12 s partition that escalated the global view
-/// change timeout several times on a f = 5 topology); the median was 0.5 s.
-pub const CAMPAIGN_LIVENESS_BOUND: Duration = Duration::from_secs(25);
+/// operation it submitted after that fault: what the earlier fixed-length campaign allowed
+/// (a completion in 45-60 s with the heal at 15 s). First completions after the last fault
+/// over 800 of its seeds: median 0.5 s, p99 10 s, max 16 s; 25 s failed 2 seeds in 3,000 on
+/// the thin Planetlab and Cairn links whose clients completed later (2970, 2980). Only slow
+/// seeds pay for the bound: a seed stops as soon as everyone is served.
+pub const CAMPAIGN_LIVENESS_BOUND: Duration = Duration::from_secs(45);
 
 /// A campaign seed's liveness, judged [`CAMPAIGN_LIVENESS_BOUND`] after its last fault.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
