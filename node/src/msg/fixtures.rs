@@ -145,13 +145,13 @@ pub(super) const WIRE: &[(&str, usize, &str)] = &[
     ),
     (
         "12-recon-request/encode",
-        10,
-        "065944c5a9a7801f7d2df6ffaa77412aeb97baf354873a2a904e345450afc3b2",
+        18,
+        "72247fc999c72e27d2f0f41fd7cdcb873caeec5138d65fa65ef6da0d3e707a55",
     ),
     (
         "12-recon-request/signing",
-        10,
-        "065944c5a9a7801f7d2df6ffaa77412aeb97baf354873a2a904e345450afc3b2",
+        18,
+        "72247fc999c72e27d2f0f41fd7cdcb873caeec5138d65fa65ef6da0d3e707a55",
     ),
     (
         "13-new-rep/encode",

@@ -327,7 +327,7 @@ pub(crate) mod tests {
                 result: vec![1, 2, 3],
                 sig: vec![1; 64],
             })),
-            Message::ReconRequest(Arc::new(ReconRequest { aru: 17 })),
+            Message::ReconRequest(Arc::new(ReconRequest { aru: 17, gv: 3 })),
             Message::NewRep(Arc::new(NewRep {
                 server: 1,
                 lv: 2,

@@ -14,6 +14,8 @@ use crate::codec::{DecodeError, Reader, Writer, MAX_SNAPSHOT};
 pub struct ReconRequest {
     /// The requester's sequence number up to which everything is executed.
     pub aru: u64,
+    /// The requester's global view (a peer in a newer one sends it that view's proof).
+    pub gv: u64,
 }
 
 /// State transfer: a server's checkpoint at sequence number `seq` (its executed state and
@@ -30,10 +32,13 @@ pub struct Snapshot {
 
 impl Body for ReconRequest {
     fn put_body(&self, w: &mut Writer, _with_sig: bool) {
-        w.u64(self.aru);
+        w.u64(self.aru).u64(self.gv);
     }
     fn get_body(r: &mut Reader) -> Result<Self, DecodeError> {
-        Ok(ReconRequest { aru: r.u64("aru")? })
+        Ok(ReconRequest {
+            aru: r.u64("aru")?,
+            gv: r.u64("gv")?,
+        })
     }
 }
 

@@ -2,7 +2,10 @@
 //! byte-for-byte what the pre-split `msg.rs` produced. [`super::fixtures::WIRE`] holds the length
 //! and SHA-256 of each byte string, recorded from that code (regenerate only on a deliberate wire
 //! change, with `cargo test -p steward --lib msg::wire_compat::print_fixture -- --ignored
-//! --nocapture`, and bump `WIRE_VERSION`).
+//! --nocapture`). Bump `WIRE_VERSION` when an old encoding could decode as a different valid
+//! message; a change that each side rejects in the other's form needs only the fixture (the
+//! Recon_Request's `gv` field: an old one is too short, a new one has trailing bytes for an
+//! old decoder), and keeps the fuzz corpus meaningful.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -18,7 +18,7 @@ use super::{Dest, Replica};
 use crate::msg::{
     batch_digest, AruMessage, CollectedConstraints, Digest, GlobalCollected, GlobalConstraint,
     GlobalPreinstall, GlobalServerState, GlobalVc, Message, OrderProof, PrepareCert, Proposal,
-    ReconRequest, RequestGlobalState, SigKind,
+    RequestGlobalState, SigKind,
 };
 
 /// Order proofs, Proposals and Prepare certificates above some aru.
@@ -249,12 +249,7 @@ impl Replica {
             return true;
         }
         if self.global_aru < r.aru {
-            self.send(
-                Dest::Server(from),
-                Message::ReconRequest(Arc::new(ReconRequest {
-                    aru: self.global_aru,
-                })),
-            );
+            self.send(Dest::Server(from), self.recon_request(self.global_aru));
             return true;
         }
         let (ordered, proposals, certs) = self.global_knowledge_above(r.aru);

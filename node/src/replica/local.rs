@@ -7,7 +7,7 @@ use steward_config::ServerId;
 
 use super::durable::kind;
 use super::{Dest, Replica, Sequencing};
-use crate::msg::{batch_digest, Message, PrePrepare, Prepare, Proposal, SigKind, Update};
+use crate::msg::{batch_digest, Digest, Message, PrePrepare, Prepare, Proposal, SigKind, Update};
 
 impl Replica {
     /// ASSIGN-GLOBAL-ORDER A1–A6: the leader-site representative binds queued updates to
@@ -107,6 +107,24 @@ impl Replica {
         seq > self.global_aru && seq <= self.global_aru + self.cfg.global_window + 1
     }
 
+    /// True when `digest` is the batch an earlier view bound to `seq` here: an earlier global
+    /// view's Proposal or certificate (from the global constraint), or an earlier local
+    /// view's certificate or Proposal (from the local constraint).
+    fn rebinds_earlier_view(&self, seq: u64, digest: Digest) -> bool {
+        let global = self
+            .global
+            .get(&seq)
+            .and_then(|g| g.binding(self.gv))
+            .is_some_and(|(_, d)| d == digest);
+        let local = self.local.get(&seq).is_some_and(|s| {
+            s.cert
+                .as_ref()
+                .is_some_and(|c| batch_digest(&c.pre_prepare.batch) == digest)
+                || s.proposal.as_ref().is_some_and(|p| p.digest() == digest)
+        });
+        global || local
+    }
+
     /// B1–B3: accept a Pre-Prepare from the representative and answer with a Prepare.
     pub(crate) fn on_pre_prepare(&mut self, from: ServerId, pp: &Arc<PrePrepare>) -> bool {
         let rep = self.rep_of(self.site());
@@ -183,9 +201,13 @@ impl Replica {
         ) {
             return false;
         }
-        // Validity (TDSC Fig. A-6) and A25: every update client-signed and bound nowhere else.
+        // Validity (TDSC Fig. A-6) and A25: every update client-signed and bound nowhere else,
+        // unless the batch is the one an earlier view bound to this slot. That batch must be
+        // re-proposed whatever happened to its updates since (one may have been ordered again
+        // at a later slot: it executes once); refusing it would stall the slot for good.
+        let rebinding = self.rebinds_earlier_view(pp.seq, digest);
         for u in &pp.batch {
-            if self.bound.get(&u.digest()).is_some_and(|&s| s != pp.seq) {
+            if !rebinding && self.bound.get(&u.digest()).is_some_and(|&s| s != pp.seq) {
                 return false;
             }
             if !self

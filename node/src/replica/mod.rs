@@ -436,6 +436,8 @@ pub struct Replica {
     pub(crate) local_bundle: Option<Arc<crate::msg::LocalCollected>>,
     /// When each peer of the site was last sent view help (bounded by the site's size).
     pub(crate) view_help_sent: BTreeMap<(u32, view_catchup::ViewHelp), Duration>,
+    /// A peer of this site showed a newer global view since the last tick.
+    pub(crate) newer_global_view_seen: bool,
     pub(crate) view_ticks: u64,
     /// Consecutive retransmission ticks without progress while behind.
     pub(crate) stuck_ticks: u32,
@@ -536,6 +538,7 @@ impl Replica {
             local_proof: None,
             local_bundle: None,
             view_help_sent: BTreeMap::new(),
+            newer_global_view_seen: false,
             view_ticks: 0,
             stuck_ticks: 0,
             checkpoint: None,
@@ -595,9 +598,9 @@ impl Replica {
             .take(3)
             .map(|(s, g)| {
                 format!(
-                    "{s}:prop={} acc={:?} ashare={} own={} ord={}",
-                    g.proposal.is_some(),
-                    g.accepts.keys().collect::<Vec<_>>(),
+                    "{s}:prop={:?} acc={:?} ashare={} own={} ord={}",
+                    g.proposal.as_ref().map(|p| (p.gv, p.lv)),
+                    g.accepts.iter().map(|(k, a)| (k, a.gv)).collect::<Vec<_>>(),
                     g.accept_share_sent,
                     g.own_accept.is_some(),
                     g.ordered
@@ -605,7 +608,10 @@ impl Replica {
             })
             .collect();
         format!(
-            "aru={} gseq={} paru={} pool={} global=[{}] local=[{}]",
+            "rep={} lc={} gc={} aru={} gseq={} paru={} pool={} global=[{}] local=[{}]",
+            self.is_rep(),
+            self.locally_constrained,
+            self.globally_constrained,
             self.global_aru,
             self.global_seq,
             self.pending_aru,
@@ -916,6 +922,7 @@ impl bft_core::Node for Replica {
             self.push_idle_tail();
             self.answer_deferred_queries();
             self.maybe_request_recon();
+            self.ask_into_newer_global_view();
             self.view_retransmit();
             self.global_view_retransmit();
             self.out.push(Action::Timer {

@@ -64,6 +64,11 @@ pub(crate) struct Checkpoint {
 }
 
 impl Replica {
+    /// A Recon_Request for the order proofs after `aru`, stamped with this server's global view.
+    pub(crate) fn recon_request(&self, aru: u64) -> Message {
+        Message::ReconRequest(Arc::new(ReconRequest { aru, gv: self.gv }))
+    }
+
     /// On the retransmission tick: ask for help if stuck.
     pub(crate) fn maybe_request_recon(&mut self) {
         // The hint expires unless verified far-ahead content keeps coming: even a true one
@@ -89,9 +94,7 @@ impl Replica {
             return;
         }
         self.stuck_ticks += 1;
-        let req = Message::ReconRequest(Arc::new(ReconRequest {
-            aru: self.global_aru,
-        }));
+        let req = self.recon_request(self.global_aru);
         for i in 0..self.site_size(self.site()) {
             if i != self.cfg.id.index {
                 self.send(Dest::Server(ServerId::new(self.site(), i)), req.clone());
@@ -124,7 +127,7 @@ impl Replica {
                     top: from + RECON_BATCH,
                     at: self.now,
                 });
-                let req = Message::ReconRequest(Arc::new(ReconRequest { aru: from }));
+                let req = self.recon_request(from);
                 // Proofs gone (more than KEEP_EXECUTED behind): a snapshot needs f+1 servers of
                 // one site vouching for the same checkpoint, which moves every CHECKPOINT
                 // slots, so ask f+1 servers at once (one snapshot each).

@@ -35,7 +35,7 @@ fn sender(code: u32) -> Dest {
 /// Well-formed messages with extreme numbers in the fields a receiver computes with.
 fn edge_messages(x: u64) -> Vec<Message> {
     vec![
-        Message::ReconRequest(Arc::new(ReconRequest { aru: x })),
+        Message::ReconRequest(Arc::new(ReconRequest { aru: x, gv: x })),
         Message::RequestLocalState(Arc::new(RequestLocalState {
             gv: 0,
             lv: 0,
@@ -106,7 +106,10 @@ proptest! {
 #[test]
 fn recon_request_at_u64_max_is_dropped_quietly() {
     let mut r = replica(ServerId::new(SiteId(0), 1));
-    let req = Message::ReconRequest(Arc::new(ReconRequest { aru: u64::MAX }));
+    let req = Message::ReconRequest(Arc::new(ReconRequest {
+        aru: u64::MAX,
+        gv: 0,
+    }));
     let out = r.handle(T, Dest::Server(ServerId::new(SiteId(1), 2)), &req);
     assert!(out.is_empty());
 }

@@ -298,12 +298,7 @@ impl Replica {
         if self.pending_aru < r.aru {
             // Missing Proposals up to the invocation aru: fetch them first (the representative
             // retransmits its request).
-            self.send(
-                Dest::Server(from),
-                Message::ReconRequest(Arc::new(crate::msg::ReconRequest {
-                    aru: self.global_aru,
-                })),
-            );
+            self.send(Dest::Server(from), self.recon_request(self.global_aru));
             return true;
         }
         let mut proposals = Vec::new();

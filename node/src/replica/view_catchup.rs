@@ -1,4 +1,4 @@
-//! Bringing a server that missed a local view change into the current view.
+//! Bringing a server that missed a local or global view change into the current view.
 //!
 //! A server that was down (or cut off) while its site changed local view never sees the
 //! Local_Preinstall proof, which is sent to the site once, nor, at the leader site, the new
@@ -17,13 +17,23 @@
 //! Proposals and Prepare certificates and can reach a few hundred kB at f = 5, at most once
 //! per [`BUNDLE_PERIODS`] periods per peer, so f Byzantine peers asking all the time cost the
 //! representative a bounded share of its LAN link.
+//!
+//! The same holds for a global view change. The Global_Preinstall proof reaches a site through
+//! its servers of index at most 2f (retransmitted to the same index elsewhere), which forward it
+//! to their site once; a server that was down at that moment, and above all one of higher
+//! index, never gets it. It then stays in the old global view, drops every Proposal, Accept and
+//! order proof of the new one, and does not even know it is behind (campaign seed 4208: s2.3
+//! restarted during the view change and sat 2,000 slots behind to the end). So a server that
+//! sees a peer of its site in a newer global view asks its site for help (a Recon_Request), and
+//! a server that sees a peer in an older global view, or is asked, sends it the current global
+//! view's proof, at most once per retransmission period per peer.
 
 use std::sync::Arc;
 
 use steward_config::ServerId;
 
 use super::{Dest, Replica};
-use crate::msg::{Message, RequestLocalState};
+use crate::msg::{Message, RequestLocalState, SigKind};
 
 /// Retransmission periods between two bundles to the same peer.
 pub(crate) const BUNDLE_PERIODS: u32 = 4;
@@ -35,6 +45,26 @@ pub(crate) enum ViewHelp {
     Proof,
     /// The representative's Local_Collected bundle of the current view.
     Bundle,
+    /// The Global_Preinstall proof of the current global view.
+    GlobalProof,
+}
+
+/// The global view a message of the sender's own site shows it in, if it shows one exactly
+/// (a share of a Global_VC or of a view change's messages names another view).
+fn sender_global_view(msg: &Message) -> Option<u64> {
+    match msg {
+        Message::PrePrepare(p) => Some(p.gv),
+        Message::Prepare(p) => Some(p.gv),
+        Message::PartialSig(p) if matches!(p.kind, SigKind::Proposal | SigKind::Accept) => {
+            Some(p.gv)
+        }
+        Message::RequestLocalState(r) => Some(r.gv),
+        Message::LocalServerState(s) => Some(s.gv),
+        Message::ReconRequest(r) => Some(r.gv),
+        Message::Proposal(p) => Some(p.gv),
+        Message::Accept(a) => Some(a.gv),
+        _ => None,
+    }
 }
 
 /// The local view a message of the sender's own site shows it in, if it shows one: at most
@@ -58,6 +88,7 @@ impl Replica {
         if from.site != self.site() || from == self.cfg.id {
             return;
         }
+        self.help_peer_into_global_view(from, msg);
         let behind = match msg {
             Message::ReconRequest(_) => true,
             m => sender_view_at_most(m).is_some_and(|lv| lv < self.lv),
@@ -73,6 +104,40 @@ impl Replica {
         }
     }
 
+    /// A peer of this site shows an older global view: send it the current global view's
+    /// proof. A peer showing a newer one: note it, so that the next tick
+    /// asks the site for help.
+    fn help_peer_into_global_view(&mut self, from: ServerId, msg: &Message) {
+        let shown = sender_global_view(msg);
+        if shown.is_some_and(|gv| gv > self.gv) {
+            self.newer_global_view_seen = true;
+        }
+        if !shown.is_some_and(|gv| gv < self.gv) {
+            return;
+        }
+        let Some(proof) = self.gview.proof.clone().filter(|p| p.gv == self.gv) else {
+            return;
+        };
+        if self.may_help(from, ViewHelp::GlobalProof) {
+            self.send(Dest::Server(from), Message::GlobalPreinstall(proof));
+        }
+    }
+
+    /// On the retransmission tick: a server that saw a peer of its site in a newer global
+    /// view since the last tick asks its site for help (each peer in that view answers with
+    /// the view's proof; a Byzantine peer showing a false view costs one request a period).
+    pub(crate) fn ask_into_newer_global_view(&mut self) {
+        if !std::mem::take(&mut self.newer_global_view_seen) {
+            return;
+        }
+        let req = self.recon_request(self.global_aru);
+        for i in 0..self.site_size(self.site()) {
+            if i != self.cfg.id.index {
+                self.send(Dest::Server(ServerId::new(self.site(), i)), req.clone());
+            }
+        }
+    }
+
     /// Whether `peer` may get `help` now (a proof once per retransmission period, a bundle
     /// once per BUNDLE_PERIODS); records it.
     fn may_help(&mut self, peer: ServerId, help: ViewHelp) -> bool {
@@ -80,7 +145,7 @@ impl Replica {
             return false; // keeps the map bounded by the site's size
         }
         let interval = match help {
-            ViewHelp::Proof => self.cfg.retransmit,
+            ViewHelp::Proof | ViewHelp::GlobalProof => self.cfg.retransmit,
             ViewHelp::Bundle => self.cfg.retransmit * BUNDLE_PERIODS,
         };
         let key = (peer.index, help);
@@ -189,7 +254,7 @@ mod tests {
         }
         assert_eq!(s1.local_view(), 1, "2f+1 votes install view 1");
         let behind = ServerId::new(SiteId(1), 0);
-        let ask = Message::ReconRequest(Arc::new(ReconRequest { aru: 0 }));
+        let ask = Message::ReconRequest(Arc::new(ReconRequest { aru: 0, gv: 0 }));
         let first = s1.handle(t, Dest::Server(behind), &ask);
         assert_eq!(proofs_to(&first, behind), 1);
         for k in 1..10 {

@@ -399,6 +399,33 @@ fn a_site_without_clients_replaces_a_silent_representative() {
     live_campaign_seed("local-symmetric-5mbps.toml", 326);
 }
 
+/// Campaign seed 6050 on local-symmetric-2500kbps: the leader site (0) is cut off at 3 s just
+/// after it proposed slot 38 in global view 0. After the heal the new leader site re-proposed
+/// 38 with that batch, and in the same pass put its update again into a fresh slot (the
+/// global constraint binds the slot, not the update); that later slot was ordered. From then on
+/// every leader-site server refused each Pre-Prepare of 38 because an update in it was bound
+/// elsewhere: nothing executed past 37, the sites went through a local view change after
+/// another and three global ones, and every client starved. A Pre-Prepare that re-proposes the
+/// batch an earlier view bound to its slot is now accepted whatever happened to its updates
+/// (a duplicate executes once).
+#[test]
+fn a_batch_bound_by_an_earlier_view_is_reproposed_even_if_ordered_again_elsewhere() {
+    live_campaign_seed("local-symmetric-2500kbps.toml", 6050);
+}
+
+/// Campaign seed 4208 on local-symmetric-10mbps: s2.3 is down from 11.5 s to 14.5 s while the
+/// other sites install global view 1. The view's proof reaches a site through its servers of
+/// index at most 2f, which forward it once: s2.3 (index 3) came back in view 0, dropped every
+/// Proposal, Accept and order proof of view 1 (10,000 messages) and never knew it was behind:
+/// 1,900 slots behind 45 s after the last fault. Now a peer in a newer global view makes a
+/// server ask its site for help, and its peers answer with the view's proof.
+#[test]
+fn a_server_that_missed_a_global_view_change_joins_the_new_view() {
+    let w = live_campaign_seed("local-symmetric-10mbps.toml", 4208);
+    let late = ServerId::new(SiteId(2), 3);
+    assert_eq!(w.replica(late).map(|r| r.global_view()), Some(1));
+}
+
 /// Campaign seed 2279 on local-planetlab (WAN links of 0.4-1.3 Mbit/s, 1 MiB drop-tail
 /// queues): site 4 is cut off for 10 s and site 1's Silent server costs it a Proposal, so both
 /// fall behind. Every lagging server used to ask every leader-site server each retransmission

@@ -38,6 +38,7 @@ impl TickAttack for ReconRequester {
         let me = inner.id();
         let req = ReconRequest {
             aru: inner.global_aru().saturating_sub(self.lag),
+            gv: inner.global_view(),
         };
         let env = Envelope::new(Message::ReconRequest(Arc::new(req)));
         self.sent += to_other_sites(me, &self.sites, &env, out);
