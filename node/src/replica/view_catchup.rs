@@ -112,7 +112,7 @@ impl Replica {
         if shown.is_some_and(|gv| gv > self.gv) {
             self.newer_global_view_seen = true;
         }
-        if !shown.is_some_and(|gv| gv < self.gv) {
+        if shown.is_none_or(|gv| gv >= self.gv) {
             return;
         }
         let Some(proof) = self.gview.proof.clone().filter(|p| p.gv == self.gv) else {
