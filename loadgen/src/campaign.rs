@@ -125,18 +125,27 @@ impl Topologies {
 /// Run `loadgen campaign`. Prints one line per failing seed and a final summary line; fails if
 /// any seed violated safety or liveness.
 pub fn run(a: CampaignArgs) -> Result<()> {
-    match a.protocol.single() {
-        Some(Protocol::Steward) => {}
-        Some(Protocol::Pbft) => return run_pbft(&a),
+    let protocol = match a.protocol.single() {
+        Some(p) => p,
         None => bail!("campaign runs one protocol at a time: --protocol steward or pbft"),
-    }
-    let topologies = Topologies::load(a.topology.as_ref())?;
+    };
     let jobs = a
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     let started = std::time::Instant::now();
-    let out = parallel_campaign(&topologies, a.start_seed, a.seeds, jobs)?;
+    let out = match protocol {
+        Protocol::Steward => {
+            let topologies = Topologies::load(a.topology.as_ref())?;
+            steward_campaign(&topologies, a.start_seed, a.seeds, jobs)?
+        }
+        Protocol::Pbft => {
+            if a.topology.is_some() {
+                bail!("--topology: the PBFT campaign draws its own cluster sizes (omit it)");
+            }
+            pbft_campaign(a.start_seed, a.seeds, jobs)?
+        }
+    };
     let hours = started.elapsed().as_secs_f64() / 3600.0;
     if hours > 0.0 {
         eprintln!(
@@ -171,18 +180,29 @@ pub fn run(a: CampaignArgs) -> Result<()> {
     Ok(())
 }
 
-/// Run the Steward campaign's seeds on `jobs` threads (each seed is an independent,
-/// deterministic world, so the outcome does not depend on the number of threads).
-fn parallel_campaign(
-    topologies: &Topologies,
+/// One seed's judgement.
+struct SeedVerdict {
+    /// "ok" or the first safety violation.
+    safety: String,
+    /// Every client served after the faults.
+    live: bool,
+    /// Every correct server caught up after the faults (Steward only).
+    caught_up: bool,
+}
+
+/// Runs `judge(seed)` for `count` seeds from `start` on `jobs` threads (each seed is an
+/// independent, deterministic world, so the outcome does not depend on the number of
+/// threads) and tallies the verdicts in seed order. The first error stops the campaign.
+fn parallel_seeds(
     start: u64,
     count: u64,
     jobs: usize,
+    judge: impl Fn(u64) -> Result<SeedVerdict, String> + Sync,
 ) -> Result<CampaignOutcome> {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Mutex;
     let next = AtomicU64::new(0);
-    let results: Mutex<Vec<(u64, String, bool, bool)>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<(u64, SeedVerdict)>> = Mutex::new(Vec::new());
     let error: Mutex<Option<String>> = Mutex::new(None);
     let progress = CampaignProgress::new(count, 50);
     std::thread::scope(|scope| {
@@ -193,36 +213,10 @@ fn parallel_campaign(
                     break;
                 }
                 let seed = start + i;
-                let topology = topologies.for_seed(seed);
-                match campaign_seed(topology, seed) {
-                    Ok((world, liveness)) => {
-                        let verdict = world.checker().verdict();
-                        let live = liveness.clients_served();
-                        if verdict != "ok" {
-                            eprintln!(
-                                "campaign: seed {seed} on {}: safety failure: {verdict} (replay: loadgen campaign --seeds 1 --start-seed {seed})",
-                                topology.name
-                            );
-                        } else if !live {
-                            eprintln!(
-                                "campaign: seed {seed} on {}: liveness failure: {} (replay: loadgen campaign --seeds 1 --start-seed {seed})",
-                                topology.name,
-                                liveness.describe()
-                            );
-                        } else if !liveness.servers_caught_up() {
-                            eprintln!(
-                                "campaign: seed {seed} on {}: lagging servers (not counted as a failure): {} (replay: loadgen campaign --seeds 1 --start-seed {seed})",
-                                topology.name,
-                                liveness.describe()
-                            );
-                        }
-                        progress.seed_done(verdict != "ok", !live);
-                        results.lock().expect("lock").push((
-                            seed,
-                            verdict,
-                            live,
-                            liveness.servers_caught_up(),
-                        ));
+                match judge(seed) {
+                    Ok(v) => {
+                        progress.seed_done(v.safety != "ok", !v.live);
+                        results.lock().expect("lock").push((seed, v));
                     }
                     Err(e) => *error.lock().expect("lock") = Some(e),
                 }
@@ -235,56 +229,82 @@ fn parallel_campaign(
     let mut results = results.into_inner().expect("lock");
     results.sort_by_key(|r| r.0);
     let mut out = CampaignOutcome::default();
-    for (seed, verdict, live, caught_up) in results {
+    for (seed, v) in results {
         out.seeds += 1;
-        if !caught_up {
+        if !v.caught_up {
             out.lagging_seeds.push(seed);
         }
-        if verdict != "ok" {
-            out.safety_violations.push((seed, verdict));
+        if v.safety != "ok" {
+            out.safety_violations.push((seed, v.safety));
         }
-        if !live {
+        if !v.live {
             out.liveness_failures.push(seed);
         }
     }
     Ok(out)
 }
 
+/// The Steward campaign: `campaign_seed` on each seed's topology.
+fn steward_campaign(
+    topologies: &Topologies,
+    start: u64,
+    count: u64,
+    jobs: usize,
+) -> Result<CampaignOutcome> {
+    parallel_seeds(start, count, jobs, |seed| {
+        let topology = topologies.for_seed(seed);
+        let (world, liveness) = campaign_seed(topology, seed)?;
+        let safety = world.checker().verdict();
+        let live = liveness.clients_served();
+        if safety != "ok" {
+            eprintln!(
+                "campaign: seed {seed} on {}: safety failure: {safety} (replay: loadgen campaign --seeds 1 --start-seed {seed})",
+                topology.name
+            );
+        } else if !live {
+            eprintln!(
+                "campaign: seed {seed} on {}: liveness failure: {} (replay: loadgen campaign --seeds 1 --start-seed {seed})",
+                topology.name,
+                liveness.describe()
+            );
+        } else if !liveness.servers_caught_up() {
+            eprintln!(
+                "campaign: seed {seed} on {}: lagging servers (not counted as a failure): {} (replay: loadgen campaign --seeds 1 --start-seed {seed})",
+                topology.name,
+                liveness.describe()
+            );
+        }
+        Ok(SeedVerdict {
+            safety,
+            live,
+            caught_up: liveness.servers_caught_up(),
+        })
+    })
+}
+
 /// The PBFT campaign (baseline-bft's randomized fault scenarios), same output contract.
-fn run_pbft(a: &CampaignArgs) -> Result<()> {
-    let mut safety = Vec::new();
-    let mut liveness = Vec::new();
-    let progress = CampaignProgress::new(a.seeds, 100);
-    for seed in a.start_seed..a.start_seed + a.seeds {
-        let (mut unsafe_seed, mut dead_seed) = (false, false);
+fn pbft_campaign(start: u64, count: u64, jobs: usize) -> Result<CampaignOutcome> {
+    parallel_seeds(start, count, jobs, |seed| {
+        let mut verdict = SeedVerdict {
+            safety: "ok".into(),
+            live: true,
+            caught_up: true,
+        };
         for run in pbft::simulation::campaign([seed]) {
             if run.safety != "ok" {
                 eprintln!(
                     "campaign: seed {seed} ({}): safety failure: {} (replay: loadgen campaign --protocol pbft --seeds 1 --start-seed {seed})",
                     run.scenario, run.safety
                 );
-                safety.push(seed);
-                unsafe_seed = true;
+                verdict.safety = run.safety.clone();
             } else if !run.ok() {
                 eprintln!(
                     "campaign: seed {seed} ({}): liveness failure (replay: loadgen campaign --protocol pbft --seeds 1 --start-seed {seed})",
                     run.scenario
                 );
-                liveness.push(seed);
-                dead_seed = true;
+                verdict.live = false;
             }
         }
-        progress.seed_done(unsafe_seed, dead_seed);
-    }
-    drop(progress);
-    println!(
-        "seeds={} safety_violations={} liveness_failures={}",
-        a.seeds,
-        safety.len(),
-        liveness.len()
-    );
-    if !safety.is_empty() || !liveness.is_empty() {
-        std::process::exit(1);
-    }
-    Ok(())
+        Ok(verdict)
+    })
 }

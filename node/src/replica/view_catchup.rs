@@ -267,4 +267,44 @@ mod tests {
         let out = s1.handle(t * 3, Dest::Server(other_site), &ask);
         assert_eq!(proofs_to(&out, other_site), 0, "only the own site's peers");
     }
+
+    /// A server that sees a peer of its site in a newer global view asks its site for help on
+    /// the next tick (a Recon_Request stamped with its own view, to every peer), once per
+    /// evidence; a message from another site's server does not count.
+    #[test]
+    fn a_peer_in_a_newer_global_view_makes_a_server_ask_its_site() {
+        let mut s1 = server(1);
+        let accept = |gv| {
+            Message::Accept(Arc::new(crate::msg::Accept {
+                site: 1,
+                gv,
+                lv: 0,
+                seq: 1,
+                digest: [0; 32],
+                tsig: vec![],
+            }))
+        };
+        let asks = |out: &[Output<Message>]| {
+            out.iter()
+                .filter(|o| {
+                    matches!(o, Output::Send { env, .. }
+                        if matches!(&env.msg, Message::ReconRequest(r) if r.gv == 0))
+                })
+                .count()
+        };
+        let t = Duration::from_secs(1);
+        let elsewhere = Dest::Server(ServerId::new(SiteId(2), 0));
+        s1.handle(t, elsewhere, &accept(3));
+        assert_eq!(asks(&s1.fire(t, crate::replica::TICK)), 0, "another site");
+        let peer = Dest::Server(ServerId::new(SiteId(1), 2));
+        s1.handle(t, peer, &accept(0));
+        assert_eq!(asks(&s1.fire(t * 2, crate::replica::TICK)), 0, "same view");
+        s1.handle(t, peer, &accept(3));
+        assert_eq!(asks(&s1.fire(t * 3, crate::replica::TICK)), 3, "every peer");
+        assert_eq!(
+            asks(&s1.fire(t * 4, crate::replica::TICK)),
+            0,
+            "once per evidence"
+        );
+    }
 }
