@@ -62,6 +62,19 @@ impl Replica {
             Some(false) => return false, // a different Proposal for a slot we already hold
             None => {}
         }
+        if self.global.get(&p.seq).is_some_and(|s| s.ordered) {
+            // A later global view re-proposes a slot this server ordered (the new leader
+            // site's constraint held only its Proposal): answer with the order proof. An
+            // ordered slot's Proposal is final; taking the later view's copy in its place left
+            // its order proof with Accepts of another view, too few for a client (campaign
+            // seed 11058).
+            if self.is_rep() && from.site != self.site() {
+                if let Some(proof) = self.order_proof(p.seq) {
+                    self.send(Dest::Server(from), Message::Ordered(Arc::new(proof)));
+                }
+            }
+            return true;
+        }
         if !self.crypto.verify_site(leader, &p.signing_bytes(), &p.tsig) {
             return false;
         }
@@ -82,6 +95,9 @@ impl Replica {
         self.site_signed_seq(SiteId(p.site), p.seq);
         let now = self.now;
         let slot = self.global.entry(p.seq).or_default();
+        if slot.ordered {
+            return; // final: its Accepts sign this Proposal's view (see on_proposal)
+        }
         if slot.proposal.as_ref().is_some_and(|q| q.gv < p.gv) {
             // A new global view re-proposes the slot: accept it afresh.
             slot.accept_share_sent = false;

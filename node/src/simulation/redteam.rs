@@ -334,7 +334,8 @@ fn debug_campaign_seed() {
     let topo = shipped_topology(&format!("{name}.toml"));
     let (w, liveness) = campaign_seed(&topo, seed).unwrap();
     eprintln!(
-        "liveness {liveness:?} stable_at {:?} byz {:?} parts {:?} clients {}",
+        "verdict {} liveness {liveness:?} stable_at {:?} byz {:?} parts {:?} clients {}",
+        w.checker().verdict(),
         w.cfg.stable_at(),
         w.cfg.byzantine,
         w.cfg.partitions,
@@ -411,6 +412,18 @@ fn a_site_without_clients_replaces_a_silent_representative() {
 #[test]
 fn a_batch_bound_by_an_earlier_view_is_reproposed_even_if_ordered_again_elsewhere() {
     live_campaign_seed("local-symmetric-2500kbps.toml", 6050);
+}
+
+/// Campaign seed 11058 on local-symmetric-2500kbps: every site is cut off from the others
+/// from 6 s to 15 s. Slot 95 was ordered in global view 0 at site 0, while site 1, the leader
+/// of view 1, held only its Proposal and re-proposed it in view 1 (accepted since the fix of
+/// seed 6050 above, refused before because an update of it was bound elsewhere). s0.0 took the
+/// view-1 copy in place of its ordered Proposal, and its replies carried an order proof of a
+/// view-1 Proposal with view-0 Accepts: "too few accepts" for the client. An ordered slot's
+/// Proposal is now final; a later view's copy is answered with the order proof.
+#[test]
+fn an_ordered_slot_keeps_its_proposal_when_a_later_view_reproposes_it() {
+    live_campaign_seed("local-symmetric-2500kbps.toml", 11058);
 }
 
 /// Campaign seed 4208 on local-symmetric-10mbps: s2.3 is down from 11.5 s to 14.5 s while the
