@@ -262,11 +262,14 @@ impl Replica {
 
     pub(crate) fn apply_accept(&mut self, a: &Arc<Accept>) {
         self.site_signed_seq(SiteId(a.site), a.seq);
-        self.global
-            .entry(a.seq)
-            .or_default()
-            .accepts
-            .insert(a.site, a.clone());
+        let slot = self.global.entry(a.seq).or_default();
+        if slot.ordered {
+            // Final, like its Proposal: a site's Accept of a later view's copy must not take
+            // the place of the one the order proof holds (campaign seed 9629: the proof was
+            // left with one Accept of the Proposal's view).
+            return;
+        }
+        slot.accepts.insert(a.site, a.clone());
         if a.site == self.site().0 {
             self.forwardable(a.seq);
         }
