@@ -507,21 +507,43 @@ pub fn chart_svg(chart: &Chart, font: &ChartFont) -> Result<String> {
     Ok(svg)
 }
 
-/// Draw `chart` to `<stem>.svg`, rasterize that to `<stem>.png`; returns both paths.
-pub fn render(chart: &Chart, stem: &Path, font: &ChartFont) -> Result<(PathBuf, PathBuf)> {
-    let svg_path = stem.with_extension("svg");
-    let png_path = stem.with_extension("png");
-    let svg = chart_svg(chart, font).map_err(|e| anyhow!("{}: {e:#}", svg_path.display()))?;
-    write_svg_and_png(&svg, &svg_path, &png_path, font)?;
-    Ok((svg_path, png_path))
+/// A plot that can be drawn as an SVG document: a [`Chart`] or a [`BarChart`].
+pub trait Figure {
+    /// The title (also the caption of the figure in a report).
+    fn title(&self) -> &str;
+    /// The SVG document.
+    fn svg(&self, font: &ChartFont) -> Result<String>;
 }
 
-/// Write `svg` to `svg_path` and its rasterization to `png_path`.
-fn write_svg_and_png(svg: &str, svg_path: &Path, png_path: &Path, font: &ChartFont) -> Result<()> {
-    fs::write(svg_path, svg).with_context(|| format!("{}: cannot write", svg_path.display()))?;
-    let png = svg_to_png(svg, font).map_err(|e| anyhow!("{}: {e:#}", png_path.display()))?;
-    fs::write(png_path, png).with_context(|| format!("{}: cannot write", png_path.display()))?;
-    Ok(())
+impl Figure for Chart {
+    fn title(&self) -> &str {
+        &self.title
+    }
+    fn svg(&self, font: &ChartFont) -> Result<String> {
+        chart_svg(self, font)
+    }
+}
+
+impl Figure for BarChart {
+    fn title(&self) -> &str {
+        &self.title
+    }
+    fn svg(&self, font: &ChartFont) -> Result<String> {
+        bar_chart_svg(self, font)
+    }
+}
+
+/// Draw `figure` to `<stem>.svg`, rasterize that to `<stem>.png`; returns both paths.
+pub fn render(figure: &impl Figure, stem: &Path, font: &ChartFont) -> Result<(PathBuf, PathBuf)> {
+    let svg_path = stem.with_extension("svg");
+    let png_path = stem.with_extension("png");
+    let svg = figure
+        .svg(font)
+        .map_err(|e| anyhow!("{}: {e:#}", svg_path.display()))?;
+    fs::write(&svg_path, &svg).with_context(|| format!("{}: cannot write", svg_path.display()))?;
+    let png = svg_to_png(&svg, font).map_err(|e| anyhow!("{}: {e:#}", png_path.display()))?;
+    fs::write(&png_path, png).with_context(|| format!("{}: cannot write", png_path.display()))?;
+    Ok((svg_path, png_path))
 }
 
 /// One series of a [`BarChart`]: a value per category (`None`: no bar, "no run" instead).
@@ -580,15 +602,6 @@ pub fn bar_chart_svg(chart: &BarChart, font: &ChartFont) -> Result<String> {
         root.present().map_err(pe)?;
     }
     Ok(svg)
-}
-
-/// Draw a bar chart to `<stem>.svg`, rasterize that to `<stem>.png`; returns both paths.
-pub fn render_bars(chart: &BarChart, stem: &Path, font: &ChartFont) -> Result<(PathBuf, PathBuf)> {
-    let svg_path = stem.with_extension("svg");
-    let png_path = stem.with_extension("png");
-    let svg = bar_chart_svg(chart, font).map_err(|e| anyhow!("{}: {e:#}", svg_path.display()))?;
-    write_svg_and_png(&svg, &svg_path, &png_path, font)?;
-    Ok((svg_path, png_path))
 }
 
 /// Tick label of a bar's value: two decimals.

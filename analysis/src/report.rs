@@ -33,7 +33,7 @@ use crate::figures::{distinct, figure_series, observed_series, ObservedSeries};
 use crate::hdr::{cdf_points, percentiles, read_hlog, Percentiles};
 use crate::paper::{figure, Metric, PaperData, XAxis, FIGURES};
 use crate::plots::{
-    default_font_dirs, find_font, palette, protocol_color, render, render_bars, wants_log,
+    default_font_dirs, find_font, palette, protocol_color, render, wants_log, Figure,
     BarChart, BarSeries, Chart, ChartFont, Curve, CurveStyle, LegendAt, Marker, FONT_ENV,
 };
 use crate::results::{ResultSet, Run};
@@ -829,7 +829,6 @@ impl<'a> Ctx<'a> {
         font: &ChartFont,
     ) -> Result<()> {
         let groups = self.damage_groups();
-        let dir = self.out.join("plots");
         for (key, runs) in &groups {
             let chart = self.damage_chart(key, runs);
             let (topo, costs, clients) = key;
@@ -838,15 +837,7 @@ impl<'a> Ctx<'a> {
                 let _ = write!(stem, "-{}", slug(costs));
             }
             let _ = write!(stem, "-c{clients}");
-            fs::create_dir_all(&dir)
-                .with_context(|| format!("{}: cannot create", dir.display()))?;
-            let (svg, png) = render_bars(&chart, &dir.join(&stem), font)?;
-            self.files.push(svg);
-            self.files.push(png.clone());
-            plots
-                .entry("damage".to_string())
-                .or_default()
-                .push((chart.title.clone(), png));
+            self.plot(plots, "damage", &chart, &stem, font)?;
         }
         Ok(())
     }
@@ -1009,7 +1000,7 @@ impl<'a> Ctx<'a> {
         &mut self,
         plots: &mut BTreeMap<String, Vec<(String, PathBuf)>>,
         section: &str,
-        chart: &Chart,
+        chart: &impl Figure,
         stem: &str,
         font: &ChartFont,
     ) -> Result<()> {
@@ -1021,7 +1012,7 @@ impl<'a> Ctx<'a> {
         plots
             .entry(section.to_string())
             .or_default()
-            .push((chart.title.clone(), png));
+            .push((chart.title().to_string(), png));
         Ok(())
     }
 

@@ -24,7 +24,9 @@
 use std::sync::Arc;
 
 use bft_core::codec::{DecodeError, Reader, Writer, MAX_LIST, MAX_SNAPSHOT};
-use bft_core::durable::{Store, Vote, VoteKey, VoteLedger, Write};
+use bft_core::durable::{
+    prune_slots_through, slot_key, slot_of_key, Store, Vote, VoteKey, VoteLedger, Write,
+};
 use bft_core::request::Digest;
 
 use super::{Action, Replica, Slot, Stable};
@@ -44,17 +46,6 @@ const KEY_NEW_VIEW: &[u8] = b"n";
 const KEY_VIEW_CHANGE: &[u8] = b"w";
 const PREFIX_PREPARED: u8 = b'p';
 const PREFIX_OWN_PP: u8 = b'o';
-
-fn slot_key(prefix: u8, seq: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(9);
-    k.push(prefix);
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
-}
-
-fn slot_seq(key: &[u8]) -> Option<u64> {
-    (key.len() == 9).then(|| u64::from_be_bytes(key[1..].try_into().expect("8 bytes")))
-}
 
 /// A record of several messages: a count, then each message's wire encoding.
 fn encode_messages(msgs: &[Message]) -> Vec<u8> {
@@ -220,14 +211,8 @@ impl Replica {
             key: KEY_CHECKPOINT.to_vec(),
             value: Message::State(Arc::new(st)).encode(),
         });
-        for w in self.ledger.prune_below(seq + 1) {
+        for w in prune_slots_through(&mut self.ledger, &[PREFIX_PREPARED, PREFIX_OWN_PP], seq) {
             self.persist(w);
-        }
-        for prefix in [PREFIX_PREPARED, PREFIX_OWN_PP] {
-            self.persist(Write::DeleteRange {
-                from: slot_key(prefix, 0),
-                to: slot_key(prefix, seq + 1),
-            });
         }
     }
 
@@ -282,7 +267,7 @@ impl Replica {
             let Some(cert) = decode_cert(value) else {
                 continue;
             };
-            if slot_seq(key) != Some(cert.pre_prepare.seq) {
+            if slot_of_key(key) != Some(cert.pre_prepare.seq) {
                 continue;
             }
             let slot: &mut Slot = self.log.entry(cert.pre_prepare.seq).or_default();
@@ -297,7 +282,7 @@ impl Replica {
             let Some(pp) = decode_pre_prepare(value) else {
                 continue;
             };
-            if slot_seq(key) != Some(pp.seq) || pp.view != view {
+            if slot_of_key(key) != Some(pp.seq) || pp.view != view {
                 continue;
             }
             for u in &pp.batch {
@@ -359,7 +344,7 @@ mod tests {
             prepares: vec![p.clone(), p],
         };
         assert_eq!(decode_cert(&encode_cert(&cert)), Some(cert));
-        assert_eq!(slot_seq(&slot_key(PREFIX_OWN_PP, 77)), Some(77));
+        assert_eq!(slot_of_key(&slot_key(PREFIX_OWN_PP, 77)), Some(77));
         assert!(decode_cert(b"junk").is_none());
         assert!(decode_new_view(&encode_messages(&[Message::PrePrepare(pp)])).is_none());
     }

@@ -329,19 +329,9 @@ impl PbftWorld {
         }
     }
 
-    /// Summarise the measurement window.
-    pub fn report(&self) -> RunReport {
-        let bounds: Vec<f64> = self
-            .client_sites
-            .iter()
-            .map(|s| update_latency_bound(&self.cfg.topology, *s))
-            .collect();
-        RunReport::from_sim(
-            &self.sim,
-            self.cfg.sim.warmup,
-            &bounds,
-            self.checker().verdict(),
-        )
+    /// The latency bound of an update from a client at `site` (ms).
+    pub fn update_latency_bound_ms(&self, site: SiteId) -> f64 {
+        update_latency_bound(&self.cfg.topology, site)
     }
 }
 

@@ -278,10 +278,66 @@ impl VoteLedger {
     }
 }
 
+/// The key of a per-slot record: `prefix`, then `seq` big-endian, so that key order is slot
+/// order and a range of slots is a range of keys.
+pub fn slot_key(prefix: u8, seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9);
+    k.push(prefix);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// The slot of a [`slot_key`] (`None` for a key of another length).
+pub fn slot_of_key(key: &[u8]) -> Option<u64> {
+    (key.len() == 9).then(|| u64::from_be_bytes(key[1..].try_into().expect("8 bytes")))
+}
+
+/// The writes that forget every slot up to `seq` (decided and checkpointed): `ledger`'s
+/// votes below `seq + 1` and the per-slot records of every prefix in `prefixes`.
+pub fn prune_slots_through(ledger: &mut VoteLedger, prefixes: &[u8], seq: u64) -> Vec<Write> {
+    let mut writes = ledger.prune_below(seq + 1);
+    writes.extend(prefixes.iter().map(|&prefix| Write::DeleteRange {
+        from: slot_key(prefix, 0),
+        to: slot_key(prefix, seq + 1),
+    }));
+    writes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn pruning_through_a_slot_forgets_its_votes_and_records_and_keeps_later_ones() {
+        let mut store = Store::new();
+        let mut ledger = VoteLedger::default();
+        for seq in [3, 4, 5] {
+            if let Vote::New(w) = ledger.cast(key(1, seq, 0), [seq as u8; 32]) {
+                w.apply(&mut store);
+            }
+            for prefix in [b'a', b'b'] {
+                Write::Put {
+                    key: slot_key(prefix, seq),
+                    value: vec![seq as u8],
+                }
+                .apply(&mut store);
+            }
+        }
+        for w in prune_slots_through(&mut ledger, b"ab", 4) {
+            w.apply(&mut store);
+        }
+        let slots = |prefix| {
+            store
+                .range(slot_key(prefix, 0)..slot_key(prefix + 1, 0))
+                .filter_map(|(k, _)| slot_of_key(k))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!((slots(b'a'), slots(b'b')), (vec![5], vec![5]));
+        assert_eq!(VoteLedger::recover(&store).highest_seq(1), 5);
+        assert!(!VoteLedger::recover(&store).voted_on(1, 4));
+        assert_eq!(slot_of_key(&[1, 2]), None);
+    }
 
     fn key(kind: u8, seq: u64, v: u64) -> VoteKey {
         VoteKey {

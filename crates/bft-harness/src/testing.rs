@@ -39,11 +39,30 @@ pub trait SimWorld {
 }
 
 /// Implements [`WorldSpec`] for a protocol's world configuration and [`SimWorld`] for its world,
-/// forwarding to their inherent `build`, `run_until` and `report` (the configuration has
-/// `sim: SimConfig` and `crypto: CryptoMode` fields, the world a `sim: Sim<_>` field).
+/// forwarding to their inherent `build` and `run_until` (the configuration has
+/// `sim: SimConfig` and `crypto: CryptoMode` fields, the world a `sim: Sim<_>` field), and
+/// gives the world its inherent `report`, made from the world's `client_sites`, its
+/// `update_latency_bound_ms(site)`, its configuration's warm-up and its `checker()`.
 #[macro_export]
 macro_rules! sim_world {
     ($world:ty, $config:ty) => {
+        impl $world {
+            /// Summarise the measurement window.
+            pub fn report(&self) -> $crate::RunReport {
+                let bounds: Vec<f64> = self
+                    .client_sites
+                    .iter()
+                    .map(|s| self.update_latency_bound_ms(*s))
+                    .collect();
+                $crate::RunReport::from_sim(
+                    &self.sim,
+                    self.cfg.sim.warmup,
+                    &bounds,
+                    self.checker().verdict(),
+                )
+            }
+        }
+
         impl $crate::testing::WorldSpec for $config {
             type World = $world;
             fn seed(&self) -> u64 {
@@ -211,6 +230,47 @@ pub fn decode_mutated<M: Wire>(m: &M, pos: usize, val: u8) {
     let p = pos % bytes.len();
     bytes[p] = val;
     let _ = M::decode(&bytes);
+}
+
+/// The codec tests every protocol's message type gets, inside its test module: every sample
+/// roundtrips and its truncations fail, a wrong version or type byte is refused, and neither
+/// random bytes (up to `max_len`) nor a damaged sample ever make the decoder panic.
+///
+/// ```ignore
+/// bft_harness::wire_codec_tests!(Message, samples(), WIRE_VERSION, 800);
+/// ```
+#[macro_export]
+macro_rules! wire_codec_tests {
+    ($msg:ty, $samples:expr, $version:expr, $max_len:expr) => {
+        #[test]
+        fn every_message_roundtrips_and_truncations_fail() {
+            $crate::testing::assert_wire_roundtrips(&$samples);
+        }
+
+        #[test]
+        fn bad_version_and_type_are_rejected() {
+            $crate::testing::assert_bad_version_and_type_rejected(&$samples[0], $version);
+        }
+
+        proptest::proptest! {
+            #[test]
+            fn decode_never_panics(
+                bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..$max_len)
+            ) {
+                let _ = <$msg as bft_core::Wire>::decode(&bytes);
+            }
+
+            #[test]
+            fn mutated_encodings_never_panic(
+                idx in proptest::prelude::any::<usize>(),
+                pos in proptest::prelude::any::<usize>(),
+                val in proptest::prelude::any::<u8>(),
+            ) {
+                let all = $samples;
+                $crate::testing::decode_mutated(&all[idx % all.len()], pos, val);
+            }
+        }
+    };
 }
 
 #[cfg(test)]

@@ -204,7 +204,6 @@ bft_core::wire_message!(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use proptest::prelude::*;
     use steward_config::{ServerId, SiteId};
 
     pub(crate) fn sample_update(ts: u64) -> Arc<Update> {
@@ -422,11 +421,7 @@ pub(crate) mod tests {
         ]
     }
 
-    #[test]
-    fn every_message_roundtrips() {
-        // Truncation anywhere is an error, never a panic.
-        bft_harness::testing::assert_wire_roundtrips(&samples());
-    }
+    bft_harness::wire_codec_tests!(Message, samples(), WIRE_VERSION, 600);
 
     #[test]
     fn signing_bytes_exclude_the_signature() {
@@ -454,11 +449,6 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn bad_version_and_tag_are_rejected() {
-        bft_harness::testing::assert_bad_version_and_type_rejected(&samples()[0], WIRE_VERSION);
-    }
-
-    #[test]
     fn huge_lengths_do_not_allocate() {
         // An Update claiming a 4 GiB key.
         let mut bytes = vec![WIRE_VERSION, 1];
@@ -469,18 +459,6 @@ pub(crate) mod tests {
         assert!(Message::decode(&bytes).is_err());
     }
 
-    proptest! {
-        #[test]
-        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
-            let _ = Message::decode(&bytes);
-        }
-
-        #[test]
-        fn mutated_encodings_never_panic(idx in any::<usize>(), pos in any::<usize>(), val in any::<u8>()) {
-            let all = samples();
-            bft_harness::testing::decode_mutated(&all[idx % all.len()], pos, val);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -23,7 +23,9 @@
 
 use std::sync::Arc;
 
-use bft_core::durable::{Store, Vote, VoteKey, VoteLedger, Write};
+use bft_core::durable::{
+    prune_slots_through, slot_key, slot_of_key, Store, Vote, VoteKey, VoteLedger, Write,
+};
 
 use super::{Action, Replica};
 use crate::msg::{Digest, Message, PrepareCert, Proposal};
@@ -44,17 +46,6 @@ const VIEWS_KEY: &[u8] = b"V";
 const CHECKPOINT_KEY: &[u8] = b"k";
 const CERT_PREFIX: u8 = b'c';
 const PROPOSAL_PREFIX: u8 = b'p';
-
-fn slot_key(prefix: u8, seq: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(9);
-    k.push(prefix);
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
-}
-
-fn slot_of(key: &[u8]) -> Option<u64> {
-    Some(u64::from_be_bytes(key.get(1..9)?.try_into().ok()?))
-}
 
 /// Everything a server restores from its store (decoded before anything is applied).
 #[derive(Default)]
@@ -79,12 +70,12 @@ impl Recovered {
             rec.checkpoint = Some((seq, digest, v[40..].to_vec()));
         }
         for (k, v) in store.range(slot_key(CERT_PREFIX, 0)..slot_key(CERT_PREFIX + 1, 0)) {
-            if let (Some(_), Ok(c)) = (slot_of(k), PrepareCert::decode(v)) {
+            if let (Some(_), Ok(c)) = (slot_of_key(k), PrepareCert::decode(v)) {
                 rec.certs.push(c);
             }
         }
         for (k, v) in store.range(slot_key(PROPOSAL_PREFIX, 0)..slot_key(PROPOSAL_PREFIX + 1, 0)) {
-            if let (Some(_), Ok(Message::Proposal(p))) = (slot_of(k), Message::decode(v)) {
+            if let (Some(_), Ok(Message::Proposal(p))) = (slot_of_key(k), Message::decode(v)) {
                 rec.proposals.push(p);
             }
         }
@@ -163,14 +154,8 @@ impl Replica {
             key: CHECKPOINT_KEY.to_vec(),
             value,
         });
-        for w in self.ledger.prune_below(seq + 1) {
+        for w in prune_slots_through(&mut self.ledger, &[CERT_PREFIX, PROPOSAL_PREFIX], seq) {
             self.persist(w);
-        }
-        for prefix in [CERT_PREFIX, PROPOSAL_PREFIX] {
-            self.persist(Write::DeleteRange {
-                from: slot_key(prefix, 0),
-                to: slot_key(prefix, seq + 1),
-            });
         }
     }
 

@@ -103,7 +103,7 @@ pub enum Byzantine {
     /// their proofs ([`faults::ignore_proof_requests`]).
     SilentSigner,
     /// Sends wrong unproven threshold shares and proves its right ones when asked
-    /// ([`faults::WrongUnprovenShares`]).
+    /// (`CorruptShares::proving_right_shares`).
     WrongUnprovenShares,
 }
 
@@ -275,12 +275,10 @@ impl World {
         for (c, site) in client_sites.iter().enumerate() {
             book.register(NodeId::Client(c as u32), *site, true);
         }
-        for (i, (site, _, _)) in cfg.flooding_clients.iter().enumerate() {
+        // Byzantine clients: the flooding ones, then the replaying ones (ids after the correct).
+        let byzantine_clients = cfg.flooding_clients.iter().chain(&cfg.replaying_clients);
+        for (i, (site, _, _)) in byzantine_clients.enumerate() {
             book.register(NodeId::Client(cfg.clients + i as u32), *site, false);
-        }
-        let replay_base = cfg.clients + cfg.flooding_clients.len() as u32;
-        for (i, (site, _, _)) in cfg.replaying_clients.iter().enumerate() {
-            book.register(NodeId::Client(replay_base + i as u32), *site, false);
         }
         let all_servers: Vec<ServerId> = topo.steward_servers().collect();
         let shared = Shared::new(book, cfg.costs.clone());
@@ -343,29 +341,24 @@ impl World {
                 Box::new(NodeProc::client(Client::new(ccfg, crypto), shared.clone())),
             );
         }
-        for (i, (site, every, per_tick)) in cfg.flooding_clients.iter().enumerate() {
-            let c = cfg.clients + i as u32;
-            let flood = faults::FloodingClient::new(
-                c,
-                *site,
-                servers[site.index()],
-                keys.client(c),
-                *every,
-                *per_tick,
-            );
-            sim.add_process(*site, Box::new(NodeProc::client(flood, shared.clone())));
-        }
-        for (i, (site, every, per_tick)) in cfg.replaying_clients.iter().enumerate() {
-            let c = replay_base + i as u32;
-            let replay = faults::ReplayingClient::new(
-                c,
-                *site,
-                servers[site.index()],
-                keys.client(c),
-                *every,
-                *per_tick,
-            );
-            sim.add_process(*site, Box::new(NodeProc::client(replay, shared.clone())));
+        let flooding = cfg.flooding_clients.iter().map(|c| (c, true));
+        let replaying = cfg.replaying_clients.iter().map(|c| (c, false));
+        for (i, ((site, every, per_tick), floods)) in flooding.chain(replaying).enumerate() {
+            let id = cfg.clients + i as u32;
+            let load = faults::ClientLoad {
+                id,
+                site: *site,
+                servers: servers[site.index()],
+                crypto: keys.client(id),
+                every: *every,
+                per_tick: *per_tick,
+            };
+            let client = if floods {
+                faults::ByzantineClient::flooding(load)
+            } else {
+                faults::ByzantineClient::replaying(load)
+            };
+            sim.add_process(*site, Box::new(NodeProc::client(client, shared.clone())));
         }
         for s in &cfg.slow_links {
             let mut params = *topo.link(s.from, s.to);
@@ -443,21 +436,6 @@ impl World {
     pub fn update_latency_bound_ms(&self, site: SiteId) -> f64 {
         update_latency_bound(&self.cfg.topology, site, SiteId(0))
     }
-
-    /// Summarise the measurement window.
-    pub fn report(&self) -> RunReport {
-        let bounds: Vec<f64> = self
-            .client_sites
-            .iter()
-            .map(|s| self.update_latency_bound_ms(*s))
-            .collect();
-        RunReport::from_sim(
-            &self.sim,
-            self.cfg.sim.warmup,
-            &bounds,
-            self.checker().verdict(),
-        )
-    }
 }
 
 /// Server `rc.id` as `byz` makes it: a correct replica, or one inside the wrapper (or with
@@ -482,8 +460,12 @@ fn server_node(
         _ => {}
     }
     let backend: Box<dyn CryptoBackend> = match byz {
-        Some(Byzantine::CorruptShares | Byzantine::SilentSigner) => Box::new(CorruptShares(keys())),
-        Some(Byzantine::WrongUnprovenShares) => Box::new(faults::WrongUnprovenShares(keys())),
+        Some(Byzantine::CorruptShares | Byzantine::SilentSigner) => {
+            Box::new(CorruptShares::new(keys()))
+        }
+        Some(Byzantine::WrongUnprovenShares) => {
+            Box::new(CorruptShares::proving_right_shares(keys()))
+        }
         _ => keys(),
     };
     let replica = Replica::new(rc, Crypto::new(backend));
@@ -506,7 +488,7 @@ fn server_node(
             Box::new(Tamper::new(replica, faults::WrongResults::new(id, own())))
         }
         Some(Byzantine::SlowCombiner(from, holds)) => {
-            Box::new(faults::SlowCombiner::new(replica, from, holds))
+            Box::new(faults::slow_combiner(replica, from, holds))
         }
         Some(Byzantine::SlowDisseminator(hold)) => Box::new(faults::to_other_sites_late(
             replica,

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use bft_core::{Node, NodeId};
 
-use super::wrapper::{wrapper_node, Wrapper};
+use super::wrapper::wrapper_node;
 
 /// Wraps `N`; from `at` on every input is dropped unseen and nothing is output. A crash at
 /// time zero is a silent node (its `start` outputs are dropped too).
@@ -36,6 +36,7 @@ wrapper_node! {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::faults::Wrapper;
     use crate::faults::fake::{msg, sends, Fake};
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bft_core::{Node, Output};
 
-use super::wrapper::{wrapper_node, MsgOf, Wrapper};
+use super::wrapper::{wrapper_node, MsgOf};
 use super::{Matching, MsgFilter};
 
 /// The wrapper's timer token (far from any protocol's own tokens).
@@ -92,6 +92,7 @@ wrapper_node! {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::faults::Wrapper;
     use crate::faults::fake::{msg, receive, sends, Fake};
     use crate::faults::kinds;
 

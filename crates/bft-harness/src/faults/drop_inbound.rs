@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use bft_core::{Node, NodeId};
 
-use super::wrapper::{wrapper_node, Wrapper};
+use super::wrapper::wrapper_node;
 use super::{Matching, MsgFilter};
 
 /// Wraps `N`; drops incoming messages `filter` matches (by sender and message, e.g.
@@ -52,6 +52,7 @@ wrapper_node! {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::faults::Wrapper;
     use crate::faults::fake::{receive, sends, Fake};
     use crate::faults::kinds;
 

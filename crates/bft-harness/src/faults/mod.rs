@@ -9,6 +9,7 @@
 
 mod corrupt_shares;
 mod crash;
+mod delay_inbound;
 mod delay_outbound;
 mod drop_inbound;
 mod restart;
@@ -21,6 +22,7 @@ pub(crate) mod fake;
 
 pub use corrupt_shares::CorruptShares;
 pub use crash::Crash;
+pub use delay_inbound::{DelayInbound, InboundHold, DELAY_INBOUND_TIMER};
 pub use delay_outbound::{DelayOutbound, DELAY_OUTBOUND_TIMER};
 pub use drop_inbound::DropInbound;
 pub use restart::{CrashPoint, Outage, Restart};

@@ -4,7 +4,7 @@
 use bft_core::crypto::CryptoCounters;
 use bft_core::{Envelope, Node, NodeId, Output};
 
-use super::wrapper::{wrapper_node, Wrapper};
+use super::wrapper::wrapper_node;
 
 /// Rewrites outgoing messages.
 pub trait Tampering<M> {

@@ -2,7 +2,7 @@
 
 use bft_core::{Node, Output};
 
-use super::wrapper::{wrapper_node, Wrapper};
+use super::wrapper::wrapper_node;
 use super::{retain_sends, Matching, MsgFilter};
 
 /// Wraps `N`; drops the outgoing messages `filter` matches (by destination and message, e.g.
@@ -51,6 +51,7 @@ mod tests {
 
     use super::*;
     use crate::faults::fake::{receive, sends, Fake};
+    use crate::faults::Wrapper;
     use crate::faults::kinds;
     use bft_core::NodeId;
 

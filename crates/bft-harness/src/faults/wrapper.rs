@@ -25,6 +25,17 @@ pub trait Wrapper {
     fn admit(&mut self, _now: Duration, _msg: Option<(NodeId, &MsgOf<Self>)>) -> bool {
         true
     }
+    /// Takes the message `msg` from `from` at `now` instead of the inner node (to hand it over
+    /// later, say) and returns true; false lets it go on to [`Wrapper::admit`].
+    fn intercept(
+        &mut self,
+        _now: Duration,
+        _from: NodeId,
+        _msg: &MsgOf<Self>,
+        _out: &mut Vec<Output<MsgOf<Self>>>,
+    ) -> bool {
+        false
+    }
     /// Changes `out[from..]`, what the inner node output for one admitted input.
     fn outgoing(&mut self, _out: &mut Vec<Output<MsgOf<Self>>>, _from: usize) {}
     /// A timer the wrapper set for itself (with a token the inner node never uses): handle it
@@ -59,7 +70,7 @@ pub trait Wrapper {
 
     /// The inner node's crypto work plus the wrapper's own.
     fn total_crypto(&self) -> CryptoCounters {
-        let mut c = self.inner().crypto_counters();
+        let mut c = Node::crypto_counters(self.inner());
         for (a, b) in c.0.iter_mut().zip(self.own_crypto().0) {
             *a += b;
         }
@@ -78,30 +89,36 @@ pub trait Wrapper {
 /// ```
 ///
 /// writes its [`Wrapper`] impl (the accessors, then the hooks given) and its [`Node`] impl (a
-/// blanket impl of the foreign trait is not allowed, so each wrapper is named here).
+/// blanket impl of the foreign trait is not allowed, so each wrapper is named here). The inner
+/// node's type is the generic parameter `N` unless named: `impl[A: Attack] Wrapper<Inner =
+/// Replica> for OnTick<A> { .. }`.
+#[macro_export]
 macro_rules! wrapper_node {
     (impl[$($gen:tt)*] Wrapper for $ty:ty { $($hooks:tt)* }) => {
-        impl<$($gen)*> $crate::faults::wrapper::Wrapper for $ty {
-            type Inner = N;
-            fn inner(&self) -> &N {
+        $crate::wrapper_node! { impl[$($gen)*] Wrapper<Inner = N> for $ty { $($hooks)* } }
+    };
+    (impl[$($gen:tt)*] Wrapper<Inner = $inner:ty> for $ty:ty { $($hooks:tt)* }) => {
+        impl<$($gen)*> $crate::faults::Wrapper for $ty {
+            type Inner = $inner;
+            fn inner(&self) -> &$inner {
                 &self.inner
             }
-            fn inner_mut(&mut self) -> &mut N {
+            fn inner_mut(&mut self) -> &mut $inner {
                 &mut self.inner
             }
             $($hooks)*
         }
 
         impl<$($gen)*> bft_core::Node for $ty {
-            type Msg = $crate::faults::wrapper::MsgOf<Self>;
+            type Msg = $crate::faults::MsgOf<Self>;
             fn id(&self) -> bft_core::NodeId {
-                self.inner().id()
+                bft_core::Node::id($crate::faults::Wrapper::inner(self))
             }
             fn recover(&mut self, store: &bft_core::durable::Store) {
-                self.inner_mut().recover(store)
+                bft_core::Node::recover($crate::faults::Wrapper::inner_mut(self), store)
             }
             fn start(&mut self, now: std::time::Duration, out: &mut Vec<bft_core::Output<Self::Msg>>) {
-                self.step(now, None, out, |n, out| n.start(now, out));
+                $crate::faults::Wrapper::step(self, now, None, out, |n, out| bft_core::Node::start(n, now, out));
             }
             fn on_message(
                 &mut self,
@@ -110,7 +127,9 @@ macro_rules! wrapper_node {
                 msg: &Self::Msg,
                 out: &mut Vec<bft_core::Output<Self::Msg>>,
             ) {
-                self.step(now, Some((from, msg)), out, |n, out| n.on_message(now, from, msg, out));
+                if !$crate::faults::Wrapper::intercept(self, now, from, msg, out) {
+                    $crate::faults::Wrapper::step(self, now, Some((from, msg)), out, |n, out| bft_core::Node::on_message(n, now, from, msg, out));
+                }
             }
             fn on_timer(
                 &mut self,
@@ -118,27 +137,27 @@ macro_rules! wrapper_node {
                 token: u64,
                 out: &mut Vec<bft_core::Output<Self::Msg>>,
             ) {
-                if !self.own_timer(now, token, out) {
-                    self.step(now, None, out, |n, out| n.on_timer(now, token, out));
+                if !$crate::faults::Wrapper::own_timer(self, now, token, out) {
+                    $crate::faults::Wrapper::step(self, now, None, out, |n, out| bft_core::Node::on_timer(n, now, token, out));
                 }
             }
             fn crypto_counters(&self) -> bft_core::crypto::CryptoCounters {
-                self.total_crypto()
+                $crate::faults::Wrapper::total_crypto(self)
             }
             fn combine_shares(&self) -> usize {
-                self.inner().combine_shares()
+                bft_core::Node::combine_shares($crate::faults::Wrapper::inner(self))
             }
             fn stop(&mut self) {
-                self.inner_mut().stop()
+                bft_core::Node::stop($crate::faults::Wrapper::inner_mut(self))
             }
             fn stats(&self) -> Vec<(&'static str, u64)> {
-                self.inner().stats()
+                bft_core::Node::stats($crate::faults::Wrapper::inner(self))
             }
             fn gauges(&self) -> Vec<(&'static str, u64)> {
-                self.inner().gauges()
+                bft_core::Node::gauges($crate::faults::Wrapper::inner(self))
             }
             fn incarnation(&self) -> u64 {
-                self.inner().incarnation()
+                bft_core::Node::incarnation($crate::faults::Wrapper::inner(self))
             }
         }
     };

@@ -6,31 +6,27 @@
 //! through [`crate::replica::SequencerHook`] ([`sequencer`]). The [`Spammer`] replaces the
 //! replica altogether.
 
+mod byzantine_client;
 mod equivocator;
-mod flooding_client;
 mod forged_accepts;
 mod on_tick;
 mod partial_spammer;
 mod recon_requester;
-mod replaying_client;
 mod sequencer;
 mod slow_combiner;
 mod spammer;
 mod wrong_results;
-mod wrong_unproven;
 
+pub use byzantine_client::{ByzantineClient, ClientLoad};
 pub use equivocator::Equivocator;
-pub use flooding_client::FloodingClient;
 pub use forged_accepts::ForgedAccepts;
 pub use on_tick::{to_other_sites, OnTick, TickAttack};
 pub use partial_spammer::PartialSigSpammer;
 pub use recon_requester::ReconRequester;
-pub use replaying_client::ReplayingClient;
 pub use sequencer::{EmptyBatches, SelectiveProposal, SlowSequencer};
-pub use slow_combiner::{Holds, SlowCombiner};
+pub use slow_combiner::{slow_combiner, CombineHolds, Holds, SlowCombiner};
 pub use spammer::Spammer;
 pub use wrong_results::WrongResults;
-pub use wrong_unproven::WrongUnprovenShares;
 
 use bft_core::NodeId;
 use std::time::Duration;

@@ -7,7 +7,6 @@ use bft_core::crypto::CryptoCounters;
 use bft_core::{Envelope, Node, NodeId, Output};
 use steward_config::{ServerId, SiteId};
 
-use super::ServerNode;
 use crate::msg::Message;
 use crate::replica::Replica;
 
@@ -63,49 +62,19 @@ impl<A> OnTick<A> {
     }
 }
 
-impl<A: TickAttack> Node for OnTick<A> {
-    type Msg = Message;
-    fn id(&self) -> NodeId {
-        Node::id(&self.inner)
-    }
-    fn start(&mut self, now: Duration, out: &mut Vec<Output<Message>>) {
-        Node::start(&mut self.inner, now, out);
-    }
-    fn on_message(
-        &mut self,
-        now: Duration,
-        from: NodeId,
-        msg: &Message,
-        out: &mut Vec<Output<Message>>,
-    ) {
-        Node::on_message(&mut self.inner, now, from, msg, out);
-    }
-    fn on_timer(&mut self, now: Duration, token: u64, out: &mut Vec<Output<Message>>) {
-        Node::on_timer(&mut self.inner, now, token, out);
-        if token == TICK {
+bft_harness::wrapper_node! {
+    impl[A: TickAttack] Wrapper<Inner = Replica> for OnTick<A> {
+        fn own_timer(&mut self, now: Duration, token: u64, out: &mut Vec<Output<Message>>) -> bool {
+            if token != TICK {
+                return false;
+            }
+            Node::on_timer(&mut self.inner, now, token, out);
             self.attack.on_tick(&self.inner, out);
+            true
         }
-    }
-    fn crypto_counters(&self) -> CryptoCounters {
-        let mut c = Node::crypto_counters(&self.inner);
-        for (a, b) in c.0.iter_mut().zip(self.attack.crypto_counters().0) {
-            *a += b;
-        }
-        c
-    }
-    fn combine_shares(&self) -> usize {
-        Node::combine_shares(&self.inner)
-    }
-    fn stats(&self) -> Vec<(&'static str, u64)> {
-        Node::stats(&self.inner)
-    }
-    fn gauges(&self) -> Vec<(&'static str, u64)> {
-        Node::gauges(&self.inner)
-    }
-}
 
-impl<A: TickAttack> ServerNode for OnTick<A> {
-    fn replica(&self) -> &Replica {
-        &self.inner
+        fn own_crypto(&self) -> CryptoCounters {
+            self.attack.crypto_counters()
+        }
     }
 }

@@ -12,10 +12,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use bft_core::crypto::CryptoCounters;
-use bft_core::{Node, NodeId, Output};
+use bft_core::NodeId;
+use bft_harness::faults::{DelayInbound, InboundHold};
 
-use super::ServerNode;
 use crate::msg::{Message, SigKind};
 use crate::replica::{Replica, PACE_SAMPLES};
 
@@ -50,113 +49,49 @@ impl Holds {
     }
 }
 
-/// The wrapper's own timer token, far from the replica's (1, 2, and the local and global
-/// timer generations from 2^32 on, which never reach it).
-const RELEASE: u64 = u64::MAX - 0x51_0c;
-
 /// Slots whose release time the attacker remembers (older ones are forgotten).
 const TRACKED: usize = 64;
 
 /// A correct replica whose inbound Proposal shares of a slot wait the slot's hold from the
-/// first one's arrival while it is the representative, from `from` on.
-pub struct SlowCombiner {
-    inner: Replica,
+/// first one's arrival while it is the representative, from a given time on.
+pub type SlowCombiner = DelayInbound<Replica, CombineHolds>;
+
+/// `replica`, holding each slot's shares as `holds` says while it represents its site, from
+/// `from` on.
+pub fn slow_combiner(replica: Replica, from: Duration, holds: Holds) -> SlowCombiner {
+    DelayInbound::new(
+        replica,
+        CombineHolds {
+            from,
+            holds,
+            release: BTreeMap::new(),
+        },
+    )
+}
+
+/// The [`InboundHold`] of a [`SlowCombiner`].
+pub struct CombineHolds {
     from: Duration,
     holds: Holds,
     /// When each slot's held shares are released.
     release: BTreeMap<u64, Duration>,
-    /// Held shares with their release time.
-    held: Vec<(Duration, NodeId, Message)>,
 }
 
-impl SlowCombiner {
-    /// `inner`, holding each slot's shares as `holds` says while it represents its site,
-    /// from `from` on.
-    pub fn new(inner: Replica, from: Duration, holds: Holds) -> Self {
-        SlowCombiner {
-            inner,
-            from,
-            holds,
-            release: BTreeMap::new(),
-            held: Vec::new(),
+impl InboundHold<Replica> for CombineHolds {
+    fn due(&mut self, now: Duration, rep: &Replica, _: NodeId, msg: &Message) -> Option<Duration> {
+        let seq = match msg {
+            Message::PartialSig(p) if p.kind == SigKind::Proposal && rep.is_rep() => p.seq,
+            _ => return None,
+        };
+        if now < self.from {
+            return None;
         }
-    }
-
-    /// The release time of a slot's shares, fixed by its first share.
-    fn due(&mut self, now: Duration, seq: u64) -> Duration {
+        // The release time of a slot's shares is fixed by its first share.
         let hold = self.holds.of_slot(seq);
         let due = *self.release.entry(seq).or_insert(now + hold);
         while self.release.len() > TRACKED {
             self.release.pop_first();
         }
-        due
-    }
-
-    fn holds(&self, msg: &Message) -> Option<u64> {
-        match msg {
-            Message::PartialSig(p) if p.kind == SigKind::Proposal && self.inner.is_rep() => {
-                Some(p.seq)
-            }
-            _ => None,
-        }
-    }
-}
-
-impl Node for SlowCombiner {
-    type Msg = Message;
-    fn id(&self) -> NodeId {
-        Node::id(&self.inner)
-    }
-    fn start(&mut self, now: Duration, out: &mut Vec<Output<Message>>) {
-        Node::start(&mut self.inner, now, out);
-    }
-    fn on_message(
-        &mut self,
-        now: Duration,
-        from: NodeId,
-        msg: &Message,
-        out: &mut Vec<Output<Message>>,
-    ) {
-        if let Some(seq) = self.holds(msg).filter(|_| now >= self.from) {
-            let due = self.due(now, seq);
-            if due > now {
-                self.held.push((due, from, msg.clone()));
-                out.push(Output::Timer {
-                    after: due - now,
-                    token: RELEASE,
-                });
-                return;
-            }
-        }
-        Node::on_message(&mut self.inner, now, from, msg, out);
-    }
-    fn on_timer(&mut self, now: Duration, token: u64, out: &mut Vec<Output<Message>>) {
-        if token != RELEASE {
-            Node::on_timer(&mut self.inner, now, token, out);
-            return;
-        }
-        let (due, later): (Vec<_>, Vec<_>) = self.held.drain(..).partition(|(at, _, _)| *at <= now);
-        self.held = later;
-        for (_, from, msg) in due {
-            Node::on_message(&mut self.inner, now, from, &msg, out);
-        }
-    }
-    fn crypto_counters(&self) -> CryptoCounters {
-        Node::crypto_counters(&self.inner)
-    }
-    fn combine_shares(&self) -> usize {
-        Node::combine_shares(&self.inner)
-    }
-    fn stats(&self) -> Vec<(&'static str, u64)> {
-        Node::stats(&self.inner)
-    }
-    fn gauges(&self) -> Vec<(&'static str, u64)> {
-        Node::gauges(&self.inner)
-    }
-}
-
-impl ServerNode for SlowCombiner {
-    fn replica(&self) -> &Replica {
-        &self.inner
+        Some(due)
     }
 }
