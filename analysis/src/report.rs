@@ -33,8 +33,8 @@ use crate::figures::{distinct, figure_series, observed_series, ObservedSeries};
 use crate::hdr::{cdf_points, percentiles, read_hlog, Percentiles};
 use crate::paper::{figure, Metric, PaperData, XAxis, FIGURES};
 use crate::plots::{
-    default_font_dirs, find_font, palette, protocol_color, render, wants_log, Figure,
-    BarChart, BarSeries, Chart, ChartFont, Curve, CurveStyle, LegendAt, Marker, FONT_ENV,
+    default_font_dirs, find_font, palette, protocol_color, render, wants_log, BarChart, BarSeries,
+    Chart, ChartFont, Curve, CurveStyle, Figure, LegendAt, Marker, FONT_ENV,
 };
 use crate::results::{ResultSet, Run};
 use crate::table::{num, ratio, Table};

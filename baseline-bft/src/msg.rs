@@ -816,5 +816,4 @@ mod tests {
         v.extend(u32::MAX.to_be_bytes());
         assert!(Message::decode(&v).is_err());
     }
-
 }

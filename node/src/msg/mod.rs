@@ -458,7 +458,6 @@ pub(crate) mod tests {
         bytes.extend(u32::MAX.to_be_bytes());
         assert!(Message::decode(&bytes).is_err());
     }
-
 }
 
 #[cfg(test)]

@@ -93,7 +93,10 @@ mod tests {
         let share = bad.share(msg);
         assert_ne!(share, good.share(msg));
         let sig = bad.sign(msg);
-        assert!(good.verify_server(me, msg, &sig), "its signatures stay good");
+        assert!(
+            good.verify_server(me, msg, &sig),
+            "its signatures stay good"
+        );
         let proven = bad.prove_share(msg, &share);
         assert_eq!(bad.share_form(SiteId(0), &proven), ShareForm::Proven);
         good.verify_share(SiteId(0), 1, msg, &proven)

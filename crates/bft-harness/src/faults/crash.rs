@@ -36,8 +36,8 @@ wrapper_node! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::faults::Wrapper;
     use crate::faults::fake::{msg, sends, Fake};
+    use crate::faults::Wrapper;
 
     #[test]
     fn crashes_at_its_time() {

@@ -78,8 +78,8 @@ wrapper_node! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::faults::Wrapper;
     use crate::faults::fake::{msg, sends, Fake, FakeMsg};
+    use crate::faults::Wrapper;
 
     /// Holds "secret" messages 30 ms.
     struct Secrets;

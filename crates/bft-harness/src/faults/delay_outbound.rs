@@ -92,9 +92,9 @@ wrapper_node! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::faults::Wrapper;
     use crate::faults::fake::{msg, receive, sends, Fake};
     use crate::faults::kinds;
+    use crate::faults::Wrapper;
 
     #[test]
     fn delays_the_kinds_by_the_hold_in_order() {

@@ -52,9 +52,9 @@ wrapper_node! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::faults::Wrapper;
     use crate::faults::fake::{receive, sends, Fake};
     use crate::faults::kinds;
+    use crate::faults::Wrapper;
 
     #[test]
     fn drops_the_kinds_unseen() {

@@ -51,8 +51,8 @@ mod tests {
 
     use super::*;
     use crate::faults::fake::{receive, sends, Fake};
-    use crate::faults::Wrapper;
     use crate::faults::kinds;
+    use crate::faults::Wrapper;
     use bft_core::NodeId;
 
     #[test]
