@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use steward::simulation::{campaign_seed, CampaignOutcome};
+use std::time::Duration;
+
+use steward::simulation::{campaign_seed_with_tail, CampaignOutcome};
 use steward_config::{Protocol, Topology};
 
 use crate::progress::CampaignProgress;
@@ -30,6 +32,11 @@ pub struct CampaignArgs {
     /// Seeds run in parallel (default: the number of cores).
     #[arg(long)]
     jobs: Option<usize>,
+    /// Steward: after a seed is served, run it on this long and judge it again from there
+    /// (every client served and every correct server caught up within the liveness bound),
+    /// to catch stalls that set in long after the faults. Each seed costs more. 0s: off.
+    #[arg(long, default_value = "0s", value_parser = crate::results::parse_duration)]
+    tail: Duration,
 }
 
 /// The shipped topologies the campaign rotates through: (file name, contents).
@@ -137,11 +144,14 @@ pub fn run(a: CampaignArgs) -> Result<()> {
     let out = match protocol {
         Protocol::Steward => {
             let topologies = Topologies::load(a.topology.as_ref())?;
-            steward_campaign(&topologies, a.start_seed, a.seeds, jobs)?
+            steward_campaign(&topologies, a.start_seed, a.seeds, jobs, a.tail)?
         }
         Protocol::Pbft => {
             if a.topology.is_some() {
                 bail!("--topology: the PBFT campaign draws its own cluster sizes (omit it)");
+            }
+            if !a.tail.is_zero() {
+                bail!("--tail: the PBFT campaign runs its seeds to a fixed end (omit it)");
             }
             pbft_campaign(a.start_seed, a.seeds, jobs)?
         }
@@ -238,20 +248,26 @@ fn steward_campaign(
     start: u64,
     count: u64,
     jobs: usize,
+    tail: Duration,
 ) -> Result<CampaignOutcome> {
+    let replay_tail = if tail.is_zero() {
+        String::new()
+    } else {
+        format!(" --tail {}ms", tail.as_millis())
+    };
     parallel_seeds(start, count, jobs, |seed| {
         let topology = topologies.for_seed(seed);
-        let (world, liveness) = campaign_seed(topology, seed)?;
+        let (world, liveness) = campaign_seed_with_tail(topology, seed, tail)?;
         let safety = world.checker().verdict();
         let live = liveness.ok();
         if safety != "ok" {
             eprintln!(
-                "campaign: seed {seed} on {}: safety failure: {safety} (replay: loadgen campaign --seeds 1 --start-seed {seed})",
+                "campaign: seed {seed} on {}: safety failure: {safety} (replay: loadgen campaign --seeds 1 --start-seed {seed}{replay_tail})",
                 topology.name
             );
         } else if !live {
             eprintln!(
-                "campaign: seed {seed} on {}: liveness failure: {} (replay: loadgen campaign --seeds 1 --start-seed {seed})",
+                "campaign: seed {seed} on {}: liveness failure: {} (replay: loadgen campaign --seeds 1 --start-seed {seed}{replay_tail})",
                 topology.name,
                 liveness.describe()
             );

@@ -9,8 +9,8 @@ pub(crate) use crate::replica::max_round_trip;
 pub use bft_harness::{CryptoMode, RunReport, SafetyChecker};
 pub use faults::{ServerNode, Spammer};
 pub use scenario::{
-    apply_scenario, campaign, campaign_seed, run_until_served, CampaignOutcome, Liveness,
-    ScenarioStats, CAMPAIGN_LIVENESS_BOUND, SCENARIOS,
+    apply_scenario, campaign, campaign_seed, campaign_seed_with_tail, run_until_served,
+    CampaignOutcome, Liveness, ScenarioStats, CAMPAIGN_LIVENESS_BOUND, SCENARIOS,
 };
 
 use std::collections::{HashMap, HashSet};

@@ -543,6 +543,21 @@ pub struct CampaignOutcome {
 /// [`Liveness`] says what was missing at the bound (a starved client or a lagging correct
 /// server is a liveness failure).
 pub fn campaign_seed(topology: &Topology, seed: u64) -> Result<(World, Liveness), String> {
+    campaign_seed_with_tail(topology, seed, Duration::ZERO)
+}
+
+/// [`campaign_seed`], then, if the seed was live and `tail` is not zero, a second look: the
+/// seed runs on `tail` past the moment it was judged served, and is judged again from there
+/// as if a fault had struck then (every client completes two more operations and every
+/// correct server reaches the frontier of that moment, within [`CAMPAIGN_LIVENESS_BOUND`]).
+/// It catches a stall that sets in long after the faults (a served seed otherwise stops a
+/// second or two after its last fault). The returned [`Liveness`] is the second look's when
+/// there is one.
+pub fn campaign_seed_with_tail(
+    topology: &Topology,
+    seed: u64,
+    tail: Duration,
+) -> Result<(World, Liveness), String> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut topo = topology.clone();
     if rng.gen_bool(0.7) {
@@ -659,8 +674,13 @@ pub fn campaign_seed(topology: &Topology, seed: u64) -> Result<(World, Liveness)
         );
     }
     let mut world = World::build(cfg).map_err(|e| e.to_string())?;
-    let live = run_until_served(&mut world, clients, stable_at, CAMPAIGN_LIVENESS_BOUND)
+    let mut live = run_until_served(&mut world, clients, stable_at, CAMPAIGN_LIVENESS_BOUND)
         .map_err(|e| format!("seed {seed}: {e}"))?;
+    if live.ok() && !tail.is_zero() {
+        let again = world.now() + tail;
+        live = run_until_served(&mut world, clients, again, CAMPAIGN_LIVENESS_BOUND)
+            .map_err(|e| format!("seed {seed}: {e}"))?;
+    }
     Ok((world, live))
 }
 
@@ -672,10 +692,11 @@ pub fn campaign_seed(topology: &Topology, seed: u64) -> Result<(World, Liveness)
 /// seeds pay for the bound: a seed stops as soon as everyone is served.
 pub const CAMPAIGN_LIVENESS_BOUND: Duration = Duration::from_secs(45);
 
-/// A campaign seed's liveness, judged [`CAMPAIGN_LIVENESS_BOUND`] after its last fault.
+/// A campaign seed's liveness, judged [`CAMPAIGN_LIVENESS_BOUND`] after its last fault (or
+/// after the moment a second look starts, [`campaign_seed_with_tail`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Liveness {
-    /// When the last scheduled fault struck.
+    /// When the last scheduled fault struck (or the second look started).
     pub stable_at: Duration,
     /// Clients that had not completed an operation submitted after `stable_at` by the bound
     /// (a liveness failure).
@@ -709,8 +730,8 @@ impl Liveness {
         let mut parts = Vec::new();
         if !self.starved.is_empty() {
             parts.push(format!(
-                "clients {:?} had not completed an operation submitted after the last fault",
-                self.starved
+                "clients {:?} had not completed an operation submitted after {:?}",
+                self.starved, self.stable_at
             ));
         }
         if !self.lagging.is_empty() {
@@ -722,7 +743,7 @@ impl Liveness {
             ));
         }
         format!(
-            "{:?} after the last fault ({:?}): {}",
+            "{:?} after {:?} (the last fault, or the start of the second look): {}",
             CAMPAIGN_LIVENESS_BOUND,
             self.stable_at,
             parts.join("; ")
