@@ -332,7 +332,8 @@ fn debug_campaign_seed() {
     let seed: u64 = std::env::var("SEED").unwrap().parse().unwrap();
     let name = std::env::var("TOPOLOGY").unwrap_or("local-symmetric-10mbps".into());
     let topo = shipped_topology(&format!("{name}.toml"));
-    let (w, liveness) = campaign_seed(&topo, seed).unwrap();
+    let tail = std::env::var("TAIL").map_or(0, |t| t.parse().unwrap());
+    let (w, liveness) = campaign_seed_with_tail(&topo, seed, Duration::from_secs(tail)).unwrap();
     eprintln!(
         "verdict {} liveness {liveness:?} stable_at {:?} byz {:?} parts {:?} clients {}",
         w.checker().verdict(),
@@ -362,6 +363,42 @@ fn debug_campaign_seed() {
             );
         }
     }
+}
+
+/// The campaign's second look (`loadgen campaign --tail`) judges a served seed again from
+/// `tail` after the moment it was served, on the same world.
+#[test]
+fn a_second_look_judges_a_served_seed_again_from_later() {
+    let topo = shipped_topology("local-symmetric-10mbps.toml");
+    let (first, look) = campaign_seed(&topo, 1).unwrap();
+    assert!(look.ok(), "{}", look.describe());
+    let tail = Duration::from_secs(5);
+    let (w, again) = campaign_seed_with_tail(&topo, 1, tail).unwrap();
+    assert!(again.ok(), "{}", again.describe());
+    assert_eq!(again.stable_at, first.now() + tail);
+    assert!(w.now() > again.stable_at);
+    assert!(
+        again.frontier > look.frontier,
+        "the second look's frontier is later"
+    );
+}
+
+/// The judge fails a run that stops late: two of the four servers of three sites crash at
+/// 2 s (no majority of sites can sign), and judged from 3 s every client starves.
+#[test]
+fn a_stall_after_the_judged_moment_starves_every_client() {
+    let mut cfg = WorldConfig::new(shipped_topology("local-symmetric-10mbps.toml"), 4, 7);
+    for site in 0..3 {
+        for i in 0..2 {
+            let id = ServerId::new(SiteId(site), i);
+            cfg.byzantine
+                .push((id, Byzantine::CrashAt(Duration::from_secs(2))));
+        }
+    }
+    let mut w = World::build(cfg).unwrap();
+    let live = run_until_served(&mut w, 4, Duration::from_secs(3), Duration::from_secs(4)).unwrap();
+    assert_eq!(live.starved, vec![0, 1, 2, 3], "{}", live.describe());
+    assert!(!live.ok());
 }
 
 /// Runs campaign seed `seed` on the shipped topology `file` and asserts that it is safe and
