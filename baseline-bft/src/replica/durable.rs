@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use bft_core::codec::{DecodeError, Reader, Writer, MAX_LIST, MAX_SNAPSHOT};
 use bft_core::durable::{
-    prune_slots_through, slot_key, slot_of_key, Store, Vote, VoteKey, VoteLedger, Write,
+    prune_slots_through, slot_key, slot_of_key, Store, VoteKey, VoteLedger, Write,
 };
 use bft_core::request::Digest;
 
@@ -131,17 +131,9 @@ impl Replica {
             seq,
             views: [view, 0],
         };
-        match self.ledger.cast(key, digest) {
-            Vote::New(w) => {
-                self.persist(w);
-                true
-            }
-            Vote::Repeat => true,
-            Vote::Conflict(_) => {
-                self.stats.votes_refused += 1;
-                false
-            }
-        }
+        let sendable = self.ledger.cast_into(key, digest, &mut self.out);
+        self.stats.votes_refused += u64::from(!sendable);
+        sendable
     }
 
     /// Persists the current view and whether the replica entered it.

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::node::Output;
 use crate::request::Digest;
 
 /// A node's durable state: keys and values it wrote with [`Write`]s.
@@ -208,6 +209,20 @@ impl VoteLedger {
         }
     }
 
+    /// [`VoteLedger::cast`] for a node about to send the vote: a first vote's write goes to
+    /// `out` (the driver makes it durable before the step's sends); returns whether the vote
+    /// may be sent (false: it contradicts an earlier one).
+    pub fn cast_into<M>(&mut self, key: VoteKey, digest: Digest, out: &mut Vec<Output<M>>) -> bool {
+        match self.cast(key, digest) {
+            Vote::New(w) => {
+                out.push(Output::Persist(w));
+                true
+            }
+            Vote::Repeat => true,
+            Vote::Conflict(_) => false,
+        }
+    }
+
     /// The vote cast under `key`, if any.
     pub fn get(&self, key: VoteKey) -> Option<Digest> {
         self.votes.get(&key).copied()
@@ -307,6 +322,20 @@ pub fn prune_slots_through(ledger: &mut VoteLedger, prefixes: &[u8], seq: u64) -
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_vote_cast_into_outputs_persists_once_and_refuses_a_contradiction() {
+        let mut ledger = VoteLedger::default();
+        let mut out: Vec<Output<()>> = Vec::new();
+        assert!(ledger.cast_into(key(2, 9, 1), [1; 32], &mut out));
+        assert!(matches!(
+            out.as_slice(),
+            [Output::Persist(Write::Put { .. })]
+        ));
+        assert!(ledger.cast_into(key(2, 9, 1), [1; 32], &mut out));
+        assert!(!ledger.cast_into(key(2, 9, 1), [2; 32], &mut out));
+        assert_eq!(out.len(), 1, "a repetition or a refusal writes nothing");
+    }
 
     #[test]
     fn pruning_through_a_slot_forgets_its_votes_and_records_and_keeps_later_ones() {

@@ -24,7 +24,7 @@
 use std::sync::Arc;
 
 use bft_core::durable::{
-    prune_slots_through, slot_key, slot_of_key, Store, Vote, VoteKey, VoteLedger, Write,
+    prune_slots_through, slot_key, slot_of_key, Store, VoteKey, VoteLedger, Write,
 };
 
 use super::{Action, Replica};
@@ -98,17 +98,11 @@ impl Replica {
         views: [u64; 2],
         digest: Digest,
     ) -> bool {
-        match self.ledger.cast(VoteKey { kind, seq, views }, digest) {
-            Vote::New(w) => {
-                self.persist(w);
-                true
-            }
-            Vote::Repeat => true,
-            Vote::Conflict(_) => {
-                self.stats.votes_refused += 1;
-                false
-            }
-        }
+        let sendable = self
+            .ledger
+            .cast_into(VoteKey { kind, seq, views }, digest, &mut self.out);
+        self.stats.votes_refused += u64::from(!sendable);
+        sendable
     }
 
     /// Writes the current views if they changed since the last write.
