@@ -1,11 +1,10 @@
 //! `loadgen campaign`: many randomized fault runs in the simulator with the safety checker on.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use std::time::Duration;
-
 use steward::simulation::{campaign_seed_with_tail, CampaignOutcome};
 use steward_config::{Protocol, Topology};
 

@@ -235,6 +235,7 @@ pub fn decode_mutated<M: Wire>(m: &M, pos: usize, val: u8) {
 /// The codec tests every protocol's message type gets, inside its test module: every sample
 /// roundtrips and its truncations fail, a wrong version or type byte is refused, and neither
 /// random bytes (up to `max_len`) nor a damaged sample ever make the decoder panic.
+/// The calling crate needs `proptest` (a dev-dependency) and `bft-core`.
 ///
 /// ```ignore
 /// bft_harness::wire_codec_tests!(Message, samples(), WIRE_VERSION, 800);
