@@ -288,6 +288,32 @@ pub(crate) struct GlobalSlot {
     /// than their representative that sent it the slot's Proposal; they get the site's Accept
     /// when it combines (forwarding.rs).
     pub accept_wanted: u64,
+    /// At a representative: the leader-site servers it sent the slot's order proof lately.
+    pub proof_answers: AnswerWindow,
+}
+
+/// Which peers (bit = index, indices of 64 and more share the last bit) were answered within
+/// the current window, and when that window started: one answer per peer per window.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct AnswerWindow {
+    started: Duration,
+    answered: u64,
+}
+
+impl AnswerWindow {
+    /// Whether `peer` may be answered at `now`; if so it counts as answered.
+    pub(crate) fn admit(&mut self, peer: u32, now: Duration, window: Duration) -> bool {
+        if now.saturating_sub(self.started) >= window || self.answered == 0 {
+            *self = AnswerWindow {
+                started: now,
+                answered: 0,
+            };
+        }
+        let bit = 1u64 << peer.min(63);
+        let fresh = self.answered & bit == 0;
+        self.answered |= bit;
+        fresh
+    }
 }
 
 impl GlobalSlot {

@@ -470,6 +470,118 @@ mod unit {
         }
         assert_eq!(r.shares.len(), 2);
     }
+
+    /// `site`'s threshold signature on `msg`, combined from the shares of its first k servers.
+    fn site_signed(site: SiteId, msg: &[u8]) -> Vec<u8> {
+        let shares: Vec<(u32, Vec<u8>)> = (0..3)
+            .map(|i| {
+                let id = FastIdentity::Server(ServerId::new(site, i));
+                (
+                    i,
+                    Crypto::new(Box::new(FastCrypto::new(world(), id))).share(msg),
+                )
+            })
+            .collect();
+        let refs: Vec<(u32, &[u8])> = shares.iter().map(|(i, s)| (*i, s.as_slice())).collect();
+        let verifier = FastIdentity::Server(ServerId::new(site, 0));
+        Crypto::new(Box::new(FastCrypto::new(world(), verifier)))
+            .combine(site, msg, &refs)
+            .signature
+            .expect("k valid shares combine")
+    }
+
+    fn orders_sent(out: &[crate::replica::Action]) -> usize {
+        out.iter()
+            .filter(|a| {
+                matches!(a, crate::replica::Action::Send { env, .. }
+                    if matches!(env.msg, Message::Ordered(_)))
+            })
+            .count()
+    }
+
+    /// A leader-site server's Proposal for a slot the representative of another site has
+    /// ordered gets the order proof (about twice its bytes) only if it carries the leader
+    /// site's signature, and a replayed genuine one at most once per half retransmission
+    /// period: a Byzantine peer cannot make the representative send more than it receives.
+    #[test]
+    fn proposals_for_an_ordered_slot_get_one_order_proof_per_peer_and_period() {
+        let rep = ServerId::new(SiteId(1), 0);
+        let mut r = replica(rep);
+        let t = Duration::from_secs(1);
+        let update = Arc::new(crate::msg::Update {
+            client: 0,
+            ts: 1,
+            op: bft_core::request::Op::Put {
+                key: b"k".to_vec(),
+                value: b"v".to_vec(),
+            },
+            sig: Vec::new(),
+            memo: Default::default(),
+        });
+        let mut proposal = crate::msg::Proposal {
+            site: 0,
+            gv: 0,
+            lv: 0,
+            seq: 1,
+            batch: vec![update],
+            tsig: Vec::new(),
+        };
+        proposal.tsig = site_signed(SiteId(0), &proposal.signing_bytes());
+        let proposal = Arc::new(proposal);
+        let leader_rep = Dest::Server(ServerId::new(SiteId(0), 0));
+        r.handle(t, leader_rep, &Message::Proposal(proposal.clone()));
+        let mut accept = Accept {
+            site: 2,
+            gv: 0,
+            lv: 0,
+            seq: 1,
+            digest: proposal.digest(),
+            tsig: Vec::new(),
+        };
+        accept.tsig = site_signed(SiteId(2), &accept.signing_bytes());
+        let from_site_2 = Dest::Server(ServerId::new(SiteId(2), 0));
+        r.handle(t, from_site_2, &Message::Accept(Arc::new(accept)));
+        assert_eq!(r.global_aru(), 1, "the slot is ordered and executed");
+
+        let byzantine = Dest::Server(ServerId::new(SiteId(0), 2));
+        let forged = Arc::new(crate::msg::Proposal {
+            tsig: vec![9; proposal.tsig.len()],
+            ..(*proposal).clone()
+        });
+        let verified = ops(&r, CryptoOp::ThresholdVerify);
+        let answered: usize = (0..100)
+            .map(|_| orders_sent(&r.handle(t, byzantine, &Message::Proposal(forged.clone()))))
+            .sum();
+        assert_eq!(answered, 0, "a forged Proposal gets no order proof");
+        assert_eq!(ops(&r, CryptoOp::ThresholdVerify), verified + 100);
+
+        let replay = |r: &mut Replica, at: Duration, from: Dest| -> usize {
+            (0..100)
+                .map(|_| orders_sent(&r.handle(at, from, &Message::Proposal(proposal.clone()))))
+                .sum()
+        };
+        assert_eq!(
+            replay(&mut r, t, byzantine),
+            1,
+            "one answer per peer and window"
+        );
+        assert_eq!(
+            replay(&mut r, t, Dest::Server(ServerId::new(SiteId(0), 1))),
+            1,
+            "another peer is answered in the same window"
+        );
+        let next_period = t + Duration::from_millis(500);
+        assert_eq!(
+            replay(&mut r, next_period, byzantine),
+            1,
+            "the leader site asks again"
+        );
+        assert_eq!(
+            ops(&r, CryptoOp::ThresholdVerify),
+            verified + 100,
+            "copies of the held Proposal cost no signature check"
+        );
+    }
 }
 
 /// Attack 7: the leader site's representative fills one slot just often enough for no timeout
