@@ -106,6 +106,12 @@ pub fn run(a: CryptoBenchArgs) -> Result<()> {
                 assert!(black_box(fx.verify()));
             }),
         );
+        row(
+            "jacobi",
+            median_us(budget, min, || {
+                black_box(fx.jacobi());
+            }),
+        );
     }
     for (name, scheme) in [("ed25519", Scheme::Ed25519), ("rsa", Scheme::RSA1024)] {
         let fx = SignatureFixture::new(scheme, 42);

@@ -105,6 +105,12 @@ impl ThresholdFixture {
             .signature
     }
 
+    /// The Jacobi symbol of the message's representative x̂ modulo n, which every share needs
+    /// (`jacobi`).
+    pub fn jacobi(&self) -> i8 {
+        self.public.message_jacobi(&self.msg)
+    }
+
     /// Verify the combined signature (`verify`).
     pub fn verify(&self) -> bool {
         self.public.verify(&self.msg, &self.signature)

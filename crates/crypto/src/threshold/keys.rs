@@ -343,6 +343,12 @@ impl ThresholdPublicKey {
         BigUint::from_bytes_be(&emsa_pkcs1_v15_sha256(msg, self.pre.n_len))
     }
 
+    /// (x̂|n), the Jacobi symbol that decides whether signers use u (for the benchmarks).
+    #[doc(hidden)]
+    pub fn message_jacobi(&self, msg: &[u8]) -> i8 {
+        jacobi(&self.message_hat(msg), &self.n)
+    }
+
     /// x̂ and x = x̂·u^e if (x̂|n) = −1, so that x ∈ J_n.
     pub(crate) fn message_rep(&self, msg: &[u8]) -> Result<MessageRep, super::SignError> {
         let x_hat = self.message_hat(msg);
