@@ -23,7 +23,7 @@ use clap::Args;
 use steward_config::Topology;
 use steward_crypto::signature::Scheme;
 use steward_deploy::{write_addresses, Addresses, Deployment, KeygenOptions, Layout};
-use steward_runtime::{process_cpu_time, protocol_replicas, NodeKind, Protocol, WanMode};
+use steward_runtime::{process_cpu_time, protocol_replicas, NodeKind, Protocol, Threads, WanMode};
 
 use crate::clients::{self, Window};
 use crate::host_cpu::{share_of_cores, HostCpu, CPU_BOUND_UTIL};
@@ -83,6 +83,12 @@ pub struct LocalArgs {
     /// of each configuration.
     #[arg(long)]
     pub no_data_dir: bool,
+    /// How each replica process uses threads (its `--threads`): `one` (the protocol core and
+    /// the transport on one thread) or `split` (the core on a thread of its own, the transport
+    /// on two workers; the layout before 2026-12, kept for A/B comparisons and for replicas
+    /// that have a host to themselves).
+    #[arg(long, value_enum, default_value_t = Threads::One)]
+    pub replica_threads: Threads,
 }
 
 /// A replica's `--id`: `s<site>.<i>` or `r<i>`.
@@ -377,6 +383,7 @@ pub fn run(a: LocalArgs) -> Result<Vec<Row>> {
         "warmup_s": a.warmup.as_secs_f64(),
         "batch": a.batch,
         "write_pct": a.write_pct,
+        "replica_threads": a.replica_threads.to_string(),
         "emulation": match a.wan {
             WanMode::Emulate => "local processes on 127.0.0.x, userspace WAN shaper (steward-net) with the topology's WAN queues shared across processes",
             _ => "local processes, no WAN emulation (loopback)",
@@ -755,6 +762,7 @@ struct Launch {
     deployment: PathBuf,
     wan: WanMode,
     batch: usize,
+    threads: Threads,
     logs: PathBuf,
     data_dir: Option<PathBuf>,
     sockets: clients::Sockets,
@@ -798,6 +806,7 @@ impl Cluster {
                 deployment: dep.layout.root().to_path_buf(),
                 wan: a.wan,
                 batch: a.batch,
+                threads: a.replica_threads,
                 logs: logs.to_path_buf(),
                 data_dir: data_dir.map(Path::to_path_buf),
                 sockets: sockets.clone(),
@@ -837,6 +846,7 @@ impl Cluster {
             .arg(&l.deployment)
             .args(["--id", &id, "--wan", &l.wan.to_string()])
             .args(["--batch", &l.batch.to_string()])
+            .args(["--threads", &l.threads.to_string()])
             // Live metrics on a free port, announced on stdout and sampled once a second.
             .args(["--metrics", "127.0.0.1:0"])
             .stdin(Stdio::null())

@@ -499,6 +499,7 @@ fn run_point(p: &Point, dir: &Path) -> Result<()> {
             kill: Vec::new(),
             restart: Vec::new(),
             no_data_dir: false,
+            replica_threads: Default::default(),
         })
         .map(|_| ()),
         Mode::Remote => {

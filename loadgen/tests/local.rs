@@ -83,6 +83,7 @@ fn local_run_completes_updates_for_both_protocols_and_stops_every_replica() {
 
     // Every replica process is gone (and reaped).
     let manifest = manifest(out);
+    assert_eq!(manifest["replica_threads"], "one");
     let pids = manifest["replica_pids"].as_array().unwrap();
     assert_eq!(pids.len(), 12 + 4);
     for pid in pids {
@@ -92,6 +93,18 @@ fn local_run_completes_updates_for_both_protocols_and_stops_every_replica() {
             "replica process {pid} still exists"
         );
     }
+}
+
+/// The replicas' earlier thread layout (core on its own thread, transport on two workers)
+/// still runs, for A/B comparisons with the default single thread.
+#[test]
+fn replicas_with_the_split_thread_layout_complete_updates() {
+    let run = local(
+        "--protocol steward --clients 2 --duration 2s --warmup 1s --wan off --replica-threads split",
+    );
+    let completed: u64 = run.summary.col(0, "completed").parse().unwrap();
+    assert!(completed > 0, "{}\n{}", run.summary.text, run.stderr);
+    assert_eq!(manifest(&run.out)["replica_threads"], "split");
 }
 
 #[test]

@@ -31,7 +31,6 @@ fn signatures(c: &mut Criterion) {
         let mut g = c.benchmark_group(name);
         g.bench_function("sign", |b| b.iter(|| black_box(fx.sign())));
         g.bench_function("verify", |b| b.iter(|| black_box(fx.verify())));
-        g.bench_function("jacobi", |b| b.iter(|| black_box(fx.jacobi())));
         g.finish();
     }
 }

@@ -109,6 +109,7 @@ pub fn replica_setup(args: &NodeArgs) -> Result<NodeSetup> {
         durable,
         protocol: Protocol::Pbft,
         metrics: args.metrics,
+        threads: args.threads,
     })
 }
 

@@ -100,6 +100,7 @@ pub fn replica_setup(args: &NodeArgs) -> Result<NodeSetup> {
         durable,
         protocol: Protocol::Steward,
         metrics: args.metrics,
+        threads: args.threads,
     })
 }
 

@@ -16,7 +16,7 @@ pub use crate::durable_log::DurableLog;
 pub use crate::node_core::NodeCore;
 pub use crate::serve::{
     init_tracing, open_durable, replica_transport, serve, time_seed, transport_counters, wan_peers,
-    Log, LogFormat, NodeArgs, NodeSetup, DURABLE_AUDIT_ENV,
+    Log, LogFormat, NodeArgs, NodeSetup, Threads, DURABLE_AUDIT_ENV,
 };
 
 use std::collections::{HashMap, HashSet};
