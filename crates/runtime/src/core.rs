@@ -12,7 +12,7 @@ use bytes::Bytes;
 use steward_net::{Inbound, PeerName, Transport};
 use tokio::time::Instant;
 
-use bft_core::durable::Store;
+use bft_core::durable::{Store, Write};
 
 use crate::durable_log::DurableLog;
 use crate::NodeKind;
@@ -99,7 +99,8 @@ pub struct DriveStats {
     pub persist_writes: u64,
     /// Bytes of those writes' records.
     pub persist_bytes: u64,
-    /// `fdatasync`s of the log (one per step that wrote, or per group of steps).
+    /// `fdatasync`s of the log (one per step that sends after writes not yet synced, or per
+    /// group of steps; one more at the end if the last writes were not synced).
     pub persist_syncs: u64,
     /// Inputs handled in steps whose writes were synced together (several when messages were
     /// waiting: one sync for the group).
@@ -144,8 +145,11 @@ const MAX_GROUP: usize = 32;
 /// `on_effect`.
 ///
 /// Durability: the effects of one step (one message, or one burst of due timers) are handled
-/// together: every [`Effect::Persist`] of the step is appended to `durable` and made durable
-/// with one `fdatasync` before any [`Effect::Send`] of the step is handed to the transport.
+/// together: every [`Effect::Persist`] of the step is appended to `durable`, and everything
+/// appended so far is made durable with one `fdatasync` before any [`Effect::Send`] of the
+/// step is handed to the transport. A step that writes but sends nothing is not synced by
+/// itself: the next step that sends syncs its writes too (and the driver syncs once more when
+/// it stops).
 /// When a step wrote something and more messages are already waiting, up to `MAX_GROUP` (32) of
 /// them are handled first and their writes share the one sync (group commit); the sends of
 /// every step still go out in the order the core produced them. Without a log (`durable` is
@@ -195,35 +199,29 @@ pub async fn drive_observed<C: Core + ?Sized>(
     });
     tokio::pin!(stop);
     loop {
-        // The step's durable writes first, one sync for all of them; then the rest in order.
+        // The step's durable writes first, synced before its first message leaves; then the
+        // rest in order.
         for e in out.drain(..) {
             match e {
                 Effect::Persist(w) => writes.push(w),
                 other => later.push(other),
             }
         }
-        let persisted = !writes.is_empty();
-        if persisted {
+        let sends = later.iter().any(|e| matches!(e, Effect::Send { .. }));
+        if !writes.is_empty() || sends {
             match durable.as_deref_mut() {
-                Some(log) => {
-                    let synced = log.append(&writes).and_then(|n| Ok((n, log.sync()?)));
-                    match synced {
-                        Ok((bytes, synced)) => {
-                            stats.persist_writes += writes.len() as u64;
-                            stats.persist_bytes += bytes;
-                            stats.persist_syncs += u64::from(synced);
-                        }
-                        Err(e) => {
-                            stats.persist_failures += 1;
-                            tracing::error!(
-                                target: "driver",
-                                "cannot persist to {}: {e}; stopping without sending",
-                                log.path().display()
-                            );
-                            break;
-                        }
+                Some(log) => match persist(log, &writes, sends, &mut stats) {
+                    Ok(()) => {}
+                    Err(e) => {
+                        stats.persist_failures += 1;
+                        tracing::error!(
+                            target: "driver",
+                            "cannot persist to {}: {e}; stopping without sending",
+                            log.path().display()
+                        );
+                        break;
                     }
-                }
+                },
                 None => stats.persist_dropped += writes.len() as u64,
             }
             writes.clear();
@@ -291,8 +289,35 @@ pub async fn drive_observed<C: Core + ?Sized>(
             }
         }
     }
+    // What the last steps appended reaches the disk too (nothing depends on it yet).
+    if let Some(log) = durable.as_deref_mut() {
+        if let Ok(true) = log.sync() {
+            stats.persist_syncs += 1;
+        }
+    }
     core.stop();
     stats
+}
+
+/// Appends a step's writes and, when the step sends anything, makes everything appended so
+/// far durable first. A step that only writes is not synced on its own: nothing outside the
+/// process depends on its writes until a later step sends, and that step's sync covers them.
+/// A crash before then loses only writes that nobody saw, as if the step's input had been
+/// lost on the way.
+fn persist(
+    log: &mut DurableLog,
+    writes: &[Write],
+    sends: bool,
+    stats: &mut DriveStats,
+) -> std::io::Result<()> {
+    if !writes.is_empty() {
+        stats.persist_bytes += log.append(writes)?;
+        stats.persist_writes += writes.len() as u64;
+    }
+    if sends && log.sync()? {
+        stats.persist_syncs += 1;
+    }
+    Ok(())
 }
 
 /// Hands one received message to the core.
@@ -322,13 +347,24 @@ fn log_line(msg: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bft_core::durable::Write;
     use steward_net::{DeploymentCa, TransportConfig};
 
-    /// Replica 0: each message from replica 1 makes it persist `v<n>` and answer with `n`.
+    /// Replica 0: each message from replica 1 makes it persist `v<n>` and answer with `n`
+    /// (with `quiet_odd`, odd messages are persisted and not answered).
     struct Echo {
         n: u8,
         recovered: usize,
+        quiet_odd: bool,
+    }
+
+    impl Echo {
+        fn new() -> Echo {
+            Echo {
+                n: 0,
+                recovered: 0,
+                quiet_odd: false,
+            }
+        }
     }
 
     impl Core for Echo {
@@ -345,10 +381,12 @@ mod tests {
         ) -> bool {
             self.n += 1;
             // The send comes first: the driver must still persist before sending.
-            out.push(Effect::Send {
-                to: from,
-                bytes: Bytes::from(vec![self.n]),
-            });
+            if !(self.quiet_odd && self.n % 2 == 1) {
+                out.push(Effect::Send {
+                    to: from,
+                    bytes: Bytes::from(vec![self.n]),
+                });
+            }
             out.push(Effect::Persist(Write::Put {
                 key: vec![b'v', self.n],
                 value: vec![self.n],
@@ -390,7 +428,7 @@ mod tests {
         let t = server.clone();
         let record = seen.clone();
         let task = tokio::spawn(async move {
-            let mut core = Echo { n: 0, recovered: 0 };
+            let mut core = Echo::new();
             let mut look = |c: &Echo, d: &DriveStats| {
                 record.lock().unwrap().push((c.n, d.received));
             };
@@ -450,7 +488,7 @@ mod tests {
                 transport(&ca, "pbft-r1", Some(("pbft-r0", server.local_addr())));
             let mut log = with_log.then(|| DurableLog::open(&wal).unwrap());
             let before = log.as_ref().map_or(0, |l| l.store().len());
-            let mut core = Echo { n: 0, recovered: 0 };
+            let mut core = Echo::new();
             if let Some(l) = &log {
                 core.recover(l.store());
             }
@@ -506,7 +544,7 @@ mod tests {
         log.make_unwritable();
         let t = server.clone();
         let task = tokio::spawn(async move {
-            let mut core = Echo { n: 0, recovered: 0 };
+            let mut core = Echo::new();
             drive(
                 &mut core,
                 &mut inbound,
@@ -537,5 +575,66 @@ mod tests {
         // The second run with a log reopened the first run's five writes (the same keys were
         // written again with the same values).
         assert_eq!(DurableLog::open(&wal).unwrap().store().len(), 5);
+    }
+
+    /// A step that writes and sends nothing is not synced by itself: the next step that sends
+    /// syncs both, so three pairs (a quiet write, then a write with a reply) cost three
+    /// syncs, not six, and every reply still leaves after both writes are in the log.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_step_without_messages_shares_the_next_sending_steps_sync() {
+        let ca = DeploymentCa::generate("quiet").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let wal = dir.path().join("pbft-r0.wal");
+        let (server, mut inbound) = transport(&ca, "pbft-r0", None);
+        let (client, mut replies) =
+            transport(&ca, "pbft-r1", Some(("pbft-r0", server.local_addr())));
+        let mut log = DurableLog::open(&wal).unwrap();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let t = server.clone();
+        let task = tokio::spawn(async move {
+            let mut core = Echo {
+                quiet_odd: true,
+                ..Echo::new()
+            };
+            let stop = async {
+                let _ = stop_rx.await;
+            };
+            drive(&mut core, &mut inbound, &t, Some(&mut log), stop, |_| {}).await
+        });
+        let r0 = PeerName::from("pbft-r0");
+        let in_log = |n: u8| {
+            crate::durable_log::replay(&std::fs::read(&wal).unwrap())
+                .writes
+                .contains(&Write::Put {
+                    key: vec![b'v', n],
+                    value: vec![n],
+                })
+        };
+        for pair in 0..3u8 {
+            let (quiet, answered) = (2 * pair + 1, 2 * pair + 2);
+            client.send(&r0, Bytes::from_static(b"q")).unwrap();
+            // Bounded poll: the quiet step's write is appended (not synced) on its own step.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while !in_log(quiet) {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "write {quiet} never appended"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            client.send(&r0, Bytes::from_static(b"a")).unwrap();
+            let (_, reply) = tokio::time::timeout(Duration::from_secs(10), replies.recv())
+                .await
+                .expect("a reply")
+                .unwrap();
+            assert_eq!(&reply[..], &[answered]);
+            assert!(in_log(quiet) && in_log(answered));
+        }
+        let _ = stop_tx.send(());
+        let stats = task.await.unwrap();
+        assert_eq!(stats.persist_writes, 6);
+        assert_eq!(stats.persist_syncs, 3, "one per step that sent");
+        client.shutdown().await;
+        server.shutdown().await;
     }
 }
