@@ -290,7 +290,7 @@ pub async fn drive_observed<C: Core + ?Sized>(
         }
     }
     // What the last steps appended reaches the disk too (nothing depends on it yet).
-    if let Some(log) = durable.as_deref_mut() {
+    if let Some(log) = durable {
         if let Ok(true) = log.sync() {
             stats.persist_syncs += 1;
         }
