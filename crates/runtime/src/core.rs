@@ -248,6 +248,9 @@ pub async fn drive_observed<C: Core + ?Sized>(
                 other => on_effect(&other),
             }
         }
+        // Let the transport's tasks run between two steps: on one thread (`--threads one`)
+        // they would otherwise wait for the task budget to run out, many steps later.
+        tokio::task::yield_now().await;
         let next = timers.peek().map(|Reverse((due, _, _))| *due);
         tokio::select! {
             biased;
