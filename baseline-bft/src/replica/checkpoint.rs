@@ -350,7 +350,9 @@ impl Replica {
         {
             return false;
         }
-        self.log.entry(pp.seq).or_default().committed = Some(p.clone());
+        let slot = self.log.entry(pp.seq).or_default();
+        slot.committed = Some(p.clone());
+        slot.committed_checked = true;
         self.stats.commit_proofs += 1;
         self.execute_ready();
         true
@@ -437,11 +439,20 @@ impl Replica {
         let same_view = self.active && s.active && s.view == self.view;
         let first = s.executed.max(self.stable.seq).saturating_add(1);
         let mut sends: Vec<Message> = Vec::new();
-        for (_, slot) in self.log.range(first..).take(CATCH_UP) {
-            if let Some(proof) = &slot.committed {
-                sends.push(Message::CommitProof(proof.clone()));
+        let seqs: Vec<u64> = self
+            .log
+            .range(first..)
+            .take(CATCH_UP)
+            .map(|(n, _)| *n)
+            .collect();
+        for n in seqs {
+            if let Some(proof) = self.transferable_proof(n) {
+                sends.push(Message::CommitProof(proof));
                 continue;
             }
+            let Some(slot) = self.log.get(&n) else {
+                continue;
+            };
             if !same_view {
                 continue;
             }

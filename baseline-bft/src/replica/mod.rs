@@ -120,6 +120,9 @@ pub struct ReplicaStats {
     pub state_transfers: u64,
     /// Sequence numbers committed through a peer's commit certificate.
     pub commit_proofs: u64,
+    /// Commits whose signature failed when a commit certificate was checked for another
+    /// replica (their senders' Commits are checked on arrival from then on).
+    pub bad_commit_signatures: u64,
     /// Status messages sent (being stuck).
     pub status_sent: u64,
     /// Read-only requests answered.
@@ -154,14 +157,19 @@ pub(crate) struct Slot {
     pub pp: Option<Arc<PrePrepare>>,
     /// The latest Prepare of each replica.
     pub prepares: BTreeMap<u32, Arc<Prepare>>,
-    /// The latest Commit of each replica.
+    /// The latest Commit of each replica, its signature not necessarily checked (see
+    /// `on_commit`).
     pub commits: BTreeMap<u32, Arc<Commit>>,
+    /// Replicas whose Commit in `commits` has a checked signature.
+    pub commits_checked: std::collections::BTreeSet<u32>,
     /// The prepared certificate of the highest view (reported in View-Changes).
     pub prepared: Option<PreparedCert>,
     /// The view in which this replica sent its Commit.
     pub commit_sent: Option<u64>,
     /// The slot's batch is decided (committed locally or by a commit certificate).
     pub committed: Option<Arc<crate::msg::CommitProof>>,
+    /// Every signature in `committed` is checked (it can go to another replica as it is).
+    pub committed_checked: bool,
 }
 
 /// A stable checkpoint: its sequence number, certificate and (when held) the state.
@@ -198,6 +206,8 @@ pub struct Replica {
     /// Whether the replica has entered `view` (false between its View-Change and New-View).
     pub(crate) active: bool,
     pub(crate) log: BTreeMap<u64, Slot>,
+    /// Replicas caught with a badly signed Commit: their Commits are checked on arrival.
+    pub(crate) distrusted_commits: std::collections::BTreeSet<u32>,
     /// Next sequence number the primary assigns.
     pub(crate) next_seq: u64,
     /// Everything up to here is executed.
@@ -261,6 +271,7 @@ impl Replica {
             view: 0,
             active: true,
             log: BTreeMap::new(),
+            distrusted_commits: Default::default(),
             next_seq: 1,
             executed: 0,
             stable: Stable::default(),

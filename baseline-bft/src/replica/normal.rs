@@ -358,6 +358,7 @@ impl Replica {
             c.sig = self.crypto.sign(&c.signing_bytes());
             let c = Arc::new(c);
             slot.commits.insert(self.cfg.id, c.clone());
+            slot.commits_checked.insert(self.cfg.id);
             self.broadcast(Message::Commit(c));
         }
         self.check_committed(seq);
@@ -369,14 +370,21 @@ impl Replica {
             return false;
         }
         self.saw_view(from, c.view);
-        if !self.active || c.view != self.view || c.seq <= self.executed {
+        let unchecked_certificate = self
+            .log
+            .get(&c.seq)
+            .is_some_and(|s| s.committed.is_some() && !s.committed_checked);
+        if !self.active || c.view != self.view || (c.seq <= self.executed && !unchecked_certificate)
+        {
             return true;
         }
         if !self.in_window(c.seq) {
             return false;
         }
         if let Some(slot) = self.log.get(&c.seq) {
-            if slot.committed.is_some()
+            // After the decision a Commit is still kept until the certificate is checked: it
+            // may replace a badly signed one (`transferable_proof`).
+            if (slot.committed.is_some() && slot.committed_checked)
                 || slot
                     .commits
                     .get(&from)
@@ -385,16 +393,81 @@ impl Replica {
                 return true;
             }
         }
-        if !self.verify(from, &c.signing_bytes(), &c.sig) {
+        // The Commit counts toward this replica's own decision on the sender's authenticated
+        // channel alone (c.replica == from): only a copy forwarded in a commit certificate has
+        // to prove itself to a third party, so its signature is checked when a certificate goes
+        // to another replica (`transferable_proof`), once. That spares 2f signature checks per
+        // slot and replica. A replica caught with a bad one has its Commits checked here.
+        let checked = self.distrusted_commits.contains(&from);
+        if checked && !self.verify(from, &c.signing_bytes(), &c.sig) {
             return false;
         }
-        self.log
-            .entry(c.seq)
-            .or_default()
-            .commits
-            .insert(from, c.clone());
+        let slot = self.log.entry(c.seq).or_default();
+        slot.commits.insert(from, c.clone());
+        if checked {
+            slot.commits_checked.insert(from);
+        } else {
+            slot.commits_checked.remove(&from);
+        }
         self.check_committed(c.seq);
         true
+    }
+
+    /// The slot's commit certificate with every signature checked, for another replica. Each
+    /// Commit is checked once; a bad one is dropped, its sender's later Commits are checked on
+    /// arrival, and it is replaced by another matching Commit if there is one. `None` without
+    /// a certificate or when fewer than a quorum of good Commits remain.
+    pub(crate) fn transferable_proof(&mut self, seq: u64) -> Option<Arc<CommitProof>> {
+        let slot = self.log.get(&seq)?;
+        let proof = slot.committed.clone()?;
+        if slot.committed_checked {
+            return Some(proof);
+        }
+        let (view, digest) = (proof.pre_prepare.view, proof.pre_prepare.digest);
+        let mut candidates = proof.commits.clone();
+        for c in slot.commits.values() {
+            if c.view == view
+                && c.digest == digest
+                && !candidates.iter().any(|x| x.replica == c.replica)
+            {
+                candidates.push(c.clone());
+            }
+        }
+        let checked = slot.commits_checked.clone();
+        let q = self.quorum();
+        let (mut good, mut bad) = (Vec::new(), Vec::new());
+        for c in candidates {
+            if good.len() == q {
+                break;
+            }
+            if checked.contains(&c.replica) || self.verify(c.replica, &c.signing_bytes(), &c.sig) {
+                good.push(c);
+            } else {
+                bad.push(c.replica);
+            }
+        }
+        self.stats.bad_commit_signatures += bad.len() as u64;
+        self.distrusted_commits.extend(bad.iter().copied());
+        let slot = self.log.get_mut(&seq)?;
+        for r in &bad {
+            slot.commits.remove(r);
+            slot.commits_checked.remove(r);
+        }
+        slot.commits_checked.extend(good.iter().map(|c| c.replica));
+        if good.len() < q {
+            return None;
+        }
+        let proof = if bad.is_empty() {
+            proof
+        } else {
+            Arc::new(CommitProof {
+                pre_prepare: proof.pre_prepare.clone(),
+                commits: good,
+            })
+        };
+        slot.committed = Some(proof.clone());
+        slot.committed_checked = true;
+        Some(proof)
     }
 
     /// committed-local(m, v, n, i): prepared in view v and a quorum of matching Commits. A

@@ -11,7 +11,10 @@ use steward_config::{ServerId, SiteId};
 use bft_core::NodeExt;
 
 use super::*;
-use crate::msg::{Checkpoint, Message, PrePrepare, Prepare, Snapshot, StateTransfer, ViewChange};
+use crate::msg::{
+    Checkpoint, Commit, CommitProof, Message, PrePrepare, Prepare, Snapshot, StateTransfer, Status,
+    ViewChange,
+};
 
 const T: Duration = Duration::from_millis(10);
 
@@ -280,4 +283,84 @@ proptest! {
         bft_core::deliver_bytes(&mut r, T, Dest::Replica(*from), &bytes, &mut Vec::new());
         r.fire(T * 100, 1 << 48);
     }
+}
+
+/// Commits count toward a replica's own decision on their sender's authenticated channel,
+/// unchecked; a commit certificate going to another replica carries only checked signatures.
+/// A badly signed Commit found then is dropped (and replaced by another replica's when there is
+/// one), and its sender's later Commits are checked on arrival.
+#[test]
+fn commit_certificates_for_other_replicas_carry_only_checked_signatures() {
+    let w = world();
+    let mut b = replica(&w, 1);
+    let pp = signed_pp(&w, 0, 1, vec![request(&w, 3, 1)]);
+    b.handle(T, Dest::Replica(0), &Message::PrePrepare(pp.clone()));
+    let mut p = Prepare {
+        view: 0,
+        seq: 1,
+        digest: pp.digest,
+        replica: 2,
+        sig: Vec::new(),
+    };
+    p.sig = signer(&w, 2).sign(&p.signing_bytes());
+    b.handle(T, Dest::Replica(2), &Message::Prepare(Arc::new(p)));
+    let commit = |from: u32, good: bool| {
+        let mut c = Commit {
+            view: 0,
+            seq: 1,
+            digest: pp.digest,
+            replica: from,
+            sig: Vec::new(),
+        };
+        c.sig = signer(&w, from).sign(&c.signing_bytes());
+        if !good {
+            c.sig[0] ^= 1;
+        }
+        Message::Commit(Arc::new(c))
+    };
+    let verified = b.crypto_counters().get(bft_core::crypto::CryptoOp::Verify);
+    b.handle(T, Dest::Replica(0), &commit(0, true));
+    b.handle(T, Dest::Replica(3), &commit(3, false));
+    assert_eq!(b.last_executed(), 1, "decided on own, 0's and 3's Commits");
+    assert_eq!(
+        b.crypto_counters().get(bft_core::crypto::CryptoOp::Verify),
+        verified,
+        "no Commit signature checked to decide"
+    );
+    let status = Message::Status(Arc::new(Status {
+        view: 0,
+        active: true,
+        stable: 0,
+        executed: 0,
+    }));
+    let proofs = |out: &[Action]| -> Vec<Arc<CommitProof>> {
+        out.iter()
+            .filter_map(|a| match a {
+                Action::Send { env, .. } => match &env.msg {
+                    Message::CommitProof(p) => Some(p.clone()),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    };
+    // Only two good Commits (own, 0's): no certificate goes out.
+    let out = b.handle(T, Dest::Replica(2), &status);
+    assert!(proofs(&out).is_empty());
+    assert_eq!(b.stats().bad_commit_signatures, 1);
+    // 3's next bad Commit is checked on arrival and dropped; 2's good one completes a
+    // certificate of three checked signatures.
+    b.handle(T, Dest::Replica(3), &commit(3, false));
+    b.handle(T, Dest::Replica(2), &commit(2, true));
+    let later = T + Duration::from_secs(1);
+    let out = b.handle(later, Dest::Replica(2), &status);
+    let sent = proofs(&out);
+    assert_eq!(sent.len(), 1);
+    let mut checker = replica(&w, 2);
+    for c in &sent[0].commits {
+        assert!(checker.verify(c.replica, &c.signing_bytes(), &c.sig));
+    }
+    let mut from: Vec<u32> = sent[0].commits.iter().map(|c| c.replica).collect();
+    from.sort_unstable();
+    assert_eq!(from, vec![0, 1, 2]);
 }
