@@ -136,6 +136,7 @@ fn crypto_bench_prints_the_promised_csv() {
             "combine",
             "combine_unproven",
             "verify",
+            "jacobi",
         ] {
             expected.push(format!("{op},{bits},{l},{k}"));
         }
