@@ -370,10 +370,17 @@ impl Replica {
             return false;
         }
         self.saw_view(from, c.view);
-        let unchecked_certificate = self
-            .log
-            .get(&c.seq)
-            .is_some_and(|s| s.committed.is_some() && !s.committed_checked);
+        // After the decision a Commit is still kept until the certificate is checked: it may
+        // replace a badly signed one (`transferable_proof`).
+        let (decided, checked, duplicate) =
+            self.log.get(&c.seq).map_or((false, false, false), |s| {
+                let dup = s
+                    .commits
+                    .get(&from)
+                    .is_some_and(|d| d.view == c.view && d.digest == c.digest);
+                (s.committed.is_some(), s.committed_checked, dup)
+            });
+        let unchecked_certificate = decided && !checked;
         if !self.active || c.view != self.view || (c.seq <= self.executed && !unchecked_certificate)
         {
             return true;
@@ -381,17 +388,8 @@ impl Replica {
         if !self.in_window(c.seq) {
             return false;
         }
-        if let Some(slot) = self.log.get(&c.seq) {
-            // After the decision a Commit is still kept until the certificate is checked: it
-            // may replace a badly signed one (`transferable_proof`).
-            if (slot.committed.is_some() && slot.committed_checked)
-                || slot
-                    .commits
-                    .get(&from)
-                    .is_some_and(|d| d.view == c.view && d.digest == c.digest)
-            {
-                return true;
-            }
+        if (decided && checked) || duplicate {
+            return true;
         }
         // The Commit counts toward this replica's own decision on the sender's authenticated
         // channel alone (c.replica == from): only a copy forwarded in a commit certificate has

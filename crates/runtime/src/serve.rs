@@ -389,23 +389,10 @@ async fn serve_async(setup: NodeSetup, log: &Log) -> Result<()> {
         // The core on this thread, between the transport's tasks (see `Threads::One`).
         let run = run_core(core, inbound, transport.clone(), durable, stop, publish);
         tokio::pin!(run);
-        let mut stop_tx = Some(stop_tx);
-        let mut finished = None;
-        let reason = loop {
-            tokio::select! {
-                out = &mut run, if finished.is_none() => {
-                    finished = Some(out);
-                    break "the replica stopped";
-                }
-                _ = signals.term.recv() => break "SIGTERM",
-                _ = signals.int.recv() => break "SIGINT",
-                _ = signals.usr1.recv() => print_wan(&transport, &wan_peers),
-            }
-        };
+        let (reason, finished) =
+            until_stopped(&mut signals, &transport, &wan_peers, &mut run).await;
         log.info(&format!("{reason}; shutting down"));
-        if let Some(tx) = stop_tx.take() {
-            let _ = tx.send(());
-        }
+        let _ = stop_tx.send(());
         match finished {
             Some(out) => out,
             None => run.await,
@@ -424,17 +411,13 @@ async fn serve_async(setup: NodeSetup, log: &Log) -> Result<()> {
                 out
             })
             .context("cannot start the replica thread")?;
-        let reason = loop {
-            tokio::select! {
-                _ = signals.term.recv() => break "SIGTERM",
-                _ = signals.int.recv() => break "SIGINT",
-                _ = signals.usr1.recv() => print_wan(&transport, &wan_peers),
-                _ = &mut done_rx => break "the replica stopped",
-            }
-        };
+        let (reason, finished) =
+            until_stopped(&mut signals, &transport, &wan_peers, &mut done_rx).await;
         log.info(&format!("{reason}; shutting down"));
         let _ = stop_tx.send(());
-        let _ = done_rx.await;
+        if finished.is_none() {
+            let _ = done_rx.await;
+        }
         let joined = thread
             .join()
             .map_err(|_| anyhow!("the replica thread panicked"))?;
@@ -459,6 +442,24 @@ async fn serve_async(setup: NodeSetup, log: &Log) -> Result<()> {
         bail!("the durable log failed (see above); stopped without sending unpersisted messages");
     }
     Ok(())
+}
+
+/// Waits for SIGTERM, SIGINT or the end of `done` (with its output), printing the WAN
+/// counters on every SIGUSR1 meanwhile.
+async fn until_stopped<F: std::future::Future + Unpin>(
+    signals: &mut Signals,
+    transport: &Transport,
+    wan_peers: &HashSet<PeerName>,
+    done: &mut F,
+) -> (&'static str, Option<F::Output>) {
+    loop {
+        tokio::select! {
+            out = &mut *done => return ("the replica stopped", Some(out)),
+            _ = signals.term.recv() => return ("SIGTERM", None),
+            _ = signals.int.recv() => return ("SIGINT", None),
+            _ = signals.usr1.recv() => print_wan(transport, wan_peers),
+        }
+    }
 }
 
 /// Drives `core` until `stop`, publishing a snapshot for the metrics endpoint (when there is
