@@ -441,11 +441,20 @@ pub struct Replica {
     pub(crate) relayed: BTreeMap<ClientId, Arc<Update>>,
     /// When each client's starving update was last pushed to the leader site.
     pub(crate) starving_pushed: BTreeMap<ClientId, Duration>,
-    /// Generation of the armed local timer (0 = not armed).
+    /// Generation of the local timer in flight (0 = none).
     pub(crate) local_timer: u64,
     pub(crate) local_timer_gen: u64,
-    /// Generation of the armed global timer (0 = not armed).
+    /// When the local timer in flight expires.
+    pub(crate) local_timer_due: Duration,
+    /// Generation of the global timer in flight (0 = none).
     pub(crate) global_timer: u64,
+    /// When the global timer in flight expires.
+    pub(crate) global_timer_due: Duration,
+    /// Whether the progress timers watch pending work (false from the last execution that
+    /// left nothing pending, or an expiry that found nothing, until work appears again).
+    pub(crate) watching: bool,
+    /// Progress-timer expiries handled (local and global, stale ones included).
+    pub(crate) progress_expiries: u64,
     /// False between installing a global view and applying its constraints (leader site).
     pub(crate) globally_constrained: bool,
     /// Global view change progress in the current global view.
@@ -555,6 +564,10 @@ impl Replica {
             forwarded: BTreeMap::new(),
             relayed: BTreeMap::new(),
             local_timer: 0,
+            local_timer_due: Duration::ZERO,
+            global_timer_due: Duration::ZERO,
+            watching: false,
+            progress_expiries: 0,
             local_timer_gen: 0,
             global_timer: 0,
             globally_constrained: true,
@@ -929,8 +942,10 @@ impl bft_core::Node for Replica {
     fn on_timer(&mut self, now: Duration, token: u64, out: &mut Vec<Action>) {
         self.now = now;
         if progress::is_global_token(token) {
+            self.progress_expiries += 1;
             self.on_global_timer(token - progress::GLOBAL_TIMER_BASE);
         } else if progress::is_local_token(token) {
+            self.progress_expiries += 1;
             self.on_local_timer(token - progress::LOCAL_TIMER_BASE);
         } else if token == sequencing_watch::SEQ_WATCH {
             self.on_seq_watch();
