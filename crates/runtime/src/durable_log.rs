@@ -5,14 +5,22 @@
 //!
 //! File format (`<data-dir>/<node-name>.wal`): a sequence of records, each
 //! `[len: u32 BE][crc32 of body: u32 BE][body: len bytes]`, where the body is one
-//! [`Write::encode`]. Nothing else (no header): an empty file is an empty store.
+//! [`Write::encode`], then zero bytes up to the end of the file (free space: no record has a
+//! zero length). Nothing else (no header): an empty file is an empty store.
 //!
-//! - [`DurableLog::open`] replays the records in order and stops at the first record that is
-//!   torn (the file ends inside it: a crash during an append) or corrupt (bad CRC, or a body
-//!   that is no single write). It truncates the file there, logs a warning naming the file and
-//!   the offset, and starts from what came before: a partial last record never stops a restart.
-//!   Writes are only acknowledged by [`DurableLog::sync`], so a torn tail was never synced and
-//!   no message depending on it was ever sent.
+//! - The file is grown [`PREALLOCATE`] bytes of zeros at a time, ahead of the records: an
+//!   `fdatasync` after an append that leaves the file's size alone writes the data alone,
+//!   without the inode (measured on this project's VM, ext4: 0.6× the CPU and 0.67× the time of
+//!   a sync after a growing append; a replica syncs about once per update).
+//! - [`DurableLog::open`] replays the records in order and stops at free space or at the first
+//!   record that is torn (the file ends inside it: a crash during an append), corrupt (bad
+//!   CRC, or a body that is no single write) or followed by zeros that are not all zeros to the
+//!   end (pages of an append that reached the disk out of order). Except at free space, it
+//!   truncates the file there, logs a warning naming the file and the offset, and starts from
+//!   what came before: a partial last record never stops a restart, and nothing after the cut
+//!   can be read again once later records fill the space before it. Writes are only
+//!   acknowledged by [`DurableLog::sync`], so a torn tail was never synced and no message
+//!   depending on it was ever sent.
 //! - [`DurableLog::append`] writes records (to the OS) and applies them to the in-memory store;
 //!   [`DurableLog::sync`] makes everything appended so far durable with one `fdatasync`.
 //! - Compaction: after a sync, when the file is larger than [`DurableLog::compact_ratio`] times
@@ -24,13 +32,17 @@
 //!   log): a second process on the same file is refused.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write as _};
+use std::io::{self, Read, Write as _};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use bft_core::durable::{Store, Write, VOTE_PREFIX};
 
 /// Bytes of a record's header (length and CRC).
 const HEADER: usize = 8;
+
+/// Zero bytes the file is grown by when the records reach its end.
+pub const PREALLOCATE: u64 = 1 << 20;
 
 /// Bytes one store entry takes as a `Put` record.
 fn entry_len(key: &[u8], value: &[u8]) -> u64 {
@@ -56,7 +68,8 @@ pub struct Replay {
     pub writes: Vec<Write>,
     /// Bytes of those records (the offset of the first byte not replayed).
     pub good: u64,
-    /// Why replay stopped before the end (`None`: every byte was replayed).
+    /// Why replay stopped before the end (`None`: every byte was replayed, or the rest is
+    /// free space, zeros to the end).
     pub stopped: Option<&'static str>,
 }
 
@@ -66,8 +79,13 @@ pub fn replay(bytes: &[u8]) -> Replay {
     let mut at = 0usize;
     let stopped = loop {
         let rest = &bytes[at..];
-        if rest.is_empty() {
-            break None;
+        // A record's body is never empty, so its header is never eight zeros: a zero header
+        // starts the free space.
+        if rest.iter().take(HEADER).all(|b| *b == 0) {
+            if rest.iter().all(|b| *b == 0) {
+                break None;
+            }
+            break Some("bytes after zeros (an append reached the disk out of order)");
         }
         if rest.len() < HEADER {
             break Some("torn record header");
@@ -99,8 +117,10 @@ pub struct DurableLog {
     path: PathBuf,
     file: File,
     store: Store,
-    /// Bytes in the log file (appended, synced or not).
+    /// Bytes of records in the log file (appended, synced or not); free space follows.
     log_bytes: u64,
+    /// The file's size: records and free space.
+    allocated: u64,
     /// Bytes the live store takes as `Put` records.
     live_bytes: u64,
     /// Records not yet handed to the OS.
@@ -154,6 +174,7 @@ impl DurableLog {
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
         let r = replay(&bytes);
+        let mut allocated = bytes.len() as u64;
         if let Some(why) = r.stopped {
             tracing::warn!(
                 target: "durable",
@@ -166,13 +187,14 @@ impl DurableLog {
             );
             file.set_len(r.good)?;
             file.sync_all()?;
+            allocated = r.good;
         }
-        file.seek(SeekFrom::Start(r.good))?;
         let mut log = DurableLog {
             path: path.to_path_buf(),
             file,
             store: Store::new(),
             log_bytes: r.good,
+            allocated,
             live_bytes: 0,
             buf: Vec::new(),
             dirty: false,
@@ -259,14 +281,32 @@ impl DurableLog {
         if self.buf.is_empty() {
             return Ok(0);
         }
-        self.file.write_all(&self.buf)?;
         let n = self.buf.len() as u64;
+        if self.log_bytes + n > self.allocated {
+            self.grow(self.log_bytes + n + PREALLOCATE)?;
+        }
+        self.file.write_all_at(&self.buf, self.log_bytes)?;
         self.log_bytes += n;
         self.dirty = true;
         if self.audit.is_some() {
             self.pending_audit(writes);
         }
         Ok(n)
+    }
+
+    /// Writes zeros from the end of the file to at least `to` bytes (rounded up to 4 KiB):
+    /// blocks allocated and written now are overwritten later without changing the file's
+    /// size. Synced with the next records.
+    fn grow(&mut self, to: u64) -> io::Result<()> {
+        const ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+        let to = to.div_ceil(4096) * 4096;
+        while self.allocated < to {
+            let n = (to - self.allocated).min(ZEROS.len() as u64);
+            self.file
+                .write_all_at(&ZEROS[..n as usize], self.allocated)?;
+            self.allocated += n;
+        }
+        Ok(())
     }
 
     /// Audit lines of `writes`, written after the next sync.
@@ -339,6 +379,7 @@ impl DurableLog {
         sync_dir(&parent(&self.path))?;
         self.file = file;
         self.log_bytes = buf.len() as u64;
+        self.allocated = self.log_bytes;
         self.compactions += 1;
         Ok(())
     }
@@ -465,20 +506,22 @@ mod tests {
     }
 
     /// A crash during the last append leaves any prefix of its record: every cut point
-    /// recovers exactly the records before it, truncates the file there, and appends go on.
+    /// recovers exactly the records before it, truncates the file there (or keeps a torn header
+    /// that is zeros so far as free space), and appends go on.
     #[test]
     fn a_torn_tail_at_any_cut_point_is_cut_off() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("n.wal");
         let writes = sample();
         let (first, last) = writes.split_at(writes.len() - 1);
-        {
+        let records = {
             let mut log = DurableLog::open(&path).unwrap();
             log.append(first).unwrap();
             log.append(last).unwrap();
             log.sync().unwrap();
-        }
-        let full = fs::read(&path).unwrap();
+            log.log_bytes() as usize
+        };
+        let full = fs::read(&path).unwrap()[..records].to_vec();
         let mut last_record = Vec::new();
         encode_record(&last[0], &mut last_record);
         let good = full.len() - last_record.len();
@@ -486,7 +529,10 @@ mod tests {
             fs::write(&path, &full[..cut]).unwrap();
             let mut log = DurableLog::open(&path).unwrap();
             assert_eq!(log.store(), &expected(first), "cut at {cut}");
-            assert_eq!(fs::metadata(&path).unwrap().len(), good as u64);
+            // Cut there, or (a torn header of zeros so far) kept as free space.
+            let left = fs::read(&path).unwrap();
+            assert!(left.len() == good || left[good..].iter().all(|b| *b == 0));
+            assert_eq!(replay(&left).stopped, None, "cut at {cut}");
             // Appending after recovery yields a valid log.
             log.append(&[put(b"after", b"x")]).unwrap();
             log.sync().unwrap();
@@ -501,12 +547,13 @@ mod tests {
     fn a_corrupt_record_ends_the_replay() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("n.wal");
-        {
+        let records = {
             let mut log = DurableLog::open(&path).unwrap();
             log.append(&[put(b"k1", b"v1"), put(b"k2", b"v2")]).unwrap();
             log.sync().unwrap();
-        }
-        let mut bytes = fs::read(&path).unwrap();
+            log.log_bytes() as usize
+        };
+        let mut bytes = fs::read(&path).unwrap()[..records].to_vec();
         let second = bytes.len() / 2;
         // Flip a byte of the second record's body: its CRC no longer matches.
         *bytes.last_mut().unwrap() ^= 0x40;
@@ -553,12 +600,92 @@ mod tests {
         }
         assert!(log.compactions > 0, "the log never compacted");
         assert_eq!(log.store(), &expected(&all));
-        assert_eq!(log.log_bytes(), fs::metadata(&path).unwrap().len());
+        let r = replay(&fs::read(&path).unwrap());
+        assert_eq!((r.good, r.stopped), (log.log_bytes(), None));
         assert!(!compact_path(&path).exists());
         // The compacted file is still locked by its writer.
         assert!(DurableLog::open(&path).is_err());
         drop(log);
         assert_eq!(DurableLog::open(&path).unwrap().store(), &expected(&all));
+    }
+
+    /// Appends go into zeros written ahead of them: the file grows once per [`PREALLOCATE`]
+    /// bytes, not at every append (a sync then writes no inode), and the free space reads as
+    /// the end of the log, without a warning or a cut.
+    #[test]
+    fn appends_fill_free_space_without_growing_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n.wal");
+        let mut log = DurableLog::open(&path).unwrap();
+        log.append(&[put(b"v0", b"first")]).unwrap();
+        log.sync().unwrap();
+        let size = fs::metadata(&path).unwrap().len();
+        assert!(size >= PREALLOCATE && size % 4096 == 0, "{size}");
+        let mut all = vec![put(b"v0", b"first")];
+        for i in 0..100u32 {
+            let w = put(&i.to_be_bytes(), &[7; 100]);
+            log.append(std::slice::from_ref(&w)).unwrap();
+            log.sync().unwrap();
+            all.push(w);
+            assert_eq!(fs::metadata(&path).unwrap().len(), size);
+        }
+        let records = log.log_bytes();
+        assert!(records < size);
+        let r = replay(&fs::read(&path).unwrap());
+        assert_eq!(
+            (r.good, r.stopped, r.writes.len()),
+            (records, None, all.len())
+        );
+        drop(log);
+        let mut log = DurableLog::open(&path).unwrap();
+        assert_eq!(log.store(), &expected(&all));
+        assert_eq!(fs::metadata(&path).unwrap().len(), size, "free space kept");
+        // Past the free space, the file grows again.
+        let big = put(b"big", &vec![1; PREALLOCATE as usize]);
+        log.append(std::slice::from_ref(&big)).unwrap();
+        log.sync().unwrap();
+        all.push(big);
+        assert!(fs::metadata(&path).unwrap().len() > log.log_bytes());
+        drop(log);
+        assert_eq!(DurableLog::open(&path).unwrap().store(), &expected(&all));
+    }
+
+    /// The pages of an append may reach the disk out of order: a later record without the
+    /// one before it (zeros there). The replay stops at the zeros and the file is cut there, so
+    /// that the stray record is not read again once new records fill the gap before it.
+    #[test]
+    fn a_record_after_zeros_is_cut_off_for_good() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n.wal");
+        let records = {
+            let mut log = DurableLog::open(&path).unwrap();
+            log.append(&[put(b"k1", b"v1")]).unwrap();
+            log.sync().unwrap();
+            log.log_bytes()
+        };
+        let mut stray = Vec::new();
+        encode_record(&put(b"stray", b"never synced"), &mut stray);
+        let gap = 16;
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_all_at(&stray, records + gap).unwrap();
+        drop(file);
+        let r = replay(&fs::read(&path).unwrap());
+        assert_eq!(r.good, records);
+        assert!(
+            r.stopped.is_some_and(|why| why.contains("out of order")),
+            "{r:?}"
+        );
+        let mut log = DurableLog::open(&path).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().len(), records);
+        // New records cover the gap and more; the stray one is gone.
+        log.append(&[put(b"k2", &[3; 64])]).unwrap();
+        log.sync().unwrap();
+        drop(log);
+        let log = DurableLog::open(&path).unwrap();
+        assert_eq!(
+            log.store(),
+            &expected(&[put(b"k1", b"v1"), put(b"k2", &[3; 64])])
+        );
     }
 
     #[test]
