@@ -298,7 +298,7 @@ impl DurableLog {
     /// blocks allocated and written now are overwritten later without changing the file's
     /// size. Synced with the next records.
     fn grow(&mut self, to: u64) -> io::Result<()> {
-        const ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+        static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
         let to = to.div_ceil(4096) * 4096;
         while self.allocated < to {
             let n = (to - self.allocated).min(ZEROS.len() as u64);
