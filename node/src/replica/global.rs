@@ -272,16 +272,23 @@ impl Replica {
         // The site needs only the Accepts that complete the order proof: once the slot is
         // ordered here, the peers already got (or get, by reconciliation) a complete proof.
         let was_ordered = self.global.get(&a.seq).is_some_and(|s| s.ordered);
-        self.apply_accept(a);
         // The representative relays other sites' Accepts into its site; so does any server
         // that got one directly (it forwarded the Proposal: see forwarding.rs), in case the
-        // representative relays late.
+        // representative relays late. The relay goes out before the Accept is applied: applying
+        // it may execute slots and open the global window, and the representative's next
+        // Pre-Prepare must not reach a site peer before the Accept that made room for it. A
+        // peer that has not executed as far refuses a Pre-Prepare beyond its window; when one
+        // Accept completed two slots, every peer refused the slot at the window's edge, the
+        // site's execution stopped at the gap, and the sequencing watch replaced a correct
+        // representative (real processes, Planetlab, 20 clients: 43 local view changes in
+        // 15 s, 39 instead of 83 updates/s).
         if from.site != self.site() && !was_ordered {
             if !self.is_rep() {
                 self.stats.accepts_relayed += 1;
             }
             self.send_site(Message::Accept(a.clone()));
         }
+        self.apply_accept(a);
         true
     }
 
