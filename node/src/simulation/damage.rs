@@ -499,6 +499,49 @@ mod unit {
             .count()
     }
 
+    /// An unsigned update of `client` (the replicas under test take it from a Proposal or
+    /// their pool, where it is not checked again).
+    fn update(client: u32) -> Arc<crate::msg::Update> {
+        Arc::new(crate::msg::Update {
+            client,
+            ts: 1,
+            op: bft_core::request::Op::Put {
+                key: b"k".to_vec(),
+                value: b"v".to_vec(),
+            },
+            sig: Vec::new(),
+            memo: Default::default(),
+        })
+    }
+
+    /// The leader site's (site 0's) threshold-signed Proposal of `batch` at `seq`, view 0.
+    fn leader_proposal(seq: u64, batch: Vec<Arc<crate::msg::Update>>) -> Arc<crate::msg::Proposal> {
+        let mut proposal = crate::msg::Proposal {
+            site: 0,
+            gv: 0,
+            lv: 0,
+            seq,
+            batch,
+            tsig: Vec::new(),
+        };
+        proposal.tsig = site_signed(SiteId(0), &proposal.signing_bytes());
+        Arc::new(proposal)
+    }
+
+    /// `site`'s threshold-signed Accept of `proposal`.
+    fn site_accept(site: u16, proposal: &crate::msg::Proposal) -> Arc<Accept> {
+        let mut accept = Accept {
+            site,
+            gv: proposal.gv,
+            lv: 0,
+            seq: proposal.seq,
+            digest: proposal.digest(),
+            tsig: Vec::new(),
+        };
+        accept.tsig = site_signed(SiteId(site), &accept.signing_bytes());
+        Arc::new(accept)
+    }
+
     /// A leader-site server's Proposal for a slot the representative of another site has
     /// ordered gets the order proof (about twice its bytes) only if it carries the leader
     /// site's signature, and a replayed genuine one at most once per half retransmission
@@ -508,39 +551,11 @@ mod unit {
         let rep = ServerId::new(SiteId(1), 0);
         let mut r = replica(rep);
         let t = Duration::from_secs(1);
-        let update = Arc::new(crate::msg::Update {
-            client: 0,
-            ts: 1,
-            op: bft_core::request::Op::Put {
-                key: b"k".to_vec(),
-                value: b"v".to_vec(),
-            },
-            sig: Vec::new(),
-            memo: Default::default(),
-        });
-        let mut proposal = crate::msg::Proposal {
-            site: 0,
-            gv: 0,
-            lv: 0,
-            seq: 1,
-            batch: vec![update],
-            tsig: Vec::new(),
-        };
-        proposal.tsig = site_signed(SiteId(0), &proposal.signing_bytes());
-        let proposal = Arc::new(proposal);
+        let proposal = leader_proposal(1, vec![update(0)]);
         let leader_rep = Dest::Server(ServerId::new(SiteId(0), 0));
         r.handle(t, leader_rep, &Message::Proposal(proposal.clone()));
-        let mut accept = Accept {
-            site: 2,
-            gv: 0,
-            lv: 0,
-            seq: 1,
-            digest: proposal.digest(),
-            tsig: Vec::new(),
-        };
-        accept.tsig = site_signed(SiteId(2), &accept.signing_bytes());
         let from_site_2 = Dest::Server(ServerId::new(SiteId(2), 0));
-        r.handle(t, from_site_2, &Message::Accept(Arc::new(accept)));
+        r.handle(t, from_site_2, &Message::Accept(site_accept(2, &proposal)));
         assert_eq!(r.global_aru(), 1, "the slot is ordered and executed");
 
         let byzantine = Dest::Server(ServerId::new(SiteId(0), 2));
@@ -601,43 +616,13 @@ mod unit {
         let mut r = Replica::new(cfg, crypto);
         r.started(Duration::ZERO);
         let t = Duration::from_secs(1);
-        let update = |client: u32| {
-            Arc::new(crate::msg::Update {
-                client,
-                ts: 1,
-                op: bft_core::request::Op::Put {
-                    key: b"k".to_vec(),
-                    value: b"v".to_vec(),
-                },
-                sig: Vec::new(),
-                memo: Default::default(),
-            })
-        };
         // Slot 1 is proposed and fills the window of one slot; the next update waits.
-        let mut proposal = crate::msg::Proposal {
-            site: 0,
-            gv: 0,
-            lv: 0,
-            seq: 1,
-            batch: vec![update(0)],
-            tsig: Vec::new(),
-        };
-        proposal.tsig = site_signed(SiteId(0), &proposal.signing_bytes());
-        let proposal = Arc::new(proposal);
+        let proposal = leader_proposal(1, vec![update(0)]);
         r.apply_proposal(&proposal);
         r.global_seq = 2;
         r.pool.push_back(update(1));
-        let mut accept = Accept {
-            site: 1,
-            gv: 0,
-            lv: 0,
-            seq: 1,
-            digest: proposal.digest(),
-            tsig: Vec::new(),
-        };
-        accept.tsig = site_signed(SiteId(1), &accept.signing_bytes());
         let from_site_1 = Dest::Server(ServerId::new(SiteId(1), 0));
-        let out = r.handle(t, from_site_1, &Message::Accept(Arc::new(accept)));
+        let out = r.handle(t, from_site_1, &Message::Accept(site_accept(1, &proposal)));
         assert_eq!(r.global_aru(), 1, "the Accept executes slot 1");
         let sent = |pick: &dyn Fn(&Message) -> bool| {
             out.iter().position(|a| {
