@@ -398,4 +398,14 @@ pub(super) const WIRE: &[(&str, usize, &str)] = &[
         87,
         "f9d21520f182fb6bb695ccf575d2009a96bc3c340186255b2c66a2e985afb6f7",
     ),
+    (
+        "34-share-request/encode",
+        43,
+        "92010143ac7c593cd4e4e7c82f96b290499764dcb3c3c2071c059909766c74af",
+    ),
+    (
+        "34-share-request/signing",
+        43,
+        "92010143ac7c593cd4e4e7c82f96b290499764dcb3c3c2071c059909766c74af",
+    ),
 ];

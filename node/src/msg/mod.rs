@@ -39,7 +39,7 @@ pub use local_view::{
 };
 pub use normal::{Accept, OrderProof, PrePrepare, Prepare, Proposal};
 pub use recon::{ReconRequest, Snapshot};
-pub use threshold::{CorruptedServer, PartialSig, ProofRequest, SigKind};
+pub use threshold::{CorruptedServer, PartialSig, ProofRequest, ShareRequest, SigKind};
 
 /// Initial buffer of an encoding: most messages (votes, shares, replies, one-update batches)
 /// fit.
@@ -166,6 +166,8 @@ messages! {
     26 => Snapshot(Snapshot), "snapshot";
     /// THRESHOLD-SIGN: a share's proof, asked for after a failed combine.
     27 => ProofRequest(ProofRequest), "proof-request";
+    /// Designated signers: an excused signer's share, asked for by its representative.
+    28 => ShareRequest(ShareRequest), "share-request";
 }
 
 impl Message {
@@ -435,9 +437,9 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn tags_are_one_to_27_and_kinds_distinct() {
+    fn tags_are_one_to_28_and_kinds_distinct() {
         let tags: Vec<u8> = Message::TAGS.iter().map(|&(t, _)| t).collect();
-        assert_eq!(tags, (1..=27).collect::<Vec<u8>>());
+        assert_eq!(tags, (1..=28).collect::<Vec<u8>>());
         let kinds: std::collections::BTreeSet<&str> =
             Message::TAGS.iter().map(|&(_, k)| k).collect();
         assert_eq!(kinds.len(), Message::TAGS.len());

@@ -87,6 +87,20 @@ pub struct ProofRequest {
     pub content: Digest,
 }
 
+/// Share_Request(kind, seq, content): the representative asks an excused signer for its share
+/// on (kind, seq, content) (designated signers, `replica/designated.rs`): the answer is the
+/// signer's Partial_Sig without a proof, never a proof of a share already sent. The transport
+/// authenticates the asker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShareRequest {
+    /// Proposal or Accept.
+    pub kind: SigKind,
+    /// Sequence number of the content.
+    pub seq: u64,
+    /// SHA-256 of the unsigned content's encoding.
+    pub content: Digest,
+}
+
 /// Corrupted_Server(server_id, data, Partial_Sig, sig): proof that `partial.server` sent an
 /// invalid share; receivers check the share themselves before blacklisting.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -154,6 +168,19 @@ impl Body for ProofRequest {
     }
     fn get_body(r: &mut Reader) -> Result<Self, DecodeError> {
         Ok(ProofRequest {
+            kind: SigKind::get(r)?,
+            seq: r.u64("seq")?,
+            content: r.digest("content")?,
+        })
+    }
+}
+
+impl Body for ShareRequest {
+    fn put_body(&self, w: &mut Writer, _with_sig: bool) {
+        w.u8(self.kind.code()).u64(self.seq).digest(&self.content);
+    }
+    fn get_body(r: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(ShareRequest {
             kind: SigKind::get(r)?,
             seq: r.u64("seq")?,
             content: r.digest("content")?,

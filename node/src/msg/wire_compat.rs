@@ -146,6 +146,11 @@ fn wire_samples() -> Vec<Message> {
             sig: vec![8; 64],
         })));
     }
+    all.push(Message::ShareRequest(Arc::new(ShareRequest {
+        kind: SigKind::Accept,
+        seq: 5,
+        content: [9; 32],
+    })));
     all
 }
 
@@ -231,7 +236,7 @@ fn encodings_match_the_recorded_fixture() {
 #[test]
 fn the_fixture_covers_every_message_kind() {
     let kinds: BTreeSet<&str> = wire_samples().iter().map(|m| m.kind()).collect();
-    assert_eq!(kinds.len(), 27, "{kinds:?}");
+    assert_eq!(kinds.len(), 28, "{kinds:?}");
 }
 
 #[test]

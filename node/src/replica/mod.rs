@@ -7,6 +7,7 @@
 //! The same core runs under the simulator and the real runtime.
 
 mod client_io;
+pub(crate) mod designated;
 mod durable;
 mod forwarding;
 mod global;
@@ -124,6 +125,9 @@ pub struct ReplicaConfig {
     /// Whether non-representatives forward their site's signed messages when a slot's global
     /// turnaround is late (forwarding.rs; on by default, off only for ablation runs).
     pub forwarding: bool,
+    /// Whether only 2f+1 servers per site share on the ordering path at first (designated.rs;
+    /// on by default, off only for ablation runs: then every server shares at once).
+    pub designated_signers: bool,
 }
 
 /// T1 for a topology: four times the largest WAN round trip, at least 0.5 s (T1 must cover a
@@ -155,6 +159,7 @@ impl ReplicaConfig {
             sequencer: None,
             t1: Duration::from_millis(500),
             combine_deadline: true,
+            designated_signers: true,
             wan_latency: Vec::new(),
             forwarding: true,
         }
@@ -238,6 +243,12 @@ pub struct ReplicaStats {
     pub updates_deferred: u64,
     /// Fresh queries put off unverified because their client's rate limit was reached.
     pub queries_deferred: u64,
+    /// Ordering shares this excused server did not sign at once (designated.rs).
+    pub shares_withheld: u64,
+    /// Of those, shares signed later (asked for, or retransmitted).
+    pub shares_released: u64,
+    /// Shares the representative asked of site peers that had not sent one.
+    pub shares_requested: u64,
 }
 
 /// Per-sequence-number state at the leader site (Local_History).
@@ -371,6 +382,13 @@ pub(crate) struct ShareSet {
     pub late: BTreeSet<u32>,
     /// Signers sent the Proposal again because their share came twice after the combine.
     pub answered: BTreeSet<u32>,
+    /// An excused server's share not signed yet: the (global, local) views of its
+    /// Partial_Sig, for when the representative asks (designated.rs).
+    pub withheld: Option<(u64, u64)>,
+    /// The representative: when its own share went out (ordering sets; designated.rs).
+    pub own_at: Option<Duration>,
+    /// The representative: peers asked for their share (designated.rs).
+    pub share_asked: BTreeSet<u32>,
 }
 
 /// A Steward server.
@@ -509,6 +527,8 @@ pub struct Replica {
     pub(crate) seq_watch: sequencing_watch::SequencingWatch,
     /// A non-representative's watch on global turnarounds (forwarding.rs).
     pub(crate) fwd_watch: forwarding::ForwardWatch,
+    /// Which ordering shares this server withholds (designated.rs).
+    pub(crate) designation: designated::Designation,
 }
 
 /// Timer token of the periodic retransmission tick.
@@ -597,6 +617,7 @@ impl Replica {
             stats: ReplicaStats::default(),
             seq_watch: Default::default(),
             fwd_watch: Default::default(),
+            designation: Default::default(),
         }
     }
 
@@ -909,6 +930,7 @@ impl bft_core::Node for Replica {
             (Dest::Server(s), Message::Prepare(p)) => self.on_prepare(s, p),
             (Dest::Server(s), Message::PartialSig(p)) => self.on_partial_sig(s, p),
             (Dest::Server(s), Message::ProofRequest(q)) => self.on_proof_request(s, q),
+            (Dest::Server(s), Message::ShareRequest(q)) => self.on_share_request(s, q),
             (Dest::Server(s), Message::Corrupted(c)) => self.on_corrupted(s, c),
             (Dest::Server(s), Message::Proposal(p)) => self.on_proposal(s, p),
             (Dest::Server(s), Message::Accept(a)) => self.on_accept(s, a),
@@ -951,6 +973,8 @@ impl bft_core::Node for Replica {
             self.on_seq_watch();
         } else if token == forwarding::FORWARD_WATCH {
             self.on_forward_watch();
+        } else if token == designated::SHARE_BACKUP {
+            self.on_share_backup();
         } else if token == TICK {
             // Sequencing normally follows arrivals and progress; the tick is its fallback (an
             // update left queued by a refused vote or a full window gets its slot here).
@@ -1008,6 +1032,9 @@ impl bft_core::Node for Replica {
             ("recovered_entries", r.recovered_entries),
             ("updates_deferred", r.updates_deferred),
             ("queries_deferred", r.queries_deferred),
+            ("shares_withheld", r.shares_withheld),
+            ("shares_released", r.shares_released),
+            ("shares_requested", r.shares_requested),
         ]
     }
 

@@ -38,9 +38,14 @@
 //! - a lost share or a lost copy of the Proposal: the server sends its share again at a half
 //!   and at three quarters of the deadline, and the representative answers a signer's second
 //!   share after the combine with the Proposal (`answer_late_share` in threshold.rs);
-//! - a proof round (a Byzantine signer's bad share failed a combine): no combine is late until
-//!   T1 after the representative asks this server for a proof, at most f + local window times
-//!   per local view ([`Replica::grant_proof_round_grace`]);
+//! - a proof round (a Byzantine signer's bad share failed a combine): no combine is late, and
+//!   no update waits for sequencing, until T1 after the representative asks this server for a
+//!   proof or a withheld share, at most f + local window times per local view
+//!   ([`Replica::grant_proof_round_grace`]). The round's proof checks and the judging of its
+//!   suspects (a combine each) keep the representative's CPU from sequencing: at f = 5 with
+//!   the paper's costs that is about 150 ms, and once designated signers (designated.rs) let
+//!   the round finish before the window closed, the sequencing deadline (66 ms) replaced a
+//!   correct representative for it;
 //! - network jitter: the floor T1/10 (a lossy test network that delays 20% of LAN messages by
 //!   up to 30 ms replaced correct representatives 32 times in 20 s with a floor of T1/50).
 //!
@@ -354,10 +359,14 @@ impl Replica {
         self.note_room();
         let deadline = self.seq_watch.deadline(self.cfg.t1);
         let now = self.now;
-        let counting_from = self
-            .seq_watch
-            .room_since
-            .map(|r| r.max(self.local_epoch).max(self.global_epoch));
+        // A proof round's grace covers sequencing too: the representative's CPU checks the
+        // proofs and judges the suspects before it gets to the next update.
+        let grace_end = self.seq_watch.grace_until.unwrap_or_default();
+        let counting_from = self.seq_watch.room_since.map(|r| {
+            r.max(self.local_epoch)
+                .max(self.global_epoch)
+                .max(grace_end)
+        });
         let waiting: Vec<(ClientId, u64, Duration)> = self
             .pending_seen
             .iter()

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use steward_config::{ServerId, SiteId};
 
+use super::designated::designated_kind;
 use super::{ProposalRoute, Replica};
 use crate::crypto::ShareForm;
 use crate::msg::{
@@ -43,10 +44,20 @@ impl Replica {
         seq: u64,
         content: Vec<u8>,
     ) {
-        let share = self.crypto.share(&content);
         let digest = content_digest(&content);
+        if self.excused(kind, seq) {
+            self.withhold_share((kind, seq, digest), (gv, lv), content);
+            return;
+        }
+        let share = self.crypto.share(&content);
+        let backed_up = self.is_rep() && designated_kind(kind);
+        let now = self.now;
         let set = self.shares.entry((kind, seq, digest)).or_default();
         set.content = Some(content);
+        set.withheld = None;
+        if backed_up {
+            set.own_at = Some(now);
+        }
         let mut partial = PartialSig {
             server: self.cfg.id.index,
             kind,
@@ -61,6 +72,9 @@ impl Replica {
         let partial = Arc::new(partial);
         set_own_partial(self, (kind, seq, digest), &partial);
         self.send_to_rep(Message::PartialSig(partial));
+        if backed_up {
+            self.arm_share_backup();
+        }
     }
 
     /// Shares go to the own representative only: it is the only server that combines, and
@@ -73,6 +87,17 @@ impl Replica {
     /// Send the own share for (kind, seq) again (retransmission).
     pub(crate) fn resend_share(&mut self, kind: SigKind, seq: u64) {
         let me = self.cfg.id.index;
+        // A withheld share is signed now: a new representative, or one that lost a share,
+        // may need it, and a signer that lacks the Proposal says so by sending its share.
+        let withheld: Vec<(SigKind, u64, Digest)> = self
+            .shares
+            .iter()
+            .filter(|((k, s, _), set)| *k == kind && *s == seq && set.withheld.is_some())
+            .map(|(key, _)| *key)
+            .collect();
+        for key in withheld {
+            self.release_withheld(key);
+        }
         let mine: Vec<Arc<PartialSig>> = self
             .shares
             .iter()
@@ -367,6 +392,14 @@ impl Replica {
                         .collect::<Vec<u32>>()
                 })
                 .unwrap_or_default();
+            // Enough shares and still no signature: the excused signers' shares are needed.
+            if self
+                .shares
+                .get(&key)
+                .is_some_and(|set| set.shares.len() >= k)
+            {
+                self.ask_withheld(key);
+            }
             let (kind, seq, content) = key;
             for m in asked {
                 let q = ProofRequest { kind, seq, content };
@@ -462,17 +495,7 @@ impl Replica {
         else {
             return true;
         };
-        if q.kind == SigKind::Proposal && from == self.rep_of(self.site()) {
-            let first = self
-                .local
-                .get_mut(&q.seq)
-                .filter(|slot| slot.share_at.is_some() && !slot.proof_asked)
-                .map(|slot| slot.proof_asked = true)
-                .is_some();
-            if first {
-                self.grant_proof_round_grace();
-            }
-        }
+        self.note_round_asked(from, q.kind, q.seq);
         let partial = if self.crypto.share_form(self.site(), &mine.share) == ShareForm::Proven {
             mine
         } else {
@@ -495,6 +518,24 @@ impl Replica {
         };
         self.send(Dest::Server(from), Message::PartialSig(partial));
         true
+    }
+
+    /// The representative asked this server for a proof or a withheld share on a Proposal
+    /// slot: the combine takes another round, which the combine deadline allows for once per
+    /// slot (within the grace budget of `grant_proof_round_grace`).
+    pub(crate) fn note_round_asked(&mut self, from: ServerId, kind: SigKind, seq: u64) {
+        if kind != SigKind::Proposal || from != self.rep_of(self.site()) {
+            return;
+        }
+        let first = self
+            .local
+            .get_mut(&seq)
+            .filter(|slot| slot.share_at.is_some() && !slot.proof_asked)
+            .map(|slot| slot.proof_asked = true)
+            .is_some();
+        if first {
+            self.grant_proof_round_grace();
+        }
     }
 
     /// Blacklist `bad` and broadcast the proof of its corruption.

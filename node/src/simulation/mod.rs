@@ -154,6 +154,9 @@ pub struct WorldConfig {
     /// Non-representatives forward their site's signed messages when a slot's global
     /// turnaround is late ([`ReplicaConfig::forwarding`]; on by default).
     pub forwarding: bool,
+    /// Only 2f+1 servers per site share on the ordering path at first
+    /// ([`ReplicaConfig::designated_signers`]; on by default).
+    pub designated_signers: bool,
     /// Byzantine clients replaying one signed query to every server of their site: (site,
     /// period, copies per period). Their ids follow the flooding clients' (fast crypto only).
     pub replaying_clients: Vec<(SiteId, Duration, u32)>,
@@ -235,6 +238,7 @@ impl WorldConfig {
             replaying_clients: Vec::new(),
             combine_deadline: true,
             forwarding: true,
+            designated_signers: true,
         }
     }
 }
@@ -290,6 +294,7 @@ impl World {
                 rc.apply_topology(&topo);
                 rc.combine_deadline = cfg.combine_deadline;
                 rc.forwarding = cfg.forwarding;
+                rc.designated_signers = cfg.designated_signers;
                 let byz = byzantine.get(&id).copied();
                 let proc_id = match byz {
                     Some(Byzantine::Spammer) => sim.add_process(
@@ -634,3 +639,6 @@ mod restart;
 mod damage;
 
 bft_harness::sim_world!(World, WorldConfig);
+
+#[cfg(test)]
+mod designation;

@@ -1,0 +1,290 @@
+//! Designated signers (issue #16): a combine takes 2f+1 shares, so on the ordering path
+//! (Proposal and Accept shares) only the representative and the 2f servers after it in the
+//! site's ring share at once; the f servers before it are *excused* and keep the content
+//! instead (a withheld share). A share is the most expensive thing a server does per update
+//! (one 1024-bit exponentiation, about a quarter of a replica's CPU per update), and 3f+1
+//! shares for a 2f+1 combine was a quarter of that work thrown away.
+//!
+//! Nothing waits on an excused server while the designated ones are correct and timely.
+//! When they are not, the representative asks for the withheld shares with a Share_Request:
+//! - at once, when a combine cannot go on without them (a fast combine failed, or a distrusted
+//!   signer's unproven share is left out; `ask_withheld` from `try_combine`);
+//! - when its own share is [`BACKUP_DIVISOR`]-th of T1 old and the set has not combined (a
+//!   crashed, slow or silent designated signer; the share-backup timer here). T1/40 lies well
+//!   under the combine deadline's floor (T1/10, sequencing_watch.rs), so a correct
+//!   representative with a crashed signer still combines before its site votes it out.
+//!
+//! An excused server asked by its representative sends its share (unproven: a proof follows
+//! only if a combine with it fails, as for any share) and shares at once for the next
+//! [`EAGER_SPAN`] slots of the local view, so a crashed designated signer costs one backup
+//! delay per span rather than one per slot. A retransmission (`resend_share`) releases a
+//! withheld share too: it serves a new representative after a local view change, and a signer
+//! that lacks the Proposal. An excused server that knows a designated peer is blacklisted
+//! shares at once. The shares of view changes (Global_VC, ARU, constraint) are rare and
+//! always sent by everyone.
+//!
+//! A Byzantine server gains nothing here: a designated one that withholds or corrupts its
+//! share costs what it cost before plus one backup delay per span; an excused one is not
+//! needed; and one that sends a Share_Request only makes a peer share at once (a request is
+//! answered with a share, never with a proof, so it cannot make a peer prove).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use steward_config::ServerId;
+
+use super::{Action, Replica};
+use crate::msg::{Digest, Message, PartialSig, ShareRequest, SigKind};
+use crate::replica::Dest;
+
+/// Timer token of the share backup (beside the tick, 1, the sequencing watch, 2, and the
+/// forwarding watch, 3).
+pub(crate) const SHARE_BACKUP: u64 = 4;
+
+/// The representative asks for withheld shares when its own share is T1 divided by this old.
+pub(crate) const BACKUP_DIVISOR: u32 = 40;
+
+/// Slots an excused server shares at once for after its representative asked it.
+pub(crate) const EAGER_SPAN: u64 = 256;
+
+/// Whether shares of this kind are sent by the designated signers only.
+pub(crate) fn designated_kind(kind: SigKind) -> bool {
+    matches!(kind, SigKind::Proposal | SigKind::Accept)
+}
+
+/// The designated-signer state of a server.
+#[derive(Default)]
+pub(crate) struct Designation {
+    /// (local view, last slot): this server shares every ordering slot up to the last at once
+    /// in that local view (its representative asked it for a withheld share).
+    pub eager: Option<(u64, u64)>,
+    /// The share-backup timer is in flight.
+    pub armed: bool,
+}
+
+impl Replica {
+    /// Whether this server's share on an ordering slot waits for its representative to ask.
+    pub(crate) fn excused(&self, kind: SigKind, seq: u64) -> bool {
+        if !self.cfg.designated_signers || !designated_kind(kind) || self.is_rep() {
+            return false;
+        }
+        if self
+            .designation
+            .eager
+            .is_some_and(|(lv, last)| lv == self.lv && seq <= last)
+        {
+            return false;
+        }
+        let site = self.site();
+        let n = self.site_size(site);
+        let k = self.crypto.quorum(site) as u32;
+        let rep = self.rep_of(site).index;
+        let offset = |i: u32| (i + n - rep) % n;
+        if offset(self.cfg.id.index) < k {
+            return false;
+        }
+        // A designated peer known to be faulty cannot be combined with: share at once.
+        !(0..n).any(|i| offset(i) < k && self.blacklist.contains(&i))
+    }
+
+    /// Keep the content of an excused share, to sign it when asked.
+    pub(crate) fn withhold_share(
+        &mut self,
+        key: (SigKind, u64, Digest),
+        views: (u64, u64),
+        content: Vec<u8>,
+    ) {
+        let set = self.shares.entry(key).or_default();
+        if set.partials.contains_key(&self.cfg.id.index) {
+            return;
+        }
+        set.content = Some(content);
+        set.withheld = Some(views);
+        self.stats.shares_withheld += 1;
+    }
+
+    /// Sign a withheld share now (unproven) and keep it as the own Partial_Sig; `None` when
+    /// nothing is withheld for `key`.
+    pub(crate) fn release_withheld(
+        &mut self,
+        key: (SigKind, u64, Digest),
+    ) -> Option<Arc<PartialSig>> {
+        let me = self.cfg.id.index;
+        let set = self.shares.get_mut(&key)?;
+        let (gv, lv) = set.withheld.take()?;
+        let content = set.content.clone()?;
+        let (kind, seq, digest) = key;
+        let share = self.crypto.share(&content);
+        let mut partial = PartialSig {
+            server: me,
+            kind,
+            gv,
+            lv,
+            seq,
+            content: digest,
+            share,
+            sig: Vec::new(),
+        };
+        partial.sig = self.crypto.sign(&partial.signing_bytes());
+        let partial = Arc::new(partial);
+        let set = self.shares.get_mut(&key)?;
+        set.partials.insert(me, partial.clone());
+        self.stats.shares_released += 1;
+        Some(partial)
+    }
+
+    /// A Share_Request: the representative asks for this server's share on an ordering slot.
+    /// Share at once from here on for a span of slots, and send the share: the withheld one
+    /// (and every other withheld share in flight, which waits on the same missing signer),
+    /// or the one already sent, again and as it was (a lost copy; never a proof, which only
+    /// a failed combine calls for).
+    pub(crate) fn on_share_request(&mut self, from: ServerId, q: &ShareRequest) -> bool {
+        if from.site != self.site() {
+            return false;
+        }
+        if !designated_kind(q.kind) || from != self.rep_of(self.site()) || from == self.cfg.id {
+            return true; // a late request of an earlier representative
+        }
+        if q.seq <= self.global_aru {
+            return true;
+        }
+        self.note_round_asked(from, q.kind, q.seq);
+        let last = q.seq.saturating_add(EAGER_SPAN);
+        let eager = &mut self.designation.eager;
+        if !eager.is_some_and(|(lv, l)| lv == self.lv && l >= last) {
+            *eager = Some((self.lv, last));
+        }
+        let me = self.cfg.id.index;
+        let asked = (q.kind, q.seq, q.content);
+        let Some(partial) = self.release_withheld(asked) else {
+            let sent = self
+                .shares
+                .get(&asked)
+                .and_then(|set| set.partials.get(&me));
+            if let Some(partial) = sent.cloned() {
+                self.send(Dest::Server(from), Message::PartialSig(partial));
+            }
+            return true;
+        };
+        self.send(Dest::Server(from), Message::PartialSig(partial));
+        // The other slots in flight wait on the same missing signer: their shares go too,
+        // without waiting for a request each.
+        let aru = self.global_aru;
+        let also: Vec<(SigKind, u64, Digest)> = [SigKind::Proposal, SigKind::Accept]
+            .into_iter()
+            .flat_map(|kind| {
+                self.shares
+                    .range((kind, aru + 1, [0; 32])..=(kind, last, [0xff; 32]))
+            })
+            .filter(|(key, set)| set.withheld.is_some() && **key != asked)
+            .map(|(key, _)| *key)
+            .collect();
+        for key in also {
+            if let Some(partial) = self.release_withheld(key) {
+                self.send(Dest::Server(from), Message::PartialSig(partial));
+            }
+        }
+        true
+    }
+
+    /// The representative: ask each excused peer that holds no share in the set for its share
+    /// (once per set and peer). Called when a combine cannot go on with the shares it has.
+    /// A designated peer's share is on its way or never comes: the f excused servers cover
+    /// up to f designated ones that are faulty, and asking a slow correct one would only
+    /// make it prove a share it already sent.
+    pub(crate) fn ask_withheld(&mut self, key: (SigKind, u64, Digest)) {
+        if !designated_kind(key.0) {
+            return;
+        }
+        let site = self.site();
+        let n = self.site_size(site);
+        let k = self.crypto.quorum(site) as u32;
+        let me = self.cfg.id.index;
+        let blacklist = &self.blacklist;
+        let Some(set) = self.shares.get_mut(&key) else {
+            return;
+        };
+        let ask: Vec<u32> = (0..n)
+            .filter(|i| (i + n - me) % n >= k)
+            .filter(|i| !blacklist.contains(i) && !set.shares.contains_key(i))
+            .filter(|i| set.share_asked.insert(*i))
+            .collect();
+        let (kind, seq, content) = key;
+        for i in ask {
+            self.stats.shares_requested += 1;
+            let q = ShareRequest { kind, seq, content };
+            self.send(
+                Dest::Server(ServerId::new(site, i)),
+                Message::ShareRequest(Arc::new(q)),
+            );
+        }
+    }
+
+    /// How long the representative waits for the designated shares before asking the rest.
+    pub(crate) fn share_backup_delay(&self) -> Duration {
+        (self.cfg.t1 / BACKUP_DIVISOR).max(Duration::from_millis(1))
+    }
+
+    /// The representative's own share on an ordering slot is out: make sure the backup
+    /// timer runs.
+    pub(crate) fn arm_share_backup(&mut self) {
+        if self.designation.armed {
+            return;
+        }
+        self.designation.armed = true;
+        self.out.push(Action::Timer {
+            after: self.share_backup_delay(),
+            token: SHARE_BACKUP,
+        });
+    }
+
+    /// The share-backup timer: ask for the shares of every ordering set whose own share is
+    /// a backup delay old and that has not combined; re-arm for the younger ones.
+    pub(crate) fn on_share_backup(&mut self) {
+        self.designation.armed = false;
+        if !self.is_rep() {
+            return;
+        }
+        let delay = self.share_backup_delay();
+        let now = self.now;
+        let mut due = Vec::new();
+        let mut next: Option<Duration> = None;
+        let aru = self.global_aru;
+        let pending = [SigKind::Proposal, SigKind::Accept]
+            .into_iter()
+            .flat_map(|kind| {
+                self.shares
+                    .range((kind, aru + 1, [0; 32])..=(kind, u64::MAX, [0xff; 32]))
+            });
+        for (key, set) in pending {
+            let Some(at) = set.own_at else {
+                continue;
+            };
+            // A slot ordered without this site's signature needs it no more (a non-leader
+            // site's Accept often loses that race).
+            let ordered = self.global.get(&key.1).is_some_and(|g| g.ordered);
+            if set.done || ordered {
+                continue;
+            }
+            let deadline = at + delay;
+            if deadline <= now {
+                due.push(*key);
+            } else {
+                next = Some(next.map_or(deadline, |d: Duration| d.min(deadline)));
+            }
+        }
+        for key in due {
+            if let Some(set) = self.shares.get_mut(&key) {
+                set.own_at = None;
+            }
+            self.ask_withheld(key);
+        }
+        if let Some(deadline) = next {
+            self.designation.armed = true;
+            self.out.push(Action::Timer {
+                after: deadline.saturating_sub(now).max(Duration::from_millis(1)),
+                token: SHARE_BACKUP,
+            });
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Designated signers (replica/designated.rs): 2f+1 shares per site and slot when everybody
+//! is correct, and the excused servers step in, promptly, when a designated one fails.
+
+use std::time::Duration;
+
+use bft_core::crypto::CryptoOp;
+use bft_harness::testing::{assert_ok, run, shipped_topology};
+use steward_config::{ServerId, Topology};
+
+use super::*;
+use crate::replica::designated;
+
+fn topology() -> Topology {
+    shipped_topology("local-symmetric-10mbps.toml")
+}
+
+/// Threshold shares a server signed so far.
+fn shares(w: &World, s: ServerId) -> u64 {
+    w.replica(s)
+        .unwrap()
+        .crypto_counters()
+        .get(CryptoOp::ShareSign)
+}
+
+#[test]
+fn only_the_designated_servers_share_when_all_are_correct() {
+    let seed = 61;
+    let topo = topology();
+    let (w, r) = run(WorldConfig::new(topo.clone(), 5, seed), 10);
+    assert_ok(&r, seed, "fault-free");
+    assert!(r.updates > 300, "seed {seed}: {} updates", r.updates);
+    for site in &topo.sites {
+        // Representative 0: servers 0, 1 and 2 are designated, server 3 is excused.
+        let excused = ServerId::new(site.id, 3);
+        let rp = w.replica(excused).unwrap();
+        assert!(
+            rp.stats().shares_withheld > 0,
+            "seed {seed}: {excused} withheld nothing"
+        );
+        let signed: Vec<u64> = (0..4)
+            .map(|i| shares(&w, ServerId::new(site.id, i)))
+            .collect();
+        assert!(
+            signed[3] * 100 <= signed[0],
+            "seed {seed}: site {}: excused server signed {} shares against {}",
+            site.id,
+            signed[3],
+            signed[0]
+        );
+        let rep = w.replica(ServerId::new(site.id, 0)).unwrap();
+        assert!(
+            rep.stats().shares_requested * 100 <= signed[0],
+            "seed {seed}: site {}: {} shares asked for",
+            site.id,
+            rep.stats().shares_requested
+        );
+    }
+}
+
+/// A designated signer of every site crashes: each representative asks its excused server,
+/// which then shares at once for a span of slots, so the run keeps nearly all of its
+/// fault-free throughput, and the requests number about one per span.
+#[test]
+fn a_crashed_designated_signer_costs_one_backup_per_span() {
+    let seed = 62;
+    let topo = topology();
+    let (_, fault_free) = run(WorldConfig::new(topo.clone(), 5, seed), 12);
+    let mut cfg = WorldConfig::new(topo.clone(), 5, seed);
+    cfg.byzantine = topo
+        .sites
+        .iter()
+        .map(|s| {
+            (
+                ServerId::new(s.id, 1),
+                Byzantine::CrashAt(Duration::from_secs(3)),
+            )
+        })
+        .collect();
+    let (w, r) = run(cfg, 12);
+    assert_ok(&r, seed, "crashed designated signers");
+    assert!(
+        r.updates * 10 >= fault_free.updates * 9,
+        "seed {seed}: {} updates against {} fault-free",
+        r.updates,
+        fault_free.updates
+    );
+    for site in &topo.sites {
+        let excused = w.replica(ServerId::new(site.id, 3)).unwrap();
+        let rep = w.replica(ServerId::new(site.id, 0)).unwrap();
+        assert_eq!(rep.local_view(), 0, "seed {seed}: site {}", site.id);
+        assert!(
+            shares(&w, ServerId::new(site.id, 3)) > 0,
+            "seed {seed}: site {}: the excused server never shared",
+            site.id
+        );
+        let spans = rep.global_aru() / designated::EAGER_SPAN + 2;
+        assert!(
+            rep.stats().shares_requested <= spans,
+            "seed {seed}: site {}: {} requests for {} slots",
+            site.id,
+            rep.stats().shares_requested,
+            rep.global_aru()
+        );
+        assert!(excused.stats().shares_released > 0, "seed {seed}");
+    }
+}
+
+/// A designated signer that sends wrong shares: the failed combine asks the excused server at
+/// once, so the slot does not wait for the backup timer, and the bad signer is blacklisted.
+#[test]
+fn a_corrupting_designated_signer_brings_in_the_excused_one() {
+    let seed = 63;
+    let topo = topology();
+    let mut cfg = WorldConfig::new(topo.clone(), 5, seed);
+    cfg.byzantine = topo
+        .sites
+        .iter()
+        .map(|s| (ServerId::new(s.id, 2), Byzantine::CorruptShares))
+        .collect();
+    let (w, r) = run(cfg, 10);
+    assert_ok(&r, seed, "corrupting designated signers");
+    assert!(r.updates > 300, "seed {seed}: {} updates", r.updates);
+    for site in &topo.sites {
+        let rep = w.replica(ServerId::new(site.id, 0)).unwrap();
+        assert_eq!(rep.blacklisted(), vec![2], "seed {seed}: site {}", site.id);
+        assert_eq!(rep.local_view(), 0, "seed {seed}: site {}", site.id);
+    }
+}
