@@ -47,6 +47,13 @@ pub(crate) const BACKUP_DIVISOR: u32 = 40;
 /// Slots an excused server shares at once for after its representative asked it.
 pub(crate) const EAGER_SPAN: u64 = 256;
 
+/// A combine is slow when its last share came later than this many times the pace of f site
+/// peers' shares, plus [`PACE_SLACK`].
+pub(crate) const PACE_FACTOR: u32 = 2;
+
+/// See [`PACE_FACTOR`]: scheduling noise a combine may take beyond the pace.
+pub(crate) const PACE_SLACK: Duration = Duration::from_millis(2);
+
 /// Whether shares of this kind are sent by the designated signers only.
 pub(crate) fn designated_kind(kind: SigKind) -> bool {
     matches!(kind, SigKind::Proposal | SigKind::Accept)
@@ -60,6 +67,9 @@ pub(crate) struct Designation {
     pub eager: Option<(u64, u64)>,
     /// The share-backup timer is in flight.
     pub armed: bool,
+    /// The representative: excused peers asked for a share, and the (local view, last slot)
+    /// they share at once for since (the rule of [`Designation::eager`]).
+    pub asked: std::collections::BTreeMap<u32, (u64, u64)>,
 }
 
 impl Replica {
@@ -188,35 +198,76 @@ impl Replica {
     }
 
     /// The representative: ask each excused peer that holds no share in the set for its share
-    /// (once per set and peer). Called when a combine cannot go on with the shares it has.
-    /// A designated peer's share is on its way or never comes: the f excused servers cover
-    /// up to f designated ones that are faulty, and asking a slow correct one would only
-    /// make it prove a share it already sent.
-    pub(crate) fn ask_withheld(&mut self, key: (SigKind, u64, Digest)) {
+    /// (once per set and peer). Called when a combine cannot go on with the shares it has
+    /// (`force`: the backup timer; otherwise peers known to share at once already are left
+    /// alone, their shares are on the way) or was slow. A designated peer's share is on its
+    /// way or never comes: the f excused servers cover up to f designated ones that are
+    /// faulty.
+    /// Returns how many peers it asked.
+    pub(crate) fn ask_withheld(&mut self, key: (SigKind, u64, Digest), force: bool) -> usize {
         if !designated_kind(key.0) {
-            return;
+            return 0;
         }
         let site = self.site();
         let n = self.site_size(site);
         let k = self.crypto.quorum(site) as u32;
         let me = self.cfg.id.index;
+        let (lv, seq) = (self.lv, key.1);
         let blacklist = &self.blacklist;
+        let asked = &self.designation.asked;
+        let eager = |i: &u32| {
+            asked
+                .get(i)
+                .is_some_and(|(v, last)| *v == lv && seq <= *last)
+        };
         let Some(set) = self.shares.get_mut(&key) else {
-            return;
+            return 0;
         };
         let ask: Vec<u32> = (0..n)
             .filter(|i| (i + n - me) % n >= k)
             .filter(|i| !blacklist.contains(i) && !set.shares.contains_key(i))
+            .filter(|i| force || !eager(i))
             .filter(|i| set.share_asked.insert(*i))
             .collect();
-        let (kind, seq, content) = key;
+        let (kind, content) = (key.0, key.2);
+        let last = seq.saturating_add(EAGER_SPAN);
+        let asked = ask.len();
         for i in ask {
+            let entry = self.designation.asked.entry(i).or_insert((lv, last));
+            if entry.0 != lv || entry.1 < last {
+                *entry = (lv, last);
+            }
             self.stats.shares_requested += 1;
             let q = ShareRequest { kind, seq, content };
             self.send(
                 Dest::Server(ServerId::new(site, i)),
                 Message::ShareRequest(Arc::new(q)),
             );
+        }
+        asked
+    }
+
+    /// The representative combined an ordering set: if its last share came late against the
+    /// pace of the first f peers' (a designated signer that is slow, or holds its share back
+    /// just short of the backup timer), ask the excused peers, so that they share at once for
+    /// the next span and such a signer delays no more combines.
+    pub(crate) fn judge_combine_pace(&mut self, key: (SigKind, u64, Digest)) {
+        if !designated_kind(key.0) {
+            return;
+        }
+        let Some(set) = self.shares.get(&key) else {
+            return;
+        };
+        let Some(own) = set.own_at else {
+            return;
+        };
+        let pace = set
+            .paced_at
+            .map_or(Duration::ZERO, |p| p.saturating_sub(own));
+        if self.now.saturating_sub(own) > pace * PACE_FACTOR + PACE_SLACK
+            && self.ask_withheld(key, false) > 0
+        {
+            self.stats.slow_share_combines += 1;
         }
     }
 
@@ -277,7 +328,7 @@ impl Replica {
             if let Some(set) = self.shares.get_mut(&key) {
                 set.own_at = None;
             }
-            self.ask_withheld(key);
+            self.ask_withheld(key, true);
         }
         if let Some(deadline) = next {
             self.designation.armed = true;

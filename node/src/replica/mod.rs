@@ -249,6 +249,9 @@ pub struct ReplicaStats {
     pub shares_released: u64,
     /// Shares the representative asked of site peers that had not sent one.
     pub shares_requested: u64,
+    /// Combines whose last share came late against the pace of the first f and that brought in
+    /// the excused servers (designated.rs).
+    pub slow_share_combines: u64,
 }
 
 /// Per-sequence-number state at the leader site (Local_History).
@@ -387,6 +390,9 @@ pub(crate) struct ShareSet {
     pub withheld: Option<(u64, u64)>,
     /// The representative: when its own share went out (ordering sets; designated.rs).
     pub own_at: Option<Duration>,
+    /// The representative: when f site peers' shares were in (the reference pace of a
+    /// combine, which f slow signers cannot hold back; designated.rs).
+    pub paced_at: Option<Duration>,
     /// The representative: peers asked for their share (designated.rs).
     pub share_asked: BTreeSet<u32>,
 }
@@ -1035,6 +1041,7 @@ impl bft_core::Node for Replica {
             ("shares_withheld", r.shares_withheld),
             ("shares_released", r.shares_released),
             ("shares_requested", r.shares_requested),
+            ("slow_share_combines", r.slow_share_combines),
         ]
     }
 

@@ -172,9 +172,15 @@ impl Replica {
         if let Some((digest, _)) = earlier {
             self.forget_share(p.kind, p.seq, digest, p.server);
         }
+        let f = self.f() as usize;
+        let now = self.now;
         let set = self.shares.entry(key).or_default();
         set.shares.insert(p.server, p.share.clone());
         set.partials.insert(p.server, p.clone());
+        let own = self.cfg.id.index;
+        if set.paced_at.is_none() && set.shares.keys().filter(|i| **i != own).count() >= f {
+            set.paced_at = Some(now); // f peers' shares are in
+        }
         // A new share is judged afresh; the own one needs no proof.
         set.verified.remove(&p.server);
         if from == self.cfg.id {
@@ -398,7 +404,7 @@ impl Replica {
                 .get(&key)
                 .is_some_and(|set| set.shares.len() >= k)
             {
-                self.ask_withheld(key);
+                self.ask_withheld(key, false);
             }
             let (kind, seq, content) = key;
             for m in asked {
@@ -414,6 +420,7 @@ impl Replica {
         if let Some(set) = self.shares.get_mut(&key) {
             set.done = true;
         }
+        self.judge_combine_pace(key);
         let (kind, seq, _) = key;
         match kind {
             SigKind::Proposal => {

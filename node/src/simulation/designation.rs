@@ -126,3 +126,41 @@ fn a_corrupting_designated_signer_brings_in_the_excused_one() {
         assert_eq!(rep.local_view(), 0, "seed {seed}: site {}", site.id);
     }
 }
+
+/// A designated signer of every site holds each share back just short of the backup timer:
+/// the representative finds its combines slow against the pace of the other signers' shares
+/// and brings in the excused server, so the attack costs a slow combine per span of slots,
+/// not one per slot.
+#[test]
+fn a_slow_designated_signer_does_not_slow_every_combine() {
+    for (paper, seed) in [(false, 64), (true, 65)] {
+        let topo = shipped_topology(if paper {
+            "paper-symmetric-10mbps.toml"
+        } else {
+            "local-symmetric-10mbps.toml"
+        });
+        let (_, fault_free) = run(WorldConfig::new(topo.clone(), 10, seed), 12);
+        let mut cfg = WorldConfig::new(topo.clone(), 10, seed);
+        crate::simulation::apply_scenario(&mut cfg, "slow-signers", Duration::ZERO, Duration::MAX)
+            .unwrap();
+        let (w, r) = run(cfg, 12);
+        assert_ok(&r, seed, "slow designated signers");
+        assert!(
+            r.updates * 100 >= fault_free.updates * 95,
+            "seed {seed}: {} updates against {} fault-free",
+            r.updates,
+            fault_free.updates
+        );
+        for site in &topo.sites {
+            let rep = w.replica(ServerId::new(site.id, 0)).unwrap();
+            let slow = rep.stats().slow_share_combines;
+            let spans = rep.global_aru() / designated::EAGER_SPAN + 2;
+            assert!(
+                (1..=spans).contains(&slow),
+                "seed {seed}: site {}: {slow} slow combines for {} slots",
+                site.id,
+                rep.global_aru()
+            );
+        }
+    }
+}

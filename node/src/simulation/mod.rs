@@ -83,6 +83,8 @@ pub enum Byzantine {
     SlowDisseminator(Duration),
     /// Representative that sends its site's Accepts to the other sites this late.
     SlowAccepts(Duration),
+    /// Sends its threshold shares this late ([`faults::shares_late`]).
+    SlowShares(Duration),
     /// Leader-site representative that relays the other sites' Accepts to its own site this
     /// late.
     SlowAcceptRelay(Duration),
@@ -507,6 +509,7 @@ fn server_node(
             |m| matches!(m, Message::Accept(_)),
             hold,
         )),
+        Some(Byzantine::SlowShares(hold)) => Box::new(faults::shares_late(replica, hold)),
         Some(Byzantine::SlowAcceptRelay(hold)) => Box::new(faults::to_own_site_late(
             replica,
             id,

@@ -130,6 +130,12 @@ pub const SCENARIOS: &[ScenarioInfo] = &[
         attack: true,
     },
     ScenarioInfo {
+        name: "slow-signers",
+        description: "f designated signers of every site send each threshold share late, just \
+                      short of their representative's backup timer (T1/40)",
+        attack: true,
+    },
+    ScenarioInfo {
         name: "wrong-results",
         description: "f servers of every site sign replies with results no correct server \
                       computed",
@@ -281,9 +287,14 @@ pub fn apply_scenario(
         }
         "forged-accepts" => each_site_f(cfg, false, Byzantine::ForgedAccepts),
         "partial-sig-spam" => each_site_f(cfg, false, Byzantine::PartialSigSpam(1000)),
-        "corrupt-shares" => each_site_f(cfg, false, Byzantine::CorruptShares),
-        "silent-signers" => each_site_f(cfg, false, Byzantine::SilentSigner),
-        "wrong-unproven-shares" => each_site_f(cfg, false, Byzantine::WrongUnprovenShares),
+        "corrupt-shares" => each_site_designated(cfg, Byzantine::CorruptShares),
+        "silent-signers" => each_site_designated(cfg, Byzantine::SilentSigner),
+        "wrong-unproven-shares" => each_site_designated(cfg, Byzantine::WrongUnprovenShares),
+        "slow-signers" => {
+            let t1 = crate::replica::local_timeout_t1(&cfg.topology);
+            let backup = t1 / crate::replica::designated::BACKUP_DIVISOR;
+            each_site_designated(cfg, Byzantine::SlowShares(backup * 9 / 10))
+        }
         "recon-requests" => each_site_f(cfg, false, Byzantine::ReconRequests(64)),
         "wrong-results" => each_site_f(cfg, false, Byzantine::WrongResults),
         "spammers" => each_site_f(cfg, false, Byzantine::Spammer),
@@ -380,6 +391,18 @@ fn each_site_f(cfg: &mut WorldConfig, with_rep: bool, behaviour: Byzantine) {
             } else {
                 s.servers - 1 - k
             };
+            cfg.byzantine.push((ServerId::new(s.id, index), behaviour));
+        }
+    }
+    cfg.fault_at = Some(Duration::ZERO);
+}
+
+/// f servers of every site that are designated signers in the first local view (indices 1 to
+/// f, right after representative 0): the threshold-share attacks, which excused servers
+/// (the last f indices) could not mount, since their shares are only asked for when needed.
+fn each_site_designated(cfg: &mut WorldConfig, behaviour: Byzantine) {
+    for s in &cfg.topology.sites {
+        for index in 1..=s.f {
             cfg.byzantine.push((ServerId::new(s.id, index), behaviour));
         }
     }

@@ -67,12 +67,20 @@ pub fn silent_in_global_view_change<N: ServerNode + 'static>(inner: N) -> impl S
     Withhold::new(DropInbound::new(inner, deaf), mute)
 }
 
-/// Never answers its representative's requests for share proofs (ProofRequest): with
-/// corrupted shares (`CorruptShares` as its crypto) it is a silent signer (issue #14, attack
-/// 3), whose wrong shares were never proven wrong.
+/// Never answers its representative's requests for share proofs (ProofRequest) or for a
+/// withheld share (ShareRequest): with corrupted shares (`CorruptShares` as its crypto) it is
+/// a silent signer (issue #14, attack 3), whose wrong shares were never proven wrong.
 pub fn ignore_proof_requests<N: ServerNode + 'static>(inner: N) -> impl ServerNode {
-    let requests: MsgFilter<Message> = Box::new(|_, m| matches!(m, Message::ProofRequest(_)));
+    let requests: MsgFilter<Message> =
+        Box::new(|_, m| matches!(m, Message::ProofRequest(_) | Message::ShareRequest(_)));
     DropInbound::new(inner, requests)
+}
+
+/// Sends its threshold shares `hold` late (a designated signer holding each share back just
+/// short of its representative's backup timer; replica/designated.rs).
+pub fn shares_late<N: ServerNode + 'static>(inner: N, hold: Duration) -> impl ServerNode {
+    let shares: MsgFilter<Message> = Box::new(|_, m| matches!(m, Message::PartialSig(_)));
+    DelayOutbound::new(inner, shares, hold)
 }
 
 /// As representative, silently drops the client updates it receives (from clients and
