@@ -395,6 +395,8 @@ pub(crate) struct ShareSet {
     pub paced_at: Option<Duration>,
     /// The representative: peers asked for their share (designated.rs).
     pub share_asked: BTreeSet<u32>,
+    /// The representative: the backup timer asked for the excused shares once already.
+    pub backed_up: bool,
 }
 
 /// A Steward server.

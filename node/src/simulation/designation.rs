@@ -58,31 +58,39 @@ fn only_the_designated_servers_share_when_all_are_correct() {
 }
 
 /// A designated signer of every site crashes: each representative asks its excused server,
-/// which then shares at once for a span of slots, so the run keeps nearly all of its
-/// fault-free throughput, and the requests number about one per span.
+/// which then shares at once for a span of slots, so the run keeps nearly all the throughput
+/// that every server sharing at once keeps under the same crash (the crash itself costs
+/// about a tenth: the clients of the crashed servers wait for their retransmission), and the
+/// requests number about one per span.
 #[test]
 fn a_crashed_designated_signer_costs_one_backup_per_span() {
     let seed = 62;
     let topo = topology();
-    let (_, fault_free) = run(WorldConfig::new(topo.clone(), 5, seed), 12);
+    let crashed = |cfg: &mut WorldConfig| {
+        cfg.byzantine = topo
+            .sites
+            .iter()
+            .map(|s| {
+                (
+                    ServerId::new(s.id, 1),
+                    Byzantine::CrashAt(Duration::from_secs(3)),
+                )
+            })
+            .collect();
+    };
+    let mut reference = WorldConfig::new(topo.clone(), 5, seed);
+    reference.designated_signers = false;
+    crashed(&mut reference);
+    let (_, all_share) = run(reference, 12);
     let mut cfg = WorldConfig::new(topo.clone(), 5, seed);
-    cfg.byzantine = topo
-        .sites
-        .iter()
-        .map(|s| {
-            (
-                ServerId::new(s.id, 1),
-                Byzantine::CrashAt(Duration::from_secs(3)),
-            )
-        })
-        .collect();
+    crashed(&mut cfg);
     let (w, r) = run(cfg, 12);
     assert_ok(&r, seed, "crashed designated signers");
     assert!(
-        r.updates * 10 >= fault_free.updates * 9,
-        "seed {seed}: {} updates against {} fault-free",
+        r.updates * 100 >= all_share.updates * 95,
+        "seed {seed}: {} updates against {} with every server sharing at once",
         r.updates,
-        fault_free.updates
+        all_share.updates
     );
     for site in &topo.sites {
         let excused = w.replica(ServerId::new(site.id, 3)).unwrap();

@@ -132,7 +132,7 @@ pub const SCENARIOS: &[ScenarioInfo] = &[
     ScenarioInfo {
         name: "slow-signers",
         description: "f designated signers of every site send each threshold share late, just \
-                      short of their representative's backup timer (T1/40)",
+                      short of their representative's backup timer (T1/20)",
         attack: true,
     },
     ScenarioInfo {
