@@ -24,8 +24,11 @@
 //! only if a combine with it fails, as for any share), and every other share it withholds for
 //! a slot in flight, and shares at once for the next [`EAGER_SPAN`] slots of the local view;
 //! the representative applies the same rule and asks no peer it knows to share at once
-//! already (but the backup timer's second round). So a crashed or slow designated signer
-//! costs one late combine per span, not one per slot. A Share_Request is answered with a
+//! already (but the backup timer's second round). While combines go on without some
+//! designated share, it renews the span of each excused peer half a span before its end
+//! (`renew_eager_spans`). So a crashed designated signer costs one late combine, a slow one
+//! one slow combine per span, not one per slot; once all designated shares come in time
+//! again the spans run out and the excused peers withhold again. A Share_Request is answered with a
 //! share, never a proof: a request that crosses an eager share on the way makes the signer
 //! send it again, not prove it. A retransmission (`resend_share`) releases a withheld share
 //! too: it serves a new representative, and a signer that lacks the Proposal. An excused
@@ -33,7 +36,7 @@
 //! changes (Global_VC, ARU, constraint) are rare and always sent by everyone.
 //!
 //! A Byzantine server gains little: a designated one that withholds, corrupts or delays its
-//! share costs a late combine per span on top of what it cost before (`designation.rs` in the
+//! share costs a late combine or two on top of what it cost before (`designation.rs` in the
 //! simulation tests: a crashed one keeps 90%, a slow one 95% of fault-free throughput); an
 //! excused one is not needed; one that sends a Share_Request makes a peer share at once.
 //! Under CPU saturation the excused servers share at once most of the time (shares come
@@ -266,6 +269,7 @@ impl Replica {
         if !designated_kind(key.0) {
             return;
         }
+        self.renew_eager_spans(key);
         let Some(set) = self.shares.get(&key) else {
             return;
         };
@@ -279,6 +283,47 @@ impl Replica {
             && self.ask_withheld(key, false) > 0
         {
             self.stats.slow_share_combines += 1;
+        }
+    }
+
+    /// The representative combined an ordering set without some designated signer's share:
+    /// the excused peers are still needed, so an excused peer whose span ends within half a
+    /// span is asked again now (with this set's key; it answers with the share it sent), and
+    /// its span goes on without a late combine at its end. Once every designated share comes
+    /// in time again, the spans run out and the excused peers withhold again.
+    fn renew_eager_spans(&mut self, key: (SigKind, u64, Digest)) {
+        let site = self.site();
+        let n = self.site_size(site);
+        let k = self.crypto.quorum(site) as u32;
+        let me = self.cfg.id.index;
+        let (lv, seq) = (self.lv, key.1);
+        let Some(set) = self.shares.get(&key) else {
+            return;
+        };
+        let missing = (1..k).any(|o| !set.shares.contains_key(&((me + o) % n)));
+        if !missing {
+            return;
+        }
+        let last = seq.saturating_add(EAGER_SPAN);
+        let renew: Vec<u32> = (k..n)
+            .map(|o| (me + o) % n)
+            .filter(|i| !self.blacklist.contains(i))
+            .filter(|i| {
+                self.designation
+                    .asked
+                    .get(i)
+                    .is_none_or(|(v, l)| *v != lv || l.saturating_sub(seq) < EAGER_SPAN / 2)
+            })
+            .collect();
+        let (kind, content) = (key.0, key.2);
+        for i in renew {
+            self.designation.asked.insert(i, (lv, last));
+            self.stats.shares_requested += 1;
+            let q = ShareRequest { kind, seq, content };
+            self.send(
+                Dest::Server(ServerId::new(site, i)),
+                Message::ShareRequest(Arc::new(q)),
+            );
         }
     }
 
