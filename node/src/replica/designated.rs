@@ -84,6 +84,8 @@ pub(crate) struct Designation {
     /// The representative: excused peers asked for a share, and the (local view, last slot)
     /// they share at once for since (the rule of [`Designation::eager`]).
     pub asked: std::collections::BTreeMap<u32, (u64, u64)>,
+    /// The representative: the highest slot each site peer sent an ordering share for.
+    pub heard: std::collections::BTreeMap<u32, u64>,
 }
 
 impl Replica {
@@ -269,29 +271,29 @@ impl Replica {
         if !designated_kind(key.0) {
             return;
         }
-        self.renew_eager_spans(key);
         let Some(set) = self.shares.get(&key) else {
             return;
         };
-        let Some(own) = set.own_at else {
-            return;
-        };
-        let pace = set
-            .paced_at
-            .map_or(Duration::ZERO, |p| p.saturating_sub(own));
-        if self.now.saturating_sub(own) > pace * PACE_FACTOR + PACE_SLACK
-            && self.ask_withheld(key, false) > 0
-        {
+        // No own share time left: the backup timer had to ask twice, which is slow too.
+        let slow = set.own_at.is_none_or(|own| {
+            let pace = set
+                .paced_at
+                .map_or(Duration::ZERO, |p| p.saturating_sub(own));
+            self.now.saturating_sub(own) > pace * PACE_FACTOR + PACE_SLACK
+        });
+        self.renew_eager_spans(key, slow);
+        if slow && self.ask_withheld(key, false) > 0 {
             self.stats.slow_share_combines += 1;
         }
     }
 
-    /// The representative combined an ordering set without some designated signer's share:
-    /// the excused peers are still needed, so an excused peer whose span ends within half a
+    /// The representative combined an ordering set without the share of a designated signer
+    /// that has been silent for a while, or slowly (`slow`, against the pace) without some
+    /// designated share: the excused peers are still needed, so an excused peer whose span ends within half a
     /// span is asked again now (with this set's key; it answers with the share it sent), and
     /// its span goes on without a late combine at its end. Once every designated share comes
     /// in time again, the spans run out and the excused peers withhold again.
-    fn renew_eager_spans(&mut self, key: (SigKind, u64, Digest)) {
+    fn renew_eager_spans(&mut self, key: (SigKind, u64, Digest), slow: bool) {
         let site = self.site();
         let n = self.site_size(site);
         let k = self.crypto.quorum(site) as u32;
@@ -300,8 +302,17 @@ impl Replica {
         let Some(set) = self.shares.get(&key) else {
             return;
         };
-        let missing = (1..k).any(|o| !set.shares.contains_key(&((me + o) % n)));
-        if !missing {
+        // A designated signer is silent when it is blacklisted, or when its latest ordering
+        // share is a quarter span old; one whose share merely lost the race to an eager
+        // excused one is not (else the spans would renew themselves for ever).
+        let heard = &self.designation.heard;
+        let lacking = (1..k).map(|o| (me + o) % n).any(|i| {
+            !set.shares.contains_key(&i)
+                && (slow
+                    || self.blacklist.contains(&i)
+                    || heard.get(&i).is_none_or(|h| h + EAGER_SPAN / 4 < seq))
+        });
+        if !lacking {
             return;
         }
         let last = seq.saturating_add(EAGER_SPAN);

@@ -119,6 +119,10 @@ impl Replica {
         {
             return false;
         }
+        if designated_kind(p.kind) && self.is_rep() {
+            let heard = self.designation.heard.entry(p.server).or_default();
+            *heard = (*heard).max(p.seq);
+        }
         if p.kind == SigKind::Proposal && from != self.cfg.id && self.answer_late_share(from, p) {
             return true;
         }
