@@ -139,20 +139,7 @@ impl Replica {
         let set = self.shares.get_mut(&key)?;
         let (gv, lv) = set.withheld.take()?;
         let content = set.content.clone()?;
-        let (kind, seq, digest) = key;
-        let share = self.crypto.share(&content);
-        let mut partial = PartialSig {
-            server: me,
-            kind,
-            gv,
-            lv,
-            seq,
-            content: digest,
-            share,
-            sig: Vec::new(),
-        };
-        partial.sig = self.crypto.sign(&partial.signing_bytes());
-        let partial = Arc::new(partial);
+        let partial = self.sign_own_partial(key, (gv, lv), &content);
         let set = self.shares.get_mut(&key)?;
         set.partials.insert(me, partial.clone());
         self.stats.shares_released += 1;

@@ -49,7 +49,7 @@ impl Replica {
             self.withhold_share((kind, seq, digest), (gv, lv), content);
             return;
         }
-        let share = self.crypto.share(&content);
+        let partial = self.sign_own_partial((kind, seq, digest), (gv, lv), &content);
         let backed_up = self.is_rep() && designated_kind(kind);
         let now = self.now;
         let set = self.shares.entry((kind, seq, digest)).or_default();
@@ -58,6 +58,20 @@ impl Replica {
         if backed_up {
             set.own_at = Some(now);
         }
+        set_own_partial(self, (kind, seq, digest), &partial);
+        self.send_to_rep(Message::PartialSig(partial));
+        if backed_up {
+            self.arm_share_backup();
+        }
+    }
+
+    /// This server's share on `content`, without a proof, in a signed Partial_Sig.
+    pub(crate) fn sign_own_partial(
+        &mut self,
+        (kind, seq, digest): (SigKind, u64, Digest),
+        (gv, lv): (u64, u64),
+        content: &[u8],
+    ) -> Arc<PartialSig> {
         let mut partial = PartialSig {
             server: self.cfg.id.index,
             kind,
@@ -65,16 +79,11 @@ impl Replica {
             lv,
             seq,
             content: digest,
-            share,
+            share: self.crypto.share(content),
             sig: Vec::new(),
         };
         partial.sig = self.crypto.sign(&partial.signing_bytes());
-        let partial = Arc::new(partial);
-        set_own_partial(self, (kind, seq, digest), &partial);
-        self.send_to_rep(Message::PartialSig(partial));
-        if backed_up {
-            self.arm_share_backup();
-        }
+        Arc::new(partial)
     }
 
     /// Shares go to the own representative only: it is the only server that combines, and
