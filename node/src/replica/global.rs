@@ -413,6 +413,7 @@ impl Replica {
         }
         if progressed {
             self.garbage_collect();
+            self.offer_held_pre_prepares();
             self.on_global_progress();
             self.try_propose();
         }

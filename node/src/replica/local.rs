@@ -6,7 +6,7 @@ use std::sync::Arc;
 use steward_config::ServerId;
 
 use super::durable::kind;
-use super::{Dest, Replica, Sequencing};
+use super::{Dest, Replica, Sequencing, HOLD_AHEAD};
 use crate::msg::{batch_digest, Digest, Message, PrePrepare, Prepare, Proposal, SigKind, Update};
 
 impl Replica {
@@ -107,6 +107,46 @@ impl Replica {
         seq > self.global_aru && seq <= self.global_aru + self.cfg.global_window + 1
     }
 
+    /// A Pre-Prepare of the current representative and views a little beyond this server's
+    /// window: the representative executed further (an Accept or order proof reached it
+    /// first) and sequenced into the room that made. Refused, it would come back only with the
+    /// retransmission, half a second later, while the sequencing deadline (a few hundred ms)
+    /// ran at the servers that lacked the slot: real processes on Planetlab at 20 clients
+    /// replaced correct representatives for it. Held instead (at most [`HOLD_AHEAD`], the
+    /// nearest kept, unverified until offered again) and offered again as execution makes
+    /// room (`offer_held_pre_prepares`).
+    fn hold_ahead(&mut self, pp: &Arc<PrePrepare>) -> bool {
+        let limit = self.global_aru + self.cfg.global_window + 1 + HOLD_AHEAD;
+        if pp.seq > limit {
+            return false;
+        }
+        self.held_pre_prepares.insert(pp.seq, pp.clone());
+        while self.held_pre_prepares.len() > HOLD_AHEAD as usize {
+            self.held_pre_prepares.pop_last();
+        }
+        self.stats.pre_prepares_held += 1;
+        true
+    }
+
+    /// Execution made room: offer the held Pre-Prepares that fit the window now (each is
+    /// judged afresh, signature included; one of another view is dropped).
+    pub(crate) fn offer_held_pre_prepares(&mut self) {
+        let aru = self.global_aru;
+        self.held_pre_prepares.retain(|seq, _| *seq > aru);
+        let limit = aru + self.cfg.global_window + 1;
+        let ready: Vec<u64> = self
+            .held_pre_prepares
+            .range(..=limit)
+            .map(|(s, _)| *s)
+            .collect();
+        let rep = self.rep_of(self.site());
+        for seq in ready {
+            if let Some(pp) = self.held_pre_prepares.remove(&seq) {
+                self.on_pre_prepare(rep, &pp);
+            }
+        }
+    }
+
     /// True when `digest` is the batch an earlier view bound to `seq` here: an earlier global
     /// view's Proposal or certificate (from the global constraint), or an earlier local
     /// view's certificate or Proposal (from the local constraint).
@@ -142,7 +182,7 @@ impl Replica {
             return true; // already executed: a harmless late retransmission
         }
         if !self.in_local_window(pp.seq) {
-            return false;
+            return self.hold_ahead(pp);
         }
         // An empty batch is only a no-op filling a gap below a slot an earlier view bound
         // (every correct server applied the same global constraint, so each can check it);

@@ -249,6 +249,8 @@ pub struct ReplicaStats {
     pub shares_released: u64,
     /// Shares the representative asked of site peers that had not sent one.
     pub shares_requested: u64,
+    /// Pre-Prepares held because they came a little beyond the window (local.rs).
+    pub pre_prepares_held: u64,
     /// Combines whose last share came late against the pace of the first f and that brought in
     /// the excused servers (designated.rs).
     pub slow_share_combines: u64,
@@ -537,7 +539,13 @@ pub struct Replica {
     pub(crate) fwd_watch: forwarding::ForwardWatch,
     /// Which ordering shares this server withholds (designated.rs).
     pub(crate) designation: designated::Designation,
+    /// Pre-Prepares of the representative a little beyond the window, by slot (local.rs,
+    /// `hold_ahead`).
+    pub(crate) held_pre_prepares: BTreeMap<u64, Arc<PrePrepare>>,
 }
+
+/// Pre-Prepares a server holds beyond its window, and how far beyond (local.rs).
+pub(crate) const HOLD_AHEAD: u64 = 8;
 
 /// Timer token of the periodic retransmission tick.
 const TICK: u64 = 1;
@@ -626,6 +634,7 @@ impl Replica {
             seq_watch: Default::default(),
             fwd_watch: Default::default(),
             designation: Default::default(),
+            held_pre_prepares: BTreeMap::new(),
         }
     }
 
@@ -1044,6 +1053,7 @@ impl bft_core::Node for Replica {
             ("shares_released", r.shares_released),
             ("shares_requested", r.shares_requested),
             ("slow_share_combines", r.slow_share_combines),
+            ("pre_prepares_held", r.pre_prepares_held),
         ]
     }
 

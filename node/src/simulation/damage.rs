@@ -598,6 +598,63 @@ mod unit {
         );
     }
 
+    /// A site peer that executes a slot later than its representative gets the Pre-Prepare the
+    /// execution made room for before it has that room itself: it holds it and prepares it
+    /// as soon as its own execution catches up, instead of refusing it and waiting for the
+    /// retransmission half a second later while the sequencing deadline runs.
+    #[test]
+    fn a_pre_prepare_just_beyond_the_window_is_held_until_execution_makes_room() {
+        let rep = ServerId::new(SiteId(0), 0);
+        let me = ServerId::new(SiteId(0), 1);
+        let crypto = Crypto::new(Box::new(FastCrypto::new(world(), FastIdentity::Server(me))));
+        let mut cfg = ReplicaConfig::new(me, vec![4; 3], vec![1; 3]);
+        cfg.global_window = 1;
+        let mut r = Replica::new(cfg, crypto);
+        r.started(Duration::ZERO);
+        let t = Duration::from_secs(1);
+        let mut rep_crypto = Crypto::new(Box::new(FastCrypto::new(
+            world(),
+            FastIdentity::Server(rep),
+        )));
+        let mut client = Crypto::new(Box::new(FastCrypto::new(world(), FastIdentity::Client(2))));
+        let mut signed = (*update(2)).clone();
+        signed.sig = client.sign(&signed.signing_bytes());
+        let mut pp = crate::msg::PrePrepare {
+            server: 0,
+            gv: 0,
+            lv: 0,
+            seq: 3,
+            batch: vec![Arc::new(signed)],
+            sig: Vec::new(),
+        };
+        pp.sig = rep_crypto.sign(&Message::PrePrepare(Arc::new(pp.clone())).signing_bytes());
+        let prepared = |out: &[crate::replica::Action]| {
+            out.iter().any(|a| {
+                matches!(a, crate::replica::Action::Send { env, .. }
+                    if matches!(&env.msg, Message::Prepare(p) if p.seq == 3))
+            })
+        };
+        let out = r.handle(t, Dest::Server(rep), &Message::PrePrepare(Arc::new(pp)));
+        assert!(
+            !prepared(&out),
+            "slot 3 lies beyond the window of a server at slot 0"
+        );
+        assert_eq!(r.stats().pre_prepares_held, 1);
+        assert_eq!(r.stats().dropped_invalid, 0, "held, not refused");
+
+        // Slot 1 executes here (its Proposal and another site's Accept): slot 3 fits now.
+        let proposal = leader_proposal(1, vec![update(0)]);
+        r.handle(t, Dest::Server(rep), &Message::Proposal(proposal.clone()));
+        let from_site_1 = Dest::Server(ServerId::new(SiteId(1), 0));
+        let out = r.handle(t, from_site_1, &Message::Accept(site_accept(1, &proposal)));
+        assert_eq!(r.global_aru(), 1);
+        assert!(
+            prepared(&out),
+            "the held Pre-Prepare is prepared once it fits"
+        );
+        assert!(r.held_pre_prepares.is_empty());
+    }
+
     /// The leader site's representative relays the Accept that executes a slot before the
     /// Pre-Prepare that the execution makes room for: a site peer refuses a Pre-Prepare beyond
     /// its global window, so one that arrived before the Accept opening the window was lost
