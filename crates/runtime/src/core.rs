@@ -196,8 +196,15 @@ pub async fn drive_observed<C: Core + ?Sized>(
     let mut later = Vec::new();
     let mut last_yield = Instant::now();
     core.start(start.elapsed(), &mut out);
+    // The first look is at the start, before any step, whatever arrives at once: an interval's
+    // first tick is immediate only once the timer driver has run, which on a busy host can be
+    // after the first message (the observer test saw its first look after a step).
+    if let Some((_, look)) = observer.as_mut() {
+        look(core, &stats);
+    }
     let mut observe = observer.as_ref().map(|(period, _)| {
-        let mut t = tokio::time::interval(*period);
+        let first = tokio::time::Instant::now() + *period;
+        let mut t = tokio::time::interval_at(first, *period);
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         t
     });
