@@ -93,24 +93,32 @@ impl Replica {
         self.send(Dest::Server(rep), msg);
     }
 
+    /// The share sets of `kind` for the slots `seqs`, whatever their content.
+    pub(crate) fn share_sets(
+        &self,
+        kind: SigKind,
+        seqs: std::ops::RangeInclusive<u64>,
+    ) -> std::collections::btree_map::Range<'_, (SigKind, u64, Digest), super::ShareSet> {
+        let (lo, hi) = seqs.into_inner();
+        self.shares
+            .range((kind, lo, [0; 32])..=(kind, hi, [0xff; 32]))
+    }
+
     /// Send the own share for (kind, seq) again (retransmission).
     pub(crate) fn resend_share(&mut self, kind: SigKind, seq: u64) {
         let me = self.cfg.id.index;
         // A withheld share is signed now: a new representative, or one that lost a share,
         // may need it, and a signer that lacks the Proposal says so by sending its share.
         let withheld: Vec<(SigKind, u64, Digest)> = self
-            .shares
-            .iter()
-            .filter(|((k, s, _), set)| *k == kind && *s == seq && set.withheld.is_some())
+            .share_sets(kind, seq..=seq)
+            .filter(|(_, set)| set.withheld.is_some())
             .map(|(key, _)| *key)
             .collect();
         for key in withheld {
             self.release_withheld(key);
         }
         let mine: Vec<Arc<PartialSig>> = self
-            .shares
-            .iter()
-            .filter(|((k, s, _), _)| *k == kind && *s == seq)
+            .share_sets(kind, seq..=seq)
             .filter_map(|(_, set)| set.partials.get(&me).cloned())
             .collect();
         for p in mine {
@@ -128,10 +136,7 @@ impl Replica {
         {
             return false;
         }
-        if designated_kind(p.kind) && self.is_rep() {
-            let heard = self.designation.heard.entry(p.server).or_default();
-            *heard = (*heard).max(p.seq);
-        }
+        self.note_heard(p);
         if p.kind == SigKind::Proposal && from != self.cfg.id && self.answer_late_share(from, p) {
             return true;
         }
@@ -142,6 +147,7 @@ impl Replica {
         if ordering && p.seq > self.global_aru + 4 * self.cfg.global_window {
             return false;
         }
+
         if !ordering && (p.seq < self.gv || p.seq > self.gv + 2) {
             return p.seq < self.gv;
         }
@@ -270,8 +276,7 @@ impl Replica {
     /// The content digest and views of the share `p`'s signer holds here for another content
     /// of the same kind and slot, if any.
     fn signers_other_share(&self, p: &PartialSig) -> Option<(Digest, (u64, u64))> {
-        self.shares
-            .range((p.kind, p.seq, [0; 32])..=(p.kind, p.seq, [0xff; 32]))
+        self.share_sets(p.kind, p.seq..=p.seq)
             .filter(|((_, _, d), _)| *d != p.content)
             .find_map(|((_, _, d), set)| {
                 let q = set.partials.get(&p.server)?;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bft_core::crypto::CryptoOp;
 use bft_harness::testing::{assert_ok, run, shipped_topology};
+use bft_harness::RunReport;
 use steward_config::{ServerId, Topology};
 
 use super::*;
@@ -12,6 +13,16 @@ use crate::replica::designated;
 
 fn topology() -> Topology {
     shipped_topology("local-symmetric-10mbps.toml")
+}
+
+/// The run kept at least 95% of the reference run's updates.
+fn assert_keeps_95(r: &RunReport, reference: &RunReport, seed: u64, against: &str) {
+    assert!(
+        r.updates * 100 >= reference.updates * 95,
+        "seed {seed}: {} updates against {} {against}",
+        r.updates,
+        reference.updates
+    );
 }
 
 /// Threshold shares a server signed so far.
@@ -87,12 +98,7 @@ fn a_crashed_designated_signer_costs_one_backup_then_renewals() {
     crashed(&mut cfg);
     let (w, r) = run(cfg, 12);
     assert_ok(&r, seed, "crashed designated signers");
-    assert!(
-        r.updates * 100 >= all_share.updates * 95,
-        "seed {seed}: {} updates against {} with every server sharing at once",
-        r.updates,
-        all_share.updates
-    );
+    assert_keeps_95(&r, &all_share, seed, "with every server sharing at once");
     for site in &topo.sites {
         let excused = w.replica(ServerId::new(site.id, 3)).unwrap();
         let rep = w.replica(ServerId::new(site.id, 0)).unwrap();
@@ -154,12 +160,7 @@ fn a_slow_designated_signer_does_not_slow_every_combine() {
             .unwrap();
         let (w, r) = run(cfg, 12);
         assert_ok(&r, seed, "slow designated signers");
-        assert!(
-            r.updates * 100 >= fault_free.updates * 95,
-            "seed {seed}: {} updates against {} fault-free",
-            r.updates,
-            fault_free.updates
-        );
+        assert_keeps_95(&r, &fault_free, seed, "fault-free");
         for site in &topo.sites {
             let rep = w.replica(ServerId::new(site.id, 0)).unwrap();
             let slow = rep.stats().slow_share_combines;
@@ -172,4 +173,39 @@ fn a_slow_designated_signer_does_not_slow_every_combine() {
             );
         }
     }
+}
+
+/// A Byzantine designated signer's share for a slot far beyond the window is dropped, and does
+/// not count as a sign of life: recorded, it would have kept the representative from ever
+/// seeing the signer silent (and the renewal check overflowed on `u64::MAX`).
+#[test]
+fn a_far_ahead_share_does_not_vouch_for_its_signer() {
+    let rep = ServerId::new(steward_config::SiteId(0), 0);
+    let w = crate::crypto::FastWorld::new(7, 64, 307, 128, vec![3; 3]);
+    let crypto = crate::crypto::Crypto::new(Box::new(crate::crypto::FastCrypto::new(
+        w,
+        crate::crypto::FastIdentity::Server(rep),
+    )));
+    let mut r = crate::replica::Replica::new(
+        crate::replica::ReplicaConfig::new(rep, vec![4; 3], vec![1; 3]),
+        crypto,
+    );
+    bft_core::NodeExt::started(&mut r, Duration::ZERO);
+    let share = |seq: u64| {
+        crate::msg::Message::PartialSig(std::sync::Arc::new(crate::msg::PartialSig {
+            server: 1,
+            kind: crate::msg::SigKind::Proposal,
+            gv: 0,
+            lv: 0,
+            seq,
+            content: [1; 32],
+            share: vec![2; 16],
+            sig: Vec::new(),
+        }))
+    };
+    let from = crate::replica::Dest::Server(ServerId::new(steward_config::SiteId(0), 1));
+    bft_core::NodeExt::handle(&mut r, Duration::from_secs(1), from, &share(u64::MAX));
+    assert_eq!(r.designation.heard.get(&1), None);
+    bft_core::NodeExt::handle(&mut r, Duration::from_secs(1), from, &share(3));
+    assert_eq!(r.designation.heard.get(&1), Some(&3));
 }
