@@ -254,6 +254,14 @@ pub struct ReplicaStats {
     /// Combines whose last share came late against the pace of the first f and that brought in
     /// the excused servers (designated.rs).
     pub slow_share_combines: u64,
+    /// Local timer expiries that voted to replace the representative because nothing was
+    /// executed for a whole timeout while work was pending (progress.rs, "stalled").
+    pub local_stall_votes: u64,
+    /// Local timer expiries that voted because the oldest pending item waited
+    /// `STARVATION_FACTOR` timeouts, whatever else was executed (progress.rs, "starving").
+    pub local_starvation_votes: u64,
+    /// Global timer expiries that voted for a global view change (either rule).
+    pub global_timer_votes: u64,
 }
 
 /// Per-sequence-number state at the leader site (Local_History).
@@ -1054,6 +1062,9 @@ impl bft_core::Node for Replica {
             ("shares_requested", r.shares_requested),
             ("slow_share_combines", r.slow_share_combines),
             ("pre_prepares_held", r.pre_prepares_held),
+            ("local_stall_votes", r.local_stall_votes),
+            ("local_starvation_votes", r.local_starvation_votes),
+            ("global_timer_votes", r.global_timer_votes),
         ]
     }
 

@@ -51,7 +51,9 @@ pub(crate) fn is_local_token(token: u64) -> bool {
 /// What a timer expiry decided.
 enum Verdict {
     Idle,
-    Vote,
+    /// Vote; `true` when nothing was executed for a whole timeout (stalled), `false` when only
+    /// the oldest pending item waited too long (starving).
+    Vote(bool),
     Wait(Duration),
 }
 
@@ -174,7 +176,7 @@ impl Replica {
         let stall_at = quiet_since + timeout;
         let starve_at = waiting_since + timeout * STARVATION_FACTOR;
         if self.now >= stall_at || self.now >= starve_at {
-            Verdict::Vote
+            Verdict::Vote(self.now >= stall_at)
         } else {
             Verdict::Wait(stall_at.min(starve_at) - self.now)
         }
@@ -191,7 +193,12 @@ impl Replica {
                 self.watching = false;
             }
             Verdict::Wait(d) => self.arm_local_timer(d),
-            Verdict::Vote => {
+            Verdict::Vote(stalled) => {
+                if stalled {
+                    self.stats.local_stall_votes += 1;
+                } else {
+                    self.stats.local_starvation_votes += 1;
+                }
                 self.push_starving_updates(timeout * STARVATION_FACTOR);
                 self.vote_new_rep();
                 self.arm_local_timer(timeout);
@@ -207,7 +214,8 @@ impl Replica {
         match self.verdict(timeout, self.global_epoch) {
             Verdict::Idle => self.global_timer = 0,
             Verdict::Wait(d) => self.arm_global_timer(d),
-            Verdict::Vote => {
+            Verdict::Vote(_) => {
+                self.stats.global_timer_votes += 1;
                 self.vote_global_vc();
                 self.arm_global_timer(timeout);
             }

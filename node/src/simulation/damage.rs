@@ -602,6 +602,54 @@ mod unit {
     /// execution made room for before it has that room itself: it holds it and prepares it
     /// as soon as its own execution catches up, instead of refusing it and waiting for the
     /// retransmission half a second later while the sequencing deadline runs.
+    /// A server that keeps executing but trails the front by more than one global window (the
+    /// Brazil site of Planetlab at full load) does not ask for reconciliation: only a lag of
+    /// more than two windows, or no progress for a period, does. Asking at one window made
+    /// Brazil's servers fetch order proofs over the thin link that carries the live Proposals,
+    /// which pushed the site into state transfers and local view changes.
+    #[test]
+    fn a_server_trailing_by_one_window_does_not_ask_for_reconciliation() {
+        let me = ServerId::new(SiteId(1), 1);
+        let crypto = Crypto::new(Box::new(FastCrypto::new(world(), FastIdentity::Server(me))));
+        let mut cfg = ReplicaConfig::new(me, vec![4; 3], vec![1; 3]);
+        cfg.global_window = 4;
+        let mut r = Replica::new(cfg, crypto);
+        r.started(Duration::ZERO);
+        let leader_rep = Dest::Server(ServerId::new(SiteId(0), 0));
+        let from_site_2 = Dest::Server(ServerId::new(SiteId(2), 0));
+        let asks = |out: &[crate::replica::Action]| {
+            out.iter().any(|a| {
+                matches!(a, crate::replica::Action::Send { env, .. }
+                    if matches!(&env.msg, Message::ReconRequest(_)))
+            })
+        };
+        let period = r.cfg.retransmit;
+        let mut proposals = Vec::new();
+        let mut execute_through = |r: &mut Replica, now: Duration, top: u64, aru: u64| {
+            for seq in proposals.len() as u64 + 1..=top {
+                let p = leader_proposal(seq, vec![]);
+                r.handle(now, leader_rep, &Message::Proposal(p.clone()));
+                proposals.push(p);
+            }
+            for p in &proposals[..aru as usize] {
+                r.handle(now, from_site_2, &Message::Accept(site_accept(2, p)));
+            }
+            assert_eq!(r.global_aru(), aru);
+        };
+        // Front at 7, executed through 1: 6 behind, more than one window (4), not two.
+        execute_through(&mut r, period / 2, 7, 1);
+        assert!(
+            !asks(&r.fire(period, 1)),
+            "asked while trailing by 1.5 windows"
+        );
+        // Still executing, now 10 behind: more than two windows.
+        execute_through(&mut r, period * 3 / 2, 12, 2);
+        assert!(
+            asks(&r.fire(period * 2, 1)),
+            "did not ask 2.5 windows behind"
+        );
+    }
+
     #[test]
     fn a_pre_prepare_just_beyond_the_window_is_held_until_execution_makes_room() {
         let rep = ServerId::new(SiteId(0), 0);

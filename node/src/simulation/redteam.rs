@@ -239,6 +239,15 @@ fn clients_behind_an_update_dropping_representative_do_not_starve() {
         let end = Duration::from_secs(40);
         let (w, r) = run(cfg, end.as_secs());
         assert_every_client_progresses(&w, &r, seed, end, "update-dropping representative");
+        // The other sites' updates kept executing, so it was the starvation rule (not the
+        // stall rule) that made the site's servers vote.
+        let starvation: u64 = (1..4)
+            .map(|i| {
+                let s = w.replica(ServerId::new(SiteId(2), i)).unwrap().stats();
+                s.local_starvation_votes
+            })
+            .sum();
+        assert!(starvation >= 1, "seed {seed}: no starvation vote at site 2");
     }
 }
 
