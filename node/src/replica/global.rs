@@ -10,7 +10,9 @@ use super::{Action, Dest, Executed, Replica};
 use crate::msg::{Accept, Message, OrderProof, Proposal, Reply, SigKind};
 
 impl Replica {
-    fn global_window_ok(&self, seq: u64) -> bool {
+    /// Whether live ordering messages for `seq` are taken: up to four global windows ahead of
+    /// the execution point.
+    pub(crate) fn global_window_ok(&self, seq: u64) -> bool {
         seq <= self.global_aru + 4 * self.cfg.global_window
     }
 

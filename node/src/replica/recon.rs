@@ -25,14 +25,6 @@ const RECON_ANSWER_BYTES: u64 = 128 * 1024;
 /// Retransmission periods a far-ahead hint lives without being seen again.
 const HINT_LIFETIME: u32 = 20;
 
-/// A server that keeps executing asks for help only when the front is more than this many
-/// global windows ahead of it (see `maybe_request_recon`). At one window, Planetlab's Brazil
-/// site asked every period at full load; the order proofs it fetched crowded the 800 kbit/s
-/// link that carries the live Proposals, the site fell further behind, went through state
-/// transfers and stalls, and replaced correct representatives (3 local view changes in 15 s;
-/// none at two windows, 3 runs).
-const FAR_BEHIND_WINDOWS: u64 = 2;
-
 /// Checkpoint interval: every this many sequence numbers a server keeps a snapshot of its state
 /// for servers too far behind for order proofs (must be well below `KEEP_EXECUTED`).
 pub(crate) const CHECKPOINT: u64 = 64;
@@ -95,12 +87,18 @@ impl Replica {
             .chain((self.highest_seen > self.global_aru).then_some(self.highest_seen))
             .max();
         let Some(highest) = highest_known else { return };
-        // Stuck for a whole period, or clearly behind the rest of the system. A site far from
-        // the leader trails it by up to a window in normal operation (Planetlab's Brazil:
-        // 20-odd slots at 80 updates/s, window 16) and keeps up with the live messages, which
-        // are taken up to four windows ahead; asking for proofs then only crowds its WAN link
-        // (see FAR_BEHIND_WINDOWS).
-        let far_behind = highest > self.global_aru + FAR_BEHIND_WINDOWS * self.cfg.global_window;
+        // Stuck for a whole period, or clearly behind: more than a window behind the front with
+        // a Proposal missing below the highest one held (it was refused or lost: only proofs
+        // bring it), or so far behind that live messages are refused (beyond four windows). A
+        // server that holds every Proposal up to the front catches up from the live Accepts
+        // alone. Asking whenever it was a window behind hurt a site far from the leader:
+        // Planetlab's Brazil holds every Proposal but trails the front by a window or a little
+        // more at 80 updates/s; it asked every period, the order proofs it fetched (up to 64,
+        // 54 kB: 0.5 s of its 800 kbit/s link) queued the live Proposals behind them, it fell
+        // further behind, went through state transfers and stalls, and replaced correct
+        // representatives.
+        let far_behind = !self.global_window_ok(highest)
+            || (highest > self.global_aru + self.cfg.global_window && self.proposal_missing());
         if !(stuck || far_behind) {
             self.stuck_ticks = 0;
             return;
@@ -169,6 +167,18 @@ impl Replica {
             let leader_rep = self.rep_of(self.leader_site());
             self.send(Dest::Server(leader_rep), req);
         }
+    }
+
+    /// Whether a slot above the execution point and below the highest Proposal held has no
+    /// Proposal here.
+    fn proposal_missing(&self) -> bool {
+        let held = self
+            .global
+            .range(self.global_aru + 1..)
+            .filter(|(_, g)| g.proposal.is_some())
+            .map(|(seq, _)| *seq);
+        let (count, top) = held.fold((0u64, self.global_aru), |(n, _), seq| (n + 1, seq));
+        count < top - self.global_aru
     }
 
     /// Where this server's next request to another site starts, or None to wait for the

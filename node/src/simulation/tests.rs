@@ -626,11 +626,13 @@ fn progress_timers_do_not_fire_once_per_update() {
 /// Accept of Sweden, about 250 ms after the Proposal, where the US leader site orders in about
 /// 180 ms) and must keep up on its own, without state transfer or a view change. On real
 /// processes (20 clients, 15 s) it did not while a lag of one global window counted as "far
-/// behind": its servers fetched order proofs over the 800 kbit/s link that carries the live
+/// behind" (now: a lag with a Proposal missing, or beyond the live window): its servers
+/// fetched order proofs over the 800 kbit/s link that carries the live
 /// Proposals, fell further behind, caught up by state transfer, stalled and replaced correct
 /// representatives (3 local view changes; Brazil executed 316 of 1497 updates itself). The
 /// simulator (no CPU contention, no jitter) keeps the lag under one window, so the rule itself
-/// is tested in `damage::unit::a_server_trailing_by_one_window_does_not_ask_for_reconciliation`.
+/// is tested on one server in `damage.rs`
+/// (`a_server_trailing_within_the_live_window_does_not_ask_for_reconciliation`).
 #[test]
 fn a_trailing_site_keeps_up_without_reconciliation() {
     let seed = 311;
