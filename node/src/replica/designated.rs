@@ -146,8 +146,7 @@ impl Replica {
     /// alive for `renew_eager_spans`. Only slots within the share window count: a far-ahead
     /// one from a Byzantine signer would vouch for it for ever.
     pub(crate) fn note_heard(&mut self, p: &PartialSig) {
-        let window = self.global_aru + 4 * self.cfg.global_window;
-        if designated_kind(p.kind) && self.is_rep() && p.seq <= window {
+        if designated_kind(p.kind) && self.is_rep() && self.global_window_ok(p.seq) {
             let heard = self.designation.heard.entry(p.server).or_default();
             *heard = (*heard).max(p.seq);
         }

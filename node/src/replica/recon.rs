@@ -528,7 +528,7 @@ impl Replica {
         if p.seq <= self.global_aru {
             return true;
         }
-        if p.seq > self.global_aru + 4 * self.cfg.global_window {
+        if !self.global_window_ok(p.seq) {
             // Verified content only may make this server believe it is behind.
             if p.seq >= self.highest_seen && self.valid_order_proof(o) {
                 self.saw_seq(p.seq);

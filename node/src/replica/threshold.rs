@@ -144,7 +144,7 @@ impl Replica {
         if ordering && p.seq <= self.global_aru {
             return true;
         }
-        if ordering && p.seq > self.global_aru + 4 * self.cfg.global_window {
+        if ordering && !self.global_window_ok(p.seq) {
             return false;
         }
 

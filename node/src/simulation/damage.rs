@@ -345,8 +345,18 @@ mod unit {
     }
 
     fn replica(id: ServerId) -> Replica {
+        replica_with_window(
+            id,
+            ReplicaConfig::new(id, vec![4; 3], vec![1; 3]).global_window,
+        )
+    }
+
+    /// A started replica of three sites of four whose global window is `window` slots.
+    fn replica_with_window(id: ServerId, window: u64) -> Replica {
         let crypto = Crypto::new(Box::new(FastCrypto::new(world(), FastIdentity::Server(id))));
-        let mut r = Replica::new(ReplicaConfig::new(id, vec![4; 3], vec![1; 3]), crypto);
+        let mut cfg = ReplicaConfig::new(id, vec![4; 3], vec![1; 3]);
+        cfg.global_window = window;
+        let mut r = Replica::new(cfg, crypto);
         r.started(Duration::ZERO);
         r
     }
@@ -607,12 +617,7 @@ mod unit {
     /// changes.
     #[test]
     fn a_server_trailing_within_the_live_window_does_not_ask_for_reconciliation() {
-        let me = ServerId::new(SiteId(1), 1);
-        let crypto = Crypto::new(Box::new(FastCrypto::new(world(), FastIdentity::Server(me))));
-        let mut cfg = ReplicaConfig::new(me, vec![4; 3], vec![1; 3]);
-        cfg.global_window = 4;
-        let mut r = Replica::new(cfg, crypto);
-        r.started(Duration::ZERO);
+        let mut r = replica_with_window(ServerId::new(SiteId(1), 1), 4);
         let leader_rep = Dest::Server(ServerId::new(SiteId(0), 0));
         let from_site_2 = Dest::Server(ServerId::new(SiteId(2), 0));
         let asks = |out: &[crate::replica::Action]| {
@@ -661,12 +666,7 @@ mod unit {
     #[test]
     fn a_pre_prepare_just_beyond_the_window_is_held_until_execution_makes_room() {
         let rep = ServerId::new(SiteId(0), 0);
-        let me = ServerId::new(SiteId(0), 1);
-        let crypto = Crypto::new(Box::new(FastCrypto::new(world(), FastIdentity::Server(me))));
-        let mut cfg = ReplicaConfig::new(me, vec![4; 3], vec![1; 3]);
-        cfg.global_window = 1;
-        let mut r = Replica::new(cfg, crypto);
-        r.started(Duration::ZERO);
+        let mut r = replica_with_window(ServerId::new(SiteId(0), 1), 1);
         let t = Duration::from_secs(1);
         let mut rep_crypto = Crypto::new(Box::new(FastCrypto::new(
             world(),
