@@ -208,9 +208,9 @@ impl Replica {
             return None;
         }
         let (me, leader) = (self.site(), self.leader_site());
-        let sites = (0..self.num_sites() as u16).map(SiteId);
+        let accepting = self.accepting_sites();
         let needed = self.num_sites() / 2;
-        // Each other non-leader site j signs when the Proposal reaches it and sends to us:
+        // Each other accepting site j signs when the Proposal reaches it and sends to us:
         // its Accept arrives d(L, j) + d(j, me) after the leader site sent, and we held the
         // Proposal d(L, me) after (zero at the leader site).
         let held_at = if me == leader {
@@ -218,12 +218,15 @@ impl Replica {
         } else {
             self.one_way(leader, me)
         };
-        let mut arrivals: Vec<Duration> = sites
-            .filter(|j| *j != leader && *j != me)
-            .map(|j| (self.one_way(leader, j) + self.one_way(j, me)).saturating_sub(held_at))
+        let mut arrivals: Vec<Duration> = accepting
+            .iter()
+            .filter(|j| **j != me)
+            .map(|&j| (self.one_way(leader, j) + self.one_way(j, me)).saturating_sub(held_at))
             .collect();
         arrivals.sort();
-        let others_needed = if me == leader { needed } else { needed - 1 };
+        // The own Accept counts where this site accepts at once.
+        let own = me != leader && accepting.contains(&me);
+        let others_needed = if own { needed - 1 } else { needed };
         let propagation = match others_needed {
             0 => Duration::ZERO,
             k => *arrivals.get(k - 1)?,

@@ -178,8 +178,21 @@ impl Replica {
         self.check_ordered(p.seq);
     }
 
-    /// Non-leader site: construct the Accept and THRESHOLD-SIGN it (once per slot).
+    /// Non-leader site: construct the Accept and THRESHOLD-SIGN it (once per slot), unless
+    /// the site holds it back for now (accepters.rs).
     pub(crate) fn start_accept(&mut self, seq: u64) {
+        if self.accept_held_back(seq) {
+            if self.global.get(&seq).is_some_and(|s| s.proposal.is_some()) {
+                self.stats.accepts_held_back += 1;
+            }
+            self.arm_accept_backup();
+            return;
+        }
+        self.sign_accept(seq);
+    }
+
+    /// Construct the Accept and THRESHOLD-SIGN it (once per slot).
+    pub(crate) fn sign_accept(&mut self, seq: u64) {
         let Some(slot) = self.global.get_mut(&seq) else {
             return;
         };
@@ -218,6 +231,16 @@ impl Replica {
         if self.in_leader_site() || (self.is_rep() && from.site == self.site()) {
             return;
         }
+        // A copy from the leader site means it lacks Accepts; one from the own representative
+        // passes such a copy on: a site holding its Accept back signs now.
+        // (The fresh share needs no resending.)
+        let asked = from.site == self.leader_site() || from == self.rep_of(self.site());
+        let signed_now = asked && !self.global.get(&p.seq).is_some_and(|s| s.accept_share_sent);
+        if signed_now {
+            self.stats.accepts_on_request += 1;
+            self.sign_accept(p.seq);
+            self.open_accept_span(p.seq);
+        }
         let own = self.global.get(&p.seq).and_then(|s| s.own_accept.clone());
         if self.is_rep() {
             if let Some(a) = own {
@@ -225,9 +248,11 @@ impl Replica {
             } else {
                 self.note_accept_wanted(from, p.seq);
                 self.send_site(Message::Proposal(p.clone()));
-                self.resend_share(SigKind::Accept, p.seq);
+                if !signed_now {
+                    self.resend_share(SigKind::Accept, p.seq);
+                }
             }
-        } else {
+        } else if !signed_now {
             self.resend_share(SigKind::Accept, p.seq);
         }
     }

@@ -6,6 +6,7 @@
 //! [`Action`]s: messages to send, timers to set, and execution records for the safety checker.
 //! The same core runs under the simulator and the real runtime.
 
+pub mod accepters;
 mod client_io;
 pub(crate) mod designated;
 mod durable;
@@ -128,6 +129,9 @@ pub struct ReplicaConfig {
     /// Whether only 2f+1 servers per site share on the ordering path at first (designated.rs;
     /// on by default, off only for ablation runs: then every server shares at once).
     pub designated_signers: bool,
+    /// Whether only the ⌊S/2⌋ non-leader sites nearest the leader site accept at once
+    /// (accepters.rs; on by default, off only for ablation runs: then every site accepts).
+    pub designated_accepters: bool,
 }
 
 /// T1 for a topology: four times the largest WAN round trip, at least 0.5 s (T1 must cover a
@@ -160,6 +164,7 @@ impl ReplicaConfig {
             t1: Duration::from_millis(500),
             combine_deadline: true,
             designated_signers: true,
+            designated_accepters: true,
             wan_latency: Vec::new(),
             forwarding: true,
         }
@@ -251,6 +256,17 @@ pub struct ReplicaStats {
     pub shares_requested: u64,
     /// Pre-Prepares held because they came a little beyond the window (local.rs).
     pub pre_prepares_held: u64,
+    /// Slots whose Accept this server's site held back at first (not a designated accepting
+    /// site; accepters.rs).
+    pub accepts_held_back: u64,
+    /// Accept-backup expiries that signed held-back slots (and started an eager span).
+    pub accept_backups: u64,
+    /// Eager spans a holding site opened (at a backup, or asked by the leader site).
+    pub accept_spans: u64,
+    /// Held-back Accepts signed because the leader site sent the Proposal again.
+    pub accepts_on_request: u64,
+    /// Eager spans renewed because a designated accepting site still signed nothing.
+    pub accept_span_renewals: u64,
     /// Combines whose last share came late against the pace of the first f and that brought in
     /// the excused servers (designated.rs).
     pub slow_share_combines: u64,
@@ -547,6 +563,7 @@ pub struct Replica {
     pub(crate) fwd_watch: forwarding::ForwardWatch,
     /// Which ordering shares this server withholds (designated.rs).
     pub(crate) designation: designated::Designation,
+    pub(crate) accept_backup: accepters::AcceptBackup,
     /// Pre-Prepares of the representative a little beyond the window, by slot (local.rs,
     /// `hold_ahead`).
     pub(crate) held_pre_prepares: BTreeMap<u64, Arc<PrePrepare>>,
@@ -642,6 +659,7 @@ impl Replica {
             seq_watch: Default::default(),
             fwd_watch: Default::default(),
             designation: Default::default(),
+            accept_backup: Default::default(),
             held_pre_prepares: BTreeMap::new(),
         }
     }
@@ -1000,6 +1018,8 @@ impl bft_core::Node for Replica {
             self.on_forward_watch();
         } else if token == designated::SHARE_BACKUP {
             self.on_share_backup();
+        } else if token == accepters::ACCEPT_BACKUP {
+            self.on_accept_backup();
         } else if token == TICK {
             // Sequencing normally follows arrivals and progress; the tick is its fallback (an
             // update left queued by a refused vote or a full window gets its slot here).
@@ -1062,6 +1082,11 @@ impl bft_core::Node for Replica {
             ("shares_requested", r.shares_requested),
             ("slow_share_combines", r.slow_share_combines),
             ("pre_prepares_held", r.pre_prepares_held),
+            ("accepts_held_back", r.accepts_held_back),
+            ("accept_backups", r.accept_backups),
+            ("accept_spans", r.accept_spans),
+            ("accepts_on_request", r.accepts_on_request),
+            ("accept_span_renewals", r.accept_span_renewals),
             ("local_stall_votes", r.local_stall_votes),
             ("local_starvation_votes", r.local_starvation_votes),
             ("global_timer_votes", r.global_timer_votes),

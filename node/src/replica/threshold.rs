@@ -476,10 +476,14 @@ impl Replica {
             let Some(set) = self.shares.get(&key) else {
                 return;
             };
+            // Proven shares are right whoever signed them: a signer blacklisted a moment ago
+            // for its wrong unproven share still proved its right one, and leaving it out left
+            // too few to judge the other suspects of a combine of exactly k (a holding site's
+            // rare Accepts, f = 5: two failed fast combines more than f, seed 304).
             let mut shares: Vec<(u32, Vec<u8>)> = set
                 .verified
                 .iter()
-                .filter(|j| **j != i && !self.blacklist.contains(j))
+                .filter(|j| **j != i)
                 .take(k - 1)
                 .filter_map(|j| set.shares.get(j).map(|sh| (*j, sh.clone())))
                 .collect();

@@ -327,8 +327,9 @@ fn silent_signers_do_not_stall_threshold_signing() {
     }
 }
 
-/// Unit checks on one replica: what each defence costs the attacker's victim.
-mod unit {
+/// Unit checks on one replica: what each defence costs the attacker's victim (its fixtures
+/// serve accepting.rs too).
+pub(super) mod unit {
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -344,7 +345,7 @@ mod unit {
         FastWorld::new(7, 64, 307, 128, vec![3; 3])
     }
 
-    fn replica(id: ServerId) -> Replica {
+    pub(crate) fn replica(id: ServerId) -> Replica {
         replica_with_window(
             id,
             ReplicaConfig::new(id, vec![4; 3], vec![1; 3]).global_window,
@@ -511,7 +512,7 @@ mod unit {
 
     /// An unsigned update of `client` (the replicas under test take it from a Proposal or
     /// their pool, where it is not checked again).
-    fn update(client: u32) -> Arc<crate::msg::Update> {
+    pub(crate) fn update(client: u32) -> Arc<crate::msg::Update> {
         Arc::new(crate::msg::Update {
             client,
             ts: 1,
@@ -525,7 +526,10 @@ mod unit {
     }
 
     /// The leader site's (site 0's) threshold-signed Proposal of `batch` at `seq`, view 0.
-    fn leader_proposal(seq: u64, batch: Vec<Arc<crate::msg::Update>>) -> Arc<crate::msg::Proposal> {
+    pub(crate) fn leader_proposal(
+        seq: u64,
+        batch: Vec<Arc<crate::msg::Update>>,
+    ) -> Arc<crate::msg::Proposal> {
         let mut proposal = crate::msg::Proposal {
             site: 0,
             gv: 0,
@@ -539,7 +543,7 @@ mod unit {
     }
 
     /// `site`'s threshold-signed Accept of `proposal`.
-    fn site_accept(site: u16, proposal: &crate::msg::Proposal) -> Arc<Accept> {
+    pub(crate) fn site_accept(site: u16, proposal: &crate::msg::Proposal) -> Arc<Accept> {
         let mut accept = Accept {
             site,
             gv: proposal.gv,

@@ -159,6 +159,9 @@ pub struct WorldConfig {
     /// Only 2f+1 servers per site share on the ordering path at first
     /// ([`ReplicaConfig::designated_signers`]; on by default).
     pub designated_signers: bool,
+    /// Only the ⌊S/2⌋ non-leader sites nearest the leader site accept at once
+    /// ([`ReplicaConfig::designated_accepters`]; on by default).
+    pub designated_accepters: bool,
     /// Byzantine clients replaying one signed query to every server of their site: (site,
     /// period, copies per period). Their ids follow the flooding clients' (fast crypto only).
     pub replaying_clients: Vec<(SiteId, Duration, u32)>,
@@ -241,6 +244,7 @@ impl WorldConfig {
             combine_deadline: true,
             forwarding: true,
             designated_signers: true,
+            designated_accepters: true,
         }
     }
 }
@@ -297,6 +301,7 @@ impl World {
                 rc.combine_deadline = cfg.combine_deadline;
                 rc.forwarding = cfg.forwarding;
                 rc.designated_signers = cfg.designated_signers;
+                rc.designated_accepters = cfg.designated_accepters;
                 let byz = byzantine.get(&id).copied();
                 let proc_id = match byz {
                     Some(Byzantine::Spammer) => sim.add_process(
@@ -538,8 +543,9 @@ fn server_node(
 }
 
 /// Propagation-only lower bound (ms) of an update's latency for a client at `client_site`
-/// with leader site `leader`: to the leader site, the Proposal out, ⌊S/2⌋ Accepts back to the
-/// client's site, the reply; LAN hops included, no CPU or transmission time.
+/// with leader site `leader`: to the leader site, the Proposal out, the Accepts of the ⌊S/2⌋
+/// designated accepting sites back to the client's site, the reply; LAN hops included, no CPU
+/// or transmission time.
 pub fn update_latency_bound(topo: &Topology, client_site: SiteId, leader: SiteId) -> f64 {
     let ms = |a: SiteId, b: SiteId| topo.link(a, b).latency.as_secs_f64() * 1e3;
     let lan = ms(client_site, client_site);
@@ -550,14 +556,17 @@ pub fn update_latency_bound(topo: &Topology, client_site: SiteId, leader: SiteId
         lan + ms(c, leader)
     };
     let proposal_at_c = if c == leader { 0.0 } else { ms(leader, c) };
-    let mut accepts: Vec<f64> = topo
-        .site_ids()
-        .filter(|&j| j != leader)
-        .map(|j| ms(leader, j) + if j == c { 0.0 } else { ms(j, c) })
-        .collect();
-    accepts.sort_by(f64::total_cmp);
-    let need = topo.sites.len() / 2;
-    let accept_at_c = if need == 0 { 0.0 } else { accepts[need - 1] };
+    // The designated accepting sites sign (crate::replica::accepters): all of them are needed.
+    let designated =
+        crate::replica::accepters::designated_accepters(topo.sites.len(), leader, |a, b| {
+            // As the replicas judge it (ReplicaConfig::apply_topology).
+            let l = topo.link(a, b);
+            l.latency + l.jitter
+        });
+    let accept_at_c = designated
+        .iter()
+        .map(|&j| ms(leader, j) + if j == c { 0.0 } else { ms(j, c) })
+        .fold(0.0, f64::max);
     // client→server (LAN), [→ leader], order, reply (LAN)
     lan + to_leader + proposal_at_c.max(accept_at_c) + lan
 }
@@ -645,3 +654,6 @@ bft_harness::sim_world!(World, WorldConfig);
 
 #[cfg(test)]
 mod designation;
+
+#[cfg(test)]
+mod accepting;
