@@ -17,8 +17,8 @@
 //!   (forwarding.rs) after it held the Proposal (a designated site crashed, cut off, or behind
 //!   a representative that withholds its Accepts), and then every slot of an *eager span* at
 //!   once: [`FIRST_SPAN`] slots, renewed half a span before its end while some designated
-//!   site has signed nothing within a global window of the execution point (its Accepts are
-//!   verified: only a live site ends the span), and doubled by each later backup in the same
+//!   site has signed nothing new for a retransmission period or nothing within two global
+//!   windows of the execution point (its Accepts are verified: only a live site ends the span), and doubled by each later backup in the same
 //!   global view, so a designated site that stays down costs one late slot, and one that
 //!   fails on and off one late slot per doubling;
 //! - a slot whose Proposal the leader site sends again (a retransmission or a forwarder:
@@ -163,14 +163,18 @@ impl Replica {
         }
     }
 
-    /// Whether every designated accepting site signed an Accept within a global window of
-    /// this server's execution point.
+    /// Whether every designated accepting site signed a new Accept within a retransmission
+    /// period, within two global windows of this server's execution point. (Not one window:
+    /// a holding site in a span orders with its own Accept before a far designated site's
+    /// arrives, and the Accepts of executed slots are verified only a few times a period,
+    /// so on Planetlab a live Korea looked behind to Brazil and kept it eager.)
     fn designated_keep_up(&self) -> bool {
-        let (aru, window) = (self.global_aru, self.cfg.global_window);
+        let (aru, window, now) = (self.global_aru, self.cfg.global_window, self.now);
         self.accepting_sites().iter().all(|d| {
-            self.site_signed
-                .get(d.index())
-                .is_some_and(|p| p.seq.saturating_add(window) >= aru)
+            self.site_signed.get(d.index()).is_some_and(|p| {
+                now.saturating_sub(p.at) < self.cfg.retransmit
+                    && p.seq.saturating_add(2 * window) >= aru
+            })
         })
     }
 
