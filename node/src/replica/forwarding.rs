@@ -397,10 +397,19 @@ impl Replica {
             let Some(p) = slot.proposal.clone() else {
                 return;
             };
-            let accepted: Vec<u16> = slot.accepts.keys().copied().collect();
+            let mut skip: Vec<u16> = slot.accepts.keys().copied().collect();
             slot.forwarded = stage;
             self.stats.proposals_forwarded += 1;
-            self.send_proposal_abroad(p, &accepted, false);
+            // Before the last stage only the sites that accept at once get it: a site holding
+            // its Accept back takes a copy from the leader site as a request to sign
+            // (accepters.rs), and eager forwarding of every slot made them all sign.
+            if stage < Forwarded::Everyone {
+                let accepting = self.accepting_sites();
+                skip.extend(
+                    (0..self.num_sites() as u16).filter(|s| !accepting.contains(&SiteId(*s))),
+                );
+            }
+            self.send_proposal_abroad(p, &skip, false);
             return;
         } else {
             let Some(a) = slot.accepts.get(&me.0).cloned() else {
