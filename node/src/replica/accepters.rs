@@ -15,15 +15,19 @@
 //!   absent-site rule (`send_proposal_to_sites`) judge by;
 //! - every slot whose global order has not come [`BACKUP_FACTOR`] turnaround bounds
 //!   (forwarding.rs) after it held the Proposal (a designated site crashed, cut off, or behind
-//!   a representative that withholds its Accepts), and then every slot of an *eager span* at
-//!   once: [`FIRST_SPAN`] slots, renewed half a span before its end while some designated
-//!   site has signed nothing new for a retransmission period or nothing within two global
-//!   windows of the execution point (its Accepts are verified: only a live site ends the span), and doubled by each later backup in the same
-//!   global view, so a designated site that stays down costs one late slot, and one that
-//!   fails on and off one late slot per doubling;
-//! - a slot whose Proposal the leader site sends again (a retransmission or a forwarder:
-//!   the leader site lacks Accepts), and a slot its own representative sends again for that
-//!   reason.
+//!   a representative that withholds its Accepts);
+//! - a slot whose Proposal the leader site sends again (a retransmission, or a forwarder's
+//!   copy of a slot late at the bound: the leader site lacks Accepts), and a slot its own
+//!   representative sends again for that reason.
+//!
+//! Either then opens an *eager span*: every slot of it is accepted at once. The first span of
+//! a global view is [`FIRST_SPAN`] slots after a backup, a global window after a request;
+//! each later one doubles. Half a span before its end the span is renewed while some
+//! designated site has signed nothing new for a retransmission period or nothing within two
+//! global windows of the execution point (its Accepts are verified: only a live site ends the
+//! span). So a designated site that stays down costs one late slot, and one that fails on and
+//! off one late slot per doubling. The leader site's forwarders send their *eager* copies
+//! (before a slot is late) to the designated sites only.
 //!
 //! Safety does not change: a site that accepts less votes less. An attacker gains little: a
 //! Byzantine leader-site server that replays Proposals to a holding site makes it sign what
@@ -46,7 +50,10 @@ pub(crate) const ACCEPT_BACKUP: u64 = 5;
 /// designated site has forwarded its Accept by then).
 pub(crate) const BACKUP_FACTOR: u32 = 3;
 
-/// Slots a holding site accepts at once after its first backup in a global view.
+/// Slots a holding site accepts at once after its first backup in a global view (after a
+/// first request from the leader site: a global window, since a slow start of the WAN's
+/// connections makes the first slots late; at one client a 64-slot span was a third of a
+/// 20 s run).
 pub(crate) const FIRST_SPAN: u64 = 64;
 
 /// The ⌊S/2⌋ non-leader sites that accept at once when `leader` leads: the nearest to it by
@@ -130,9 +137,10 @@ impl Replica {
             && !self.accepting_sites().contains(&self.site())
     }
 
-    /// Accept at once from `seq` on, for a span: the first of this global view, or twice the
-    /// last one; sign the held-back slots it covers. Nothing if `seq` is in a span already.
-    pub(crate) fn open_accept_span(&mut self, seq: u64) {
+    /// Accept at once from `seq` on, for a span: the first of this global view (`first`
+    /// slots), or twice the last one; sign the held-back slots it covers. Nothing if `seq` is
+    /// in a span already.
+    pub(crate) fn open_accept_span(&mut self, seq: u64, first: u64) {
         if !self.holds_accepts() {
             return;
         }
@@ -141,7 +149,7 @@ impl Replica {
         if seq <= b.eager_until {
             return;
         }
-        let span = if b.span == 0 { FIRST_SPAN } else { b.span };
+        let span = if b.span == 0 { first.max(1) } else { b.span };
         b.eager_until = seq.saturating_add(span);
         b.current = span;
         b.span = span.saturating_mul(2);
@@ -234,7 +242,7 @@ impl Replica {
         }
         if let Some(&first_due) = due.first() {
             self.stats.accept_backups += 1;
-            self.open_accept_span(first_due);
+            self.open_accept_span(first_due, FIRST_SPAN);
         }
         for seq in due {
             self.sign_accept(seq);

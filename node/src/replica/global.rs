@@ -239,7 +239,8 @@ impl Replica {
         if signed_now {
             self.stats.accepts_on_request += 1;
             self.sign_accept(p.seq);
-            self.open_accept_span(p.seq);
+            let window = self.cfg.global_window;
+            self.open_accept_span(p.seq, window);
         }
         let own = self.global.get(&p.seq).and_then(|s| s.own_accept.clone());
         if self.is_rep() {
