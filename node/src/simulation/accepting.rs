@@ -6,25 +6,14 @@ use std::time::Duration;
 
 use bft_core::crypto::CryptoOp;
 use bft_core::{NodeExt, Output};
-use bft_harness::testing::{assert_ok, run, shipped_topology};
-use steward_config::{ServerId, SiteId, Topology};
+use bft_harness::testing::{assert_ok, run};
+use steward_config::{ServerId, SiteId};
 
 use super::damage::unit::{leader_proposal, replica, update};
+use super::designation::{shares, topology};
 use super::*;
 use crate::msg::{Message, SigKind};
 use crate::replica::{accepters, Dest};
-
-fn topology() -> Topology {
-    shipped_topology("local-symmetric-10mbps.toml")
-}
-
-/// Threshold shares a server signed so far (outside the leader site: Accept shares).
-fn shares(w: &World, s: ServerId) -> u64 {
-    w.replica(s)
-        .unwrap()
-        .crypto_counters()
-        .get(CryptoOp::ShareSign)
-}
 
 /// Equal latencies: sites 1 and 2 (the first after leader site 0) accept every slot, sites 3
 /// and 4 one per global window; the run orders as much as with every site accepting, with

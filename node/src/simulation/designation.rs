@@ -11,7 +11,7 @@ use steward_config::{ServerId, Topology};
 use super::*;
 use crate::replica::designated;
 
-fn topology() -> Topology {
+pub(super) fn topology() -> Topology {
     shipped_topology("local-symmetric-10mbps.toml")
 }
 
@@ -26,7 +26,7 @@ fn assert_keeps_95(r: &RunReport, reference: &RunReport, seed: u64, against: &st
 }
 
 /// Threshold shares a server signed so far.
-fn shares(w: &World, s: ServerId) -> u64 {
+pub(super) fn shares(w: &World, s: ServerId) -> u64 {
     w.replica(s)
         .unwrap()
         .crypto_counters()
