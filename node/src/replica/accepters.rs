@@ -73,6 +73,12 @@ pub fn designated_accepters(
     others
 }
 
+/// Whether `slot` holds a Proposal of global view `gv` this server has neither signed an
+/// Accept for nor seen ordered.
+fn held_back(slot: &super::GlobalSlot, gv: u64) -> bool {
+    !slot.ordered && !slot.accept_share_sent && slot.proposal.as_ref().is_some_and(|p| p.gv == gv)
+}
+
 /// A holding site's backup state.
 #[derive(Debug, Default)]
 pub(crate) struct AcceptBackup {
@@ -159,11 +165,7 @@ impl Replica {
             .global
             .range(seq.max(self.global_aru + 1)..)
             .take_while(|(s, _)| **s <= self.accept_backup.eager_until)
-            .filter(|(_, s)| {
-                !s.ordered
-                    && !s.accept_share_sent
-                    && s.proposal.as_ref().is_some_and(|p| p.gv == gv)
-            })
+            .filter(|(_, s)| held_back(s, gv))
             .map(|(s, _)| *s)
             .collect();
         for s in covered {
@@ -227,10 +229,7 @@ impl Replica {
         let mut due = Vec::new();
         let mut next: Option<Duration> = None;
         for (seq, slot) in self.global.range(self.global_aru + 1..) {
-            let held = !slot.ordered
-                && !slot.accept_share_sent
-                && slot.proposal.as_ref().is_some_and(|p| p.gv == gv);
-            let Some(first) = slot.first_seen.filter(|_| held) else {
+            let Some(first) = slot.first_seen.filter(|_| held_back(slot, gv)) else {
                 continue;
             };
             let deadline = first + delay;
