@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bft_core::crypto::{Crypto, CryptoCounters};
 use bft_core::request::{ClientId, Op, Update};
-use bft_core::{NodeId, Proposed};
+use bft_core::{NodeId, Outbox, Proposed};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use steward_config::{ServerId, SiteId};
@@ -263,6 +263,34 @@ impl Client {
         self.send(to, Message::Request(u));
         self.arm_timer(0);
     }
+
+    /// The pending operation's timer: a read-only attempt falls back to an ordered read;
+    /// an update (or ordered read) goes to every replica.
+    fn on_retransmit_timer(&mut self, token: u64) {
+        let Some(p) = &mut self.pending else {
+            return;
+        };
+        if token >> 8 != p.update.ts || (token & 0xff) as u32 != p.attempt {
+            return;
+        }
+        if p.read_phase {
+            self.fall_back();
+            return;
+        }
+        p.attempt += 1;
+        let attempt = p.attempt;
+        let u = p.update.clone();
+        self.send_all(Message::Request(u));
+        self.arm_timer(attempt);
+    }
+}
+
+impl bft_core::Outbox for Client {
+    type Msg = Message;
+
+    fn clock_and_outbox(&mut self) -> (&mut Duration, &mut Vec<ClientAction>) {
+        (&mut self.now, &mut self.out)
+    }
 }
 
 /// The client as a [`bft_core::Node`].
@@ -275,12 +303,10 @@ impl bft_core::Node for Client {
 
     /// Start the first operation.
     fn start(&mut self, now: Duration, out: &mut Vec<ClientAction>) {
-        self.now = now;
-        self.next_op();
-        out.append(&mut self.out);
+        self.step(now, out, Self::next_op);
     }
 
-    /// A message from a replica.
+    /// Only a replica's reply counts.
     fn on_message(
         &mut self,
         now: Duration,
@@ -288,33 +314,13 @@ impl bft_core::Node for Client {
         msg: &Message,
         out: &mut Vec<ClientAction>,
     ) {
-        self.now = now;
         if let (Dest::Replica(j), Message::Reply(r)) = (from, msg) {
-            self.on_reply(j, r);
+            self.step(now, out, |c| c.on_reply(j, r));
         }
-        out.append(&mut self.out);
     }
 
-    /// Timer: re-send the pending operation to every replica (a read first falls back).
     fn on_timer(&mut self, now: Duration, token: u64, out: &mut Vec<ClientAction>) {
-        self.now = now;
-        let Some(p) = &mut self.pending else {
-            return;
-        };
-        if token >> 8 != p.update.ts || (token & 0xff) as u32 != p.attempt {
-            return;
-        }
-        if p.read_phase {
-            self.fall_back();
-            out.append(&mut self.out);
-            return;
-        }
-        p.attempt += 1;
-        let attempt = p.attempt;
-        let u = p.update.clone();
-        self.send_all(Message::Request(u));
-        self.arm_timer(attempt);
-        out.append(&mut self.out);
+        self.step(now, out, |c| c.on_retransmit_timer(token));
     }
 
     fn crypto_counters(&self) -> CryptoCounters {

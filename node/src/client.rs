@@ -15,7 +15,7 @@ use steward_config::{ServerId, SiteId};
 use crate::crypto::Crypto;
 use crate::msg::{ClientId, Envelope, Message, Op, Query, Reply, Update};
 use crate::replica::Dest;
-use bft_core::NodeId;
+use bft_core::{NodeId, Outbox};
 
 /// Static configuration of a client.
 #[derive(Clone, Debug)]
@@ -347,47 +347,31 @@ impl Client {
     }
 }
 
-/// The client as a [`bft_core::Node`].
-impl bft_core::Node for Client {
+impl bft_core::Outbox for Client {
     type Msg = Message;
 
-    fn id(&self) -> NodeId {
-        NodeId::Client(self.cfg.id)
+    fn clock_and_outbox(&mut self) -> (&mut Duration, &mut Vec<ClientAction>) {
+        (&mut self.now, &mut self.out)
     }
+}
 
-    /// Start the first operation.
-    fn start(&mut self, now: Duration, out: &mut Vec<ClientAction>) {
-        self.now = now;
-        self.next_op();
-        out.append(&mut self.out);
-    }
-
-    /// A message from a server.
-    fn on_message(
-        &mut self,
-        now: Duration,
-        from: Dest,
-        msg: &Message,
-        out: &mut Vec<ClientAction>,
-    ) {
-        self.now = now;
-        let Dest::Server(from) = from else {
-            return;
-        };
-        match msg {
-            Message::Reply(r) => self.on_reply(from, r),
-            Message::QueryReply(q) => self.on_query_reply(from, q),
+impl Client {
+    /// A message from a server: its replies count, nothing else does.
+    fn on_server_message(&mut self, from: Dest, msg: &Message) {
+        match (from, msg) {
+            (Dest::Server(s), Message::Reply(r)) => self.on_reply(s, r),
+            (Dest::Server(s), Message::QueryReply(q)) => self.on_query_reply(s, q),
             _ => {}
         }
-        out.append(&mut self.out);
     }
 
-    /// Timer: on timeout re-send the pending operation to every server of the site.
-    fn on_timer(&mut self, now: Duration, token: u64, out: &mut Vec<ClientAction>) {
-        self.now = now;
+    /// The pending operation's timer: on timeout the operation goes to every server of the
+    /// site, and the servers that owed a reply count as unresponsive for a while.
+    fn on_retransmit_timer(&mut self, token: u64) {
         if token != self.ts {
             return;
         }
+        let now = self.now;
         let msg = match &mut self.pending {
             Some(Pending::Update {
                 update,
@@ -411,7 +395,34 @@ impl bft_core::Node for Client {
             self.send(s, msg.clone());
         }
         self.arm_timer();
-        out.append(&mut self.out);
+    }
+}
+
+/// The client as a [`bft_core::Node`].
+impl bft_core::Node for Client {
+    type Msg = Message;
+
+    fn id(&self) -> NodeId {
+        NodeId::Client(self.cfg.id)
+    }
+
+    /// Start the first operation.
+    fn start(&mut self, now: Duration, out: &mut Vec<ClientAction>) {
+        self.step(now, out, Self::next_op);
+    }
+
+    fn on_message(
+        &mut self,
+        now: Duration,
+        from: Dest,
+        msg: &Message,
+        out: &mut Vec<ClientAction>,
+    ) {
+        self.step(now, out, |c| c.on_server_message(from, msg));
+    }
+
+    fn on_timer(&mut self, now: Duration, token: u64, out: &mut Vec<ClientAction>) {
+        self.step(now, out, |c| c.on_retransmit_timer(token));
     }
 
     fn crypto_counters(&self) -> crate::crypto::CryptoCounters {

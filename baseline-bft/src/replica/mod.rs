@@ -28,6 +28,7 @@ use bft_core::crypto::{Crypto, CryptoCounters};
 use bft_core::durable::VoteLedger;
 use bft_core::kv::KvStore;
 use bft_core::request::{ClientId, Digest, Update};
+use bft_core::Outbox;
 use steward_config::{ServerId, SiteId};
 
 use crate::msg::{
@@ -535,43 +536,28 @@ impl Replica {
         self.retransmit();
         self.maybe_fetch_state();
     }
-}
-
-/// The replica as a [`bft_core::Node`], driven alike by the simulator and the runtime.
-impl bft_core::Node for Replica {
-    type Msg = Message;
-
-    fn id(&self) -> Dest {
-        Dest::Replica(self.cfg.id)
-    }
-
-    fn recover(&mut self, store: &bft_core::durable::Store) {
-        self.restore(store);
-    }
 
     /// Start: arm the maintenance tick. A replica that recovered from its store asks its
     /// peers at once for what it missed, and waits for the New-View of its view again if it
     /// had not entered it.
-    fn start(&mut self, now: Duration, out: &mut Vec<Action>) {
-        self.now = now;
+    fn on_start(&mut self) {
         self.arm_tick();
         if self.recovered {
-            self.progress_at = now;
+            self.progress_at = self.now;
             if !self.active {
                 let wait = self.view_timeout;
                 self.arm_view_timer(wait);
             }
             self.send_status();
         }
-        out.append(&mut self.out);
     }
 
-    /// Handle a message from `from` (authenticated by the transport).
-    fn on_message(&mut self, now: Duration, from: Dest, msg: &Message, out: &mut Vec<Action>) {
+    /// A message from `from` (authenticated by the transport); one that is not valid here
+    /// counts as `dropped_invalid`.
+    fn on_node_message(&mut self, from: Dest, msg: &Message) {
         if matches!(from, Dest::Server(_)) {
             return; // Steward's servers are no PBFT node
         }
-        self.now = now;
         let ok = match (from, msg) {
             (_, Message::Request(u)) => self.on_request(from, u),
             (Dest::Client(c), Message::Read(u)) => self.on_read(c, u),
@@ -581,12 +567,10 @@ impl bft_core::Node for Replica {
         if !ok {
             self.stats.dropped_invalid += 1;
         }
-        out.append(&mut self.out);
     }
 
-    /// Handle a timer.
-    fn on_timer(&mut self, now: Duration, token: u64, out: &mut Vec<Action>) {
-        self.now = now;
+    /// A timer armed by this replica fired.
+    fn on_timer_token(&mut self, token: u64) {
         let (kind, incarnation, gen) = (
             (token >> 48) & 0xff,
             (token >> 32) as u8,
@@ -606,7 +590,39 @@ impl bft_core::Node for Replica {
                 _ => {}
             }
         }
-        out.append(&mut self.out);
+    }
+}
+
+impl bft_core::Outbox for Replica {
+    type Msg = Message;
+
+    fn clock_and_outbox(&mut self) -> (&mut Duration, &mut Vec<Action>) {
+        (&mut self.now, &mut self.out)
+    }
+}
+
+/// The replica as a [`bft_core::Node`], driven alike by the simulator and the runtime.
+impl bft_core::Node for Replica {
+    type Msg = Message;
+
+    fn id(&self) -> Dest {
+        Dest::Replica(self.cfg.id)
+    }
+
+    fn recover(&mut self, store: &bft_core::durable::Store) {
+        self.restore(store);
+    }
+
+    fn start(&mut self, now: Duration, out: &mut Vec<Action>) {
+        self.step(now, out, Self::on_start);
+    }
+
+    fn on_message(&mut self, now: Duration, from: Dest, msg: &Message, out: &mut Vec<Action>) {
+        self.step(now, out, |r| r.on_node_message(from, msg));
+    }
+
+    fn on_timer(&mut self, now: Duration, token: u64, out: &mut Vec<Action>) {
+        self.step(now, out, |r| r.on_timer_token(token));
     }
 
     fn crypto_counters(&self) -> CryptoCounters {

@@ -16,7 +16,7 @@ pub mod request;
 pub mod wire;
 
 pub use node::{
-    deliver_bytes, deliver_self_sends, Executed, Node, NodeExt, NodeId, Output, Proposed,
+    deliver_bytes, deliver_self_sends, Executed, Node, NodeExt, NodeId, Outbox, Output, Proposed,
 };
 pub use request::{batch_digest, ClientId, Digest, Op, Update};
 pub use wire::{Envelope, Wire};

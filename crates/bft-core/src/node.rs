@@ -202,6 +202,32 @@ pub trait NodeExt: Node {
 
 impl<N: Node + ?Sized> NodeExt for N {}
 
+/// A core that keeps the driver's clock and collects its outputs in its own buffer while it
+/// handles an input. [`Outbox::step`] is the one place that sets the clock and hands the
+/// outputs to the driver, so every core's [`Node`] methods are only what the core does.
+pub trait Outbox {
+    /// The protocol's messages.
+    type Msg;
+    /// The core's clock and its output buffer.
+    fn clock_and_outbox(&mut self) -> (&mut Duration, &mut Vec<Output<Self::Msg>>);
+    /// Sets the clock to `now`, lets `handle` handle one input, then moves every output it
+    /// produced into `out`.
+    fn step<R>(
+        &mut self,
+        now: Duration,
+        out: &mut Vec<Output<Self::Msg>>,
+        handle: impl FnOnce(&mut Self) -> R,
+    ) -> R
+    where
+        Self: Sized,
+    {
+        *self.clock_and_outbox().0 = now;
+        let result = handle(self);
+        out.append(self.clock_and_outbox().1);
+        result
+    }
+}
+
 /// Most self-sends [`deliver_self_sends`] delivers for one input: a protocol answers its own
 /// messages a bounded number of times (a broadcast to its own site, then its own vote), so a
 /// node that keeps talking to itself is a bug, not a reason to spin forever.

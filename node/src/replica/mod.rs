@@ -29,6 +29,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bft_core::Outbox;
 use steward_config::{ServerId, SiteId, Topology};
 
 use crate::crypto::Crypto;
@@ -933,36 +934,13 @@ impl Replica {
         }
         self.collected_aru = aru;
     }
-}
 
-/// The replica as a [`bft_core::Node`], driven alike by the simulator and the runtime.
-impl bft_core::Node for Replica {
-    type Msg = Message;
-
-    fn id(&self) -> Dest {
-        Dest::Server(self.cfg.id)
-    }
-
-    fn recover(&mut self, store: &bft_core::durable::Store) {
-        self.restore(store);
-    }
-
-    /// Start: arm the retransmission tick.
-    fn start(&mut self, now: Duration, out: &mut Vec<Action>) {
-        self.now = now;
-        self.out.push(Action::Timer {
-            after: self.cfg.retransmit,
-            token: TICK,
-        });
-        out.append(&mut self.out);
-    }
-
-    /// Handle a message from `from` (authenticated by the transport).
-    fn on_message(&mut self, now: Duration, from: Dest, msg: &Message, out: &mut Vec<Action>) {
+    /// A message from `from` (authenticated by the transport); one that is not valid here
+    /// counts as `dropped_invalid`.
+    fn on_node_message(&mut self, from: Dest, msg: &Message) {
         if matches!(from, Dest::Replica(_)) {
             return; // the other protocol's replicas are no Steward node
         }
-        self.now = now;
         if let Dest::Server(s) = from {
             self.help_peer_into_view(s, msg);
         }
@@ -1000,12 +978,10 @@ impl bft_core::Node for Replica {
         if !ok {
             self.stats.dropped_invalid += 1;
         }
-        out.append(&mut self.out);
     }
 
-    /// Handle a timer.
-    fn on_timer(&mut self, now: Duration, token: u64, out: &mut Vec<Action>) {
-        self.now = now;
+    /// A timer armed by this replica fired.
+    fn on_timer_token(&mut self, token: u64) {
         if progress::is_global_token(token) {
             self.progress_expiries += 1;
             self.on_global_timer(token - progress::GLOBAL_TIMER_BASE);
@@ -1040,7 +1016,45 @@ impl bft_core::Node for Replica {
                 token: TICK,
             });
         }
-        out.append(&mut self.out);
+    }
+}
+
+impl bft_core::Outbox for Replica {
+    type Msg = Message;
+
+    fn clock_and_outbox(&mut self) -> (&mut Duration, &mut Vec<Action>) {
+        (&mut self.now, &mut self.out)
+    }
+}
+
+/// The replica as a [`bft_core::Node`], driven alike by the simulator and the runtime.
+impl bft_core::Node for Replica {
+    type Msg = Message;
+
+    fn id(&self) -> Dest {
+        Dest::Server(self.cfg.id)
+    }
+
+    fn recover(&mut self, store: &bft_core::durable::Store) {
+        self.restore(store);
+    }
+
+    /// Start: arm the retransmission tick.
+    fn start(&mut self, now: Duration, out: &mut Vec<Action>) {
+        self.step(now, out, |r| {
+            r.out.push(Action::Timer {
+                after: r.cfg.retransmit,
+                token: TICK,
+            })
+        });
+    }
+
+    fn on_message(&mut self, now: Duration, from: Dest, msg: &Message, out: &mut Vec<Action>) {
+        self.step(now, out, |r| r.on_node_message(from, msg));
+    }
+
+    fn on_timer(&mut self, now: Duration, token: u64, out: &mut Vec<Action>) {
+        self.step(now, out, |r| r.on_timer_token(token));
     }
 
     fn crypto_counters(&self) -> crate::crypto::CryptoCounters {
