@@ -28,6 +28,7 @@ use bft_core::crypto::{Crypto, CryptoCounters};
 use bft_core::durable::VoteLedger;
 use bft_core::kv::KvStore;
 use bft_core::request::{ClientId, Digest, Update};
+use bft_core::sig_memo::SignatureMemo;
 use bft_core::Outbox;
 use steward_config::{ServerId, SiteId};
 
@@ -226,6 +227,8 @@ pub struct Replica {
     pub(crate) assigned: BTreeMap<ClientId, u64>,
     /// Requests a backup knows of and waits to see executed.
     pub(crate) pending: BTreeMap<ClientId, Arc<Update>>,
+    /// The client signature last found valid per client (see [`SignatureMemo`]).
+    pub(crate) client_sigs: SignatureMemo,
     /// The request the view-change timer runs for, and the timer's generation.
     pub(crate) timed: Option<(ClientId, u64)>,
     pub(crate) timer_gen: u64,
@@ -283,6 +286,7 @@ impl Replica {
             pool: VecDeque::new(),
             assigned: BTreeMap::new(),
             pending: BTreeMap::new(),
+            client_sigs: SignatureMemo::new(),
             timed: None,
             timer_gen: 0,
             view_timeout,
@@ -633,6 +637,7 @@ impl bft_core::Node for Replica {
         let r = &self.stats;
         vec![
             ("dropped_invalid", r.dropped_invalid),
+            ("client_sigs_reused", self.client_sigs.reused()),
             ("view_changes", r.view_changes),
             ("new_views", r.new_views),
             ("stable_checkpoints", r.stable_checkpoints),

@@ -41,10 +41,7 @@ impl Replica {
                 .is_some_and(|p| p.ts > u.ts || **p == **u)
         };
         if !known {
-            if !self
-                .crypto
-                .verify_client(u.client, &u.signing_bytes(), &u.sig)
-            {
+            if !self.client_sigs.verify(&mut self.crypto, u) {
                 return false;
             }
             if leading {
@@ -210,10 +207,7 @@ impl Replica {
             return false;
         }
         for u in &pp.batch {
-            if !self
-                .crypto
-                .verify_client(u.client, &u.signing_bytes(), &u.sig)
-            {
+            if !self.client_sigs.verify(&mut self.crypto, u) {
                 return false;
             }
         }

@@ -13,6 +13,7 @@ pub mod durable;
 pub mod kv;
 pub mod node;
 pub mod request;
+pub mod sig_memo;
 pub mod wire;
 
 pub use node::{

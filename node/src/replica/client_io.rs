@@ -26,10 +26,7 @@ impl Replica {
                 return true;
             }
         }
-        if !self
-            .crypto
-            .verify_client(u.client, &u.signing_bytes(), &u.sig)
-        {
+        if !self.client_sigs.verify(&mut self.crypto, u) {
             return false;
         }
         let executed = self.executed_ts.get(&u.client).copied().unwrap_or(0);

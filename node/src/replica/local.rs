@@ -250,10 +250,7 @@ impl Replica {
             if !rebinding && self.bound.get(&u.digest()).is_some_and(|&s| s != pp.seq) {
                 return false;
             }
-            if !self
-                .crypto
-                .verify_client(u.client, &u.signing_bytes(), &u.sig)
-            {
+            if !self.client_sigs.verify(&mut self.crypto, u) {
                 return false;
             }
         }

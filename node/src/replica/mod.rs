@@ -29,6 +29,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bft_core::sig_memo::SignatureMemo;
 use bft_core::Outbox;
 use steward_config::{ServerId, SiteId, Topology};
 
@@ -492,6 +493,8 @@ pub struct Replica {
     /// out for not sequencing it: campaign seed 372 (a crashed leader-site server, a
     /// partition) replaced 20 correct representatives in a row and starved a client.
     pub(crate) relayed: BTreeMap<ClientId, Arc<Update>>,
+    /// The client signature last found valid per client (see [`SignatureMemo`]).
+    pub(crate) client_sigs: SignatureMemo,
     /// When each client's starving update was last pushed to the leader site.
     pub(crate) starving_pushed: BTreeMap<ClientId, Duration>,
     /// Generation of the local timer in flight (0 = none).
@@ -625,6 +628,7 @@ impl Replica {
             starving_pushed: BTreeMap::new(),
             forwarded: BTreeMap::new(),
             relayed: BTreeMap::new(),
+            client_sigs: SignatureMemo::new(),
             local_timer: 0,
             local_timer_due: Duration::ZERO,
             global_timer_due: Duration::ZERO,
@@ -1069,6 +1073,7 @@ impl bft_core::Node for Replica {
         let r = &self.stats;
         vec![
             ("dropped_invalid", r.dropped_invalid),
+            ("client_sigs_reused", self.client_sigs.reused()),
             ("blacklisted", r.blacklisted),
             ("local_view_changes", r.local_view_changes),
             ("global_view_changes", r.global_view_changes),
