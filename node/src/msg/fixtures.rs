@@ -408,4 +408,14 @@ pub(super) const WIRE: &[(&str, usize, &str)] = &[
         43,
         "92010143ac7c593cd4e4e7c82f96b290499764dcb3c3c2071c059909766c74af",
     ),
+    (
+        "35-accept-relay/encode",
+        386,
+        "fbaedc7d2e9ceb44b19420b0137ab39bba3401079498a6809e7da30c34502c4b",
+    ),
+    (
+        "35-accept-relay/signing",
+        386,
+        "fbaedc7d2e9ceb44b19420b0137ab39bba3401079498a6809e7da30c34502c4b",
+    ),
 ];

@@ -37,7 +37,7 @@ pub use global_view::{
 pub use local_view::{
     LocalCollected, LocalPreinstall, LocalServerState, NewRep, PrepareCert, RequestLocalState,
 };
-pub use normal::{Accept, OrderProof, PrePrepare, Prepare, Proposal};
+pub use normal::{Accept, AcceptRelay, OrderProof, PrePrepare, Prepare, Proposal};
 pub use recon::{ReconRequest, Snapshot};
 pub use threshold::{CorruptedServer, PartialSig, ProofRequest, ShareRequest, SigKind};
 
@@ -168,6 +168,8 @@ messages! {
     27 => ProofRequest(ProofRequest), "proof-request";
     /// Designated signers: an excused signer's share, asked for by its representative.
     28 => ShareRequest(ShareRequest), "share-request";
+    /// A representative → its site: other sites' Accepts of a slot, together.
+    29 => AcceptRelay(AcceptRelay), "accept-relay";
 }
 
 impl Message {
@@ -437,9 +439,9 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn tags_are_one_to_28_and_kinds_distinct() {
+    fn tags_are_one_to_29_and_kinds_distinct() {
         let tags: Vec<u8> = Message::TAGS.iter().map(|&(t, _)| t).collect();
-        assert_eq!(tags, (1..=28).collect::<Vec<u8>>());
+        assert_eq!(tags, (1..=29).collect::<Vec<u8>>());
         let kinds: std::collections::BTreeSet<&str> =
             Message::TAGS.iter().map(|&(_, k)| k).collect();
         assert_eq!(kinds.len(), Message::TAGS.len());

@@ -87,6 +87,15 @@ pub struct OrderProof {
     pub accepts: Vec<Arc<Accept>>,
 }
 
+/// Other sites' Accepts of one slot, relayed into its site by a representative together, once
+/// they complete the slot's order proof there (one message where there were one per Accept).
+/// Each Accept is checked on its own, as if it came alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AcceptRelay {
+    /// Threshold-signed Accepts.
+    pub accepts: Vec<Arc<Accept>>,
+}
+
 impl PrePrepare {
     fn put_unsigned(&self, w: &mut Writer) {
         w.u32(self.server).u64(self.gv).u64(self.lv).u64(self.seq);
@@ -259,6 +268,17 @@ impl Body for Accept {
     }
     fn get_body(r: &mut Reader) -> Result<Self, DecodeError> {
         get_accept(r)
+    }
+}
+
+impl Body for AcceptRelay {
+    fn put_body(&self, w: &mut Writer, _with_sig: bool) {
+        w.list(&self.accepts, |w, a| put_accept(w, a));
+    }
+    fn get_body(r: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(AcceptRelay {
+            accepts: r.list("accepts", 60, |r| get_accept(r).map(Arc::new))?,
+        })
     }
 }
 

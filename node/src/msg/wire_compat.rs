@@ -151,6 +151,9 @@ fn wire_samples() -> Vec<Message> {
         seq: 5,
         content: [9; 32],
     })));
+    all.push(Message::AcceptRelay(Arc::new(AcceptRelay {
+        accepts: vec![accept(1, 12), accept(3, 12)],
+    })));
     all
 }
 
@@ -236,7 +239,7 @@ fn encodings_match_the_recorded_fixture() {
 #[test]
 fn the_fixture_covers_every_message_kind() {
     let kinds: BTreeSet<&str> = wire_samples().iter().map(|m| m.kind()).collect();
-    assert_eq!(kinds.len(), 28, "{kinds:?}");
+    assert_eq!(kinds.len(), 29, "{kinds:?}");
 }
 
 #[test]

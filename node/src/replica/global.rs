@@ -300,9 +300,10 @@ impl Replica {
         // The site needs only the Accepts that complete the order proof: once the slot is
         // ordered here, the peers already got (or get, by reconciliation) a complete proof.
         let was_ordered = self.global.get(&a.seq).is_some_and(|s| s.ordered);
-        // The representative relays other sites' Accepts into its site; so does any server
-        // that got one directly (it forwarded the Proposal: see forwarding.rs), in case the
-        // representative relays late. The relay goes out before the Accept is applied: applying
+        // The representative relays other sites' Accepts into its site (together, once the
+        // slot is ordered here: accept_relay.rs); so does any server that got one directly (it
+        // forwarded the Proposal: see forwarding.rs), at once, in case the representative
+        // relays late. The relay goes out before the Accept's effects: applying
         // it may execute slots and open the global window, and the representative's next
         // Pre-Prepare must not reach a site peer before the Accept that made room for it. A
         // peer that has not executed as far refuses a Pre-Prepare beyond its window; when one
@@ -311,10 +312,7 @@ impl Replica {
         // representative (real processes, Planetlab, 20 clients: 43 local view changes in
         // 15 s, 39 instead of 83 updates/s).
         if from.site != self.site() && !was_ordered {
-            if !self.is_rep() {
-                self.stats.accepts_relayed += 1;
-            }
-            self.send_site(Message::Accept(a.clone()));
+            self.relay_foreign_accept(a);
         }
         self.apply_accept(a);
         true
@@ -355,6 +353,8 @@ impl Replica {
         if matching >= needed {
             slot.ordered = true;
             self.note_turnaround(seq);
+            // The held Accepts go out before anything executing the slot sends (on_accept).
+            self.release_held_accepts(seq);
             self.execute_ready();
         }
     }

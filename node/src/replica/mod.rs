@@ -6,6 +6,7 @@
 //! [`Action`]s: messages to send, timers to set, and execution records for the safety checker.
 //! The same core runs under the simulator and the real runtime.
 
+mod accept_relay;
 pub mod accepters;
 mod client_io;
 pub(crate) mod designated;
@@ -134,6 +135,10 @@ pub struct ReplicaConfig {
     /// Whether only the ⌊S/2⌋ non-leader sites nearest the leader site accept at once
     /// (accepters.rs; on by default, off only for ablation runs: then every site accepts).
     pub designated_accepters: bool,
+    /// Whether a representative relays other sites' Accepts of a slot into its site together
+    /// when the slot is ordered (accept_relay.rs; on by default, off only for ablation runs:
+    /// then each as it arrives).
+    pub bundle_accept_relays: bool,
 }
 
 /// T1 for a topology: four times the largest WAN round trip, at least 0.5 s (T1 must cover a
@@ -167,6 +172,7 @@ impl ReplicaConfig {
             combine_deadline: true,
             designated_signers: true,
             designated_accepters: true,
+            bundle_accept_relays: true,
             wan_latency: Vec::new(),
             forwarding: true,
         }
@@ -269,6 +275,11 @@ pub struct ReplicaStats {
     pub accepts_on_request: u64,
     /// Eager spans renewed because a designated accepting site still signed nothing.
     pub accept_span_renewals: u64,
+    /// AcceptRelay messages this representative sent (two or more Accepts of a slot in one).
+    pub accept_relays_bundled: u64,
+    /// Held Accepts this representative relayed at a tick (the slot was not ordered here a
+    /// retransmission period later, or it stopped being representative).
+    pub accept_relays_flushed: u64,
     /// Combines whose last share came late against the pace of the first f and that brought in
     /// the excused servers (designated.rs).
     pub slow_share_combines: u64,
@@ -568,6 +579,8 @@ pub struct Replica {
     /// Which ordering shares this server withholds (designated.rs).
     pub(crate) designation: designated::Designation,
     pub(crate) accept_backup: accepters::AcceptBackup,
+    /// Foreign Accepts this representative holds until their slot is ordered here.
+    pub(crate) held_accepts: BTreeMap<u64, accept_relay::HeldAccepts>,
     /// Pre-Prepares of the representative a little beyond the window, by slot (local.rs,
     /// `hold_ahead`).
     pub(crate) held_pre_prepares: BTreeMap<u64, Arc<PrePrepare>>,
@@ -577,7 +590,7 @@ pub struct Replica {
 pub(crate) const HOLD_AHEAD: u64 = 8;
 
 /// Timer token of the periodic retransmission tick.
-const TICK: u64 = 1;
+pub(crate) const TICK: u64 = 1;
 
 /// How many executed sequence numbers to keep state for (retransmissions of late slots).
 const KEEP_EXECUTED: u64 = 256;
@@ -665,6 +678,7 @@ impl Replica {
             fwd_watch: Default::default(),
             designation: Default::default(),
             accept_backup: Default::default(),
+            held_accepts: BTreeMap::new(),
             held_pre_prepares: BTreeMap::new(),
         }
     }
@@ -959,8 +973,9 @@ impl Replica {
             (Dest::Server(s), Message::Corrupted(c)) => self.on_corrupted(s, c),
             (Dest::Server(s), Message::Proposal(p)) => self.on_proposal(s, p),
             (Dest::Server(s), Message::Accept(a)) => self.on_accept(s, a),
+            (Dest::Server(s), Message::AcceptRelay(r)) => self.on_accept_relay(s, r),
             (Dest::Server(s), Message::ReconRequest(r)) => self.on_recon_request(s, r),
-            (Dest::Server(_), Message::Ordered(o)) => self.on_ordered(o),
+            (Dest::Server(s), Message::Ordered(o)) => self.on_ordered(s, o),
             (Dest::Server(s), Message::NewRep(n)) => self.on_new_rep(s, n),
             (Dest::Server(s), Message::LocalPreinstall(p)) => self.on_local_preinstall(s, p),
             (Dest::Server(s), Message::RequestLocalState(r)) => self.on_request_local_state(s, r),
@@ -1009,6 +1024,7 @@ impl Replica {
                 self.watch_sequencing();
             }
             self.retransmit();
+            self.flush_held_accepts();
             self.push_idle_tail();
             self.answer_deferred_queries();
             self.maybe_request_recon();
@@ -1106,6 +1122,8 @@ impl bft_core::Node for Replica {
             ("accept_spans", r.accept_spans),
             ("accepts_on_request", r.accepts_on_request),
             ("accept_span_renewals", r.accept_span_renewals),
+            ("accept_relays_bundled", r.accept_relays_bundled),
+            ("accept_relays_flushed", r.accept_relays_flushed),
             ("local_stall_votes", r.local_stall_votes),
             ("local_starvation_votes", r.local_starvation_votes),
             ("global_timer_votes", r.global_timer_votes),

@@ -523,7 +523,7 @@ impl Replica {
     }
 
     /// A globally ordered update from a peer: verify every threshold signature, then apply.
-    pub(crate) fn on_ordered(&mut self, o: &OrderProof) -> bool {
+    pub(crate) fn on_ordered(&mut self, from: ServerId, o: &OrderProof) -> bool {
         let p = &o.proposal;
         if p.seq <= self.global_aru {
             return true;
@@ -540,6 +540,10 @@ impl Replica {
         }
         if !self.valid_order_proof(o) {
             return false;
+        }
+        // Before applying, as for any relayed Accept (see on_accept).
+        if from.site != self.site() {
+            self.pass_on_proof_accepts(&o.accepts);
         }
         self.apply_order_proof(o);
         true

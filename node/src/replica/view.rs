@@ -107,6 +107,7 @@ impl Replica {
         self.stats.local_view_changes += 1;
         self.collecting = None;
         self.pending_ts.clear();
+        self.flush_held_accepts();
         let proof = Arc::new(LocalPreinstall {
             site: self.site().0,
             lv,

@@ -2,6 +2,7 @@
 //! is reachable, and the holding sites step in, once per doubling span, when a designated
 //! one is cut off.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bft_core::crypto::CryptoOp;
@@ -9,11 +10,11 @@ use bft_core::{NodeExt, Output};
 use bft_harness::testing::{assert_ok, run};
 use steward_config::{ServerId, SiteId};
 
-use super::damage::unit::{leader_proposal, replica, update};
+use super::damage::unit::{five_site_replica, leader_proposal, replica, site_accept, update};
 use super::designation::{shares, topology};
 use super::*;
-use crate::msg::{Message, SigKind};
-use crate::replica::{accepters, Dest};
+use crate::msg::{AcceptRelay, Message, OrderProof, SigKind};
+use crate::replica::{accepters, Dest, ReplicaConfig, TICK};
 
 /// Equal latencies: sites 1 and 2 (the first after leader site 0) accept every slot, sites 3
 /// and 4 one per global window; the run orders as much as with every site accepting, with
@@ -180,4 +181,189 @@ fn a_holding_site_signs_when_asked_again_or_at_the_backup() {
     // One Accept per global window is signed at once, span or not.
     let mut r = holding();
     assert_eq!(accept_shares(&r.handle(t, leader_rep, &proposal(16))), 1);
+}
+
+/// Equal latencies, five sites: the leader site and the two holding sites need both designated
+/// sites' Accepts, and their representatives relay the pair in one message when the slot is
+/// ordered there instead of each as it arrives: the same updates with fewer messages inside
+/// the sites, and nothing left for the tick to flush.
+#[test]
+fn representatives_relay_a_slots_foreign_accepts_together() {
+    let seed = 73;
+    let topo = topology();
+    let mut reference = WorldConfig::new(topo.clone(), 10, seed);
+    reference.bundle_accept_relays = false;
+    let (w_each, each) = run(reference, 10);
+    let (w, r) = run(WorldConfig::new(topo.clone(), 10, seed), 10);
+    assert_ok(&r, seed, "fault-free");
+    assert!(
+        r.updates * 100 >= each.updates * 98,
+        "seed {seed}: {} updates against {} relaying each Accept",
+        r.updates,
+        each.updates
+    );
+    let lan_per_update =
+        |w: &World, updates: u64| w.sim.stats().measured.lan_messages as f64 / updates as f64;
+    let (bundled, single) = (
+        lan_per_update(&w, r.updates),
+        lan_per_update(&w_each, each.updates),
+    );
+    // Three sites (0, 3, 4) save three messages each per slot.
+    assert!(
+        bundled + 6.0 <= single,
+        "seed {seed}: {bundled:.1} messages inside sites per update against {single:.1}"
+    );
+    for s in [0u16, 3, 4] {
+        let st = w.replica(ServerId::new(SiteId(s), 0)).unwrap().stats();
+        assert!(
+            st.accept_relays_bundled * 10 >= r.updates * 9,
+            "seed {seed}: site {s} bundled {} relays for {} updates",
+            st.accept_relays_bundled,
+            r.updates
+        );
+        assert_eq!(st.accept_relays_flushed, 0, "seed {seed}: site {s}");
+    }
+}
+
+/// Five sites: a holding site's representative holds the first designated site's Accept of a
+/// slot and relays both in one message when the second orders it, before executing it; one
+/// held for a retransmission period goes out alone at the tick.
+#[test]
+fn a_representative_relays_the_accepts_that_order_a_slot_together() {
+    let t = Duration::from_secs(1);
+    let p = leader_proposal(1, vec![update(1)]);
+    let leader_rep = Dest::Server(ServerId::new(SiteId(0), 0));
+    let from = |site: u16| Dest::Server(ServerId::new(SiteId(site), 0));
+    let accept = |site: u16| Message::Accept(site_accept(site, &p));
+    let to_site_3 = |out: &[Output<Message>]| -> Vec<(usize, usize)> {
+        out.iter()
+            .enumerate()
+            .filter_map(|(i, o)| match o {
+                Output::Send {
+                    to: Dest::Server(to),
+                    env,
+                } if to.site == SiteId(3) => match &env.msg {
+                    Message::Accept(_) => Some((i, 1)),
+                    Message::AcceptRelay(r) => Some((i, r.accepts.len())),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    };
+    let rep = || {
+        let mut r = five_site_replica(ServerId::new(SiteId(3), 0));
+        r.handle(t, leader_rep, &Message::Proposal(p.clone()));
+        r
+    };
+
+    let mut r = rep();
+    assert!(
+        to_site_3(&r.handle(t, from(1), &accept(1))).is_empty(),
+        "held"
+    );
+    let out = r.handle(t, from(2), &accept(2));
+    let sends = to_site_3(&out);
+    assert_eq!(sends.len(), 4, "to every server of the site: {sends:?}");
+    assert!(
+        sends.iter().all(|&(_, n)| n == 2),
+        "both Accepts in one message"
+    );
+    let done = out
+        .iter()
+        .position(|o| matches!(o, Output::Executed(_)))
+        .expect("the slot executes");
+    assert!(
+        sends.iter().all(|&(i, _)| i < done),
+        "relayed before executing"
+    );
+    assert_eq!(r.stats().accept_relays_bundled, 1);
+
+    let mut r = rep();
+    r.handle(t, from(1), &accept(1));
+    let period = ReplicaConfig::new(ServerId::new(SiteId(3), 0), vec![4; 5], vec![1; 5]).retransmit;
+    assert!(
+        to_site_3(&r.fire(t + period / 2, TICK)).is_empty(),
+        "not due"
+    );
+    let due = to_site_3(&r.fire(t + period, TICK));
+    assert_eq!(due.len(), 4, "due at the tick");
+    assert!(due.iter().all(|&(_, n)| n == 1));
+    assert_eq!(r.stats().accept_relays_flushed, 1);
+}
+
+/// Three sites (one Accept orders a slot): a representative without the slot's Proposal
+/// relays a foreign Accept at once (a peer with the Proposal may order the slot first), and so
+/// does a non-representative; an AcceptRelay counts only from a server of the own site; an
+/// order proof from another site is passed on to the representative before the slot executes.
+#[test]
+fn accepts_a_peer_may_need_first_are_relayed_at_once() {
+    let t = Duration::from_secs(1);
+    let p = leader_proposal(1, vec![update(1)]);
+    let accept = site_accept(1, &p);
+    let from_site_1 = Dest::Server(ServerId::new(SiteId(1), 0));
+    let leader_rep = Dest::Server(ServerId::new(SiteId(0), 0));
+    let own_rep = Dest::Server(ServerId::new(SiteId(2), 0));
+    let relayed = |out: &[Output<Message>]| -> Vec<usize> {
+        out.iter()
+            .enumerate()
+            .filter(|(_, o)| {
+                matches!(o, Output::Send { to: Dest::Server(to), env }
+                    if to.site == SiteId(2)
+                        && matches!(&env.msg, Message::Accept(a) if a.site == 1))
+            })
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let executed =
+        |out: &[Output<Message>]| out.iter().position(|o| matches!(o, Output::Executed(_)));
+
+    let mut rep = replica(ServerId::new(SiteId(2), 0));
+    let out = rep.handle(t, from_site_1, &Message::Accept(accept.clone()));
+    assert_eq!(relayed(&out).len(), 4, "no Proposal here: at once");
+
+    let mut peer = replica(ServerId::new(SiteId(2), 1));
+    let out = peer.handle(t, from_site_1, &Message::Accept(accept.clone()));
+    assert_eq!(
+        relayed(&out).len(),
+        4,
+        "a non-representative relays at once"
+    );
+
+    let relay = Message::AcceptRelay(Arc::new(AcceptRelay {
+        accepts: vec![accept.clone()],
+    }));
+    let mut peer = replica(ServerId::new(SiteId(2), 2));
+    peer.handle(t, leader_rep, &Message::Proposal(p.clone()));
+    let out = peer.handle(t, from_site_1, &relay);
+    assert!(executed(&out).is_none());
+    assert_eq!(peer.stats().dropped_invalid, 1, "only from the own site");
+    let out = peer.handle(t, own_rep, &relay);
+    assert!(
+        executed(&out).is_some(),
+        "the relayed Accept orders the slot"
+    );
+
+    let mut peer = replica(ServerId::new(SiteId(2), 3));
+    peer.handle(t, leader_rep, &Message::Proposal(p.clone()));
+    let proof = Message::Ordered(Arc::new(OrderProof {
+        proposal: p.clone(),
+        accepts: vec![accept.clone()],
+    }));
+    let out = peer.handle(t, from_site_1, &proof);
+    let to_rep: Vec<usize> = out
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| {
+            matches!(o, Output::Send { to, env }
+                if *to == own_rep && matches!(&env.msg, Message::Accept(a) if a.site == 1))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(
+        to_rep.len(),
+        1,
+        "the proof's Accept is passed on to the representative"
+    );
+    assert!(to_rep[0] < executed(&out).expect("ordered"));
 }

@@ -342,7 +342,13 @@ pub(super) mod unit {
     use crate::replica::{Dest, Replica, ReplicaConfig};
 
     fn world() -> Arc<FastWorld> {
-        FastWorld::new(7, 64, 307, 128, vec![3; 3])
+        world_of(3)
+    }
+
+    /// The test world with `sites` sites of four (site signatures do not depend on how many
+    /// sites there are: [`site_signed`] serves any of them).
+    fn world_of(sites: usize) -> Arc<FastWorld> {
+        FastWorld::new(7, 64, 307, 128, vec![3; sites])
     }
 
     pub(crate) fn replica(id: ServerId) -> Replica {
@@ -354,8 +360,24 @@ pub(super) mod unit {
 
     /// A started replica of three sites of four whose global window is `window` slots.
     fn replica_with_window(id: ServerId, window: u64) -> Replica {
-        let crypto = Crypto::new(Box::new(FastCrypto::new(world(), FastIdentity::Server(id))));
-        let mut cfg = ReplicaConfig::new(id, vec![4; 3], vec![1; 3]);
+        replica_in(id, 3, window)
+    }
+
+    /// A started replica of five sites of four (two Accepts order a slot).
+    pub(crate) fn five_site_replica(id: ServerId) -> Replica {
+        replica_in(
+            id,
+            5,
+            ReplicaConfig::new(id, vec![4; 5], vec![1; 5]).global_window,
+        )
+    }
+
+    fn replica_in(id: ServerId, sites: usize, window: u64) -> Replica {
+        let crypto = Crypto::new(Box::new(FastCrypto::new(
+            world_of(sites),
+            FastIdentity::Server(id),
+        )));
+        let mut cfg = ReplicaConfig::new(id, vec![4; sites], vec![1; sites]);
         cfg.global_window = window;
         let mut r = Replica::new(cfg, crypto);
         r.started(Duration::ZERO);

@@ -162,6 +162,9 @@ pub struct WorldConfig {
     /// Only the ⌊S/2⌋ non-leader sites nearest the leader site accept at once
     /// ([`ReplicaConfig::designated_accepters`]; on by default).
     pub designated_accepters: bool,
+    /// Whether representatives relay other sites' Accepts of a slot together
+    /// ([`ReplicaConfig::bundle_accept_relays`]; on by default).
+    pub bundle_accept_relays: bool,
     /// Byzantine clients replaying one signed query to every server of their site: (site,
     /// period, copies per period). Their ids follow the flooding clients' (fast crypto only).
     pub replaying_clients: Vec<(SiteId, Duration, u32)>,
@@ -245,6 +248,7 @@ impl WorldConfig {
             forwarding: true,
             designated_signers: true,
             designated_accepters: true,
+            bundle_accept_relays: true,
         }
     }
 }
@@ -302,6 +306,7 @@ impl World {
                 rc.forwarding = cfg.forwarding;
                 rc.designated_signers = cfg.designated_signers;
                 rc.designated_accepters = cfg.designated_accepters;
+                rc.bundle_accept_relays = cfg.bundle_accept_relays;
                 let byz = byzantine.get(&id).copied();
                 let proc_id = match byz {
                     Some(Byzantine::Spammer) => sim.add_process(
@@ -518,7 +523,7 @@ fn server_node(
         Some(Byzantine::SlowAcceptRelay(hold)) => Box::new(faults::to_own_site_late(
             replica,
             id,
-            |m| matches!(m, Message::Accept(_)),
+            |m| matches!(m, Message::Accept(_) | Message::AcceptRelay(_)),
             hold,
         )),
         Some(Byzantine::DropUpdates) => Box::new(faults::drop_updates(replica)),
