@@ -137,7 +137,7 @@ impl Replica {
     }
 
     /// Whether this site is a non-leader site outside the designated accepting ones.
-    fn holds_accepts(&self) -> bool {
+    pub(crate) fn holds_accepts(&self) -> bool {
         self.cfg.designated_accepters
             && !self.in_leader_site()
             && !self.accepting_sites().contains(&self.site())

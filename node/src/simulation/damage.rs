@@ -1082,7 +1082,7 @@ fn forwarding_does_not_overload_a_congested_network() {
 }
 
 /// Debugging aid: runs `SCENARIO` (default `slow-disseminator`; `a+b` mounts both) on `TOPOLOGY` (default
-/// `local-symmetric-10mbps`) with `COSTS=paper` or the measured costs for 20 s, seed `SEED`
+/// `local-symmetric-10mbps`) with `COSTS=paper` or the measured costs for `SECS` (20) s, seed `SEED`
 /// (default 1) and `CLIENTS` (default 10), and prints every server's stats and turnaround gauges; `FORWARDING=0` turns
 /// forwarding off, `HOLD=timers` mounts the scenario's variant for runs without it.
 #[test]
@@ -1098,8 +1098,14 @@ fn debug_scenario() {
     let mut cfg = WorldConfig::new(topo, clients, seed);
     if var("COSTS", "measured") == "paper" {
         cfg.costs = CostTable::paper();
+        cfg.scheme = steward_crypto::signature::Scheme::RSA1024; // as `loadgen simulate`
     }
-    let end = Duration::from_secs(20);
+    let end = Duration::from_secs(var("SECS", "20").parse().unwrap());
+    // As `loadgen simulate` runs it: WARMUP=5 WAN_QUEUE_KIB=1024 SECS=35.
+    cfg.sim.warmup = Duration::from_secs(var("WARMUP", "0").parse().unwrap());
+    if let Ok(kib) = var("WAN_QUEUE_KIB", "").parse::<u64>() {
+        cfg.sim.wan_queue_limit_bytes = kib * 1024;
+    }
     let scenario = var("SCENARIO", "slow-disseminator");
     // HOLD=timers: the scenario's variant for runs without forwarding, mounted with it.
     cfg.forwarding = var("FORWARDING", "1") == "1" && var("HOLD", "") != "timers";
